@@ -1,0 +1,67 @@
+"""Fixtures shared by every test: a fresh lab home per test and a way to call tools."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from sotalab.tools.errors import LabError
+from sotalab.tools.home import Lab
+from sotalab.tools.invoke import invoke
+
+REPO = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI") == "true"
+
+
+@pytest.fixture
+def lab(tmp_path) -> Lab:
+    return Lab.open(tmp_path / "lab")
+
+
+@pytest.fixture
+def call(lab):
+    """call("tool_name", **arguments) -> result dict, through the same path as MCP."""
+
+    def _call(name: str, **arguments):
+        return invoke(lab, name, arguments)
+
+    return _call
+
+
+@pytest.fixture
+def call_error(lab):
+    """call_error("tool_name", **arguments) -> the LabError message the caller would see."""
+
+    def _call_error(name: str, **arguments) -> str:
+        with pytest.raises(LabError) as info:
+            invoke(lab, name, arguments)
+        return str(info.value)
+
+    return _call_error
+
+
+def sotalab_command() -> list[str]:
+    """How to start this checkout's `sotalab` console script."""
+    script = Path(sys.executable).parent / "sotalab"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "sotalab.server.cli"]
+
+
+def require(condition: bool, reason: str):
+    """Skip with a reason, except in CI where the missing part is a failure."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI must provide this: {reason}")
+    pytest.skip(reason)
+
+
+SIMPLE_CAMPAIGN = {
+    "name": "demo",
+    "objective": {"metric": "accuracy", "direction": "max", "reported": 0.8},
+    "evaluator": {"command": ["python", "eval.py"], "metrics": [{"name": "accuracy", "regex": r"accuracy=([0-9.]+)"}]},
+}
+
+

@@ -1,0 +1,237 @@
+"""Campaigns: one research target each, with its objective, evaluator and budgets."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from . import ledger
+from .errors import InvalidInput, LabError, NotFound
+from .home import Lab
+from .paging import DEFAULT_LIMIT, MAX_LIMIT, next_cursor, offset_from
+from .registry import tool
+
+Direction = Literal["max", "min"]
+
+
+class SecondaryMetric(BaseModel):
+    direction: Direction = "max"
+    tolerance: float = Field(0.0, ge=0, description="how much worse than the baseline it may get")
+
+
+class Objective(BaseModel):
+    metric: str = Field(..., min_length=1, max_length=100, description="primary metric name")
+    direction: Direction = Field(..., description="max: higher is better; min: lower is better")
+    reported: float | None = Field(None, description="value the paper reports for the baseline")
+    target: float | None = Field(None, description="value the campaign aims for")
+    reproduce_tolerance: float = Field(0.01, ge=0, description="how close the reproduced baseline must be to `reported`")
+    min_effect: float = Field(0.0, ge=0, description="smallest gain over the baseline that counts as an improvement")
+    secondary: dict[str, SecondaryMetric] = Field(default_factory=dict,
+                                                  description="other metrics that must not get worse")
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether score ``a`` beats score ``b`` in this objective's direction."""
+        return a > b if self.direction == "max" else a < b
+
+
+class MetricRule(BaseModel):
+    """How the server reads one metric from an evaluation run."""
+
+    name: str = Field(..., min_length=1, max_length=100)
+    regex: str | None = Field(None, description="regex on the evaluator's output; group 1 (or the named group 'value') is the number")
+    json_file: str | None = Field(None, description="JSON file the evaluator writes, relative to its working directory")
+    json_key: str | None = Field(None, description="dotted key inside json_file; defaults to the metric name")
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if bool(self.regex) == bool(self.json_file):
+            raise ValueError(f"metric {self.name!r}: give exactly one of regex or json_file")
+        if self.regex:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"metric {self.name!r}: regex does not compile: {exc}") from None
+        return self
+
+
+class Evaluator(BaseModel):
+    command: list[str] = Field(..., min_length=1, description="argv of the evaluation command, run in the trial's worktree")
+    metrics: list[MetricRule] = Field(..., min_length=1)
+    timeout_s: int = Field(600, ge=1, le=7 * 24 * 3600)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=64)
+    seed_env: str = Field("SOTALAB_SEED", description="environment variable that carries the seed")
+    seed_arg: str | None = Field(None, description="argument the seed is appended with, e.g. '--seed'")
+
+
+class Budgets(BaseModel):
+    run_wall_s: int | None = Field(None, ge=1)
+    memory_gb: float | None = Field(None, gt=0)
+    gpu_memory_gb: float | None = Field(None, gt=0)
+    gpu_hours: float | None = Field(None, gt=0)
+    max_trials: int | None = Field(None, ge=1)
+    artifact_mb: float | None = Field(None, gt=0)
+    max_params: int | None = Field(None, ge=1)
+
+
+def _check_globs(paths: list[str]) -> list[str]:
+    for p in paths:
+        if p.startswith("/") or p.startswith("-") or ".." in p.split("/"):
+            raise ValueError(f"path {p!r} must be relative to the repository, without '..' or a leading '-'")
+    return paths
+
+
+class CampaignCreate(BaseModel):
+    name: str = Field(..., min_length=1, max_length=120, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
+    description: str = Field("", max_length=4000)
+    objective: Objective
+    evaluator: Evaluator
+    protected_paths: list[str] = Field(default_factory=list, description="globs of evaluator code and data, hashed at baseline")
+    held_out_paths: list[str] = Field(default_factory=list, description="globs of test labels/splits hidden from ordinary trials")
+    budgets: Budgets = Field(default_factory=Budgets)
+    repo_url: str | None = Field(None, description="where the paper's code lives (clone it with repo_clone)")
+
+    _globs = field_validator("protected_paths", "held_out_paths")(_check_globs)
+
+
+class CampaignRef(BaseModel):
+    campaign: int = Field(..., description="campaign id")
+
+
+class CampaignUpdate(BaseModel):
+    campaign: int
+    description: str | None = Field(None, max_length=4000)
+    status: Literal["active", "paused", "done"] | None = None
+    objective: Objective | None = None
+    evaluator: Evaluator | None = None
+    protected_paths: list[str] | None = None
+    held_out_paths: list[str] | None = None
+    budgets: Budgets | None = None
+
+    _globs = field_validator("protected_paths", "held_out_paths")(lambda v: v if v is None else _check_globs(v))
+
+
+class CampaignListIn(BaseModel):
+    status: Literal["active", "paused", "done"] | None = None
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    cursor: str | None = None
+
+
+class Campaign(BaseModel):
+    id: int
+    name: str
+    description: str
+    status: str
+    objective: Objective
+    evaluator: Evaluator
+    protected_paths: list[str]
+    held_out_paths: list[str]
+    budgets: Budgets
+    spent: dict = Field(description="what the campaign has used: trials, gpu_hours, finalize_calls")
+    repo_url: str | None
+    repo_commit: str | None
+    paper_id: str | None
+    env_id: str | None
+    baseline_trial_id: int | None
+    trial_count: int
+    created_at: str
+    updated_at: str
+
+
+class CampaignPage(BaseModel):
+    campaigns: list[Campaign]
+    total: int
+    next_cursor: str | None
+
+
+_JSON_FIELDS = ("objective", "evaluator", "protected_paths", "held_out_paths", "budgets", "spent")
+
+
+def row_to_campaign(lab: Lab, row: dict) -> Campaign:
+    data = dict(row)
+    for key in _JSON_FIELDS:
+        data[key] = ledger.loads(data[key], {})
+    data["trial_count"] = lab.db.execute(
+        "SELECT COUNT(*) FROM trials WHERE campaign_id = ?", [row["id"]]).fetchone()[0]
+    return Campaign.model_validate(data)
+
+
+def load(lab: Lab, campaign_id: int) -> Campaign:
+    rows = list(lab.db.query("SELECT * FROM campaigns WHERE id = ?", [campaign_id]))
+    if not rows:
+        raise NotFound(f"no campaign with id {campaign_id}", hint="list campaigns with campaign_list")
+    return row_to_campaign(lab, rows[0])
+
+
+def set_fields(lab: Lab, campaign_id: int, **fields) -> None:
+    """Write campaign columns (JSON-encoding the structured ones) and bump updated_at."""
+    encoded = {k: ledger.dumps(v) if k in _JSON_FIELDS else v for k, v in fields.items()}
+    encoded["updated_at"] = ledger.now()
+    lab.db["campaigns"].update(campaign_id, encoded)
+
+
+@tool()
+def campaign_create(lab: Lab, args: CampaignCreate) -> Campaign:
+    """Create a campaign: one research target with its objective (primary metric,
+    direction, reported value, target), evaluator (argv, metric rules, timeout, seeds),
+    protected and held-out paths, and budgets. Returns the stored campaign."""
+    if lab.db.execute("SELECT 1 FROM campaigns WHERE name = ?", [args.name]).fetchone():
+        raise InvalidInput(f"a campaign named {args.name!r} already exists",
+                           hint="pick another name, or find it with campaign_list")
+    stamp = ledger.now()
+    row = {
+        "name": args.name,
+        "description": args.description,
+        "repo_url": args.repo_url,
+        "created_at": stamp,
+        "updated_at": stamp,
+        "spent": ledger.dumps({}),
+    }
+    for key in ("objective", "evaluator", "budgets"):
+        row[key] = ledger.dumps(getattr(args, key).model_dump())
+    row["protected_paths"] = ledger.dumps(args.protected_paths)
+    row["held_out_paths"] = ledger.dumps(args.held_out_paths)
+    campaign_id = lab.db["campaigns"].insert(row).last_pk
+    return load(lab, campaign_id)
+
+
+@tool(read_only=True)
+def campaign_get(lab: Lab, args: CampaignRef) -> Campaign:
+    """One campaign with its objective, evaluator, budgets, spend and trial count."""
+    return load(lab, args.campaign)
+
+
+@tool(read_only=True)
+def campaign_list(lab: Lab, args: CampaignListIn) -> CampaignPage:
+    """Campaigns, newest first, paged with `cursor`."""
+    where, params = ("WHERE status = ?", [args.status]) if args.status else ("", [])
+    total = lab.db.execute(f"SELECT COUNT(*) FROM campaigns {where}", params).fetchone()[0]
+    offset = offset_from(args.cursor)
+    rows = lab.db.query(f"SELECT * FROM campaigns {where} ORDER BY id DESC LIMIT ? OFFSET ?",
+                        [*params, args.limit, offset])
+    campaigns = [row_to_campaign(lab, r) for r in rows]
+    return CampaignPage(campaigns=campaigns, total=total,
+                        next_cursor=next_cursor(offset, len(campaigns), total))
+
+
+FROZEN_AFTER_BASELINE = ("evaluator", "protected_paths", "held_out_paths")
+
+
+@tool(idempotent=True)
+def campaign_update(lab: Lab, args: CampaignUpdate) -> Campaign:
+    """Change a campaign's description, status, objective, budgets, or (until the
+    baseline has been scored) its evaluator, protected and held-out paths."""
+    campaign = load(lab, args.campaign)
+    changes = args.model_dump(exclude={"campaign"}, exclude_none=True)
+    if not changes:
+        raise InvalidInput("nothing to update", hint="pass at least one field to change")
+    frozen = [k for k in FROZEN_AFTER_BASELINE if k in changes]
+    if frozen and campaign.baseline_trial_id is not None:
+        scored = lab.db.execute("SELECT score FROM trials WHERE id = ?",
+                                [campaign.baseline_trial_id]).fetchone()
+        if scored and scored[0] is not None:
+            raise LabError(f"cannot change {', '.join(frozen)} after the baseline has been scored",
+                           hint="scores would no longer be comparable; create a new campaign instead")
+    set_fields(lab, args.campaign, **changes)
+    return load(lab, args.campaign)

@@ -1,0 +1,110 @@
+"""Ideas: the campaign's queue of hypotheses, typed PARAM/CODE/ALGO/LEAP."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from . import campaigns, ledger
+from .errors import InvalidInput, NotFound
+from .home import Lab
+from .paging import DEFAULT_LIMIT, MAX_LIMIT, next_cursor, offset_from
+from .registry import tool
+
+IdeaType = Literal["PARAM", "CODE", "ALGO", "LEAP"]
+Risk = Literal["low", "medium", "high"]
+IdeaStatus = Literal["open", "running", "done", "dropped"]
+
+
+class IdeaAdd(BaseModel):
+    campaign: int
+    title: str = Field(..., min_length=1, max_length=200)
+    description: str = Field("", max_length=4000)
+    type: IdeaType = Field(..., description="PARAM (hyperparameter), CODE (implementation), ALGO (method), LEAP (bold jump)")
+    risk: Risk = "medium"
+    priority: int = Field(0, ge=-100, le=100, description="higher runs first")
+
+
+class IdeaUpdate(BaseModel):
+    idea: int
+    title: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=4000)
+    type: IdeaType | None = None
+    risk: Risk | None = None
+    priority: int | None = Field(None, ge=-100, le=100)
+    status: IdeaStatus | None = None
+
+
+class IdeaListIn(BaseModel):
+    campaign: int
+    status: IdeaStatus | None = None
+    type: IdeaType | None = None
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    cursor: str | None = None
+
+
+class Idea(BaseModel):
+    id: int
+    campaign_id: int
+    title: str
+    description: str
+    type: IdeaType
+    risk: Risk
+    priority: int
+    status: IdeaStatus
+    trial_id: int | None
+    created_at: str
+    updated_at: str
+
+
+class IdeaPage(BaseModel):
+    ideas: list[Idea]
+    total: int
+    next_cursor: str | None
+
+
+def load(lab: Lab, idea_id: int) -> Idea:
+    rows = list(lab.db.query("SELECT * FROM ideas WHERE id = ?", [idea_id]))
+    if not rows:
+        raise NotFound(f"no idea with id {idea_id}", hint="list ideas with idea_list")
+    return Idea.model_validate(rows[0])
+
+
+@tool()
+def idea_add(lab: Lab, args: IdeaAdd) -> Idea:
+    """Queue a hypothesis for a campaign with its type, risk and priority."""
+    campaigns.load(lab, args.campaign)
+    stamp = ledger.now()
+    row = args.model_dump(exclude={"campaign"}) | {"campaign_id": args.campaign, "status": "open",
+                                                  "created_at": stamp, "updated_at": stamp}
+    return load(lab, lab.db["ideas"].insert(row).last_pk)
+
+
+@tool(idempotent=True)
+def idea_update(lab: Lab, args: IdeaUpdate) -> Idea:
+    """Change an idea's text, type, risk, priority or status (open, running, done, dropped)."""
+    load(lab, args.idea)
+    changes = args.model_dump(exclude={"idea"}, exclude_none=True)
+    if not changes:
+        raise InvalidInput("nothing to update", hint="pass at least one field to change")
+    lab.db["ideas"].update(args.idea, changes | {"updated_at": ledger.now()})
+    return load(lab, args.idea)
+
+
+@tool(read_only=True)
+def idea_list(lab: Lab, args: IdeaListIn) -> IdeaPage:
+    """A campaign's ideas, highest priority first (then oldest), paged."""
+    campaigns.load(lab, args.campaign)
+    clauses, params = ["campaign_id = ?"], [args.campaign]
+    for column in ("status", "type"):
+        if getattr(args, column) is not None:
+            clauses.append(f"{column} = ?")
+            params.append(getattr(args, column))
+    where = " AND ".join(clauses)
+    total = lab.db.execute(f"SELECT COUNT(*) FROM ideas WHERE {where}", params).fetchone()[0]
+    offset = offset_from(args.cursor)
+    rows = list(lab.db.query(f"SELECT * FROM ideas WHERE {where} ORDER BY priority DESC, id LIMIT ? OFFSET ?",
+                             [*params, args.limit, offset]))
+    return IdeaPage(ideas=[Idea.model_validate(r) for r in rows], total=total,
+                    next_cursor=next_cursor(offset, len(rows), total))

@@ -1,0 +1,249 @@
+"""The ledger: one SQLite database (WAL) holding every record of the lab.
+
+Schema changes are forward migrations, applied in order and recorded by name in
+``schema_migrations``; the schema version is the number applied. Add a migration by
+appending to ``MIGRATIONS``; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlite_utils
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def now() -> str:
+    """UTC timestamp in ISO 8601, the one time format of the ledger."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def dumps(value) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def loads(text: str | None, default=None):
+    return default if text in (None, "") else json.loads(text)
+
+
+def _initial_schema(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE campaigns (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            description TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'active',
+            paper_id TEXT,
+            repo_url TEXT,
+            repo_commit TEXT,
+            env_id TEXT,
+            baseline_trial_id INTEGER,
+            objective TEXT NOT NULL,
+            evaluator TEXT NOT NULL,
+            protected_paths TEXT NOT NULL DEFAULT '[]',
+            held_out_paths TEXT NOT NULL DEFAULT '[]',
+            budgets TEXT NOT NULL DEFAULT '{}',
+            spent TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE trials (
+            id INTEGER PRIMARY KEY,
+            campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+            parent_id INTEGER REFERENCES trials(id),
+            idea_id INTEGER REFERENCES ideas(id),
+            kind TEXT NOT NULL,
+            hypothesis TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'open',
+            label TEXT,
+            depth INTEGER NOT NULL DEFAULT 0,
+            branch TEXT,
+            worktree TEXT,
+            commit_sha TEXT,
+            diff_stat TEXT,
+            score REAL,
+            score_std REAL,
+            seed_scores TEXT,
+            metrics TEXT,
+            delta_parent REAL,
+            delta_baseline REAL,
+            cost TEXT NOT NULL DEFAULT '{}',
+            evaluated_at TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX trials_campaign_score ON trials(campaign_id, score);
+        CREATE INDEX trials_parent ON trials(parent_id);
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            campaign_id INTEGER REFERENCES campaigns(id),
+            trial_id INTEGER REFERENCES trials(id),
+            purpose TEXT NOT NULL DEFAULT 'adhoc',
+            seed INTEGER,
+            argv TEXT NOT NULL,
+            env TEXT NOT NULL DEFAULT '{}',
+            cwd TEXT NOT NULL,
+            executor TEXT NOT NULL,
+            env_id TEXT,
+            resources TEXT NOT NULL DEFAULT '{}',
+            budget TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL,
+            reason TEXT,
+            exit_code INTEGER,
+            pid INTEGER,
+            supervisor_pid INTEGER,
+            run_dir TEXT,
+            metrics TEXT,
+            telemetry TEXT,
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            ended_at TEXT
+        );
+        CREATE INDEX runs_status ON runs(status);
+        CREATE INDEX runs_trial ON runs(trial_id);
+        CREATE TABLE environments (
+            id TEXT PRIMARY KEY,
+            campaign_id INTEGER REFERENCES campaigns(id),
+            backend TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            status TEXT NOT NULL,
+            location TEXT,
+            log_path TEXT,
+            diagnostics TEXT,
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            ended_at TEXT
+        );
+        CREATE TABLE papers (
+            id TEXT PRIMARY KEY,
+            campaign_id INTEGER REFERENCES campaigns(id),
+            source TEXT NOT NULL,
+            arxiv_id TEXT,
+            title TEXT,
+            authors TEXT,
+            abstract TEXT,
+            pages INTEGER,
+            pdf_path TEXT,
+            extraction TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE ideas (
+            id INTEGER PRIMARY KEY,
+            campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+            title TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            type TEXT NOT NULL,
+            risk TEXT NOT NULL DEFAULT 'medium',
+            priority INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL DEFAULT 'open',
+            trial_id INTEGER REFERENCES trials(id),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE notes (
+            id INTEGER PRIMARY KEY,
+            campaign_id INTEGER REFERENCES campaigns(id),
+            trial_id INTEGER REFERENCES trials(id),
+            kind TEXT NOT NULL DEFAULT 'analysis',
+            title TEXT NOT NULL,
+            body TEXT NOT NULL DEFAULT '',
+            tags TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE failure_memories (
+            id INTEGER PRIMARY KEY,
+            signature TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '',
+            evidence TEXT NOT NULL DEFAULT '[]',
+            fix TEXT NOT NULL DEFAULT '',
+            worked INTEGER,
+            campaign_id INTEGER REFERENCES campaigns(id),
+            env_id TEXT,
+            run_id INTEGER,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX failure_memories_signature ON failure_memories(signature);
+        CREATE TABLE audits (
+            id INTEGER PRIMARY KEY,
+            trial_id INTEGER NOT NULL REFERENCES trials(id),
+            campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+            depth TEXT NOT NULL,
+            verdict TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            checks TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX audits_trial ON audits(trial_id);
+        CREATE TABLE journal (
+            id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            tool TEXT NOT NULL,
+            args_digest TEXT NOT NULL,
+            campaign_id INTEGER,
+            duration_ms REAL NOT NULL,
+            ok INTEGER NOT NULL,
+            error TEXT
+        );
+        """
+    )
+    db["notes"].enable_fts(["title", "body", "tags"], create_triggers=True, tokenize="porter")
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
+    ("0001_initial", _initial_schema),
+]
+
+
+def connect(path: Path) -> sqlite_utils.Database:
+    """Open the ledger, creating and migrating it as needed.
+
+    Autocommit mode: every statement commits at once unless wrapped in
+    ``with db.conn:``, so a state change is on disk before it is reported.
+    """
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                           check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    db = sqlite_utils.Database(conn)
+    migrate(db)
+    return db
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Apply every migration not yet applied; return the schema version."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)"
+    )
+    applied = {row[0] for row in db.execute("SELECT name FROM schema_migrations").fetchall()}
+    if len(applied) == len(MIGRATIONS):
+        return len(applied)
+    # A file lock, not a transaction: executescript() commits on its own, and two
+    # processes opening a new ledger at once must not both run the same migration.
+    lock_path = Path(db.conn.execute("PRAGMA database_list").fetchone()[2] + ".migrate.lock")
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        applied = {row[0] for row in db.execute("SELECT name FROM schema_migrations").fetchall()}
+        for version, (name, step) in enumerate(MIGRATIONS, start=1):
+            if name in applied:
+                continue
+            step(db)
+            db.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                [version, name, now()],
+            )
+    return len(MIGRATIONS)
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0]

@@ -1,0 +1,101 @@
+"""Notes: analyses, failure memories and red lines, searchable by full text."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from . import campaigns, ledger, trials
+from .home import Lab
+from .paging import MAX_LIMIT
+from .registry import tool
+
+NoteKind = Literal["analysis", "failure", "red_line", "decision", "general"]
+
+
+class NoteAdd(BaseModel):
+    title: str = Field(..., min_length=1, max_length=200)
+    body: str = Field("", max_length=20_000)
+    kind: NoteKind = "analysis"
+    tags: list[str] = Field(default_factory=list, max_length=20)
+    campaign: int | None = None
+    trial: int | None = None
+
+
+class Note(BaseModel):
+    id: int
+    campaign_id: int | None
+    trial_id: int | None
+    kind: str
+    title: str
+    body: str
+    tags: list[str]
+    created_at: str
+
+
+class NoteSearchIn(BaseModel):
+    query: str = Field(..., min_length=1, max_length=500, description="words to look for; all must match")
+    campaign: int | None = None
+    kind: NoteKind | None = None
+    limit: int = Field(10, ge=1, le=MAX_LIMIT)
+
+
+class NoteHit(BaseModel):
+    note: Note
+    rank: float = Field(description="bm25 rank: lower is a better match")
+    snippet: str
+
+
+class NoteSearchResult(BaseModel):
+    hits: list[NoteHit]
+
+
+def _note(row: dict) -> Note:
+    return Note.model_validate(dict(row) | {"tags": [t for t in row["tags"].split() if t]})
+
+
+def fts_query(text: str) -> str:
+    """Caller words as an FTS5 query that cannot inject operators: each word quoted."""
+    words = re.findall(r"\w+", text)
+    return " ".join(f'"{w}"' for w in words)
+
+
+@tool()
+def note_add(lab: Lab, args: NoteAdd) -> Note:
+    """Record an analysis, failure memory, red line or decision, optionally tied to a
+    campaign or trial."""
+    if args.campaign is not None:
+        campaigns.load(lab, args.campaign)
+    if args.trial is not None:
+        trials.load(lab, args.trial)
+    row = {"campaign_id": args.campaign, "trial_id": args.trial, "kind": args.kind, "title": args.title,
+           "body": args.body, "tags": " ".join(t.replace(" ", "_") for t in args.tags), "created_at": ledger.now()}
+    note_id = lab.db["notes"].insert(row).last_pk
+    return _note(next(lab.db.query("SELECT * FROM notes WHERE id = ?", [note_id])))
+
+
+@tool(read_only=True)
+def note_search(lab: Lab, args: NoteSearchIn) -> NoteSearchResult:
+    """Full-text search over notes (title, body, tags), best matches first."""
+    match = fts_query(args.query)
+    if not match:
+        return NoteSearchResult(hits=[])
+    clauses, params = ["notes_fts MATCH ?"], [match]
+    for column, value in (("notes.campaign_id", args.campaign), ("notes.kind", args.kind)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    rows = lab.db.query(
+        f"""SELECT notes.*, bm25(notes_fts) AS rank,
+                   snippet(notes_fts, 1, '[', ']', '…', 12) AS snippet
+            FROM notes_fts JOIN notes ON notes.id = notes_fts.rowid
+            WHERE {' AND '.join(clauses)} ORDER BY rank LIMIT ?""",
+        [*params, args.limit])
+    hits = []
+    for row in rows:
+        row = dict(row)
+        rank, snippet = row.pop("rank"), row.pop("snippet")
+        hits.append(NoteHit(note=_note(row), rank=rank, snippet=snippet))
+    return NoteSearchResult(hits=hits)

@@ -1,0 +1,96 @@
+"""Every lab tool, described once, for the MCP server and the CLI alike.
+
+A tool is a plain function ``fn(lab, args) -> OutputModel`` (or ``fn(lab, args,
+progress)`` for long work) whose ``args`` is a pydantic model. Decorate it with
+``@tool(...)`` and list its module in ``TOOL_MODULES``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, get_type_hints
+
+from pydantic import BaseModel
+
+TOOL_MODULES = [
+    "campaigns",
+    "trials",
+    "ideas",
+    "notes",
+    "status",
+]
+
+
+class Progress(Protocol):
+    def __call__(self, done: float, total: float | None = None, message: str | None = None) -> None: ...
+
+
+def no_progress(done: float, total: float | None = None, message: str | None = None) -> None:
+    """The progress sink used where nobody listens (tests, plain library calls)."""
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    fn: Callable[..., BaseModel]
+    input_model: type[BaseModel]
+    output_model: type[BaseModel]
+    description: str
+    read_only: bool
+    destructive: bool
+    idempotent: bool
+    open_world: bool
+    wants_progress: bool
+
+    def call(self, lab, args: BaseModel, progress: Progress = no_progress) -> BaseModel:
+        if self.wants_progress:
+            return self.fn(lab, args, progress)
+        return self.fn(lab, args)
+
+
+_SPECS: dict[str, ToolSpec] = {}
+
+
+def tool(*, read_only: bool = False, destructive: bool = False, idempotent: bool = False,
+         open_world: bool = False, name: str | None = None):
+    """Register a lab tool. The annotations must be honest: they reach every MCP host."""
+
+    def register(fn: Callable[..., BaseModel]) -> Callable[..., BaseModel]:
+        hints = get_type_hints(fn)
+        params = list(inspect.signature(fn).parameters)
+        spec = ToolSpec(
+            name=name or fn.__name__,
+            fn=fn,
+            input_model=hints[params[1]],
+            output_model=hints["return"],
+            description=inspect.cleandoc(fn.__doc__ or ""),
+            read_only=read_only,
+            destructive=destructive,
+            idempotent=idempotent or read_only,
+            open_world=open_world,
+            wants_progress=len(params) > 2,
+        )
+        if spec.name in _SPECS and _SPECS[spec.name].fn is not fn:
+            raise RuntimeError(f"tool {spec.name!r} registered twice")
+        _SPECS[spec.name] = spec
+        return fn
+
+    return register
+
+
+def all_tools() -> dict[str, ToolSpec]:
+    """Every registered tool by name, importing the tool modules on first use."""
+    for module in TOOL_MODULES:
+        importlib.import_module(f"{__package__}.{module}")
+    return dict(_SPECS)
+
+
+def input_schema(spec: ToolSpec) -> dict[str, Any]:
+    return spec.input_model.model_json_schema()
+
+
+def output_schema(spec: ToolSpec) -> dict[str, Any]:
+    return spec.output_model.model_json_schema()

@@ -1,0 +1,108 @@
+"""What this lab holds and what this machine offers it."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+
+from pydantic import BaseModel, Field
+
+from . import ledger
+from .home import Lab
+from .registry import tool
+
+COUNTED_TABLES = ("campaigns", "trials", "runs", "environments", "papers", "ideas", "notes", "audits", "journal")
+
+
+class Capability(BaseModel):
+    name: str
+    available: bool
+    detail: str = Field(description="version or what was found; when absent, why")
+
+
+class LabStatusIn(BaseModel):
+    pass
+
+
+class LabStatus(BaseModel):
+    home: str
+    schema_version: int
+    counts: dict[str, int]
+    capabilities: list[Capability]
+    local_sandbox: str = Field(description="how the local executor isolates runs: bubblewrap or process-group")
+
+
+def check_docker() -> Capability:
+    try:
+        import docker
+    except ImportError:
+        return Capability(name="docker", available=False, detail="docker-py is not installed")
+    try:
+        client = docker.from_env(timeout=3)
+        version = client.version().get("Version", "?")
+        client.close()
+        return Capability(name="docker", available=True, detail=f"engine {version}")
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:160]
+        return Capability(name="docker", available=False, detail=f"no engine reachable: {reason}")
+
+
+def check_bubblewrap() -> Capability:
+    path = shutil.which("bwrap")
+    if not path:
+        return Capability(name="bubblewrap", available=False, detail="bwrap is not on PATH (apt-get install bubblewrap)")
+    probe = subprocess.run([path, "--ro-bind", "/", "/", "--unshare-net", "--", "true"],
+                           capture_output=True, text=True, timeout=10)
+    if probe.returncode != 0:
+        return Capability(name="bubblewrap", available=False,
+                          detail=f"bwrap cannot create a sandbox here: {probe.stderr.strip()[:160]}")
+    return Capability(name="bubblewrap", available=True, detail=path)
+
+
+def check_nvml() -> Capability:
+    try:
+        import pynvml
+    except ImportError:
+        return Capability(name="nvml", available=False, detail="nvidia-ml-py is not installed")
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as exc:
+        return Capability(name="nvml", available=False, detail=f"NVML found no GPU: {exc}")
+    try:
+        count = pynvml.nvmlDeviceGetCount()
+        names = [pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i)) for i in range(count)]
+    finally:
+        pynvml.nvmlShutdown()
+    if not count:
+        return Capability(name="nvml", available=False, detail="NVML found no GPU")
+    return Capability(name="nvml", available=True, detail=f"{count} GPU(s): {', '.join(map(str, names))}")
+
+
+def check_uv() -> Capability:
+    path = shutil.which("uv")
+    if not path:
+        return Capability(name="uv", available=False, detail="uv is not on PATH (pip install uv)")
+    version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+    return Capability(name="uv", available=True, detail=version)
+
+
+def check_ray() -> Capability:
+    if importlib.util.find_spec("ray") is None:
+        return Capability(name="ray", available=False, detail="ray is not installed (needed only for cluster runs)")
+    return Capability(name="ray", available=True, detail="ray importable")
+
+
+def capabilities() -> list[Capability]:
+    return [check_docker(), check_bubblewrap(), check_nvml(), check_uv(), check_ray()]
+
+
+@tool(read_only=True)
+def lab_status(lab: Lab, args: LabStatusIn) -> LabStatus:
+    """The lab home, ledger counts, and what this machine offers (Docker engine,
+    bubblewrap, NVML GPUs, uv, Ray), each with a one-line reason when absent."""
+    counts = {t: lab.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in COUNTED_TABLES}
+    caps = capabilities()
+    bwrap = next(c for c in caps if c.name == "bubblewrap")
+    return LabStatus(home=str(lab.home), schema_version=ledger.schema_version(lab.db), counts=counts,
+                     capabilities=caps, local_sandbox="bubblewrap" if bwrap.available else "process-group")

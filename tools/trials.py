@@ -1,0 +1,284 @@
+"""Trials: the nodes of a campaign's lineage tree.
+
+Scores, metrics and labels are written only by the evaluation path; nothing here takes
+a score from a caller.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from . import campaigns, ledger
+from .errors import BudgetExceeded, InvalidInput, NotFound
+from .home import Lab
+from .paging import DEFAULT_LIMIT, MAX_LIMIT, next_cursor, offset_from
+from .registry import tool
+
+Kind = Literal["baseline", "param", "code", "algo", "leap"]
+Label = Literal["keep", "discard", "crash", "preflight_crash", "timeout", "oom", "gpu_oom",
+                "metric_missing", "protected_violation", "size_blocked", "disqualified"]
+
+
+class TrialCreate(BaseModel):
+    campaign: int
+    kind: Kind = Field(..., description="baseline (once per campaign, no parent) or the kind of change")
+    hypothesis: str = Field("", max_length=4000, description="what this trial changes and why it should help")
+    parent: int | None = Field(None, description="trial to branch from; defaults to the baseline")
+    idea: int | None = Field(None, description="the idea this trial tests")
+
+
+class TrialRef(BaseModel):
+    trial: int
+
+
+class Trial(BaseModel):
+    id: int
+    campaign_id: int
+    parent_id: int | None
+    idea_id: int | None
+    kind: str
+    hypothesis: str
+    status: str = Field(description="open (editable), evaluating, evaluated")
+    label: str | None
+    depth: int
+    branch: str | None
+    worktree: str | None
+    commit_sha: str | None
+    diff_stat: dict | None
+    score: float | None = Field(description="evaluator-owned primary score (mean over seeds)")
+    score_std: float | None
+    seed_scores: dict | None
+    metrics: dict | None
+    delta_parent: float | None
+    delta_baseline: float | None
+    cost: dict
+    evaluated_at: str | None
+    created_at: str
+    updated_at: str
+
+
+class TrialListIn(BaseModel):
+    campaign: int | None = None
+    kind: Kind | None = None
+    label: Label | None = None
+    status: str | None = None
+    parent: int | None = None
+    scored: bool | None = Field(None, description="only scored (true) or unscored (false) trials")
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    cursor: str | None = None
+
+
+class TrialSummary(BaseModel):
+    id: int
+    parent_id: int | None
+    kind: str
+    label: str | None
+    score: float | None
+    hypothesis: str
+
+
+class TrialPage(BaseModel):
+    trials: list[TrialSummary]
+    total: int
+    next_cursor: str | None
+
+
+class LineageIn(BaseModel):
+    trial: int
+    max_depth: int = Field(3, ge=0, le=50, description="levels of descendants to include")
+    max_nodes: int = Field(200, ge=1, le=1000, description="most descendants to include")
+
+
+class LineageNode(BaseModel):
+    id: int
+    kind: str
+    label: str | None
+    score: float | None
+    hypothesis: str
+    children: list["LineageNode"] = Field(default_factory=list)
+
+
+class Lineage(BaseModel):
+    trial: int
+    ancestors: list[TrialSummary] = Field(description="root first, ending with the trial's parent")
+    tree: LineageNode = Field(description="the trial and its descendants")
+    descendants: int = Field(description="descendants included in the tree")
+    truncated: bool = Field(description="true when max_depth or max_nodes cut the tree")
+
+
+class LeaderboardIn(BaseModel):
+    campaign: int
+    limit: int = Field(10, ge=1, le=MAX_LIMIT)
+    kind: Kind | None = None
+
+
+class LeaderboardEntry(BaseModel):
+    rank: int
+    trial: TrialSummary
+    score_std: float | None
+    delta_baseline: float | None
+
+
+class Leaderboard(BaseModel):
+    campaign: int
+    metric: str
+    direction: str
+    entries: list[LeaderboardEntry]
+
+
+_JSON_FIELDS = ("diff_stat", "seed_scores", "metrics", "cost")
+SUMMARY_COLUMNS = "id, parent_id, kind, label, score, substr(hypothesis, 1, 200) AS hypothesis"
+
+
+def row_to_trial(row: dict) -> Trial:
+    data = dict(row)
+    for key in _JSON_FIELDS:
+        data[key] = ledger.loads(data[key], None if key != "cost" else {})
+    return Trial.model_validate(data)
+
+
+def load(lab: Lab, trial_id: int) -> Trial:
+    rows = list(lab.db.query("SELECT * FROM trials WHERE id = ?", [trial_id]))
+    if not rows:
+        raise NotFound(f"no trial with id {trial_id}", hint="list trials with trial_list")
+    return row_to_trial(rows[0])
+
+
+def set_fields(lab: Lab, trial_id: int, **fields) -> None:
+    encoded = {k: ledger.dumps(v) if k in _JSON_FIELDS and v is not None else v for k, v in fields.items()}
+    encoded["updated_at"] = ledger.now()
+    lab.db["trials"].update(trial_id, encoded)
+
+
+@tool()
+def trial_create(lab: Lab, args: TrialCreate) -> Trial:
+    """Open a new trial in a campaign's lineage: the baseline first (kind=baseline, no
+    parent), then one trial per change, branching from a parent (default: baseline).
+    The trial starts unscored; only trial_evaluate gives it a score."""
+    campaign = campaigns.load(lab, args.campaign)
+    if args.kind == "baseline":
+        if args.parent is not None:
+            raise InvalidInput("a baseline trial has no parent")
+        if campaign.baseline_trial_id is not None:
+            raise InvalidInput(f"campaign {campaign.id} already has baseline trial {campaign.baseline_trial_id}",
+                               hint="branch from it with kind=param|code|algo|leap")
+        parent = None
+    else:
+        parent_id = args.parent if args.parent is not None else campaign.baseline_trial_id
+        if parent_id is None:
+            raise InvalidInput(f"campaign {campaign.id} has no baseline trial yet",
+                               hint="create it first with kind=baseline")
+        parent = load(lab, parent_id)
+        if parent.campaign_id != campaign.id:
+            raise InvalidInput(f"trial {parent.id} belongs to campaign {parent.campaign_id}, not {campaign.id}")
+    if campaign.budgets.max_trials is not None and campaign.trial_count >= campaign.budgets.max_trials:
+        raise BudgetExceeded(f"campaign {campaign.id} has used its {campaign.budgets.max_trials} trials",
+                             hint="raise budgets.max_trials with campaign_update, or finalize the campaign")
+    if args.idea is not None:
+        idea = lab.db.execute("SELECT campaign_id FROM ideas WHERE id = ?", [args.idea]).fetchone()
+        if idea is None or idea[0] != campaign.id:
+            raise NotFound(f"no idea {args.idea} in campaign {campaign.id}", hint="list ideas with idea_list")
+    stamp = ledger.now()
+    with lab.db.conn:
+        trial_id = lab.db["trials"].insert({
+            "campaign_id": campaign.id,
+            "parent_id": parent.id if parent else None,
+            "idea_id": args.idea,
+            "kind": args.kind,
+            "hypothesis": args.hypothesis,
+            "depth": parent.depth + 1 if parent else 0,
+            "cost": "{}",
+            "created_at": stamp,
+            "updated_at": stamp,
+        }).last_pk
+        if args.kind == "baseline":
+            lab.db["campaigns"].update(campaign.id, {"baseline_trial_id": trial_id, "updated_at": stamp})
+        if args.idea is not None:
+            lab.db["ideas"].update(args.idea, {"status": "running", "trial_id": trial_id, "updated_at": stamp})
+    return load(lab, trial_id)
+
+
+@tool(read_only=True)
+def trial_get(lab: Lab, args: TrialRef) -> Trial:
+    """One trial: hypothesis, lineage position, commit, evaluator-owned score and
+    per-seed metrics, label and cost."""
+    return load(lab, args.trial)
+
+
+@tool(read_only=True)
+def trial_list(lab: Lab, args: TrialListIn) -> TrialPage:
+    """Trials matching the filters, oldest first, paged with `cursor`."""
+    clauses, params = [], []
+    for column, value in (("campaign_id", args.campaign), ("kind", args.kind), ("label", args.label),
+                          ("status", args.status), ("parent_id", args.parent)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if args.scored is not None:
+        clauses.append("score IS NOT NULL" if args.scored else "score IS NULL")
+    where = "WHERE " + " AND ".join(clauses) if clauses else ""
+    total = lab.db.execute(f"SELECT COUNT(*) FROM trials {where}", params).fetchone()[0]
+    offset = offset_from(args.cursor)
+    rows = list(lab.db.query(f"SELECT {SUMMARY_COLUMNS} FROM trials {where} ORDER BY id LIMIT ? OFFSET ?",
+                             [*params, args.limit, offset]))
+    return TrialPage(trials=[TrialSummary.model_validate(r) for r in rows], total=total,
+                     next_cursor=next_cursor(offset, len(rows), total))
+
+
+@tool(read_only=True)
+def trial_lineage(lab: Lab, args: LineageIn) -> Lineage:
+    """A trial's ancestors (root first) and its descendants as a tree, bounded by
+    max_depth and max_nodes."""
+    root = load(lab, args.trial)
+    ancestors = list(lab.db.query(
+        f"""WITH RECURSIVE up(id, n) AS (
+                SELECT parent_id, 1 FROM trials WHERE id = ?
+                UNION ALL SELECT t.parent_id, up.n + 1 FROM trials t JOIN up ON t.id = up.id
+                WHERE t.parent_id IS NOT NULL)
+            SELECT {SUMMARY_COLUMNS}, up.n FROM trials JOIN up USING (id) ORDER BY up.n DESC""",
+        [root.id]))
+    # One more row than allowed tells whether the tree was cut.
+    below = list(lab.db.query(
+        f"""WITH RECURSIVE down(id, level) AS (
+                SELECT id, 0 FROM trials WHERE id = ?
+                UNION ALL SELECT t.id, down.level + 1 FROM trials t JOIN down ON t.parent_id = down.id
+                WHERE down.level < ?
+                LIMIT ?)
+            SELECT {SUMMARY_COLUMNS}, down.level FROM trials JOIN down USING (id) ORDER BY down.level, id""",
+        [root.id, args.max_depth + 1, args.max_nodes + 2]))
+    nodes: dict[int, LineageNode] = {}
+    included = 0
+    truncated = False
+    for row in below:
+        if row["level"] > args.max_depth or (row["level"] > 0 and included >= args.max_nodes):
+            truncated = True
+            continue
+        node = LineageNode.model_validate(row)
+        nodes[node.id] = node
+        if row["level"] > 0:
+            included += 1
+            nodes[row["parent_id"]].children.append(node)
+    return Lineage(trial=root.id,
+                   ancestors=[TrialSummary.model_validate(a) for a in ancestors],
+                   tree=nodes[root.id], descendants=included, truncated=truncated)
+
+
+@tool(read_only=True)
+def leaderboard(lab: Lab, args: LeaderboardIn) -> Leaderboard:
+    """The campaign's best trials by evaluator-owned score, in the objective's
+    direction. Unscored trials never rank."""
+    campaign = campaigns.load(lab, args.campaign)
+    order = "DESC" if campaign.objective.direction == "max" else "ASC"
+    kind_clause, params = ("AND kind = ?", [args.kind]) if args.kind else ("", [])
+    rows = lab.db.query(
+        f"""SELECT {SUMMARY_COLUMNS}, score_std, delta_baseline FROM trials
+            WHERE campaign_id = ? AND score IS NOT NULL {kind_clause}
+            ORDER BY score {order}, id LIMIT ?""",
+        [campaign.id, *params, args.limit])
+    entries = [LeaderboardEntry(rank=i, trial=TrialSummary.model_validate(r), score_std=r["score_std"],
+                                delta_baseline=r["delta_baseline"])
+               for i, r in enumerate(rows, start=1)]
+    return Leaderboard(campaign=campaign.id, metric=campaign.objective.metric,
+                       direction=campaign.objective.direction, entries=entries)
