@@ -25,8 +25,8 @@ def lab(tmp_path) -> Lab:
 def call(lab):
     """call("tool_name", **arguments) -> result dict, through the same path as MCP."""
 
-    def _call(name: str, **arguments):
-        return invoke(lab, name, arguments)
+    def _call(tool_name: str, /, **arguments):
+        return invoke(lab, tool_name, arguments)
 
     return _call
 
@@ -35,9 +35,9 @@ def call(lab):
 def call_error(lab):
     """call_error("tool_name", **arguments) -> the LabError message the caller would see."""
 
-    def _call_error(name: str, **arguments) -> str:
+    def _call_error(tool_name: str, /, **arguments) -> str:
         with pytest.raises(LabError) as info:
-            invoke(lab, name, arguments)
+            invoke(lab, tool_name, arguments)
         return str(info.value)
 
     return _call_error

@@ -1,0 +1,106 @@
+"""Builds the MCP server: every lab tool from the registry, plus resources.
+
+Thin by design: validation, journaling and the lab's behaviour live in
+``sotalab.tools``; this module only adapts them to MCP.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anyio
+from fastmcp import FastMCP
+from fastmcp.exceptions import ToolError
+from fastmcp.server.dependencies import get_context
+from fastmcp.tools import Tool
+from fastmcp.tools.base import ToolResult
+from mcp.types import TextContent, ToolAnnotations
+
+from sotalab.tools.errors import LabError
+from sotalab.tools.home import Lab
+from sotalab.tools.invoke import invoke
+from sotalab.tools.registry import ToolSpec, all_tools
+
+INSTRUCTIONS = """sotalab is an ML research lab bench: it reproduces a paper's result, runs
+improvement trials, and audits every claimed gain. Scores come only from the server's
+own evaluation runs (trial_evaluate); no tool accepts a score from you. Start with
+lab_status, then campaign_create / campaign_list. Long work is start-and-poll."""
+
+
+class LabTool(Tool):
+    """An MCP tool that runs one registry entry through the shared invoke path."""
+
+    spec: ToolSpec
+    lab: Lab
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    async def run(self, arguments: dict[str, Any]) -> ToolResult:
+        progress = _progress_reporter()
+        try:
+            result = await anyio.to_thread.run_sync(invoke, self.lab, self.spec.name, arguments, progress)
+        except LabError as exc:
+            raise ToolError(str(exc)) from None
+        return ToolResult(content=[TextContent(type="text", text=json.dumps(result, indent=1))],
+                          structured_content=result)
+
+
+def _progress_reporter():
+    """A progress callback usable from the worker thread that runs the tool."""
+    try:
+        ctx = get_context()
+    except RuntimeError:
+        return lambda *a, **k: None
+
+    def report(done: float, total: float | None = None, message: str | None = None) -> None:
+        try:
+            anyio.from_thread.run(ctx.report_progress, done, total, message)
+        except Exception:
+            pass  # a client that went away must not fail the tool
+
+    return report
+
+
+def to_mcp_tool(spec: ToolSpec, lab: Lab) -> LabTool:
+    return LabTool(
+        name=spec.name,
+        description=spec.description,
+        parameters=spec.input_model.model_json_schema(),
+        output_schema=spec.output_model.model_json_schema(mode="serialization"),
+        annotations=ToolAnnotations(
+            readOnlyHint=spec.read_only,
+            destructiveHint=spec.destructive,
+            idempotentHint=spec.idempotent,
+            openWorldHint=spec.open_world,
+        ),
+        spec=spec,
+        lab=lab,
+    )
+
+
+def build_server(lab: Lab) -> FastMCP:
+    mcp = FastMCP("sotalab", instructions=INSTRUCTIONS, mask_error_details=True)
+    for spec in all_tools().values():
+        mcp.add_tool(to_mcp_tool(spec, lab))
+
+    @mcp.resource("sotalab://campaigns/{campaign_id}", mime_type="application/json",
+                  description="A campaign: objective, evaluator, budgets, spend")
+    def campaign_resource(campaign_id: int) -> str:
+        return _resource(lab, "campaign_get", {"campaign": campaign_id})
+
+    @mcp.resource("sotalab://trials/{trial_id}", mime_type="application/json",
+                  description="A trial: lineage position, commit, evaluator-owned score, label")
+    def trial_resource(trial_id: int) -> str:
+        return _resource(lab, "trial_get", {"trial": trial_id})
+
+    return mcp
+
+
+def _resource(lab: Lab, tool: str, arguments: dict) -> str:
+    try:
+        return json.dumps(invoke(lab, tool, arguments), indent=1)
+    except LabError as exc:
+        from fastmcp.exceptions import ResourceError
+
+        raise ResourceError(str(exc)) from None

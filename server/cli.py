@@ -1,0 +1,153 @@
+"""The `sotalab` command: serve over MCP, and let a person list, call and check tools."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+EXIT_USAGE = 2
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"sotalab: {message}", file=sys.stderr)
+    return code
+
+
+def _open_lab(args):
+    from sotalab.tools.home import Lab
+
+    return Lab.open(args.home)
+
+
+def cmd_serve(args) -> int:
+    token = args.token or os.environ.get("SOTALAB_TOKEN")
+    if args.http:
+        from .http_auth import is_loopback
+
+        if not is_loopback(args.host) and not token:
+            return _fail(f"refusing to serve on non-loopback address {args.host} without a bearer token; "
+                         "pass --token or set SOTALAB_TOKEN", EXIT_USAGE)
+    from .app import build_server
+
+    lab = _open_lab(args)
+    mcp = build_server(lab)
+    if not args.http:
+        mcp.run("stdio", show_banner=False)
+        return 0
+    from starlette.middleware import Middleware
+
+    from .http_auth import BearerTokenMiddleware
+
+    middleware = [Middleware(BearerTokenMiddleware, token=token)] if token else []
+    print(f"sotalab: serving {lab.home} on http://{args.host}:{args.port}/mcp", file=sys.stderr)
+    mcp.run("http", show_banner=False, host=args.host, port=args.port, middleware=middleware,
+            host_origin_protection=True, allowed_hosts=[args.host, *args.allowed_host],
+            allowed_origins=args.allowed_origin or None, log_level="warning")
+    return 0
+
+
+def cmd_tools(args) -> int:
+    from sotalab.tools.registry import all_tools
+
+    tools = sorted(all_tools().values(), key=lambda s: s.name)
+    if args.json:
+        print(json.dumps([{
+            "name": s.name,
+            "description": s.description,
+            "annotations": {"readOnlyHint": s.read_only, "destructiveHint": s.destructive,
+                            "idempotentHint": s.idempotent, "openWorldHint": s.open_world},
+            "inputSchema": s.input_model.model_json_schema(),
+            "outputSchema": s.output_model.model_json_schema(mode="serialization"),
+        } for s in tools], indent=1))
+        return 0
+    width = max(len(s.name) for s in tools)
+    for s in tools:
+        summary = s.description.split("\n\n")[0].replace("\n", " ")
+        print(f"{s.name:<{width}}  {summary}")
+    return 0
+
+
+def cmd_call(args) -> int:
+    from sotalab.tools.errors import LabError
+    from sotalab.tools.invoke import invoke
+
+    try:
+        arguments = json.loads(args.arguments) if args.arguments else {}
+    except json.JSONDecodeError as exc:
+        return _fail(f"arguments are not valid JSON ({exc.msg} at character {exc.pos}); "
+                     "pass one JSON object, e.g. '{\"campaign\": 1}'", EXIT_USAGE)
+    lab = _open_lab(args)
+
+    def progress(done, total=None, message=None):
+        print(f"  … {done:g}{f'/{total:g}' if total else ''} {message or ''}", file=sys.stderr)
+
+    try:
+        result = invoke(lab, args.tool, arguments, progress)
+    except LabError as exc:
+        return _fail(str(exc))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from sotalab.tools.invoke import invoke
+
+    status = invoke(_open_lab(args), "lab_status", {})
+    print(f"home            {status['home']}")
+    print(f"schema version  {status['schema_version']}")
+    print(f"local sandbox   {status['local_sandbox']}")
+    print("counts          " + ", ".join(f"{k}={v}" for k, v in status["counts"].items()))
+    print()
+    for cap in status["capabilities"]:
+        mark = "ok " if cap["available"] else "-- "
+        print(f"{mark} {cap['name']:<11} {cap['detail']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", help="lab home directory (default: $SOTALAB_HOME, else the platform data dir)")
+    parser = argparse.ArgumentParser(prog="sotalab", description=__doc__, parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", parents=[common], help="run the MCP server (stdio by default)")
+    serve.add_argument("--http", action="store_true", help="speak streamable HTTP instead of stdio")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--token", help="bearer token required on every HTTP request (or $SOTALAB_TOKEN)")
+    serve.add_argument("--allowed-host", action="append", default=[], help="extra Host header value to accept")
+    serve.add_argument("--allowed-origin", action="append", default=[], help="browser Origin to accept")
+    serve.set_defaults(run=cmd_serve)
+
+    tools = sub.add_parser("tools", parents=[common], help="list the tools")
+    tools.add_argument("--json", action="store_true", help="full schemas and annotations as JSON")
+    tools.set_defaults(run=cmd_tools)
+
+    call = sub.add_parser("call", parents=[common], help="call a tool through the same path as MCP")
+    call.add_argument("tool")
+    call.add_argument("arguments", nargs="?", help="one JSON object")
+    call.set_defaults(run=cmd_call)
+
+    doctor = sub.add_parser("doctor", parents=[common], help="what this machine offers the lab")
+    doctor.set_defaults(run=cmd_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one line for a person, never a traceback
+        from sotalab.tools.errors import LabError
+
+        if isinstance(exc, LabError):
+            return _fail(str(exc))
+        return _fail(f"{type(exc).__name__}: {exc}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""The core lab tools, called as plain functions through the shared invoke path (no MCP)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+
+from conftest import SIMPLE_CAMPAIGN
+from sotalab.tools import ledger
+from sotalab.tools.home import Lab, resolve_home
+from sotalab.tools.registry import all_tools
+
+
+def make_campaign(call, **overrides):
+    return call("campaign_create", **(SIMPLE_CAMPAIGN | overrides))
+
+
+def ledger_snapshot(lab):
+    tables = ("campaigns", "trials", "ideas", "notes", "audits", "runs")
+    return {t: list(lab.db.query(f"SELECT * FROM {t}")) for t in tables}
+
+
+def test_home_resolution_order(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOTALAB_HOME", str(tmp_path / "env"))
+    assert resolve_home(tmp_path / "flag") == (tmp_path / "flag").resolve()
+    assert resolve_home(None) == (tmp_path / "env").resolve()
+    monkeypatch.delenv("SOTALAB_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    assert resolve_home(None) == (tmp_path / "user" / ".local" / "share" / "sotalab").resolve()
+
+
+def test_home_is_created_with_ledger_and_folders(tmp_path):
+    lab = Lab.open(tmp_path / "fresh")
+    for name in ("lab.db", "papers", "workspaces", "envs", "runs"):
+        assert (lab.home / name).exists()
+    assert lab.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert lab.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert ledger.schema_version(lab.db) == len(ledger.MIGRATIONS)
+
+
+def test_migrations_run_forward_once(tmp_path, monkeypatch):
+    lab = Lab.open(tmp_path / "home")
+    applied = []
+    monkeypatch.setattr(ledger, "MIGRATIONS", [*ledger.MIGRATIONS,
+                                               ("9999_probe", lambda db: applied.append(db.execute("SELECT 1").fetchone()))])
+    again = Lab.open(tmp_path / "home")
+    assert ledger.schema_version(again.db) == len(ledger.MIGRATIONS)
+    Lab.open(tmp_path / "home").db
+    assert len(applied) == 1, "a migration must apply exactly once"
+    assert lab.db.execute("SELECT name FROM schema_migrations ORDER BY version DESC").fetchone()[0] == "9999_probe"
+
+
+def test_campaign_roundtrip_and_update(call):
+    created = make_campaign(call, protected_paths=["eval.py"], budgets={"max_trials": 3})
+    assert created["objective"]["direction"] == "max"
+    assert created["evaluator"]["command"] == ["python", "eval.py"]
+    assert call("campaign_get", campaign=created["id"]) == created
+    updated = call("campaign_update", campaign=created["id"], description="new", budgets={"max_trials": 5})
+    assert updated["description"] == "new" and updated["budgets"]["max_trials"] == 5
+    assert call("campaign_list")["total"] == 1
+
+
+def test_campaign_bad_input_is_clear_and_changes_nothing(lab, call, call_error):
+    make_campaign(call)
+    before = ledger_snapshot(lab)
+    assert "already exists" in call_error("campaign_create", **SIMPLE_CAMPAIGN)
+    message = call_error("campaign_create", **(SIMPLE_CAMPAIGN | {"name": "x", "objective": {"metric": "a", "direction": "up"}}))
+    assert "objective.direction" in message
+    assert "exactly one of regex or json_file" in call_error(
+        "campaign_create", **(SIMPLE_CAMPAIGN | {"name": "y", "evaluator": {"command": ["e"], "metrics": [{"name": "a"}]}}))
+    assert "relative to the repository" in call_error(
+        "campaign_create", **(SIMPLE_CAMPAIGN | {"name": "z", "protected_paths": ["../secret"]}))
+    assert "no campaign with id 42" in call_error("campaign_get", campaign=42)
+    assert "nothing to update" in call_error("campaign_update", campaign=1)
+    assert ledger_snapshot(lab) == before
+
+
+def test_evaluator_is_frozen_once_the_baseline_is_scored(lab, call, call_error):
+    campaign = make_campaign(call)
+    baseline = call("trial_create", campaign=campaign["id"], kind="baseline")
+    call("campaign_update", campaign=campaign["id"], protected_paths=["eval.py"])  # unscored: allowed
+    lab.db["trials"].update(baseline["id"], {"score": 0.5})  # as the evaluation path would
+    assert "after the baseline has been scored" in call_error(
+        "campaign_update", campaign=campaign["id"], evaluator={"command": ["cheat"], "metrics": [{"name": "a", "regex": "(1)"}]})
+
+
+def test_trials_form_a_lineage(call, call_error):
+    cid = make_campaign(call)["id"]
+    assert "no baseline trial yet" in call_error("trial_create", campaign=cid, kind="param")
+    base = call("trial_create", campaign=cid, kind="baseline", hypothesis="reproduce")
+    assert base["depth"] == 0 and base["score"] is None
+    assert "already has baseline" in call_error("trial_create", campaign=cid, kind="baseline")
+    a = call("trial_create", campaign=cid, kind="param", hypothesis="lr 0.1")
+    b = call("trial_create", campaign=cid, kind="code", hypothesis="normalise", parent=a["id"])
+    c = call("trial_create", campaign=cid, kind="algo", hypothesis="mlp", parent=a["id"])
+    assert a["parent_id"] == base["id"] and b["depth"] == 2
+    lineage = call("trial_lineage", trial=b["id"])
+    assert [x["id"] for x in lineage["ancestors"]] == [base["id"], a["id"]]
+    tree = call("trial_lineage", trial=base["id"])["tree"]
+    assert [n["id"] for n in tree["children"]] == [a["id"]]
+    assert sorted(n["id"] for n in tree["children"][0]["children"]) == [b["id"], c["id"]]
+    cut = call("trial_lineage", trial=base["id"], max_depth=1)
+    assert cut["truncated"] and cut["descendants"] == 1
+
+
+def test_trial_parent_must_be_in_the_same_campaign(call, call_error):
+    first = make_campaign(call)["id"]
+    second = make_campaign(call, name="other")["id"]
+    foreign = call("trial_create", campaign=first, kind="baseline")
+    call("trial_create", campaign=second, kind="baseline")
+    assert "belongs to campaign" in call_error("trial_create", campaign=second, kind="param", parent=foreign["id"])
+
+
+def test_max_trials_budget_is_enforced(call, call_error):
+    cid = make_campaign(call, budgets={"max_trials": 2})["id"]
+    call("trial_create", campaign=cid, kind="baseline")
+    call("trial_create", campaign=cid, kind="param")
+    assert "used its 2 trials" in call_error("trial_create", campaign=cid, kind="param")
+
+
+SCORE_FIELDS = {"score", "score_std", "seed_scores", "metrics", "delta_parent", "delta_baseline"}
+
+
+def test_no_tool_accepts_a_score():
+    for spec in all_tools().values():
+        assert not SCORE_FIELDS & set(spec.input_model.model_fields), f"{spec.name} takes a score"
+
+
+def test_leaderboard_is_direction_aware_and_skips_unscored(lab, call):
+    cid = make_campaign(call)["id"]
+    base = call("trial_create", campaign=cid, kind="baseline")["id"]
+    ids = [call("trial_create", campaign=cid, kind="param")["id"] for _ in range(3)]
+    for trial_id, score in zip([base, *ids[:2]], [0.5, 0.9, 0.7]):
+        lab.db["trials"].update(trial_id, {"score": score})  # as the evaluation path would
+    board = call("leaderboard", campaign=cid)
+    assert [e["trial"]["id"] for e in board["entries"]] == [ids[0], ids[1], base]
+    call("campaign_update", campaign=cid, objective={"metric": "loss", "direction": "min"})
+    board = call("leaderboard", campaign=cid)
+    assert [e["trial"]["score"] for e in board["entries"]] == [0.5, 0.7, 0.9]
+    assert ids[2] not in [e["trial"]["id"] for e in board["entries"]]
+
+
+def test_trial_list_filters_and_pages(call, call_error):
+    cid = make_campaign(call)["id"]
+    call("trial_create", campaign=cid, kind="baseline")
+    for i in range(7):
+        call("trial_create", campaign=cid, kind="param" if i % 2 else "code", hypothesis=f"h{i}")
+    page = call("trial_list", campaign=cid, kind="code", limit=2)
+    assert page["total"] == 4 and len(page["trials"]) == 2
+    rest = call("trial_list", campaign=cid, kind="code", limit=2, cursor=page["next_cursor"])
+    assert rest["next_cursor"] is None
+    assert {t["hypothesis"] for t in page["trials"] + rest["trials"]} == {"h0", "h2", "h4", "h6"}
+    assert "not one this server gave out" in call_error("trial_list", cursor="abc")
+
+
+def test_ideas_queue_by_priority(call, call_error):
+    cid = make_campaign(call)["id"]
+    low = call("idea_add", campaign=cid, title="tweak lr", type="PARAM", priority=1)
+    high = call("idea_add", campaign=cid, title="normalise inputs", type="CODE", priority=5, risk="low")
+    assert [i["id"] for i in call("idea_list", campaign=cid)["ideas"]] == [high["id"], low["id"]]
+    call("idea_update", idea=low["id"], status="dropped")
+    assert [i["id"] for i in call("idea_list", campaign=cid, status="open")["ideas"]] == [high["id"]]
+    assert "type" in call_error("idea_add", campaign=cid, title="x", type="WILD")
+    call("trial_create", campaign=cid, kind="baseline")
+    trial = call("trial_create", campaign=cid, kind="code", idea=high["id"])
+    idea = call("idea_list", campaign=cid, status="running")["ideas"][0]
+    assert idea["trial_id"] == trial["id"]
+
+
+def test_note_search_ranks_by_relevance(call):
+    cid = make_campaign(call)["id"]
+    call("note_add", title="CUDA out of memory", body="batch 512 overflowed; batch 256 fits", kind="failure",
+         campaign=cid, tags=["oom"])
+    call("note_add", title="learning rate sweep", body="0.1 diverges, 0.01 is best", campaign=cid)
+    call("note_add", title="memory notes", body="memory memory memory usage of the data loader", campaign=cid)
+    hits = call("note_search", query="memory")["hits"]
+    assert {h["note"]["title"] for h in hits} == {"CUDA out of memory", "memory notes"}
+    assert hits[0]["note"]["title"] == "memory notes"
+    assert call("note_search", query="diverges")["hits"][0]["note"]["title"] == "learning rate sweep"
+    assert call("note_search", query='" OR 1 NEAR(')["hits"] == []  # operators are not injected
+    assert call("note_search", query="batch", kind="failure")["hits"][0]["note"]["tags"] == ["oom"]
+
+
+def test_lab_status_reports_capabilities_with_reasons(call):
+    status = call("lab_status")
+    names = {c["name"] for c in status["capabilities"]}
+    assert names == {"docker", "bubblewrap", "nvml", "uv", "ray"}
+    for cap in status["capabilities"]:
+        assert cap["detail"], cap
+    assert status["local_sandbox"] in {"bubblewrap", "process-group"}
+
+
+def test_every_call_is_journaled(lab, call, call_error):
+    make_campaign(call)
+    call_error("campaign_get", campaign=99)
+    rows = list(lab.db.query("SELECT tool, ok, error, args_digest FROM journal ORDER BY id"))
+    assert [(r["tool"], r["ok"]) for r in rows] == [("campaign_create", 1), ("campaign_get", 0)]
+    assert "no campaign with id 99" in rows[1]["error"] and len(rows[1]["args_digest"]) == 16
+
+
+def test_oversized_and_malformed_arguments(lab, call_error):
+    assert "limit is" in call_error("note_add", title="x", body="y" * 2_100_000)
+    assert "unknown tool" in call_error("no_such_tool")
+    assert "Field required" in call_error("campaign_get")
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    home = tmp_path / "lab"
+    lab = Lab.open(home)
+    from sotalab.tools.invoke import invoke
+
+    cid = invoke(lab, "campaign_create", SIMPLE_CAMPAIGN)["id"]
+    invoke(lab, "trial_create", {"campaign": cid, "kind": "baseline"})
+    errors: list[Exception] = []
+
+    def writer():
+        mine = Lab.open(home)
+        try:
+            for _ in range(40):
+                invoke(mine, "trial_create", {"campaign": cid, "kind": "param"})
+        except (Exception, sqlite3.OperationalError) as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert lab.db.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 241
+
+
+@pytest.mark.parametrize("n", [2_000])
+def test_lineage_and_leaderboard_bound_their_output(lab, call, n):
+    cid = make_campaign(call)["id"]
+    base = call("trial_create", campaign=cid, kind="baseline")["id"]
+    stamp = ledger.now()
+    lab.db["trials"].insert_all(({"campaign_id": cid, "parent_id": base, "kind": "param", "depth": 1,
+                                  "score": i / n, "cost": "{}", "created_at": stamp, "updated_at": stamp}
+                                 for i in range(n)))
+    lineage = call("trial_lineage", trial=base, max_nodes=100)
+    assert lineage["descendants"] == 100 and lineage["truncated"]
+    assert len(call("leaderboard", campaign=cid, limit=200)["entries"]) == 200
