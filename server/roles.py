@@ -1,0 +1,170 @@
+"""The eight research roles as MCP prompts and resources.
+
+Hosts that read skill folders get ``skills/<role>/SKILL.md`` directly; every other host
+gets the same text here: a resource per SKILL.md (and per reference file), and a prompt
+per role whose body is the skill plus the live state of a named campaign. Composition of
+text only: the state comes from ordinary tool calls through ``invoke``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from fastmcp import FastMCP
+from pydantic import Field
+
+from sotalab.tools.errors import LabError
+from sotalab.tools.home import Lab
+from sotalab.tools.invoke import invoke
+
+ROLES = ("resource", "objective", "init", "monitor", "fix", "ideator", "scheduler", "supervisor")
+TOOL_PREFIX = "mcp__sotalab__"
+# Labels that mean the trial failed to produce a usable score, or was thrown out.
+FAILURE_LABELS = ("crash", "preflight_crash", "timeout", "oom", "gpu_oom", "metric_missing",
+                  "protected_violation", "size_blocked", "disqualified")
+STATE_ROWS = 5
+
+
+def skills_root() -> Path:
+    """skills/ beside server/: the repository root in a checkout, the package in a wheel."""
+    return Path(__file__).resolve().parent.parent / "skills"
+
+
+@dataclass(frozen=True)
+class Skill:
+    name: str
+    description: str
+    allowed_tools: tuple[str, ...]  # as written: mcp__sotalab__<tool>
+    body: str
+    text: str
+    references: tuple[Path, ...]
+
+    @property
+    def tools(self) -> tuple[str, ...]:
+        """The role's sotalab tool names, without the host prefix."""
+        return tuple(t.removeprefix(TOOL_PREFIX) for t in self.allowed_tools)
+
+
+def parse_frontmatter(text: str) -> tuple[dict[str, str], str]:
+    """Split ``---``-fenced frontmatter of flat ``key: value`` lines from the body.
+
+    The skills use only single-line scalar fields, so this avoids importing a YAML
+    parser at server start (tests check that YAML reads the same values).
+    """
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "---":
+        raise ValueError("no frontmatter: the file must start with a '---' line")
+    try:
+        end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
+    except StopIteration:
+        raise ValueError("frontmatter is not closed by a '---' line") from None
+    fields = {}
+    for line in lines[1:end]:
+        key, sep, value = line.partition(":")
+        if not sep or not key.strip():
+            raise ValueError(f"frontmatter line is not 'key: value': {line!r}")
+        fields[key.strip()] = value.strip()
+    return fields, "\n".join(lines[end + 1:]).strip() + "\n"
+
+
+def load_skill(role: str, root: Path | None = None) -> Skill:
+    folder = (root or skills_root()) / role
+    text = (folder / "SKILL.md").read_text(encoding="utf-8")
+    fields, body = parse_frontmatter(text)
+    refs = folder / "references"
+    return Skill(
+        name=fields.get("name", ""),
+        description=fields.get("description", ""),
+        allowed_tools=tuple(fields.get("allowed-tools", "").split()),
+        body=body,
+        text=text,
+        references=tuple(sorted(refs.glob("*.md"))) if refs.is_dir() else (),
+    )
+
+
+def campaign_state(lab: Lab, campaign_id: int) -> str:
+    """The live state a role needs to act on a campaign, as markdown."""
+    c = invoke(lab, "campaign_get", {"campaign": campaign_id})
+    o = c["objective"]
+    lines = [f"## Live state: campaign {c['id']} `{c['name']}` ({c['status']})", "",
+             f"- Objective: {o['direction']} `{o['metric']}`; reported {o['reported']}, target {o['target']}, "
+             f"reproduce tolerance {o['reproduce_tolerance']}, min effect {o['min_effect']}",
+             f"- Evaluator: `{' '.join(c['evaluator']['command'])}`, seeds {c['evaluator']['seeds']}",
+             f"- Repo: {c['repo_url'] or 'not set'} @ {c['repo_commit'] or 'not cloned'}; "
+             f"paper {c['paper_id'] or 'not fetched'}; env {c['env_id'] or 'not built'}",
+             f"- Baseline trial: {c['baseline_trial_id'] or 'none yet'}; trials: {c['trial_count']}; "
+             f"spent: {c['spent'] or 'nothing'}", ""]
+
+    board = invoke(lab, "leaderboard", {"campaign": campaign_id, "limit": STATE_ROWS})
+    lines.append("### Best trials")
+    lines += [f"{e['rank']}. trial {e['trial']['id']} ({e['trial']['kind']}, {e['trial']['label']}): "
+              f"{e['trial']['score']} ± {e['score_std']}, Δbaseline {e['delta_baseline']} — "
+              f"{e['trial']['hypothesis']}" for e in board["entries"]] or ["(no scored trial yet)"]
+
+    failed = []
+    for label in FAILURE_LABELS:
+        failed += invoke(lab, "trial_list", {"campaign": campaign_id, "label": label,
+                                             "limit": STATE_ROWS})["trials"]
+    failed = sorted(failed, key=lambda t: t["id"], reverse=True)[:STATE_ROWS]
+    lines += ["", "### Recent failures"]
+    lines += [f"- trial {t['id']} ({t['kind']}): {t['label']} — {t['hypothesis']}" for t in failed] or ["(none)"]
+
+    ideas = invoke(lab, "idea_list", {"campaign": campaign_id, "status": "open", "limit": 10})
+    lines += ["", f"### Open ideas ({ideas['total']})"]
+    lines += [f"- idea {i['id']} [{i['type']}, risk {i['risk']}, priority {i['priority']}]: {i['title']}"
+              for i in ideas["ideas"]] or ["(none)"]
+    return "\n".join(lines) + "\n"
+
+
+def campaigns_overview(lab: Lab) -> str:
+    page = invoke(lab, "campaign_list", {"status": "active", "limit": 10})
+    lines = ["## Active campaigns", ""]
+    lines += [f"- {c['id']}: `{c['name']}` ({c['objective']['direction']} {c['objective']['metric']}, "
+              f"{c['trial_count']} trials)" for c in page["campaigns"]] or ["(none: start with the resource and objective roles)"]
+    lines.append("\nCall this prompt again with `campaign` set to work on one of them.")
+    return "\n".join(lines) + "\n"
+
+
+def role_prompt_text(lab: Lab, skill: Skill, campaign: int | None) -> str:
+    state = campaign_state(lab, campaign) if campaign is not None else campaigns_overview(lab)
+    refs = "".join(f"- sotalab://skills/{skill.name}/references/{p.name}\n" for p in skill.references)
+    parts = [f"You are acting as the sotalab **{skill.name}** role.\n", skill.body]
+    if refs:
+        parts.append("Reference files (read them as MCP resources):\n" + refs)
+    parts.append(state)
+    return "\n".join(parts)
+
+
+def register_roles(mcp: FastMCP, lab_factory: Callable[[], Lab]) -> None:
+    """Add one prompt per role and each role's SKILL.md (and references) as resources."""
+    for role in ROLES:
+        skill = load_skill(role)
+        mcp.prompt(_prompt_for(skill, lab_factory), name=role, title=f"sotalab {role} role",
+                   description=skill.description)
+        mcp.resource(f"sotalab://skills/{role}", name=f"skill-{role}", mime_type="text/markdown",
+                     description=f"SKILL.md of the {role} role")(_reader(skill.text))
+        for ref in skill.references:
+            mcp.resource(f"sotalab://skills/{role}/references/{ref.name}", name=f"skill-{role}-{ref.stem}",
+                         mime_type="text/markdown", description=f"{role} role reference: {ref.stem}")(
+                _reader(ref.read_text(encoding="utf-8")))
+
+
+def _prompt_for(skill: Skill, lab_factory: Callable[[], Lab]) -> Callable[..., str]:
+    from fastmcp.exceptions import PromptError
+
+    def role_prompt(campaign: Annotated[int | None, Field(description="campaign id whose live state to include")] = None) -> str:
+        try:
+            return role_prompt_text(lab_factory(), skill, campaign)
+        except LabError as exc:
+            raise PromptError(str(exc)) from None
+
+    return role_prompt
+
+
+def _reader(text: str) -> Callable[[], str]:
+    def read() -> str:
+        return text
+    return read
