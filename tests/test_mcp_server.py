@@ -1,0 +1,172 @@
+"""The MCP face, through real clients: fastmcp in-memory, the official SDK over stdio
+and HTTP, and the MCP Inspector CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+from fastmcp import Client
+
+from conftest import SIMPLE_CAMPAIGN, require, sotalab_command
+from mcp_helpers import free_port, http_server, http_session, stdio_session
+from sotalab.server.app import build_server
+from sotalab.tools.home import Lab
+from sotalab.tools.registry import all_tools
+
+INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
+
+
+def test_in_memory_client_sees_typed_tools_and_resources(lab):
+    async def scenario():
+        async with Client(build_server(lab)) as client:
+            tools = {t.name: t for t in await client.list_tools()}
+            assert set(tools) == set(all_tools())
+            status = tools["lab_status"]
+            assert status.annotations.read_only_hint is True and status.output_schema
+            assert tools["campaign_create"].annotations.read_only_hint is False
+            created = await client.call_tool("campaign_create", SIMPLE_CAMPAIGN)
+            assert created.structured_content["name"] == "demo"
+            trial = await client.call_tool("trial_create", {"campaign": 1, "kind": "baseline"})
+            resource = await client.read_resource("sotalab://trials/1")
+            assert json.loads(resource[0].text)["id"] == trial.structured_content["id"]
+            campaign = await client.read_resource("sotalab://campaigns/1")
+            assert json.loads(campaign[0].text)["baseline_trial_id"] == 1
+
+    asyncio.run(scenario())
+
+
+def test_in_memory_errors_are_results_the_model_can_act_on(lab):
+    async def scenario():
+        async with Client(build_server(lab)) as client:
+            missing = await client.call_tool("trial_get", {"trial": 7}, raise_on_error=False)
+            assert missing.is_error and "no trial with id 7" in missing.content[0].text
+            assert "trial_list" in missing.content[0].text
+            wrong = await client.call_tool("campaign_create", {"name": 5}, raise_on_error=False)
+            assert wrong.is_error and "objective" in wrong.content[0].text
+            # the server is still healthy after bad input
+            assert (await client.call_tool("campaign_list", {})).structured_content["total"] == 0
+
+    asyncio.run(scenario())
+
+
+def test_stdio_with_the_official_sdk(tmp_path):
+    home = tmp_path / "lab"
+
+    async def scenario():
+        async with stdio_session(home) as session:
+            listed = await session.list_tools()
+            assert {t.name for t in listed.tools} == set(all_tools())
+            created = await session.call_tool("campaign_create", SIMPLE_CAMPAIGN)
+            assert not created.is_error and created.structured_content["id"] == 1
+            bad = await session.call_tool("campaign_get", {"campaign": "one"})
+            assert bad.is_error and "valid integer" in bad.content[0].text
+            unknown = await session.call_tool("no_such_tool", {})
+            assert unknown.is_error
+
+    asyncio.run(scenario())
+    assert Lab.open(home).db.execute("SELECT name FROM campaigns").fetchone()[0] == "demo"
+    stderr = (tmp_path / "stdio-server.err").read_text()
+    assert "Traceback" not in stderr
+
+
+def test_http_with_the_official_sdk(tmp_path):
+    with http_server(tmp_path / "lab") as (url, _):
+        async def scenario():
+            async with http_session(f"{url}/mcp") as session:
+                assert len((await session.list_tools()).tools) == len(all_tools())
+                result = await session.call_tool("campaign_create", SIMPLE_CAMPAIGN)
+                assert result.structured_content["name"] == "demo"
+
+        asyncio.run(scenario())
+
+
+def raw_post(url: str, headers: dict) -> int:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}).encode()
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": "application/json", "Accept": "application/json, text/event-stream", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_http_refuses_forged_host_and_origin(tmp_path):
+    with http_server(tmp_path / "lab") as (url, _):
+        assert raw_post(f"{url}/mcp", {}) == 200
+        assert raw_post(f"{url}/mcp", {"Host": "evil.example"}) == 421
+        assert raw_post(f"{url}/mcp", {"Origin": "http://evil.example"}) == 403
+        assert raw_post(f"{url}/mcp", {"Origin": url}) == 200
+
+
+def test_http_token_is_required_when_set(tmp_path):
+    with http_server(tmp_path / "lab", env={"SOTALAB_TOKEN": "s3cret"}) as (url, _):
+        assert raw_post(f"{url}/mcp", {}) == 401
+        assert raw_post(f"{url}/mcp", {"Authorization": "Bearer wrong"}) == 401
+        assert raw_post(f"{url}/mcp", {"Authorization": "Bearer s3cret"}) == 200
+
+        async def scenario():
+            async with http_session(f"{url}/mcp", {"Authorization": "Bearer s3cret"}) as session:
+                assert (await session.call_tool("lab_status", {})).structured_content["schema_version"] >= 1
+
+        asyncio.run(scenario())
+
+
+def test_non_loopback_bind_without_token_is_refused(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "SOTALAB_TOKEN"}
+    result = subprocess.run([*sotalab_command(), "--home", str(tmp_path / "lab"), "serve", "--http",
+                             "--host", "0.0.0.0", "--port", str(free_port())],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2
+    assert "without a bearer token" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_concurrent_http_clients_lose_no_trial(tmp_path):
+    home = tmp_path / "lab"
+    with http_server(home) as (url, _):
+        async def setup():
+            async with http_session(f"{url}/mcp") as session:
+                await session.call_tool("campaign_create", SIMPLE_CAMPAIGN)
+                await session.call_tool("trial_create", {"campaign": 1, "kind": "baseline"})
+
+        async def writer(n: int):
+            async with http_session(f"{url}/mcp") as session:
+                for i in range(n):
+                    result = await session.call_tool("trial_create", {"campaign": 1, "kind": "param",
+                                                                      "hypothesis": f"w{i}"})
+                    assert not result.is_error, result.content
+
+        async def scenario():
+            await setup()
+            await asyncio.gather(*(writer(15) for _ in range(6)))
+
+        asyncio.run(scenario())
+    lab = Lab.open(home)
+    assert lab.db.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 1 + 6 * 15
+    assert lab.db.execute("SELECT COUNT(*) FROM journal WHERE ok = 0").fetchone()[0] == 0
+
+
+def inspector(home, *args: str) -> dict:
+    require(shutil.which("npx") is not None, "npx (Node.js) is needed for the MCP Inspector CLI")
+    command = sotalab_command()
+    result = subprocess.run(["npx", "-y", INSPECTOR, "--cli", "-e", f"SOTALAB_HOME={home}", *command, "serve", *args],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)
+
+
+@pytest.mark.slow
+def test_inspector_cli_lists_and_calls(tmp_path):
+    home = tmp_path / "lab"
+    listed = inspector(home, "--method", "tools/list")
+    assert {t["name"] for t in listed["tools"]} == set(all_tools())
+    called = inspector(home, "--method", "tools/call", "--tool-name", "lab_status")
+    assert called["structuredContent"]["home"] == str(home.resolve())
