@@ -21,6 +21,8 @@ TOOL_MODULES = [
     "ideas",
     "notes",
     "status",
+    "repos",
+    "workspaces",
 ]
 
 

@@ -156,7 +156,8 @@ def set_fields(lab: Lab, trial_id: int, **fields) -> None:
 def trial_create(lab: Lab, args: TrialCreate) -> Trial:
     """Open a new trial in a campaign's lineage: the baseline first (kind=baseline, no
     parent), then one trial per change, branching from a parent (default: baseline).
-    The trial starts unscored; only trial_evaluate gives it a score."""
+    The trial starts unscored; only trial_evaluate gives it a score. Once the campaign's
+    code is cloned, the trial gets its own git worktree on branch trial/<id> at once."""
     campaign = campaigns.load(lab, args.campaign)
     if args.kind == "baseline":
         if args.parent is not None:
@@ -197,6 +198,10 @@ def trial_create(lab: Lab, args: TrialCreate) -> Trial:
             lab.db["campaigns"].update(campaign.id, {"baseline_trial_id": trial_id, "updated_at": stamp})
         if args.idea is not None:
             lab.db["ideas"].update(args.idea, {"status": "running", "trial_id": trial_id, "updated_at": stamp})
+    if campaign.repo_commit:  # the code is cloned: give the trial its worktree now
+        from .workspaces import ensure_worktree
+
+        ensure_worktree(lab, trial_id)
     return load(lab, trial_id)
 
 

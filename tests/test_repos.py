@@ -1,0 +1,122 @@
+"""repo_clone against real git repositories made here, over file:// and local paths."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import SIMPLE_CAMPAIGN
+
+from sotalab.tools import workspaces
+
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin:/usr/local/bin"}
+
+
+def sh_git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, env=GIT_ENV, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def make_upstream(root: Path) -> Path:
+    """A small research repo: model code, an evaluator, test labels; two commits, a tag."""
+    repo = root / "upstream"
+    (repo / "data").mkdir(parents=True)
+    (repo / "eval.py").write_text("print('accuracy=0.5')\n")
+    (repo / "model.py").write_text("LR = 0.1\n")
+    (repo / "data" / "train.csv").write_text("x,y\n1,0\n")
+    (repo / "data" / "test_labels.csv").write_text("y\n1\n")
+    sh_git(repo, "init", "-q", "-b", "main")
+    sh_git(repo, "add", ".")
+    sh_git(repo, "commit", "-q", "-m", "v1")
+    sh_git(repo, "tag", "v1")
+    (repo / "model.py").write_text("LR = 0.2\n")
+    sh_git(repo, "commit", "-q", "-am", "v2")
+    return repo
+
+
+@pytest.fixture
+def upstream(tmp_path) -> Path:
+    return make_upstream(tmp_path)
+
+
+@pytest.fixture
+def campaign(call) -> int:
+    spec = dict(SIMPLE_CAMPAIGN, protected_paths=["eval.py", "data/**"], held_out_paths=["data/test_*"])
+    return call("campaign_create", **spec)["id"]
+
+
+def test_clone_pins_head_tags_baseline_and_records_commit(call, lab, upstream, campaign):
+    info = call("repo_clone", campaign=campaign, url=f"file://{upstream}")
+    head = sh_git(upstream, "rev-parse", "HEAD")
+    assert info["commit"] == head
+    assert call("campaign_get", campaign=campaign)["repo_commit"] == head
+    repo = workspaces.campaign_repo(lab, campaign)
+    assert sh_git(repo, "rev-parse", "sotalab/baseline") == info["baseline_commit"]
+    assert (repo / "model.py").read_text() == "LR = 0.2\n"
+
+
+def test_clone_local_path_at_a_tag(call, lab, upstream, campaign):
+    info = call("repo_clone", campaign=campaign, url=str(upstream), ref="v1")
+    assert info["commit"] == sh_git(upstream, "rev-parse", "v1^{commit}")
+    assert (workspaces.campaign_repo(lab, campaign) / "model.py").read_text() == "LR = 0.1\n"
+
+
+def test_shallow_clone_of_a_branch(call, lab, upstream, campaign):
+    info = call("repo_clone", campaign=campaign, url=f"file://{upstream}", ref="main", shallow=True)
+    repo = workspaces.campaign_repo(lab, campaign)
+    assert info["commit"] == sh_git(upstream, "rev-parse", "main")
+    assert sh_git(repo, "rev-parse", "--is-shallow-repository") == "true"
+
+
+def test_held_out_files_leave_the_repo_and_every_trial(call, lab, upstream, campaign):
+    info = call("repo_clone", campaign=campaign, url=str(upstream))
+    assert info["held_out_files"] == ["data/test_labels.csv"]
+    held = workspaces.held_out_dir(lab, campaign) / "data" / "test_labels.csv"
+    assert held.read_text() == "y\n1\n"
+    base = call("trial_create", campaign=campaign, kind="baseline")
+    child = call("trial_create", campaign=campaign, kind="param", hypothesis="lower LR")
+    for trial in (base, child):
+        tree = Path(trial["worktree"])
+        assert (tree / "eval.py").exists()
+        assert not (tree / "data" / "test_labels.csv").exists()
+    # Held-out files are not protected copies either: trials could never see them.
+    assert info["protected_files"] == 2  # eval.py, data/train.csv
+
+
+def test_baseline_created_before_clone_gets_its_worktree_at_clone(call, upstream, campaign):
+    base = call("trial_create", campaign=campaign, kind="baseline")
+    assert base["worktree"] is None
+    call("repo_clone", campaign=campaign, url=str(upstream))
+    trial = call("trial_get", trial=base["id"])
+    assert trial["branch"] == f"trial/{base['id']}"
+    assert (Path(trial["worktree"]) / "model.py").exists()
+
+
+def test_second_clone_refused_unless_replaced_before_any_worktree(call, call_error, upstream, campaign):
+    call("repo_clone", campaign=campaign, url=str(upstream))
+    assert "already has a clone" in call_error("repo_clone", campaign=campaign, url=str(upstream))
+    call("repo_clone", campaign=campaign, url=str(upstream), ref="v1", replace=True)
+    call("trial_create", campaign=campaign, kind="baseline")
+    assert "already has a clone" in call_error("repo_clone", campaign=campaign, url=str(upstream), replace=True)
+
+
+@pytest.mark.parametrize("ref", ["--output=/tmp/sotalab-pwned", "-b", "--upload-pack=touch /tmp/sotalab-pwned"])
+def test_option_like_refs_are_refused_and_do_no_harm(call_error, upstream, campaign, ref):
+    message = call_error("repo_clone", campaign=campaign, url=str(upstream), ref=ref)
+    assert "not a valid git ref" in message
+    assert not Path("/tmp/sotalab-pwned").exists()
+
+
+@pytest.mark.parametrize("url", ["--upload-pack=touch /tmp/sotalab-pwned", "ext::sh -c touch% /tmp/sotalab-pwned",
+                                 "/no/such/repository"])
+def test_bad_urls_are_refused(call_error, campaign, url):
+    message = call_error("repo_clone", campaign=campaign, url=url)
+    assert "repository" in message
+    assert not Path("/tmp/sotalab-pwned").exists()
+
+
+def test_unknown_ref_says_so(call_error, upstream, campaign):
+    assert "not in the repository" in call_error("repo_clone", campaign=campaign, url=str(upstream), ref="nope")

@@ -1,0 +1,107 @@
+"""repo_clone: bring a paper's code into a campaign and fix its baseline.
+
+Baseline handling happens here, at clone time: the pinned commit is checked out on
+branch ``sotalab/main``; the protected files are hashed and copied into the lab home;
+the held-out files are moved into the lab home and their removal committed; the
+resulting commit is tagged ``sotalab/baseline``. Every trial worktree starts from it.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from pydantic import BaseModel, Field
+
+from . import campaigns, gitcmd, protected, workspaces
+from .errors import InvalidInput, LabError
+from .home import Lab
+from .registry import Progress, tool
+
+
+class RepoCloneIn(BaseModel):
+    campaign: int
+    url: str = Field(..., min_length=1, max_length=2000,
+                     description="https://, ssh://, git@host:path, file:// URL or a local path of a git repository")
+    ref: str | None = Field(None, max_length=250, description="branch, tag or commit to pin; default: the remote's HEAD")
+    shallow: bool = Field(False, description="fetch only the pinned commit (depth 1)")
+    submodules: bool = Field(True, description="also clone the repository's submodules")
+    replace: bool = Field(False, description="discard an existing clone of this campaign (only before any trial has a worktree)")
+
+
+class RepoInfo(BaseModel):
+    campaign: int
+    path: str = Field(description="the campaign's main clone")
+    url: str
+    commit: str = Field(description="the pinned upstream commit (recorded as the campaign's repo_commit)")
+    baseline_commit: str = Field(description="commit tagged sotalab/baseline: upstream minus held-out files")
+    protected_files: int = Field(description="files hashed and copied as protected")
+    held_out_files: list[str] = Field(description="files moved out of the repository (first 100)")
+    held_out_count: int
+
+
+def _fetch_pinned(repo, ref: str, shallow: bool) -> str:
+    """The commit sha for ``ref`` in a fresh clone, fetching it when it is not there yet."""
+    for candidate in (ref, f"origin/{ref}"):
+        sha = gitcmd.resolve_commit(repo, candidate)
+        if sha:
+            return sha
+    fetch = ["fetch", "--quiet", *(["--depth", "1"] if shallow else []), "origin", "--end-of-options", ref]
+    if gitcmd.git(repo, *fetch, check=False).returncode == 0:
+        sha = gitcmd.resolve_commit(repo, "FETCH_HEAD")
+        if sha:
+            return sha
+    raise InvalidInput(f"ref {ref!r} is not in the repository", hint="give an existing branch, tag or commit sha")
+
+
+@tool(destructive=True, open_world=True)
+def repo_clone(lab: Lab, args: RepoCloneIn, progress: Progress) -> RepoInfo:
+    """Clone the paper's code into the campaign (https, ssh, file:// or a local path),
+    pin a commit, and fix the baseline: hash and copy the protected files, move the
+    held-out files out of the repository, and tag the result sotalab/baseline.
+    Every trial's worktree starts from that tag."""
+    campaign = campaigns.load(lab, args.campaign)
+    url = gitcmd.check_url(args.url)
+    ref = gitcmd.check_ref(args.ref) if args.ref else None
+    repo = workspaces.campaign_repo(lab, campaign.id)
+    with workspaces.repo_lock(lab, campaign.id):
+        if repo.exists():
+            has_worktrees = lab.db.execute(
+                "SELECT COUNT(*) FROM trials WHERE campaign_id = ? AND worktree IS NOT NULL", [campaign.id]
+            ).fetchone()[0]
+            if not args.replace or has_worktrees:
+                raise LabError(f"campaign {campaign.id} already has a clone at {repo}",
+                               hint="trials branch from it; create a new campaign for different code"
+                               if has_worktrees else "pass replace=true to discard it")
+            shutil.rmtree(repo)
+        progress(0, 4, f"cloning {url}")
+        clone = ["clone", "--quiet", "--no-checkout"]
+        if args.shallow:
+            clone += ["--depth", "1", "--no-single-branch"] if ref else ["--depth", "1"]
+        gitcmd.git(None, *clone, "--", url, str(repo))
+        progress(1, 4, "checking out the pinned commit")
+        pinned = _fetch_pinned(repo, ref, args.shallow) if ref else gitcmd.out(repo, "rev-parse", "HEAD")
+        gitcmd.git(repo, "checkout", "--quiet", "-B", "sotalab/main", pinned)
+        if args.submodules and (repo / ".gitmodules").exists():
+            progress(2, 4, "cloning submodules")
+            gitcmd.git(repo, "submodule", "update", "--init", "--recursive",
+                       *(["--depth", "1"] if args.shallow else []))
+        progress(3, 4, "recording protected files and moving held-out files")
+        manifest = protected.record_baseline(repo, workspaces.protected_store(lab, campaign.id),
+                                             campaign.protected_paths, campaign.held_out_paths)
+        held_dir = workspaces.held_out_dir(lab, campaign.id)
+        if held_dir.exists():
+            shutil.rmtree(held_dir)
+        held_dir.mkdir(parents=True)
+        moved = protected.move_held_out(repo, held_dir, campaign.held_out_paths)
+        gitcmd.git(repo, "add", "--all")
+        if gitcmd.git(repo, "diff", "--cached", "--quiet", check=False).returncode != 0:
+            gitcmd.git(repo, "commit", "--quiet", "--no-verify", "-m",
+                       f"sotalab: hold out {len(moved)} files from every trial")
+        baseline = gitcmd.out(repo, "rev-parse", "HEAD")
+        gitcmd.git(repo, "tag", "--force", workspaces.BASELINE_TAG, baseline)
+    campaigns.set_fields(lab, campaign.id, repo_url=args.url, repo_commit=pinned)
+    if campaign.baseline_trial_id is not None:
+        workspaces.ensure_worktree(lab, campaign.baseline_trial_id)
+    progress(4, 4, "done")
+    return RepoInfo(campaign=campaign.id, path=str(repo), url=args.url, commit=pinned, baseline_commit=baseline,
+                    protected_files=len(manifest), held_out_files=moved[:100], held_out_count=len(moved))

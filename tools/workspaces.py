@@ -1,0 +1,256 @@
+"""Per-trial workspaces: one git worktree per trial, on branch ``trial/<id>``.
+
+Layout in the lab home::
+
+    workspaces/<campaign>/repo            the campaign's main clone (baseline tag: sotalab/baseline)
+    workspaces/<campaign>/trials/<trial>  one worktree per trial
+    protected/<campaign>/                 manifest.json + baseline copies of protected files
+    held_out/<campaign>/                  held-out files, moved out of the repository at clone time
+
+A trial's worktree starts at its parent's commit (the baseline trial: at the baseline
+tag); ``snapshot`` commits whatever changed and records the diff stat on the trial.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from . import gitcmd, protected, trials
+from .errors import InvalidInput, LabError
+from .home import Lab
+from .protected import ProtectedReport
+from .registry import tool
+
+BASELINE_TAG = "sotalab/baseline"
+DIFF_PAGE_CHARS = 40_000
+
+__all__ = ["ProtectedReport", "campaign_repo", "ensure_worktree", "snapshot", "verify_protected",
+           "restore_protected", "held_out_dir", "clean_checkout", "worktree_path", "diff_text"]
+
+
+def campaign_dir(lab: Lab, campaign_id: int) -> Path:
+    return lab.path("workspaces", campaign_id)
+
+
+def campaign_repo(lab: Lab, campaign_id: int) -> Path:
+    """The campaign's main clone (made by repo_clone)."""
+    return campaign_dir(lab, campaign_id) / "repo"
+
+
+def worktree_path(lab: Lab, campaign_id: int, trial_id: int) -> Path:
+    return campaign_dir(lab, campaign_id) / "trials" / str(trial_id)
+
+
+def held_out_dir(lab: Lab, campaign_id: int) -> Path:
+    """Where the campaign's held-out files live; only the final evaluation mounts them."""
+    return lab.path("held_out", campaign_id)
+
+
+def protected_store(lab: Lab, campaign_id: int) -> Path:
+    return lab.path("protected", campaign_id)
+
+
+@contextmanager
+def repo_lock(lab: Lab, campaign_id: int):
+    """Serialise changes to one campaign's repository (refs, worktrees) across processes."""
+    directory = campaign_dir(lab, campaign_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def require_repo(lab: Lab, campaign_id: int) -> Path:
+    repo = campaign_repo(lab, campaign_id)
+    if not (repo / ".git").exists():
+        raise LabError(f"campaign {campaign_id} has no repository yet",
+                       hint="clone the paper's code first with repo_clone")
+    return repo
+
+
+def baseline_commit(lab: Lab, campaign_id: int) -> str:
+    sha = gitcmd.resolve_commit(require_repo(lab, campaign_id), BASELINE_TAG)
+    if sha is None:
+        raise LabError(f"campaign {campaign_id}'s repository has no {BASELINE_TAG} tag",
+                       hint="clone it again with repo_clone")
+    return sha
+
+
+def _start_commit(lab: Lab, trial: trials.Trial) -> str:
+    """The commit a trial's worktree starts from: its parent's snapshot, else the tip of
+    the parent's branch, else (baseline trial) the baseline tag."""
+    repo = require_repo(lab, trial.campaign_id)
+    if trial.parent_id is None:
+        return baseline_commit(lab, trial.campaign_id)
+    parent = trials.load(lab, trial.parent_id)
+    if parent.commit_sha:
+        return parent.commit_sha
+    tip = gitcmd.resolve_commit(repo, f"refs/heads/trial/{parent.id}")
+    return tip or _start_commit(lab, parent)
+
+
+def ensure_worktree(lab: Lab, trial_id: int) -> Path:
+    """The trial's worktree on branch ``trial/<id>``, created on first use. Idempotent."""
+    trial = trials.load(lab, trial_id)
+    path = worktree_path(lab, trial.campaign_id, trial.id)
+    branch = f"trial/{trial.id}"
+    if (path / ".git").exists():
+        if trial.worktree != str(path):
+            trials.set_fields(lab, trial.id, branch=branch, worktree=str(path))
+        return path
+    repo = require_repo(lab, trial.campaign_id)
+    with repo_lock(lab, trial.campaign_id):
+        if not (path / ".git").exists():
+            start = _start_commit(lab, trial)
+            gitcmd.git(repo, "worktree", "prune")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if gitcmd.resolve_commit(repo, f"refs/heads/{branch}"):
+                gitcmd.git(repo, "worktree", "add", "--end-of-options", str(path), branch)
+            else:
+                gitcmd.git(repo, "worktree", "add", "-b", branch, "--end-of-options", str(path), start)
+    trials.set_fields(lab, trial.id, branch=branch, worktree=str(path))
+    return path
+
+
+def trial_worktree(lab: Lab, trial_id: int) -> tuple[trials.Trial, Path]:
+    """A trial and its (existing or newly made) worktree."""
+    path = ensure_worktree(lab, trial_id)
+    return trials.load(lab, trial_id), path
+
+
+def _numstat(repo: Path, base: str, head: str) -> dict:
+    lines = gitcmd.out(repo, "diff", "--numstat", "--end-of-options", base, head).splitlines()
+    files, insertions, deletions = [], 0, 0
+    for line in lines:
+        added, removed, name = line.split("\t", 2)
+        insertions += int(added) if added.isdigit() else 0
+        deletions += int(removed) if removed.isdigit() else 0
+        files.append(name)
+    return {"files_changed": len(files), "insertions": insertions, "deletions": deletions,
+            "files": files[:50], "files_truncated": len(files) > 50}
+
+
+def snapshot(lab: Lab, trial_id: int) -> str:
+    """Commit everything that changed in the trial's worktree (nothing changed: the
+    parent's commit stands) and record commit_sha and diff_stat on the trial."""
+    trial, path = trial_worktree(lab, trial_id)
+    gitcmd.git(path, "add", "--all")
+    if gitcmd.git(path, "diff", "--cached", "--quiet", check=False).returncode != 0:
+        title = (trial.hypothesis.strip().splitlines() or [""])[0][:72]
+        gitcmd.git(path, "commit", "--quiet", "--no-verify", "-m", f"trial {trial.id}: {title}".strip())
+    sha = gitcmd.out(path, "rev-parse", "HEAD")
+    start = _start_commit(lab, trial)
+    trials.set_fields(lab, trial.id, commit_sha=sha, diff_stat=_numstat(path, start, sha))
+    return sha
+
+
+def verify_protected(lab: Lab, trial_id: int) -> ProtectedReport:
+    """Protected files of the trial's worktree that differ from the baseline."""
+    trial, path = trial_worktree(lab, trial_id)
+    return protected.verify(path, protected_store(lab, trial.campaign_id))
+
+
+def restore_protected(lab: Lab, trial_id: int) -> list[str]:
+    """Put the baseline copies of protected files back into the trial's worktree."""
+    trial, path = trial_worktree(lab, trial_id)
+    return protected.restore(path, protected_store(lab, trial.campaign_id))
+
+
+def clean_checkout(lab: Lab, trial_id: int, dest: Path) -> Path:
+    """A fresh checkout of the trial's snapshot commit at ``dest`` (for audits)."""
+    trial = trials.load(lab, trial_id)
+    if not trial.commit_sha:
+        raise LabError(f"trial {trial_id} has no snapshot commit", hint="snapshot it first with trial_snapshot")
+    dest = Path(dest)
+    if dest.exists() and any(dest.iterdir()):
+        raise InvalidInput(f"{dest} exists and is not empty", hint="give an empty or new directory")
+    repo = require_repo(lab, trial.campaign_id)
+    gitcmd.git(None, "clone", "--quiet", "--no-checkout", "--", str(repo), str(dest))
+    gitcmd.git(dest, "checkout", "--quiet", "--detach", trial.commit_sha)
+    return dest
+
+
+def diff_text(path: Path, base: str) -> str:
+    """The diff from ``base`` to the worktree as it is now, new untracked files included,
+    without touching the trial's index (a throwaway index file does the staging)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        index = Path(tmp) / "index"
+        real = Path(gitcmd.out(path, "rev-parse", "--git-path", "index"))
+        real = real if real.is_absolute() else path / real
+        if real.exists():
+            shutil.copy2(real, index)
+        env = {"GIT_INDEX_FILE": str(index)}
+        gitcmd.git(path, "add", "--all", env=env)
+        return gitcmd.git(path, "diff", "--cached", "--no-color", "--no-ext-diff", "--end-of-options", base,
+                          env=env).stdout
+
+
+# --- tools -------------------------------------------------------------------------------
+
+class TrialRef(BaseModel):
+    trial: int = Field(..., description="trial id")
+
+
+class SnapshotOut(BaseModel):
+    trial: int
+    commit: str = Field(description="the trial's commit sha (its parent's when nothing changed)")
+    branch: str
+    diff_stat: dict = Field(description="files_changed, insertions, deletions, files (first 50) against the parent")
+
+
+class DiffIn(BaseModel):
+    trial: int
+    against: Literal["parent", "baseline"] = Field("parent", description="diff against the parent's commit or the baseline")
+    cursor: str | None = Field(None, description="next_cursor from the previous page")
+    limit: int = Field(DIFF_PAGE_CHARS, ge=1000, le=60_000, description="most characters of diff to return")
+
+
+class DiffOut(BaseModel):
+    trial: int
+    against: str
+    base_commit: str
+    diff: str = Field(description="unified diff of the worktree as it is now, uncommitted changes included")
+    total_chars: int
+    next_cursor: str | None
+
+
+@tool()
+def trial_snapshot(lab: Lab, args: TrialRef) -> SnapshotOut:
+    """Commit whatever changed in the trial's worktree to its branch trial/<id> and
+    record the commit and diff stat (against the parent) on the trial."""
+    sha = snapshot(lab, args.trial)
+    trial = trials.load(lab, args.trial)
+    return SnapshotOut(trial=trial.id, commit=sha, branch=trial.branch or "", diff_stat=trial.diff_stat or {})
+
+
+@tool(read_only=True)
+def workspace_diff(lab: Lab, args: DiffIn) -> DiffOut:
+    """The trial's changes as a unified diff (uncommitted edits included) against its
+    parent or the baseline, paged by characters with `cursor`."""
+    from .paging import next_cursor, offset_from
+
+    trial, path = trial_worktree(lab, args.trial)
+    if args.against == "baseline" or trial.parent_id is None:
+        base = baseline_commit(lab, trial.campaign_id)
+    else:
+        base = _start_commit(lab, trial)
+    text = diff_text(path, base)
+    offset = offset_from(args.cursor)
+    page = text[offset:offset + args.limit]
+    return DiffOut(trial=trial.id, against=args.against, base_commit=base, diff=page, total_chars=len(text),
+                   next_cursor=next_cursor(offset, len(page), len(text)))
+
+
+@tool(read_only=True)
+def workspace_verify(lab: Lab, args: TrialRef) -> ProtectedReport:
+    """Check the trial's worktree against the baseline hashes of the protected files
+    (evaluator code and data): lists changed, added and deleted ones. The evaluation
+    path restores them before scoring, so changes there never count."""
+    return verify_protected(lab, args.trial)
