@@ -23,6 +23,7 @@ TOOL_MODULES = [
     "status",
     "repos",
     "workspaces",
+    "workspace_files",
 ]
 
 

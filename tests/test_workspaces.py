@@ -1,0 +1,175 @@
+"""Per-trial worktrees, snapshots, diffs, confined file access, protected files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import SIMPLE_CAMPAIGN
+from test_repos import make_upstream, sh_git
+
+from sotalab.tools import trials, workspaces
+
+
+@pytest.fixture
+def campaign(call, tmp_path) -> int:
+    spec = dict(SIMPLE_CAMPAIGN, protected_paths=["eval.py", "data/**"], held_out_paths=["data/test_*"])
+    cid = call("campaign_create", **spec)["id"]
+    call("repo_clone", campaign=cid, url=str(make_upstream(tmp_path)))
+    return cid
+
+
+@pytest.fixture
+def baseline(call, campaign) -> dict:
+    return call("trial_create", campaign=campaign, kind="baseline")
+
+
+def test_trial_worktree_on_its_own_branch_from_the_baseline_tag(call, lab, campaign, baseline):
+    tree = Path(baseline["worktree"])
+    assert baseline["branch"] == f"trial/{baseline['id']}"
+    assert sh_git(tree, "rev-parse", "--abbrev-ref", "HEAD") == baseline["branch"]
+    assert sh_git(tree, "rev-parse", "HEAD") == workspaces.baseline_commit(lab, campaign)
+    assert workspaces.ensure_worktree(lab, baseline["id"]) == tree  # idempotent
+
+
+def test_child_starts_from_parent_snapshot_and_snapshot_records_diff(call, lab, campaign, baseline):
+    parent = call("trial_create", campaign=campaign, kind="param", hypothesis="LR 0.3")
+    call("workspace_write", trial=parent["id"], path="model.py", content="LR = 0.3\n")
+    snap = call("trial_snapshot", trial=parent["id"])
+    assert snap["diff_stat"]["files"] == ["model.py"]
+    assert snap["diff_stat"]["insertions"] == 1 and snap["diff_stat"]["deletions"] == 1
+    assert trials.load(lab, parent["id"]).commit_sha == snap["commit"]
+
+    child = call("trial_create", campaign=campaign, kind="code", parent=parent["id"], hypothesis="new file")
+    tree = Path(child["worktree"])
+    assert (tree / "model.py").read_text() == "LR = 0.3\n"
+    # Nothing changed yet: the snapshot is the parent's commit.
+    assert call("trial_snapshot", trial=child["id"])["commit"] == snap["commit"]
+    (tree / "extra.py").write_text("X = 1\n")
+    second = call("trial_snapshot", trial=child["id"])
+    assert second["commit"] != snap["commit"]
+    assert second["diff_stat"]["files"] == ["extra.py"]
+    # The parent's worktree is untouched by the child.
+    assert not (Path(parent["worktree"]) / "extra.py").exists()
+
+
+def test_diff_against_parent_and_baseline_includes_uncommitted_files(call, campaign, baseline):
+    parent = call("trial_create", campaign=campaign, kind="param")
+    call("workspace_write", trial=parent["id"], path="model.py", content="LR = 0.3\n")
+    call("trial_snapshot", trial=parent["id"])
+    child = call("trial_create", campaign=campaign, kind="code", parent=parent["id"])
+    call("workspace_write", trial=child["id"], path="new.py", content="Y = 2\n")
+    vs_parent = call("workspace_diff", trial=child["id"])["diff"]
+    assert "+Y = 2" in vs_parent and "LR = 0.3" not in vs_parent
+    vs_base = call("workspace_diff", trial=child["id"], against="baseline")["diff"]
+    assert "+Y = 2" in vs_base and "+LR = 0.3" in vs_base
+    # The diff stages nothing: the trial's own index is as it was.
+    assert sh_git(Path(child["worktree"]), "diff", "--cached", "--name-only") == ""
+
+
+def test_diff_pages_by_characters(call, campaign, baseline):
+    trial = call("trial_create", campaign=campaign, kind="code")
+    call("workspace_write", trial=trial["id"], path="big.txt", content="line\n" * 2000)
+    first = call("workspace_diff", trial=trial["id"], limit=1000)
+    assert len(first["diff"]) == 1000 and first["total_chars"] > 10_000
+    rest, cursor = first["diff"], first["next_cursor"]
+    while cursor:
+        page = call("workspace_diff", trial=trial["id"], limit=60_000, cursor=cursor)
+        rest, cursor = rest + page["diff"], page["next_cursor"]
+    assert len(rest) == first["total_chars"]
+
+
+def test_list_read_write_and_patch(call, campaign, baseline):
+    tid = call("trial_create", campaign=campaign, kind="code")["id"]
+    names = [e["path"] for e in call("workspace_list", trial=tid)["entries"]]
+    assert names == ["data", "eval.py", "model.py"]
+    deep = [e["path"] for e in call("workspace_list", trial=tid, recursive=True)["entries"]]
+    assert "data/train.csv" in deep and not any(p.startswith(".git") for p in deep)
+    assert call("workspace_read", trial=tid, path="model.py")["content"] == "LR = 0.2\n"
+    call("workspace_write", trial=tid, path="pkg/new.py", content="A = 1\n")
+    assert call("workspace_read", trial=tid, path="pkg/new.py", offset=4, limit=1)["content"] == "1"
+    patch = ("--- a/model.py\n+++ b/model.py\n@@ -1 +1 @@\n-LR = 0.2\n+LR = 0.05\n")
+    assert call("workspace_apply_patch", trial=tid, patch=patch)["files"] == ["model.py"]
+    assert call("workspace_read", trial=tid, path="model.py")["content"] == "LR = 0.05\n"
+
+
+def test_patch_that_does_not_apply_changes_nothing(call, call_error, campaign, baseline):
+    tid = call("trial_create", campaign=campaign, kind="code")["id"]
+    patch = ("--- a/model.py\n+++ b/model.py\n@@ -1 +1 @@\n-LR = 9\n+LR = 0.05\n"
+             "--- a/eval.py\n+++ b/eval.py\n@@ -1 +1 @@\n-print('accuracy=0.5')\n+print('accuracy=1.0')\n")
+    assert "does not apply" in call_error("workspace_apply_patch", trial=tid, patch=patch)
+    assert call("workspace_read", trial=tid, path="eval.py")["content"] == "print('accuracy=0.5')\n"
+
+
+@pytest.mark.parametrize("path", ["../../etc/passwd", "/etc/passwd", ".git/config", "a/../../x"])
+def test_paths_outside_the_worktree_are_refused(call, call_error, campaign, baseline, path):
+    tid = call("trial_create", campaign=campaign, kind="code")["id"]
+    assert call_error("workspace_read", trial=tid, path=path)
+    assert call_error("workspace_write", trial=tid, path=path, content="pwned\n")
+    assert "pwned" not in Path("/etc/passwd").read_text()
+
+
+def test_symlink_to_root_cannot_be_followed(call, call_error, campaign, baseline, tmp_path):
+    trial = call("trial_create", campaign=campaign, kind="code")
+    tree = Path(trial["worktree"])
+    os.symlink("/", tree / "root")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret\n")
+    os.symlink(outside, tree / "leak.txt")
+    assert "outside" in call_error("workspace_read", trial=trial["id"], path="root/etc/passwd")
+    assert "outside" in call_error("workspace_read", trial=trial["id"], path="leak.txt")
+    assert "outside" in call_error("workspace_write", trial=trial["id"], path="leak.txt", content="x")
+    assert "outside" in call_error("workspace_list", trial=trial["id"], path="root")
+    assert outside.read_text() == "secret\n"
+    patch = "--- a/root/tmp/sotalab-pwned\n+++ b/root/tmp/sotalab-pwned\n@@ -0,0 +1 @@\n+x\n"
+    assert call_error("workspace_apply_patch", trial=trial["id"], patch=patch)
+    escaping = "--- /dev/null\n+++ b/../../sotalab-pwned\n@@ -0,0 +1 @@\n+x\n"
+    assert "leaves" in call_error("workspace_apply_patch", trial=trial["id"], patch=escaping)
+    assert not Path("/tmp/sotalab-pwned").exists()
+
+
+def test_evaluated_trial_is_frozen(call, call_error, lab, campaign, baseline):
+    trials.set_fields(lab, baseline["id"], status="evaluated")
+    assert "frozen" in call_error("workspace_write", trial=baseline["id"], path="model.py", content="x")
+
+
+def test_protected_changes_are_reported_and_restored(call, lab, campaign, baseline):
+    tid = call("trial_create", campaign=campaign, kind="code")["id"]
+    assert call("workspace_verify", trial=tid)["ok"] is True
+    call("workspace_write", trial=tid, path="eval.py", content="print('accuracy=1.0')\n")
+    call("workspace_write", trial=tid, path="data/extra.csv", content="1\n")
+    os.remove(Path(trials.load(lab, tid).worktree) / "data" / "train.csv")
+    report = call("workspace_verify", trial=tid)
+    assert report == {"ok": False, "changed": ["eval.py"], "added": ["data/extra.csv"],
+                      "deleted": ["data/train.csv"], "checked": 2}
+    restored = workspaces.restore_protected(lab, tid)
+    assert restored == ["data/extra.csv", "data/train.csv", "eval.py"]
+    assert workspaces.verify_protected(lab, tid).ok
+    tree = Path(trials.load(lab, tid).worktree)
+    assert (tree / "eval.py").read_text() == "print('accuracy=0.5')\n"
+
+
+def test_clean_checkout_reproduces_the_snapshot(call, lab, campaign, baseline, tmp_path):
+    tid = call("trial_create", campaign=campaign, kind="code")["id"]
+    call("workspace_write", trial=tid, path="model.py", content="LR = 0.7\n")
+    sha = call("trial_snapshot", trial=tid)["commit"]
+    call("workspace_write", trial=tid, path="model.py", content="LR = 99\n")  # not snapshotted
+    dest = workspaces.clean_checkout(lab, tid, tmp_path / "audit")
+    assert (dest / "model.py").read_text() == "LR = 0.7\n"
+    assert sh_git(dest, "rev-parse", "HEAD") == sha
+    assert not (dest / "data" / "test_labels.csv").exists()
+
+
+def test_snapshot_runs_no_repository_hooks(call, lab, campaign, baseline):
+    hook = workspaces.campaign_repo(lab, campaign) / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\ntouch /tmp/sotalab-hook-ran\nexit 1\n")
+    hook.chmod(0o755)
+    tid = call("trial_create", campaign=campaign, kind="code")["id"]
+    call("workspace_write", trial=tid, path="model.py", content="LR = 1\n")
+    call("trial_snapshot", trial=tid)
+    assert not Path("/tmp/sotalab-hook-ran").exists()
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=trials.load(lab, tid).worktree,
+                          capture_output=True, text=True).stdout == ""

@@ -1,0 +1,194 @@
+"""File access to a trial's worktree for hosts that cannot see the lab's disk.
+
+Every path is relative to the worktree and confined to it: absolute paths, ``..``,
+anything inside ``.git`` and symlinks that lead outside are refused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from . import gitcmd, workspaces
+from .errors import InvalidInput, LabError, NotFound
+from .home import Lab
+from .paging import DEFAULT_LIMIT, MAX_LIMIT, next_cursor, offset_from
+from .registry import tool
+
+READ_LIMIT_CHARS = 40_000
+MAX_WRITE_BYTES = 1_000_000
+
+
+def confine(root: Path, rel: str) -> Path:
+    """``rel`` resolved inside ``root``; refuses escapes and the .git directory."""
+    if not rel or "\0" in rel:
+        raise InvalidInput("empty path", hint="give a path relative to the trial's worktree")
+    parts = Path(rel).parts
+    if Path(rel).is_absolute() or ".." in parts:
+        raise InvalidInput(f"path {rel!r} leaves the trial's worktree",
+                           hint="give a path relative to the worktree, without '..'")
+    if ".git" in parts:
+        raise InvalidInput(f"path {rel!r} is inside .git, which the lab owns",
+                           hint="commit changes with trial_snapshot instead")
+    base = root.resolve()
+    target = (base / rel).resolve()
+    if target != base and base not in target.parents:
+        raise InvalidInput(f"path {rel!r} resolves outside the trial's worktree (a symlink escapes)",
+                           hint="symlinks that leave the worktree cannot be followed")
+    return target
+
+
+def _open_trial(lab: Lab, trial_id: int, writing: bool) -> Path:
+    trial, path = workspaces.trial_worktree(lab, trial_id)
+    if writing and trial.status != "open":
+        raise LabError(f"trial {trial.id} is {trial.status}; its files are frozen",
+                       hint="create a child trial with trial_create and edit that")
+    return path
+
+
+class ListIn(BaseModel):
+    trial: int
+    path: str = Field(".", description="directory relative to the worktree")
+    recursive: bool = Field(False, description="list every file below `path`")
+    limit: int = Field(DEFAULT_LIMIT * 4, ge=1, le=MAX_LIMIT * 5)
+    cursor: str | None = None
+
+
+class Entry(BaseModel):
+    path: str
+    type: str = Field(description="file, dir or symlink")
+    size: int | None
+
+
+class ListOut(BaseModel):
+    trial: int
+    entries: list[Entry]
+    total: int
+    next_cursor: str | None
+
+
+class ReadIn(BaseModel):
+    trial: int
+    path: str
+    offset: int = Field(0, ge=0, description="character offset to start at")
+    limit: int = Field(READ_LIMIT_CHARS, ge=1, le=60_000, description="most characters to return")
+
+
+class ReadOut(BaseModel):
+    trial: int
+    path: str
+    content: str
+    total_chars: int
+    next_offset: int | None = Field(description="offset of the next page; null at the end")
+
+
+class WriteIn(BaseModel):
+    trial: int
+    path: str
+    content: str = Field(..., max_length=MAX_WRITE_BYTES, description="the file's complete new text")
+
+
+class WriteOut(BaseModel):
+    trial: int
+    path: str
+    bytes: int
+
+
+class PatchIn(BaseModel):
+    trial: int
+    patch: str = Field(..., min_length=1, max_length=MAX_WRITE_BYTES, description="a unified diff (git diff or diff -u), paths relative to the worktree")
+
+
+class PatchOut(BaseModel):
+    trial: int
+    files: list[str] = Field(description="files the patch touched")
+
+
+def _entry(root: Path, path: Path) -> Entry:
+    rel = path.relative_to(root).as_posix()
+    if path.is_symlink():
+        return Entry(path=rel, type="symlink", size=None)
+    if path.is_dir():
+        return Entry(path=rel, type="dir", size=None)
+    return Entry(path=rel, type="file", size=path.stat().st_size)
+
+
+@tool(read_only=True)
+def workspace_list(lab: Lab, args: ListIn) -> ListOut:
+    """Files and directories in the trial's worktree (paged; .git hidden)."""
+    root = _open_trial(lab, args.trial, writing=False).resolve()
+    start = confine(root, args.path)
+    if not start.is_dir():
+        raise NotFound(f"{args.path!r} is not a directory in trial {args.trial}'s worktree")
+    if args.recursive:
+        from .protected import repo_files
+
+        paths = [start / rel for rel in repo_files(start)]
+    else:
+        paths = sorted(p for p in start.iterdir() if p.name != ".git")
+    offset = offset_from(args.cursor)
+    page = paths[offset:offset + args.limit]
+    return ListOut(trial=args.trial, entries=[_entry(root, p) for p in page], total=len(paths),
+                   next_cursor=next_cursor(offset, len(page), len(paths)))
+
+
+@tool(read_only=True)
+def workspace_read(lab: Lab, args: ReadIn) -> ReadOut:
+    """A text file from the trial's worktree, paged by characters."""
+    root = _open_trial(lab, args.trial, writing=False)
+    target = confine(root, args.path)
+    if not target.is_file():
+        raise NotFound(f"no file {args.path!r} in trial {args.trial}'s worktree", hint="see workspace_list")
+    data = target.read_bytes()
+    if b"\0" in data[:8192]:
+        raise InvalidInput(f"{args.path!r} is a binary file ({len(data)} bytes)", hint="only text files can be read")
+    text = data.decode("utf-8", errors="replace")
+    end = args.offset + args.limit
+    return ReadOut(trial=args.trial, path=args.path, content=text[args.offset:end], total_chars=len(text),
+                   next_offset=end if end < len(text) else None)
+
+
+@tool(idempotent=True)
+def workspace_write(lab: Lab, args: WriteIn) -> WriteOut:
+    """Create or overwrite a text file in the trial's worktree (parents created).
+    Commit the trial's changes with trial_snapshot."""
+    root = _open_trial(lab, args.trial, writing=True)
+    target = confine(root, args.path)
+    if target.is_dir():
+        raise InvalidInput(f"{args.path!r} is a directory")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    data = args.content.encode()
+    # O_NOFOLLOW: a symlink swapped in after confine() must not redirect the write.
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    return WriteOut(trial=args.trial, path=args.path, bytes=len(data))
+
+
+_PATCH_PATH = re.compile(r"^(?:\+\+\+|---) (?:[ab]/)?(\S+)", re.MULTILINE)
+_GIT_HEADER = re.compile(r"^diff --git a/(\S+) b/(\S+)", re.MULTILINE)
+
+
+@tool()
+def workspace_apply_patch(lab: Lab, args: PatchIn) -> PatchOut:
+    """Apply a unified diff to the trial's worktree (all or nothing). Paths must stay
+    inside the worktree. Commit the result with trial_snapshot."""
+    root = _open_trial(lab, args.trial, writing=True)
+    named = {m for m in _PATCH_PATH.findall(args.patch) if m != "/dev/null"}
+    named |= {p for pair in _GIT_HEADER.findall(args.patch) for p in pair}
+    if not named:
+        raise InvalidInput("the patch names no files", hint="send a unified diff with ---/+++ headers")
+    for rel in named:
+        confine(root, rel)
+    patch = args.patch if args.patch.endswith("\n") else args.patch + "\n"
+    # git apply refuses paths outside the tree and through symlinks on its own as well.
+    check = gitcmd.git(root, "apply", "--check", "--recount", "-", input=patch, check=False)
+    if check.returncode != 0:
+        raise InvalidInput("the patch does not apply: " + " | ".join(check.stderr.strip().splitlines()[:3]),
+                           hint="read the current file with workspace_read and rebase the patch on it")
+    applied = gitcmd.git(root, "apply", "--recount", "--numstat", "--apply", "-", input=patch)
+    files = [line.split("\t", 2)[2] for line in applied.stdout.splitlines() if line.count("\t") >= 2]
+    return PatchOut(trial=args.trial, files=sorted(files))
