@@ -197,8 +197,21 @@ def _initial_schema(db: sqlite_utils.Database) -> None:
     db["notes"].enable_fts(["title", "body", "tags"], create_triggers=True, tokenize="porter")
 
 
+def _runs_supervision(db: sqlite_utils.Database) -> None:
+    """Runs: why a run ended (outcome), the supervisor's start time (so a reused pid is
+    never mistaken for it) and the container name of a Docker run."""
+    db.executescript(
+        """
+        ALTER TABLE runs ADD COLUMN outcome TEXT;
+        ALTER TABLE runs ADD COLUMN supervisor_ctime REAL;
+        ALTER TABLE runs ADD COLUMN container TEXT;
+        """
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _initial_schema),
+    ("0002_runs_supervision", _runs_supervision),
 ]
 
 
