@@ -25,8 +25,9 @@ SERVER_NAME = "sotalab"
 
 
 def clients_root() -> Path:
-    """clients/ beside server/: the repository root in a checkout, the package in a wheel."""
-    return Path(__file__).resolve().parent.parent / "clients"
+    from sotalab.tools import data_path
+
+    return data_path("clients")
 
 
 def _appdata() -> Path:

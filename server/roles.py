@@ -16,6 +16,7 @@ from typing import Annotated
 from fastmcp import FastMCP
 from pydantic import Field
 
+from sotalab.tools import data_path
 from sotalab.tools.errors import LabError
 from sotalab.tools.home import Lab
 from sotalab.tools.invoke import invoke
@@ -29,8 +30,7 @@ STATE_ROWS = 5
 
 
 def skills_root() -> Path:
-    """skills/ beside server/: the repository root in a checkout, the package in a wheel."""
-    return Path(__file__).resolve().parent.parent / "skills"
+    return data_path("skills")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,113 @@
+"""A scripted sotalab client on the official MCP SDK.
+
+``LabSession`` spawns ``sotalab serve`` over stdio, initializes an MCP session and calls
+tools by name, printing each call, its progress notifications and its outcome as it
+goes. It is the engine of ``sotalab demo`` and a starting point for any script that
+drives a campaign without a model::
+
+    async with LabSession(home="/tmp/lab") as lab:
+        campaign = await lab.call("campaign_create", name="x", objective={...}, evaluator={...})
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from mcp import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+
+class ToolCallError(Exception):
+    """A tool answered with an error result; the message is the server's (what went wrong, what to do)."""
+
+    def __init__(self, tool: str, message: str):
+        super().__init__(f"{tool}: {message}")
+        self.tool = tool
+        self.message = message
+
+
+def server_command() -> list[str]:
+    """How to start this installation's server: the ``sotalab`` script beside this Python."""
+    script = Path(sys.executable).parent / "sotalab"
+    return [str(script), "serve"] if script.exists() else [sys.executable, "-m", "sotalab.server.cli", "serve"]
+
+
+def _summary(value: Any, limit: int = 100) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+class LabSession:
+    """One MCP session with a ``sotalab serve`` child process."""
+
+    def __init__(self, home: str | os.PathLike | None = None, command: list[str] | None = None,
+                 out: TextIO | None = None, verbose: bool = True):
+        self.command = command or server_command()
+        self.home = Path(home).resolve() if home else None
+        self.out = out or sys.stdout
+        self.verbose = verbose
+        self.tools: set[str] = set()
+        self.calls = 0
+        self._stack = None
+        self.session: ClientSession | None = None
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    async def __aenter__(self) -> "LabSession":
+        from contextlib import AsyncExitStack
+
+        env = {"SOTALAB_HOME": str(self.home)} if self.home else {}
+        params = StdioServerParameters(command=self.command[0], args=self.command[1:], env=env)
+        self._stack = AsyncExitStack()
+        try:
+            read, write = await self._stack.enter_async_context(stdio_client(params))
+            self.session = await self._stack.enter_async_context(ClientSession(read, write))
+            await self.session.initialize()
+            self.tools = {t.name for t in (await self.session.list_tools()).tools}
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._stack.aclose()
+
+    def _progress_printer(self, tool: str) -> Callable:
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            if self.verbose:
+                share = f"{progress:g}/{total:g}" if total else f"{progress:g}"
+                self.say(f"      · {tool} {share} {message or ''}".rstrip())
+        return on_progress
+
+    async def call(self, tool: str, quiet: bool = False, **arguments) -> dict:
+        """Call ``tool`` and return its structured result; raise ToolCallError on an error result."""
+        if self.tools and tool not in self.tools:
+            raise ToolCallError(tool, f"the server has no tool {tool!r} (this sotalab build lacks it)")
+        self.calls += 1
+        started = time.perf_counter()
+        if self.verbose and not quiet:
+            self.say(f"    → {tool}({_summary(', '.join(f'{k}={v!r}' for k, v in arguments.items()), 90)})")
+        result = await self.session.call_tool(tool, arguments, progress_callback=self._progress_printer(tool))
+        elapsed = time.perf_counter() - started
+        if result.is_error:
+            message = " ".join(c.text for c in result.content if getattr(c, "text", None))
+            if self.verbose:
+                self.say(f"      ✗ {tool} failed after {elapsed:.1f}s: {_summary(message, 200)}")
+            raise ToolCallError(tool, message)
+        if self.verbose and not quiet and elapsed >= 1.0:
+            self.say(f"      ✓ {tool} {elapsed:.1f}s")
+        return result.structured_content or {}
+
+    async def prompt(self, name: str, **arguments: str) -> str:
+        result = await self.session.get_prompt(name, {k: str(v) for k, v in arguments.items()})
+        return "\n".join(m.content.text for m in result.messages if getattr(m.content, "text", None))
+
+    async def resource(self, uri: str) -> str:
+        result = await self.session.read_resource(uri)
+        return "\n".join(c.text for c in result.contents if getattr(c, "text", None))
