@@ -21,6 +21,7 @@ TOOL_MODULES = [
     "ideas",
     "notes",
     "status",
+    "papers.tools",
     "repos",
     "workspaces",
     "workspace_files",

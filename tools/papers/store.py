@@ -1,0 +1,159 @@
+"""The paper cache under ``<home>/papers/<key>/``: ``paper.pdf`` and ``extraction.json``.
+
+A paper directory appears whole or not at all: the PDF is downloaded and extracted in a
+``.partial-*`` directory that is renamed into place only when both files are complete.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from .. import ledger
+from ..errors import LabError, NotFound
+from ..home import Lab
+from ..registry import Progress
+from . import arxiv_api, extract, fetch
+
+PDF_NAME = "paper.pdf"
+EXTRACTION_NAME = "extraction.json"
+STALE_PARTIAL_S = 3600
+
+
+def paper_dir(lab: Lab, key: str) -> Path:
+    return lab.path("papers", key)
+
+
+def is_complete(lab: Lab, key: str) -> bool:
+    return (paper_dir(lab, key) / EXTRACTION_NAME).is_file()
+
+
+def _sweep_partials(root: Path) -> None:
+    """Remove work directories a crashed process left behind."""
+    for stale in root.glob(".partial-*"):
+        try:
+            if time.time() - stale.stat().st_mtime > STALE_PARTIAL_S:
+                shutil.rmtree(stale, ignore_errors=True)
+        except FileNotFoundError:
+            pass
+
+
+def _get_pdf(source: fetch.Source, entry: arxiv_api.Entry | None, dest: Path) -> None:
+    if source.kind == "file":
+        size = Path(source.value).stat().st_size
+        if size > fetch.MAX_PDF_BYTES:
+            raise LabError(f"{source.value} is {size // 2**20} MiB, over the {fetch.MAX_PDF_BYTES // 2**20} MiB limit")
+        with open(source.value, "rb") as f:
+            fetch.check_pdf_head(f.read(2048), source.value)
+        shutil.copyfile(source.value, dest)
+    elif source.kind == "url":
+        fetch.download(source.value, dest)
+    else:
+        if not entry.pdf_url:
+            raise LabError(f"arXiv lists no PDF for {entry.arxiv_id}", hint="try another version of the paper")
+        url = entry.pdf_url
+        if url.startswith("http://") and fetch.urlparse(url).hostname in fetch.ARXIV_HOSTS:
+            url = "https://" + url[len("http://"):]
+        fetch.download(url, dest, polite=True)
+
+
+def _check_withdrawn(entry: arxiv_api.Entry) -> None:
+    if not entry.withdrawn:
+        return
+    base, _, version = entry.arxiv_id.rpartition("v")
+    hint = "the paper has no earlier version" if not version.isdigit() or int(version) <= 1 else \
+        f"fetch an earlier version, e.g. {base}v{int(version) - 1}"
+    reason = (entry.comment or entry.abstract)[:200]
+    raise LabError(f"arXiv paper {entry.arxiv_id} has been withdrawn ({reason})", hint=hint)
+
+
+def materialise(lab: Lab, source: fetch.Source, progress: Progress) -> tuple[dict, arxiv_api.Entry | None]:
+    """Download and extract ``source`` into the cache; return (extraction, arXiv entry)."""
+    entry = None
+    if source.kind == "arxiv":
+        entry = arxiv_api.lookup(source.value)
+        _check_withdrawn(entry)
+    root = lab.path("papers")
+    _sweep_partials(root)
+    work = Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
+    try:
+        progress(0, None, "downloading the PDF")
+        _get_pdf(source, entry, work / PDF_NAME)
+        progress(0, None, "extracting text, outline, links and tables")
+        extraction = extract.extract(work / PDF_NAME, progress)
+        extract.save(extraction, work / EXTRACTION_NAME)
+        final = paper_dir(lab, source.key)
+        if final.exists():  # an incomplete leftover, or a concurrent fetch that finished first
+            if is_complete(lab, source.key):
+                shutil.rmtree(work)
+                return extract.load(final / EXTRACTION_NAME), entry
+            shutil.rmtree(final)
+        os.rename(work, final)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return extraction, entry
+
+
+def record(lab: Lab, key: str, source_text: str, extraction: dict, entry: arxiv_api.Entry | None,
+           campaign: int | None) -> dict:
+    title, authors, abstract = guess_front_matter(extraction)
+    row = {
+        "id": key,
+        "source": source_text,
+        "arxiv_id": entry.arxiv_id if entry else None,
+        "title": entry.title if entry else title,
+        "authors": ledger.dumps(entry.authors if entry else authors),
+        "abstract": entry.abstract if entry else abstract,
+        "pages": extraction["page_count"],
+        "pdf_path": str(paper_dir(lab, key) / PDF_NAME),
+        "extraction": ledger.dumps({
+            "meta": {"published": entry.published, "updated": entry.updated, "categories": entry.categories,
+                     "comment": entry.comment} if entry else {},
+            "tables": len(extraction["tables"]), "outline_source": extraction["outline_source"],
+            "warnings": extraction["warnings"],
+        }),
+        "created_at": ledger.now(),
+    }
+    if campaign is not None:
+        row["campaign_id"] = campaign
+    lab.db["papers"].upsert(row, pk="id")
+    return load_row(lab, key)
+
+
+def guess_front_matter(extraction: dict) -> tuple[str, list[str], str]:
+    """Title, authors and abstract of a PDF that did not come with arXiv metadata."""
+    first = extraction["texts"][0] if extraction["texts"] else ""
+    lines = [line.strip() for line in first.splitlines() if line.strip()]
+    title = extraction["metadata"]["title"] or " ".join(lines[:1])
+    authors = [a.strip() for a in extraction["metadata"]["author"].split(",") if a.strip()]
+    abstract = ""
+    if (at := first.lower().find("abstract")) >= 0:
+        body = []
+        for line in first[at + len("abstract"):].splitlines():
+            if extract.HEADING.match(line.strip()) and body:
+                break  # the first section heading ends the abstract
+            body.append(line)
+        abstract = " ".join(" ".join(body).split())[:2000].lstrip(":.— ")
+    return title[:500], authors, abstract
+
+
+def load_row(lab: Lab, key: str) -> dict:
+    return next(lab.db.query("SELECT * FROM papers WHERE id = ?", [key]))
+
+
+def resolve(lab: Lab, paper: str) -> tuple[dict, dict]:
+    """A paper by its id (or its arXiv id or source, as given to paper_fetch): (row, extraction)."""
+    rows = list(lab.db.query("SELECT * FROM papers WHERE id = ? OR arxiv_id = ? OR source = ? LIMIT 1",
+                             [paper, paper, paper]))
+    if not rows:
+        raise NotFound(f"no fetched paper {paper!r}", hint="fetch it first with paper_fetch and use the id it returns")
+    row = rows[0]
+    path = paper_dir(lab, row["id"]) / EXTRACTION_NAME
+    if not path.is_file():
+        raise LabError(f"the cached files of paper {row['id']} are missing",
+                       hint=f"fetch it again with paper_fetch(source={row['source']!r})")
+    return row, extract.load(path)

@@ -1,0 +1,219 @@
+"""Tables of a paper: find the pages that can hold one, extract there, stitch continuations.
+
+``page.find_tables()`` costs a full character extraction of the page, so it runs only on
+candidate pages (a table caption, ruling lines, or a grid of aligned text) and only over
+the region the rules span. A table whose rows continue on the next page (same columns,
+no caption of its own, at the top of the page) is stitched into one table.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+CAPTION = re.compile(r"^\s*(Table|TABLE|Tab\.)\s+([0-9]+|[IVXLC]+)\s*[:.|]?\s*(.*)$")
+MIN_RULE_LEN = 20.0
+RULE_THICKNESS = 2.5
+MIN_GRID_ROWS = 4
+CLIP_MARGIN = 4.0
+
+
+@dataclass
+class Candidate:
+    page: int  # 0-based
+    clip: tuple[float, float, float, float] | None  # region the rules span; None: whole page
+    vertical_rules: bool
+
+
+@dataclass
+class Part:
+    page: int
+    bbox: tuple[float, float, float, float]
+    columns: list[float]  # left x of each column
+    rows: list[list[str]]
+    caption: str | None
+    row_height: float
+
+
+@dataclass
+class Table:
+    caption: str | None
+    pages: list[int]  # 1-based
+    header: list[str]
+    rows: list[list[str]]
+    bbox: tuple[float, float, float, float]
+    columns: list[float] = field(repr=False, default_factory=list)
+    row_height: float = field(repr=False, default=0.0)
+
+    def as_dict(self, number: int) -> dict:
+        label = None
+        if self.caption and (m := CAPTION.match(self.caption)):
+            label = f"Table {m.group(2)}"
+        return {"id": f"t{number}", "label": label, "caption": self.caption, "pages": self.pages,
+                "header": self.header, "rows": self.rows, "bbox": [round(v, 1) for v in self.bbox]}
+
+
+def caption_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if CAPTION.match(line) and len(line.strip()) > 8]
+
+
+def _rules(page):
+    """Horizontal and vertical ruling segments as (x0, y0, x1, y1)."""
+    horizontal, vertical = [], []
+    for path in page.get_cdrawings():
+        for item in path["items"]:
+            if item[0] == "l":
+                (x0, y0), (x1, y1) = item[1], item[2]
+            elif item[0] == "re":
+                x0, y0, x1, y1 = item[1]
+            else:
+                continue
+            x0, x1 = sorted((x0, x1))
+            y0, y1 = sorted((y0, y1))
+            w, h = x1 - x0, y1 - y0
+            if h <= RULE_THICKNESS and w >= MIN_RULE_LEN:
+                horizontal.append((x0, y0, x1, y1))
+            elif w <= RULE_THICKNESS and h >= 8:
+                vertical.append((x0, y0, x1, y1))
+            elif item[0] == "re" and w >= MIN_RULE_LEN and h >= 8 and path.get("type") != "f":
+                horizontal += [(x0, y0, x1, y0), (x0, y1, x1, y1)]  # a stroked box: its edges rule
+                vertical += [(x0, y0, x0, y1), (x1, y0, x1, y1)]
+    return horizontal, vertical
+
+
+def _grid_rows(words) -> int:
+    """How many text lines hold three or more separate cells (big gaps between words)."""
+    lines: dict[int, list] = {}
+    for w in words:
+        lines.setdefault(round(w[3] / 3), []).append(w)
+    count = 0
+    for ws in lines.values():
+        ws.sort(key=lambda w: w[0])
+        cells = 1 + sum(1 for a, b in zip(ws, ws[1:]) if b[0] - a[2] > 12)
+        count += cells >= 3
+    return count
+
+
+def candidate(page, index: int, text: str, words) -> Candidate | None:
+    """Whether page ``index`` can hold a table, and where: cheap tests only."""
+    horizontal, vertical = _rules(page)
+    has_caption = bool(caption_lines(text))
+    if len(horizontal) >= 2:
+        segs = horizontal + vertical
+        clip = (min(s[0] for s in segs) - CLIP_MARGIN, min(s[1] for s in segs) - CLIP_MARGIN,
+                max(s[2] for s in segs) + CLIP_MARGIN, max(s[3] for s in segs) + CLIP_MARGIN)
+        return Candidate(index, clip, len(vertical) >= 2)
+    if has_caption or _grid_rows(words) >= MIN_GRID_ROWS:
+        return Candidate(index, None, False)
+    return None
+
+
+def _cell_text(words, cell) -> str:
+    if cell is None:
+        return ""
+    x0, y0, x1, y1 = cell
+    inside = [w for w in words if x0 <= (w[0] + w[2]) / 2 <= x1 and y0 <= (w[1] + w[3]) / 2 <= y1]
+    inside.sort(key=lambda w: (w[5], w[6], w[7]))
+    return " ".join(w[4] for w in inside)
+
+
+def find_tables_kwargs(cand: Candidate) -> dict:
+    kwargs = {"use_layout": False}
+    if cand.clip is not None:
+        kwargs["clip"] = cand.clip
+    if not cand.vertical_rules:
+        # booktabs-style tables rule rows only; columns come from the text alignment
+        kwargs["vertical_strategy"] = "text"
+        if cand.clip is None:
+            kwargs["horizontal_strategy"] = "text"
+    return kwargs
+
+
+def page_parts(page, cand: Candidate, words, text: str) -> list[Part]:
+    """Extract the tables on one candidate page. Cell text comes from the page's words
+    (MuPDF's per-cell character clustering splits numbers like 95.1 across lines)."""
+    found = page.find_tables(**find_tables_kwargs(cand)).tables
+    parts = []
+    captions = _caption_positions(page, text)
+    for table in found:
+        rows = [[_cell_text(words, c) for c in row.cells] for row in table.rows]
+        rows = [r for r in rows if any(r)]
+        if len(rows) < 2 or len(rows[0]) < 2:
+            continue
+        bbox = tuple(table.bbox)
+        heights = sorted(r.bbox[3] - r.bbox[1] for r in table.rows)
+        columns = [c[0] for c in table.rows[0].cells if c is not None]
+        parts.append(Part(cand.page, bbox, columns, rows, _caption_for(bbox, captions),
+                          heights[len(heights) // 2]))
+    return parts
+
+
+def _caption_positions(page, text: str) -> list[tuple[float, float, str]]:
+    if not caption_lines(text):
+        return []
+    out = []
+    for block in page.get_text("blocks"):
+        first = block[4].strip().split("\n")[0]
+        if CAPTION.match(first):
+            out.append((block[1], block[3], " ".join(block[4].split())))
+    return out
+
+
+def _caption_for(bbox, captions) -> str | None:
+    above = [c for c in captions if c[1] <= bbox[1] + 2 and bbox[1] - c[1] < 80]
+    if above:
+        return max(above, key=lambda c: c[1])[2]
+    below = [c for c in captions if c[0] >= bbox[3] - 2 and c[0] - bbox[3] < 40]
+    return min(below, key=lambda c: c[0])[2] if below else None
+
+
+def _same_columns(a: list[float], b: list[float]) -> bool:
+    return len(a) == len(b) and all(abs(x - y) <= 3 for x, y in zip(a, b))
+
+
+def _recover_cut_row(words, part: Part) -> list[str] | None:
+    """A row split from its top rule by the page break sits just above the detected
+    table: rebuild it from the words there, one cell per column."""
+    top = part.bbox[1]
+    band = [w for w in words if w[3] <= top + 1 and w[1] >= top - 1.6 * part.row_height
+            and part.bbox[0] <= w[0] and w[2] <= part.bbox[2]]
+    if not band:
+        return None
+    edges = part.columns[1:] + [part.bbox[2]]
+    cells = [[] for _ in part.columns]
+    for w in sorted(band, key=lambda w: w[0]):
+        column = next(i for i, edge in enumerate(edges) if (w[0] + w[2]) / 2 <= edge or i == len(edges) - 1)
+        cells[column].append(w[4])
+    return [" ".join(c) for c in cells]
+
+
+def stitch(parts: list[Part], page_heights: dict[int, float], words_by_page: dict) -> list[Table]:
+    tables: list[Table] = []
+    last_on_page: dict[int, Part] = {}
+    for part in parts:
+        last_on_page[part.page] = part
+    previous: Part | None = None
+    for part in parts:
+        prev_table = tables[-1] if tables else None
+        continues = (
+            prev_table is not None and previous is not None
+            and part.caption is None
+            and part.page == previous.page + 1
+            and last_on_page.get(previous.page) is previous
+            and part.bbox[1] < 0.25 * page_heights[part.page]
+            and _same_columns(part.columns, prev_table.columns)
+        )
+        if continues:
+            rows = part.rows
+            if rows and rows[0] == prev_table.header:
+                rows = rows[1:]  # a repeated header row
+            cut = _recover_cut_row(words_by_page[part.page], part)
+            if cut and any(cut) and cut != prev_table.header:
+                rows = [cut] + rows
+            prev_table.rows.extend(rows)
+            prev_table.pages.append(part.page + 1)
+        else:
+            tables.append(Table(part.caption, [part.page + 1], part.rows[0], part.rows[1:], part.bbox,
+                                part.columns, part.row_height))
+        previous = part
+    return tables
