@@ -42,7 +42,7 @@ class LabTool(Tool):
             result = await anyio.to_thread.run_sync(invoke, self.lab, self.spec.name, arguments, progress)
         except LabError as exc:
             raise ToolError(str(exc)) from None
-        return ToolResult(content=[TextContent(type="text", text=json.dumps(result, indent=1))],
+        return ToolResult(content=[TextContent(type="text", text=json.dumps(result, separators=(",", ":")))],
                           structured_content=result)
 
 

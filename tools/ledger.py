@@ -79,6 +79,7 @@ def _initial_schema(db: sqlite_utils.Database) -> None:
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL
         );
+        CREATE INDEX trials_campaign ON trials(campaign_id);
         CREATE INDEX trials_campaign_score ON trials(campaign_id, score);
         CREATE INDEX trials_parent ON trials(parent_id);
         CREATE TABLE runs (
