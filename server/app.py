@@ -22,6 +22,8 @@ from sotalab.tools.home import Lab
 from sotalab.tools.invoke import invoke
 from sotalab.tools.registry import ToolSpec, all_tools
 
+from .roles import register_roles
+
 INSTRUCTIONS = """sotalab is an ML research lab bench: it reproduces a paper's result, runs
 improvement trials, and audits every claimed gain. Scores come only from the server's
 own evaluation runs (trial_evaluate); no tool accepts a score from you. Start with
@@ -83,6 +85,7 @@ def build_server(lab: Lab) -> FastMCP:
     mcp = FastMCP("sotalab", instructions=INSTRUCTIONS, mask_error_details=True)
     for spec in all_tools().values():
         mcp.add_tool(to_mcp_tool(spec, lab))
+    register_roles(mcp, lambda: lab)
 
     @mcp.resource("sotalab://campaigns/{campaign_id}", mime_type="application/json",
                   description="A campaign: objective, evaluator, budgets, spend")

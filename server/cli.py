@@ -106,6 +106,18 @@ def cmd_doctor(args) -> int:
     return 0
 
 
+def cmd_install(args) -> int:
+    from .install import install_main
+
+    return install_main(args.rest)
+
+
+def cmd_demo(args) -> int:
+    from sotalab.client.demo import main as demo_main
+
+    return demo_main((["--home", args.home] if args.home else []) + args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--home", help="lab home directory (default: $SOTALAB_HOME, else the platform data dir)")
@@ -132,11 +144,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", parents=[common], help="what this machine offers the lab")
     doctor.set_defaults(run=cmd_doctor)
+
+    # These two parse their own options; the rest of the command line is passed through.
+    sub.add_parser("install", help="add sotalab to a host's MCP config (see `sotalab install -h`)",
+                   add_help=False).set_defaults(run=cmd_install)
+    sub.add_parser("demo", parents=[common], help="the end-to-end demo over MCP (see `sotalab demo -h`)",
+                   add_help=False).set_defaults(run=cmd_demo)
     return parser
 
 
+PASS_THROUGH = {"install", "demo"}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command not in PASS_THROUGH and rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     try:
         return args.run(args)
     except KeyboardInterrupt:
