@@ -4,7 +4,7 @@
     python examples/tinynet/make_paper.py --check    # exit 1 if the committed PDF's numbers are stale
 
 The reported numbers are measured, not invented: the example evaluator is run on a copy
-of examples/tinynet/repo for every seed the campaign uses, and the paper reports the
+of examples/tinynet/repo for each of the paper's five seeds, and the paper reports the
 mean (as a percentage, the way papers do). The demo reads the number back from the
 PDF's results table and must reproduce it within the campaign's tolerance.
 """
@@ -23,17 +23,15 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE / "repo"
-CAMPAIGN = HERE / "campaign.json"
 PDF = HERE / "paper" / "tinynet.pdf"
 CODE_URL = "https://github.com/sotalab/tinynet"
 TITLE = "TinyNet: A Small MLP Baseline for Imbalanced Four-Class Classification"
 
 
-def evaluator_seeds() -> list[int]:
-    return json.loads(CAMPAIGN.read_text())["evaluator"].get("seeds", [0])
+PAPER_SEEDS = (0, 1, 2, 3, 4)
 
 
-def measure(seeds: list[int]) -> dict[str, float]:
+def measure(seeds=PAPER_SEEDS) -> dict[str, float]:
     """Mean accuracy and macro-F1 of the unchanged example over ``seeds``."""
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -53,9 +51,9 @@ h2 { font-size: 11.5pt; margin-top: 10pt; margin-bottom: 3pt; }
 p { text-align: justify; margin-top: 2pt; margin-bottom: 4pt; }
 .authors { text-align: center; font-size: 10pt; }
 .abstract { margin-left: 24pt; margin-right: 24pt; font-size: 9pt; }
-table { border-collapse: collapse; margin-left: auto; margin-right: auto; }
-th, td { border: 0.6pt solid black; padding: 2pt 8pt; font-size: 9.5pt; }
-.caption { text-align: center; font-size: 9pt; }
+table { border-collapse: collapse; width: 100%; }
+th, td { border: 1px solid black; padding: 2pt; font-size: 9pt; }
+.caption { font-size: 9pt; margin-top: 6pt; margin-bottom: 4pt; }
 .footnote { font-size: 8pt; }
 """
 
@@ -73,8 +71,7 @@ def paper_html(acc: float, f1: float) -> str:
 <p class="abstract"><b>Abstract.</b> We describe TinyNet, a one-hidden-layer multilayer
 perceptron trained with plain minibatch SGD on a synthetic, imbalanced four-class problem
 with features in very different units. TinyNet reaches {acc * 100:.1f}% validation
-accuracy, averaged over {len(evaluator_seeds())} seeds. Code is available at
-<a href="{CODE_URL}">{CODE_URL}</a>.</p>
+accuracy, averaged over {len(PAPER_SEEDS)} seeds. Our code is public (footnote below).</p>
 
 <h2>1 Introduction</h2>
 <p>Small, fast baselines make good research targets: they train in seconds on a CPU, so
@@ -91,10 +88,10 @@ normalisation.</p>
 <h2>3 Experiments</h2>
 <p>The data are 3,000 labelled examples split 75/25 into training and validation, and a
 separate held-out test split of 1,500 examples. We report validation accuracy and
-macro-F1, averaged over seeds {", ".join(map(str, evaluator_seeds()))}. Table 1 gives
-the results; the evaluation script is <tt>evaluate.py</tt> in the code release.</p>
+macro-F1, averaged over seeds {", ".join(map(str, PAPER_SEEDS))}; the results are in
+the table below, and the evaluation script is <tt>evaluate.py</tt> in the code release.</p>
 
-<p class="caption"><b>Table 1:</b> Validation results on the TinyNet task (mean over seeds).</p>
+<p class="caption">Table 1: Validation results on the TinyNet task (mean over seeds).</p>
 <table>
 <tr><th>Method</th><th>Accuracy (%)</th><th>Macro-F1 (%)</th></tr>
 {body_rows}
@@ -118,6 +115,7 @@ def write_pdf(path: Path, acc: float, f1: float) -> None:
     tmp = path.with_suffix(".tmp.pdf")
     story.write_with_links(lambda n, filled: (page, content, None)).save(str(tmp), garbage=4, deflate=True)
     with pymupdf.open(str(tmp)) as doc:
+        doc.subset_fonts()  # keeps the committed PDF small
         doc.set_metadata({"title": TITLE, "author": "The sotalab example authors",
                           "subject": "sotalab bundled example", "creationDate": "D:20260101000000Z",
                           "modDate": "D:20260101000000Z", "producer": "sotalab make_paper.py"})
@@ -139,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="verify the committed PDF instead of writing it")
     args = parser.parse_args(argv)
-    numbers = measure(evaluator_seeds())
+    numbers = measure()
     if args.check:
         printed = reported_in_pdf(PDF)
         expected = round(numbers["accuracy"] * 100, 1)
