@@ -6,8 +6,10 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:
+    import sqlite_utils
 
 from . import ledger
 
@@ -27,7 +29,8 @@ def resolve_home(home: str | os.PathLike | None = None) -> Path:
 
 @dataclass
 class Lab:
-    """A handle on one lab home. Thread-safe: each thread gets its own connection."""
+    """A handle on one lab home. Thread-safe: each thread gets its own connection,
+    opened (and the ledger created or migrated) on first use."""
 
     home: Path
     _local: threading.local = field(default_factory=threading.local, repr=False)
@@ -38,9 +41,7 @@ class Lab:
         root.mkdir(parents=True, exist_ok=True)
         for name in SUBDIRS:
             (root / name).mkdir(exist_ok=True)
-        lab = cls(root)
-        lab.db  # create and migrate the ledger now, not on the first tool call
-        return lab
+        return cls(root)
 
     @property
     def db_path(self) -> Path:

@@ -13,8 +13,10 @@ import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:  # sqlite_utils pulls in numpy; import it only when a ledger is opened
+    import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -222,6 +224,8 @@ def connect(path: Path) -> sqlite_utils.Database:
     Autocommit mode: every statement commits at once unless wrapped in
     ``with db.conn:``, so a state change is on disk before it is reported.
     """
+    import sqlite_utils
+
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                            check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
