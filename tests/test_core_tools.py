@@ -34,6 +34,7 @@ def test_home_resolution_order(tmp_path, monkeypatch):
 
 def test_home_is_created_with_ledger_and_folders(tmp_path):
     lab = Lab.open(tmp_path / "fresh")
+    lab.db  # first use creates the ledger
     for name in ("lab.db", "papers", "workspaces", "envs", "runs"):
         assert (lab.home / name).exists()
     assert lab.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
