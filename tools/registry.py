@@ -25,6 +25,8 @@ TOOL_MODULES = [
     "repos",
     "workspaces",
     "workspace_files",
+    "envs",
+    "diagnose",
 ]
 
 

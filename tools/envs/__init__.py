@@ -1,0 +1,256 @@
+"""Environments: a spec detected from the code plus overrides, built as a uv venv or a
+Docker image, and identified by the hash of the resolved spec, so asking again for an
+identical spec returns the existing environment at once.
+
+Files: ``envs/<id>/build.log``, ``envs/<id>/requirements.txt``, and for venvs
+``envs/<id>/venv``. Docker environments are images tagged ``sotalab-env:<id>``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from .. import campaigns, ledger
+from ..errors import InvalidInput, LabError, NotFound
+from ..home import Lab
+from ..paging import DEFAULT_LIMIT, MAX_LIMIT, next_cursor, offset_from
+from ..registry import Progress, tool
+from .spec import EnvSpec, Overrides, resolve
+
+Backend = Literal["venv", "docker"]
+LOG_TAIL_LINES = 40
+
+
+class Environment(BaseModel):
+    id: str = Field(description="content hash of the resolved spec")
+    campaign_id: int | None
+    backend: str
+    status: str = Field(description="building, ready or failed")
+    spec: EnvSpec
+    location: str | None = Field(description="venv directory, or Docker image tag")
+    log_path: str | None
+    diagnostics: list[dict] | None = Field(description="error signatures found in a failed build's log")
+    created_at: str
+    started_at: str | None
+    ended_at: str | None
+    build_seconds: float | None
+
+
+def _row_to_env(row: dict) -> Environment:
+    data = dict(row)
+    data["spec"] = ledger.loads(row["spec"])
+    data["diagnostics"] = ledger.loads(row["diagnostics"])
+    data["build_seconds"] = None
+    if row["started_at"] and row["ended_at"]:
+        delta = datetime.fromisoformat(row["ended_at"]) - datetime.fromisoformat(row["started_at"])
+        data["build_seconds"] = round(delta.total_seconds(), 3)
+    return Environment.model_validate(data)
+
+
+def get_env(lab: Lab, env_id: str) -> Environment:
+    """The environment ``env_id`` with its backend, status and location."""
+    rows = list(lab.db.query("SELECT * FROM environments WHERE id = ?", [env_id]))
+    if not rows:
+        raise NotFound(f"no environment {env_id!r}", hint="list environments with env_list, or build one with env_build")
+    return _row_to_env(rows[0])
+
+
+def python_path(lab: Lab, env_id: str) -> Path:
+    """The interpreter of a ready venv environment."""
+    env = get_env(lab, env_id)
+    if env.backend != "venv":
+        raise InvalidInput(f"environment {env_id} is a {env.backend} environment, not a venv",
+                           hint="run it with the docker executor, image " + (env.location or "?"))
+    if env.status != "ready" or not env.location:
+        raise LabError(f"environment {env_id} is {env.status}, not ready",
+                       hint="see env_status and env_diagnose, then rebuild with env_build")
+    return Path(env.location) / "bin" / "python"
+
+
+def _ready(lab: Lab, env_id: str) -> Environment | None:
+    """The environment if it is ready and its venv or image still exists."""
+    try:
+        env = get_env(lab, env_id)
+    except NotFound:
+        return None
+    if env.status != "ready" or not env.location:
+        return None
+    if env.backend == "venv":
+        return env if (Path(env.location) / "bin" / "python").exists() else None
+    from .docker import image_exists
+
+    return env if image_exists(env.location) else None
+
+
+def log_tail(path: str | None, lines: int = LOG_TAIL_LINES) -> str:
+    if not path or not Path(path).exists():
+        return ""
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - 64 * 1024))
+        text = f.read().decode(errors="replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def build_env(lab: Lab, spec: EnvSpec, campaign_id: int | None, progress: Progress) -> tuple[Environment, bool]:
+    """Build the environment for ``spec`` unless an identical one is ready.
+    Returns (environment, reused). A failed build comes back with status 'failed'."""
+    env_id = spec.env_id()
+    ready = _ready(lab, env_id)
+    if ready:
+        return ready, True
+    env_dir = lab.path("envs", env_id)
+    env_dir.mkdir(parents=True, exist_ok=True)
+    with open(env_dir / ".lock", "w") as lock:
+        # One builder per spec; a waiter finds the environment ready when it gets the lock,
+        # and a row still 'building' once we hold the lock is a build that died.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ready = _ready(lab, env_id)
+        if ready:
+            return ready, True
+        previous = lab.db.execute("SELECT created_at FROM environments WHERE id = ?", [env_id]).fetchone()
+        log = env_dir / "build.log"
+        log.write_text("")
+        stamp = ledger.now()
+        lab.db["environments"].upsert({
+            "id": env_id, "campaign_id": campaign_id, "backend": spec.backend, "spec": ledger.dumps(spec.model_dump()),
+            "status": "building", "location": None, "log_path": str(log), "diagnostics": None,
+            "created_at": previous[0] if previous else stamp, "started_at": stamp, "ended_at": None,
+        }, pk="id")
+        progress(0, None, f"building {env_id} ({spec.backend}, {len(spec.requirements)} requirements)")
+        try:
+            if spec.backend == "venv":
+                from .venv import build
+            else:
+                from .docker import build
+            location = build(spec, env_dir, log, progress)
+            lab.db["environments"].update(env_id, {"status": "ready", "location": location, "ended_at": ledger.now()})
+        except LabError as exc:
+            from ..diagnose import diagnose_env_failure
+
+            with open(log, "a") as f:
+                f.write(f"[sotalab] build failed: {exc.message}\n")
+            lab.db["environments"].update(env_id, {"status": "failed", "ended_at": ledger.now()})
+            diagnose_env_failure(lab, env_id)
+    return get_env(lab, env_id), False
+
+
+# --- tools -------------------------------------------------------------------------------
+
+class EnvBuildIn(BaseModel):
+    campaign: int | None = Field(None, description="campaign whose cloned code gives the spec; its env_id is set when the build succeeds")
+    path: str | None = Field(None, description="a directory to detect the spec from instead of the campaign's clone")
+    detect: bool = Field(True, description="read requirements from the code; false: only the overrides count")
+    backend: Backend = Field("venv", description="venv (uv) or docker (image FROM the cpu/cuda sandbox image)")
+    overrides: Overrides = Field(default_factory=Overrides, description="python version, extra packages, pins, removals, system packages")
+    fixes: str | None = Field(None, description="id of the failed environment this build is meant to repair; "
+                                                "default: the campaign's last failed one. Its failure memories learn whether the change worked")
+
+
+class EnvBuildOut(BaseModel):
+    env: Environment
+    reused: bool = Field(description="true when an identical spec was already built (no work done)")
+    log_tail: str = Field(description="last lines of the build log (empty when reused)")
+
+
+class EnvRef(BaseModel):
+    env: str = Field(..., description="environment id")
+    tail_lines: int = Field(LOG_TAIL_LINES, ge=0, le=400, description="lines of the build log to include")
+
+
+class EnvStatusOut(BaseModel):
+    env: Environment
+    log_tail: str
+
+
+class EnvListIn(BaseModel):
+    campaign: int | None = None
+    backend: Backend | None = None
+    status: Literal["building", "ready", "failed"] | None = None
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    cursor: str | None = None
+
+
+class EnvSummary(BaseModel):
+    id: str
+    campaign_id: int | None
+    backend: str
+    status: str
+    location: str | None
+    requirements: int
+    ended_at: str | None
+
+
+class EnvPage(BaseModel):
+    envs: list[EnvSummary]
+    total: int
+    next_cursor: str | None
+
+
+def _source_dir(lab: Lab, args: EnvBuildIn) -> Path | None:
+    if not args.detect:
+        return None
+    if args.path:
+        root = Path(args.path).expanduser().resolve()
+        if not root.is_dir():
+            raise InvalidInput(f"{args.path!r} is not a directory", hint="give the directory holding the code")
+        return root
+    if args.campaign is not None:
+        from ..workspaces import require_repo
+
+        return require_repo(lab, args.campaign)
+    return None
+
+
+@tool(open_world=True)
+def env_build(lab: Lab, args: EnvBuildIn, progress: Progress) -> EnvBuildOut:
+    """Build (or reuse) an environment: detect the spec from the code (requirements*.txt,
+    pyproject.toml, setup.cfg/setup.py, environment.yml pip section, README pip line),
+    apply overrides, hash it, and build a uv venv or a Docker image. An identical spec is
+    reused instantly. A failed build returns status 'failed' with diagnostics; call
+    env_diagnose for fixes (including fixes that worked before)."""
+    if args.campaign is not None:
+        campaigns.load(lab, args.campaign)
+    spec = resolve(_source_dir(lab, args), args.overrides, args.backend)
+    started = time.perf_counter()
+    env, reused = build_env(lab, spec, args.campaign, progress)
+    if not reused:
+        from ..diagnose import record_fix_outcome
+
+        record_fix_outcome(lab, env, args.fixes, args.campaign)
+    if env.status == "ready" and args.campaign is not None:
+        campaigns.set_fields(lab, args.campaign, env_id=env.id)
+    progress(1, 1, f"{env.id} {env.status} in {time.perf_counter() - started:.1f} s")
+    return EnvBuildOut(env=env, reused=reused, log_tail="" if reused else log_tail(env.log_path))
+
+
+@tool(read_only=True)
+def env_status(lab: Lab, args: EnvRef) -> EnvStatusOut:
+    """One environment: status, spec, location, build timings and the tail of its build log."""
+    env = get_env(lab, args.env)
+    return EnvStatusOut(env=env, log_tail=log_tail(env.log_path, args.tail_lines) if args.tail_lines else "")
+
+
+@tool(read_only=True)
+def env_list(lab: Lab, args: EnvListIn) -> EnvPage:
+    """Environments, newest first, filtered by campaign, backend or status; paged."""
+    clauses, params = [], []
+    for column, value in (("campaign_id", args.campaign), ("backend", args.backend), ("status", args.status)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    where = "WHERE " + " AND ".join(clauses) if clauses else ""
+    total = lab.db.execute(f"SELECT COUNT(*) FROM environments {where}", params).fetchone()[0]
+    offset = offset_from(args.cursor)
+    rows = list(lab.db.query(f"SELECT * FROM environments {where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
+                             [*params, args.limit, offset]))
+    envs = [EnvSummary(id=r["id"], campaign_id=r["campaign_id"], backend=r["backend"], status=r["status"],
+                       location=r["location"], requirements=len(ledger.loads(r["spec"])["requirements"]),
+                       ended_at=r["ended_at"]) for r in rows]
+    return EnvPage(envs=envs, total=total, next_cursor=next_cursor(offset, len(envs), total))
