@@ -12,6 +12,7 @@ drives a campaign without a model::
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from typing import Any, TextIO
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from sotalab.tools.home import resolve_home
+
 
 class ToolCallError(Exception):
     """A tool answered with an error result; the message is the server's (what went wrong, what to do)."""
@@ -29,6 +32,20 @@ class ToolCallError(Exception):
         super().__init__(f"{tool}: {message}")
         self.tool = tool
         self.message = message
+
+
+# What the server needs from this process's environment beyond the SDK's safe default
+# (HOME, PATH, USER...): the way out to package indexes (proxy, CA bundle, uv settings),
+# Docker and GPUs, and sotalab's own settings. Nothing else: no tokens or keys.
+FORWARDED_ENV = re.compile(r"^(HTTPS?_PROXY|ALL_PROXY|NO_PROXY|https?_proxy|all_proxy|no_proxy|SSL_CERT_FILE|"
+                           r"SSL_CERT_DIR|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE|UV_[A-Z_]+|DOCKER_HOST|"
+                           r"CUDA_VISIBLE_DEVICES|TMPDIR|LANG|LC_ALL|SOTALAB_(?!TOKEN)[A-Z_]+)$")
+
+
+def server_environment(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if FORWARDED_ENV.match(k)}
+    env["SOTALAB_HOME"] = str(home)
+    return env
 
 
 def server_command() -> list[str]:
@@ -48,7 +65,9 @@ class LabSession:
     def __init__(self, home: str | os.PathLike | None = None, command: list[str] | None = None,
                  out: TextIO | None = None, verbose: bool = True):
         self.command = command or server_command()
-        self.home = Path(home).resolve() if home else None
+        # Resolved here: the SDK passes the child only a few safe variables, so an
+        # inherited $SOTALAB_HOME would otherwise be lost.
+        self.home = resolve_home(home)
         self.out = out or sys.stdout
         self.verbose = verbose
         self.tools: set[str] = set()
@@ -62,8 +81,8 @@ class LabSession:
     async def __aenter__(self) -> "LabSession":
         from contextlib import AsyncExitStack
 
-        env = {"SOTALAB_HOME": str(self.home)} if self.home else {}
-        params = StdioServerParameters(command=self.command[0], args=self.command[1:], env=env)
+        params = StdioServerParameters(command=self.command[0], args=self.command[1:],
+                                       env=server_environment(self.home))
         self._stack = AsyncExitStack()
         try:
             read, write = await self._stack.enter_async_context(stdio_client(params))

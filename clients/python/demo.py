@@ -1,0 +1,394 @@
+"""`sotalab demo`: the bundled tinynet campaign, end to end, through the MCP server.
+
+A fixed, deterministic policy plays the eight roles in order; every step is a tool call
+over stdio to a `sotalab serve` child, printed as it happens:
+
+  resource    fetch the paper (PDF), read the reported baseline from its results table
+  objective   create the campaign from examples/tinynet/campaign.json, reported value from the paper
+  init        clone the code, build the venv, create and evaluate the baseline trial
+  fix         retrieve before repair: only acts when the environment or the baseline failed
+  ideator     queue three ideas (two honest changes, one planted cheat)
+  scheduler   one trial per idea: patch the worktree, snapshot, evaluate (server-owned score)
+  monitor     runs, GPUs and budget spend
+  supervisor  full audits (the cheat is caught, the honest gains are valid with intervals),
+              then finalize on the held-out split
+
+It ends with the leaderboard and the lineage, and writes a report (markdown and the
+winning patch) into the lab home's reports/.
+
+Running it again reuses what it built: the campaign named `tinynet-demo` is resumed,
+every step first checks the ledger and skips work already done (the paper and the
+environment are cache hits), and the report is rewritten. `--fresh` starts a new
+campaign (`tinynet-demo-2`, `-3`, ...) that still reuses the cached paper and environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sotalab.tools import data_path
+
+from .session import LabSession, ToolCallError
+
+CAMPAIGN_NAME = "tinynet-demo"
+EXAMPLE = data_path("examples", "tinynet")
+# Ideas in the order the scheduler runs them: (patch name in trials.json, idea type,
+# risk, priority, parent). The cheat branches from the best honest trial, so its fake
+# score tops the raw leaderboard until the supervisor's audit disqualifies it.
+PLAN = (
+    ("honest_normalise", "CODE", "low", 30, "baseline"),
+    ("honest_learning_rate", "PARAM", "low", 20, "honest_normalise"),
+    ("cheat_monkeypatch_metric", "CODE", "high", 10, "honest_learning_rate"),
+)
+GIT_IDENTITY = ["-c", "user.name=sotalab demo", "-c", "user.email=demo@sotalab.invalid",
+                "-c", "commit.gpgsign=false"]
+
+
+class DemoFailed(Exception):
+    """The demo cannot go on; the message says why and what to do."""
+
+
+def example_trials() -> dict[str, dict]:
+    spec = json.loads((EXAMPLE / "trials.json").read_text())
+    return {t["name"]: t for t in spec["trials"]}
+
+
+def stage_example(home: Path) -> tuple[Path, Path]:
+    """Lay the bundled example out in the lab home: the paper PDF, and the code as a git
+    repository standing in for the paper's code link (the demo runs offline)."""
+    staged = home / "examples" / "tinynet"
+    staged.mkdir(parents=True, exist_ok=True)
+    pdf = staged / "tinynet.pdf"
+    if not pdf.exists():
+        shutil.copyfile(EXAMPLE / "paper" / "tinynet.pdf", pdf)
+    mirror = staged / "tinynet.git"
+    if not (mirror / ".git").exists():
+        tmp = staged / "tinynet.git.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(EXAMPLE / "repo", tmp, ignore=shutil.ignore_patterns("__pycache__", "metrics.json"))
+        env = {"GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
+               "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(staged)}
+        for argv in (["init", "--quiet", "--initial-branch=main"], ["add", "--all"],
+                     ["commit", "--quiet", "--no-verify", "-m", "tinynet: code release for the paper"]):
+            subprocess.run(["git", *GIT_IDENTITY, *argv], cwd=tmp, check=True, env=env, capture_output=True)
+        tmp.rename(mirror)
+    return pdf, mirror
+
+
+def cheat_source(text: str, patch: str) -> str:
+    """The planted cheat's added lines, inserted after train.py's numpy import: the same
+    change as its patch, but placeable on top of any parent's train.py."""
+    added = [line[1:] for line in patch.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    anchor = "import numpy as np\n"
+    if anchor not in text:
+        raise DemoFailed("train.py has no 'import numpy as np' line to plant the cheat after")
+    return text.replace(anchor, anchor + "\n".join(added) + "\n", 1)
+
+
+def fmt(value, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+class Demo:
+    def __init__(self, lab: LabSession, fresh: bool):
+        self.lab = lab
+        self.fresh = fresh
+        self.trials = example_trials()
+        self.campaign: dict = {}
+        self.ids: dict[str, int] = {}  # plan name (or "baseline") -> trial id
+        self.audits: dict[str, dict] = {}
+        self.final: dict | None = None
+        self.paper: dict = {}
+        self.reported_cell: dict = {}
+
+    def role(self, n: int, name: str, what: str) -> None:
+        self.lab.say(f"\n[{n}/8 {name}] {what}")
+
+    def note(self, text: str) -> None:
+        self.lab.say(f"    {text}")
+
+    async def call(self, tool: str, **arguments) -> dict:
+        return await self.lab.call(tool, **arguments)
+
+    # ---------------------------------------------------------------- roles
+
+    async def resource(self, pdf: Path) -> float:
+        self.role(1, "resource", "fetch the paper and read its reported baseline")
+        self.paper = await self.call("paper_fetch", source=str(pdf))
+        links = [link["url"] for link in self.paper["code_links"]]
+        self.note(f"paper {self.paper['id']}: \"{self.paper['title']}\", {self.paper['page_count']} page(s), "
+                  f"{self.paper['tables']} table(s){' (cached)' if self.paper['cached'] else ''}")
+        self.note(f"code link: {links[0] if links else 'none found'}")
+        results = await self.call("paper_results", paper=self.paper["id"], metric="accuracy", method="TinyNet")
+        if not results["cells"]:
+            raise DemoFailed("the paper's tables report no accuracy for TinyNet")
+        cell = self.reported_cell = results["cells"][0]
+        value = cell["value"] / 100 if cell["unit"] == "%" or cell["value"] > 1 else cell["value"]
+        self.note(f"reported: {cell['row_header']} / {cell['column_header']} = {cell['text']} "
+                  f"({cell['caption']}, page {cell['page']}) -> accuracy {value:.3f}")
+        return value
+
+    async def objective(self, reported: float) -> None:
+        self.role(2, "objective", "create the campaign with the paper's number as the target to reproduce")
+        definition = json.loads((EXAMPLE / "campaign.json").read_text())
+        existing = {c["name"]: c for c in (await self.call("campaign_list", limit=100))["campaigns"]}
+        name = CAMPAIGN_NAME
+        if self.fresh and name in existing:
+            n = 2
+            while f"{CAMPAIGN_NAME}-{n}" in existing:
+                n += 1
+            name = f"{CAMPAIGN_NAME}-{n}"
+        if name in existing:
+            self.campaign = existing[name]
+            self.note(f"resuming campaign {self.campaign['id']} `{name}` (run with --fresh for a new one)")
+        else:
+            definition.update(name=name, repo_url=self.paper["code_links"][0]["url"] if self.paper["code_links"] else None)
+            definition["objective"]["reported"] = round(reported, 4)
+            self.campaign = await self.call("campaign_create", **definition)
+            self.note(f"campaign {self.campaign['id']} `{name}`: max accuracy, reported {reported:.3f}, "
+                      f"tolerance {definition['objective']['reproduce_tolerance']}, "
+                      f"protected {definition['protected_paths']}, held out {definition['held_out_paths']}")
+        await self.call("paper_fetch", source=self.paper["source"], campaign=self.campaign["id"], quiet=True)
+
+    async def init(self, mirror: Path) -> None:
+        self.role(3, "init", "clone the code, build the environment, reproduce the baseline")
+        cid = self.campaign["id"]
+        if self.campaign["repo_commit"] is None:
+            self.note(f"code link {self.campaign['repo_url']} -> bundled offline mirror {mirror}")
+            repo = await self.call("repo_clone", campaign=cid, url=str(mirror))
+            self.note(f"pinned {repo['commit'][:12]}; {repo['protected_files']} protected files hashed; "
+                      f"{repo['held_out_count']} held-out file(s) moved out of every trial")
+        else:
+            self.note(f"code already cloned at {self.campaign['repo_commit'][:12]}")
+        built = await self.call("env_build", campaign=cid, backend="venv")
+        env = built["env"]
+        self.note(f"environment {env['id']}: {env['status']}{' (reused)' if built['reused'] else ''}, "
+                  f"{len(env['spec']['requirements'])} requirement(s)")
+        if env["status"] != "ready":
+            await self.fix(env_id=env["id"])
+        campaign = await self.call("campaign_get", campaign=cid, quiet=True)
+        baseline_id = campaign["baseline_trial_id"]
+        if baseline_id is None:
+            baseline_id = (await self.call("trial_create", campaign=cid, kind="baseline",
+                                           hypothesis="the paper's code, unchanged"))["id"]
+        self.ids["baseline"] = baseline_id
+        baseline = await self.evaluate(baseline_id)
+        reported = campaign["objective"]["reported"]
+        gap = baseline["score"] - reported
+        ok = abs(gap) <= campaign["objective"]["reproduce_tolerance"]
+        self.note(f"baseline trial {baseline_id}: accuracy {fmt(baseline['score'])} vs reported {reported:.3f} "
+                  f"(gap {gap:+.4f}): {'reproduced' if ok else 'NOT reproduced'} within "
+                  f"±{campaign['objective']['reproduce_tolerance']}")
+
+    async def fix(self, env_id: str | None = None) -> None:
+        self.role(4, "fix", "retrieve before repair")
+        if env_id is None:
+            failed = (await self.call("trial_list", campaign=self.campaign["id"], label="crash", quiet=True))["trials"]
+            if not failed:
+                self.note("no failed environment or crashed trial: nothing to repair")
+                return
+            raise DemoFailed(f"trial {failed[0]['id']} crashed; see `sotalab call trial_get '{{\"trial\": {failed[0]['id']}}}'`")
+        diagnosis = await self.call("env_diagnose", env=env_id)
+        raise DemoFailed(f"the environment did not build: {json.dumps(diagnosis)[:600]}")
+
+    async def ideator(self) -> dict[str, int]:
+        self.role(5, "ideator", "queue the hypotheses")
+        cid = self.campaign["id"]
+        ideas = {i["title"]: i for i in (await self.call("idea_list", campaign=cid, limit=100))["ideas"]}
+        for name, kind, risk, priority, _ in PLAN:
+            hypothesis = self.trials[name]["hypothesis"]
+            if hypothesis not in ideas:
+                ideas[hypothesis] = await self.call("idea_add", campaign=cid, title=hypothesis[:200], type=kind,
+                                                    risk=risk, priority=priority,
+                                                    description=f"example trial {name} ({self.trials[name]['patch']})")
+            self.note(f"idea {ideas[hypothesis]['id']} [{kind}, {risk} risk]: {hypothesis}")
+        return {name: ideas[self.trials[name]["hypothesis"]]["id"] for name, *_ in PLAN}
+
+    async def scheduler(self, idea_ids: dict[str, int]) -> None:
+        self.role(6, "scheduler", "one change per trial; the server scores it")
+        cid = self.campaign["id"]
+        for name, kind, _, _, parent in PLAN:
+            spec = self.trials[name]
+            existing = (await self.call("trial_list", campaign=cid, limit=100, quiet=True))["trials"]
+            found = [t for t in existing if t["hypothesis"] == spec["hypothesis"][:200]]
+            if found:
+                trial = await self.call("trial_get", trial=found[0]["id"], quiet=True)
+            else:
+                trial = await self.call("trial_create", campaign=cid, kind=spec["kind"], hypothesis=spec["hypothesis"],
+                                        parent=self.ids[parent], idea=idea_ids[name])
+            self.ids[name] = trial["id"]
+            self.note(f"trial {trial['id']} ({name}, parent {parent} = trial {self.ids[parent]})")
+            if trial["commit_sha"] is None or not trial["diff_stat"]:
+                patch = (EXAMPLE / spec["patch"]).read_text()
+                if name.startswith("cheat_"):
+                    current = (await self.call("workspace_read", trial=trial["id"], path="train.py"))["content"]
+                    await self.call("workspace_write", trial=trial["id"], path="train.py",
+                                    content=cheat_source(current, patch))
+                else:
+                    await self.call("workspace_apply_patch", trial=trial["id"], patch=patch)
+                snap = await self.call("trial_snapshot", trial=trial["id"])
+                self.note(f"snapshot {snap.get('commit', '')[:12]} {snap.get('diff_stat', '')}")
+            scored = await self.evaluate(trial["id"])
+            await self.call("idea_update", idea=idea_ids[name], status="done", quiet=True)
+            self.note(f"-> accuracy {fmt(scored['score'])} (Δparent {fmt(scored['delta_parent'], 4)}, "
+                      f"Δbaseline {fmt(scored['delta_baseline'], 4)}), label {scored['label']}")
+
+    async def monitor(self) -> None:
+        self.role(7, "monitor", "runs, GPUs and budgets")
+        cid = self.campaign["id"]
+        runs = await self.call("run_list", campaign=cid, limit=100)
+        self.note(f"{runs['total']} run(s) recorded for this campaign")
+        gpus = await self.call("gpu_status")
+        self.note(f"GPUs: {gpus.get('message') or len(gpus.get('gpus', []))}")
+        campaign = await self.call("campaign_get", campaign=cid, quiet=True)
+        budget = campaign["budgets"]
+        self.note(f"trials {campaign['trial_count']}/{budget.get('max_trials') or '∞'}; spent {campaign['spent']}")
+
+    async def supervisor(self) -> None:
+        self.role(8, "supervisor", "audit every gain, disqualify cheats, finalize on the held-out split")
+        for name, *_ in PLAN:
+            trial_id = self.ids[name]
+            done = [a for a in (await self.call("audit_list", trial=trial_id, quiet=True))["audits"]
+                    if a["depth"] == "full"]
+            audit = done[0] if done else await self.call("audit_trial", trial=trial_id, depth="full")
+            self.audits[name] = audit
+            failing = [c for c in audit["checks"] if c["verdict"] == "fail"]
+            self.note(f"trial {trial_id} ({name}): {audit['verdict'].upper()}"
+                      + (f" — failed: {', '.join(c['name'] for c in failing)}" if failing else ""))
+            self.note(f"    {audit['reason'][:300]}")
+        campaign = await self.call("campaign_get", campaign=self.campaign["id"], quiet=True)
+        if campaign["status"] == "done" and campaign["spent"].get("finalize_calls"):
+            self.note("campaign already finalized")
+            self.final = campaign.get("final") or campaign["spent"].get("final")
+        else:
+            self.final = await self.call("campaign_finalize", campaign=self.campaign["id"])
+        self.note(f"final (held-out): {json.dumps(self.final)[:400]}")
+
+    # ---------------------------------------------------------------- results
+
+    async def evaluate(self, trial_id: int) -> dict:
+        trial = await self.call("trial_get", trial=trial_id, quiet=True)
+        if trial["score"] is None and trial["label"] is None:
+            await self.call("trial_evaluate", trial=trial_id)
+            trial = await self.call("trial_get", trial=trial_id, quiet=True)
+        return trial
+
+    async def results(self) -> tuple[dict, dict]:
+        board = await self.call("leaderboard", campaign=self.campaign["id"], limit=10)
+        lineage = await self.call("trial_lineage", trial=self.ids["baseline"], max_depth=10)
+        self.lab.say("\nLeaderboard (evaluator-owned validation accuracy):")
+        for e in board["entries"]:
+            t = e["trial"]
+            self.lab.say(f"  {e['rank']:>2}. trial {t['id']:<3} {t['kind']:<8} {fmt(t['score'])} ± {fmt(e['score_std'])} "
+                         f"Δbaseline {fmt(e['delta_baseline'])}  {t['label'] or '':<12} {t['hypothesis'][:60]}")
+        self.lab.say("\nLineage:")
+        for line in lineage_lines(lineage["tree"]):
+            self.lab.say("  " + line)
+        return board, lineage
+
+
+def lineage_lines(node: dict, depth: int = 0) -> list[str]:
+    lines = [f"{'  ' * depth}{'└─ ' if depth else ''}trial {node['id']} [{node['kind']}] "
+             f"{fmt(node['score'])} {node['label'] or ''} {node['hypothesis'][:50]}"]
+    for child in node["children"]:
+        lines += lineage_lines(child, depth + 1)
+    return lines
+
+
+def best_valid(demo: Demo, board: dict) -> dict | None:
+    """The leaderboard's best trial whose full audit is valid."""
+    valid = {demo.ids[name] for name, audit in demo.audits.items() if audit["verdict"] == "valid"}
+    return next((e for e in board["entries"] if e["trial"]["id"] in valid), None)
+
+
+async def write_report(demo: Demo, board: dict, lineage: dict) -> Path:
+    status = await demo.call("lab_status", quiet=True)
+    reports = Path(status["home"]) / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    name = demo.campaign["name"]
+    winner = best_valid(demo, board)
+    patch_path = reports / f"{name}-winning.patch"
+    if winner:
+        diff = await demo.call("workspace_diff", trial=winner["trial"]["id"], against="baseline", quiet=True)
+        patch_path.write_text(diff["diff"])
+    campaign = await demo.call("campaign_get", campaign=demo.campaign["id"], quiet=True)
+    o = campaign["objective"]
+    lines = [f"# sotalab report: campaign `{name}`", "",
+             f"- Paper: {demo.paper['title']} ({demo.paper['id']}); code {campaign['repo_url']} @ {campaign['repo_commit']}",
+             f"- Reported baseline (from the paper's table, {demo.reported_cell.get('caption')}): "
+             f"{o['metric']} {o['reported']}",
+             f"- Objective: {o['direction']} {o['metric']}, reproduce tolerance {o['reproduce_tolerance']}, "
+             f"min effect {o['min_effect']}", "",
+             "## Leaderboard (validation, evaluator-owned)", "",
+             "| rank | trial | kind | score | ± std | Δ baseline | label | audit |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    verdicts = {demo.ids[n]: a["verdict"] for n, a in demo.audits.items()}
+    for e in board["entries"]:
+        t = e["trial"]
+        lines.append(f"| {e['rank']} | {t['id']} | {t['kind']} | {fmt(t['score'])} | {fmt(e['score_std'])} | "
+                     f"{fmt(e['delta_baseline'])} | {t['label'] or ''} | {verdicts.get(t['id'], '')} |")
+    lines += ["", "## Audits", ""]
+    for name_, audit in demo.audits.items():
+        lines.append(f"### trial {demo.ids[name_]} — {name_}: **{audit['verdict']}**")
+        lines += ["", audit["reason"], ""]
+        for check in audit["checks"]:
+            evidence = check.get("evidence")
+            lines.append(f"- {check['name']}: {check['verdict']}"
+                         + (f" — {json.dumps(evidence)[:300]}" if evidence and check["verdict"] != "pass" else ""))
+        lines.append("")
+    lines += ["## Final evaluation on the held-out split", "", "```json", json.dumps(demo.final, indent=1), "```", "",
+              "## Lineage", "", "```", *lineage_lines(lineage["tree"]), "```", ""]
+    if winner:
+        lines += [f"## Winning patch (trial {winner['trial']['id']}, against the baseline)", "",
+                  f"Saved as `{patch_path.name}`.", "", "```diff", patch_path.read_text().rstrip(), "```", ""]
+    report = reports / f"{name}.md"
+    report.write_text("\n".join(lines))
+    return report
+
+
+async def run(home: Path | None, fresh: bool, out) -> int:
+    started = time.perf_counter()
+    async with LabSession(home=home, out=out) as lab:
+        status = await lab.call("lab_status", quiet=True)
+        lab_home = Path(status["home"])
+        lab.say(f"sotalab demo — lab home {lab_home}, {len(lab.tools)} tools over MCP stdio")
+        pdf, mirror = stage_example(lab_home)
+        demo = Demo(lab, fresh)
+        reported = await demo.resource(pdf)
+        await demo.objective(reported)
+        await demo.init(mirror)
+        await demo.fix()
+        idea_ids = await demo.ideator()
+        await demo.scheduler(idea_ids)
+        await demo.monitor()
+        await demo.supervisor()
+        board, lineage = await demo.results()
+        report = await write_report(demo, board, lineage)
+        lab.say(f"\nReport: {report}")
+        lab.say(f"Done in {time.perf_counter() - started:.1f}s, {lab.calls} tool calls.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sotalab demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, default=None,
+                        help="lab home (default: $SOTALAB_HOME, else the platform data dir)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start a new campaign instead of resuming `tinynet-demo`")
+    args = parser.parse_args(argv)
+    try:
+        return asyncio.run(run(args.home, args.fresh, sys.stdout))
+    except (DemoFailed, ToolCallError) as exc:
+        print(f"sotalab demo: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
