@@ -170,3 +170,30 @@ def test_inspector_cli_lists_and_calls(tmp_path):
     assert {t["name"] for t in listed["tools"]} == set(all_tools())
     called = inspector(home, "--method", "tools/call", "--tool-name", "lab_status")
     assert called["structuredContent"]["home"] == str(home.resolve())
+
+
+def test_stdio_stdout_carries_only_protocol_messages(tmp_path):
+    """Logs go to stderr: every line the server writes to stdout is a JSON-RPC message."""
+    messages = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "campaign_get", "arguments": {"campaign": 5}}},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "lab_status", "arguments": {}}},
+    ]
+    proc = subprocess.Popen([*sotalab_command(), "--home", str(tmp_path / "lab"), "serve"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    replies = []
+    try:
+        for message in messages:
+            proc.stdin.write(json.dumps(message) + "\n")
+            proc.stdin.flush()
+            if "id" in message:
+                replies.append(json.loads(proc.stdout.readline()))
+    finally:
+        proc.stdin.close()
+        proc.wait(30)
+    assert all(r.get("jsonrpc") == "2.0" for r in replies)
+    by_id = {r["id"]: r for r in replies if "id" in r}
+    assert by_id[2]["result"]["isError"] is True
+    assert by_id[3]["result"]["structuredContent"]["home"] == str((tmp_path / "lab").resolve())
