@@ -120,8 +120,11 @@ def cmd_demo(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--home", help="lab home directory (default: $SOTALAB_HOME, else the platform data dir)")
+    # SUPPRESS: a --home given before the subcommand must survive the subparser's defaults.
+    common.add_argument("--home", default=argparse.SUPPRESS,
+                        help="lab home directory (default: $SOTALAB_HOME, else the platform data dir)")
     parser = argparse.ArgumentParser(prog="sotalab", description=__doc__, parents=[common])
+    parser.set_defaults(home=None)
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", parents=[common], help="run the MCP server (stdio by default)")
