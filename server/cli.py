@@ -124,7 +124,6 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--home", default=argparse.SUPPRESS,
                         help="lab home directory (default: $SOTALAB_HOME, else the platform data dir)")
     parser = argparse.ArgumentParser(prog="sotalab", description=__doc__, parents=[common])
-    parser.set_defaults(home=None)
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", parents=[common], help="run the MCP server (stdio by default)")
@@ -165,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command not in PASS_THROUGH and rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.rest = rest
+    args.home = getattr(args, "home", None)
     try:
         return args.run(args)
     except KeyboardInterrupt:
