@@ -27,6 +27,7 @@ TOOL_MODULES = [
     "workspace_files",
     "envs",
     "diagnose",
+    "runs.tools",
 ]
 
 

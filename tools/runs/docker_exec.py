@@ -1,0 +1,162 @@
+"""The Docker executor: how a run's container is configured, started and stopped.
+
+Containers get no network, no capabilities, no privilege escalation, pids, memory and
+CPU limits, a read-only root with a tmpfs /tmp, a non-root user, and GPUs only by a
+device request naming the ids the queue placed the run on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+
+DEFAULT_IMAGE = "sotalab-base:bookworm"
+DEFAULT_USER = "65534:65534"  # nobody: never root inside a run's container
+IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+PIDS_LIMIT = 1024
+TMPFS_SIZE = "1g"
+
+
+def container_name(run_id: int, home: str) -> str:
+    """Unique per lab home, so two labs on one engine never collide."""
+    return f"sotalab-run-{run_id}-{hashlib.sha256(home.encode()).hexdigest()[:8]}"
+
+
+def container_kwargs(spec: dict) -> dict:
+    """Arguments for ``client.containers.create`` from a run spec."""
+    from docker.types import DeviceRequest, LogConfig
+
+    dk = spec["docker"]
+    env = dict(spec["env"])
+    env["PATH"] = os.pathsep.join([*spec.get("path_prefix", []), IMAGE_PATH])
+    volumes = {p: {"bind": p, "mode": "rw"} for p in spec["writable"]}
+    volumes.update({p: {"bind": p, "mode": "ro"} for p in spec["readable"]})
+    kwargs = dict(
+        image=dk["image"],
+        command=spec["argv"],
+        name=dk["name"],
+        labels={"sotalab.run": str(spec["run_id"]), "sotalab.home": spec["home"]},
+        environment=env,
+        working_dir=spec["cwd"],
+        user=dk.get("user", DEFAULT_USER),
+        network_mode="none",
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        read_only=True,
+        tmpfs={"/tmp": f"rw,nosuid,nodev,size={TMPFS_SIZE},mode=1777"},
+        pids_limit=dk.get("pids_limit", PIDS_LIMIT),
+        nano_cpus=int(dk.get("cpus", os.cpu_count() or 1) * 1e9),
+        volumes=volumes,
+        init=True,  # a real PID 1: signals reach the run, zombies are reaped
+        # Docker keeps its own copy of the output; cap it too (the run log is ours).
+        log_config=LogConfig(type="json-file", config={"max-size": "8m", "max-file": "2"}),
+        detach=True,
+    )
+    if spec.get("memory_gb"):
+        kwargs["mem_limit"] = kwargs["memswap_limit"] = int(spec["memory_gb"] * 1024**3)
+    if spec["gpu_ids"]:
+        ids = spec.get("gpu_uuids") or [str(i) for i in spec["gpu_ids"]]
+        kwargs["device_requests"] = [DeviceRequest(device_ids=ids, capabilities=[["gpu"]])]
+    return kwargs
+
+
+def make_writable_for(path: str) -> None:
+    """Let the container's non-root user write a run's directories (a+rwX keeps the
+    executable bits git tracks unchanged)."""
+    for root, dirs, files in os.walk(path):
+        for name in [*dirs, *files]:
+            p = os.path.join(root, name)
+            if not os.path.islink(p):
+                mode = os.lstat(p).st_mode
+                extra = 0o777 if os.path.isdir(p) or mode & 0o111 else 0o666
+                os.chmod(p, mode | extra)
+    os.chmod(path, os.stat(path).st_mode | 0o777)
+
+
+class DockerChild:
+    """A run's container, as the supervisor drives it."""
+
+    def __init__(self, spec: dict, log):
+        self.spec = spec
+        self.log = log
+        self.container = None
+        self.exit_code: int | None = None
+        self.oom_killed = False
+
+    def start(self) -> None:
+        import docker
+
+        self.client = docker.from_env(timeout=120)
+        for path in self.spec["writable"]:
+            make_writable_for(path)
+        self.container = self.client.containers.create(**container_kwargs(self.spec))
+        # Attach before start, as `docker run` does: a log stream opened later can end
+        # before Docker has delivered all output of a container that already exited.
+        self._output = self.container.attach(stdout=True, stderr=True, stream=True, logs=True)
+        self.container.start()
+        self.container.reload()
+        self.pid = self.container.attrs["State"]["Pid"]
+        read_end, self._exit_w = os.pipe()
+        self.exit_fd = read_end
+        self.output_fd = None  # the log pump thread writes the log itself
+        self._pump = threading.Thread(target=self._pump_logs, daemon=True)
+        self._pump.start()
+        threading.Thread(target=self._wait, daemon=True).start()
+
+    def _pump_logs(self) -> None:
+        for chunk in self._output:
+            self.log.write(chunk)
+
+    def _wait(self) -> None:
+        try:
+            self.exit_code = self.container.wait()["StatusCode"]
+        finally:
+            os.write(self._exit_w, b"x")
+
+    def telemetry_root(self) -> tuple[int, bool]:
+        return self.pid, True
+
+    def terminate(self) -> None:
+        self._kill("SIGTERM")
+
+    def kill(self) -> None:
+        self._kill("SIGKILL")
+
+    def _kill(self, sig: str) -> None:
+        import docker
+
+        try:
+            self.container.kill(signal=sig)
+        except docker.errors.APIError:
+            pass  # already stopped
+
+    def finish(self) -> int | None:
+        """After exit: drain the log, read the OOM flag, remove the container."""
+        self._pump.join(timeout=10)
+        try:
+            self.container.reload()
+            self.oom_killed = bool(self.container.attrs["State"].get("OOMKilled"))
+            self.container.remove(force=True)
+        except Exception:
+            pass
+        return self.exit_code
+
+
+def remove_container(name: str) -> bool:
+    """Kill and remove a leftover run container by name; whether one was found."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=30)
+        client.containers.get(name).remove(force=True)
+        return True
+    except Exception:
+        return False
+
+
+def docker_run_argv(image: str, argv: list[str]) -> list[str]:
+    """The plain ``docker run`` a user would type for the same image (benchmark reference)."""
+    return ["docker", "run", "--rm", "--network", "none", image, *argv]
+
+

@@ -1,0 +1,99 @@
+"""How a local run is isolated: bubblewrap where it works, else its own process group.
+
+bubblewrap gives the run no network, a read-only view of the host, a private /tmp,
+the lab home hidden (ledger, protected copies, held-out data), write access only to its
+worktree and its run output directory, and only the GPU device nodes it was given.
+Both ways the environment is an allowlist: nothing from the server's environment
+(tokens, keys) reaches the run unless it is named here or passed explicitly.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+# Variables copied from the server's environment; everything else is dropped.
+ALLOWED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# GPU device nodes every CUDA process needs besides its own /dev/nvidiaN.
+NVIDIA_SHARED_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset")
+
+
+def run_env(explicit: dict[str, str], *, run_id: int, output_dir: str, gpu_visible: str,
+            path_prefix: list[str] = (), home: str = "/tmp") -> dict[str, str]:
+    """The run's whole environment: the allowlist, then the lab's own variables, then
+    what the caller passed explicitly (validated names)."""
+    env = {k: os.environ[k] for k in ALLOWED_ENV if k in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    if path_prefix:
+        env["PATH"] = os.pathsep.join([*path_prefix, env["PATH"]])
+    env.update({
+        "HOME": home,
+        "PYTHONUNBUFFERED": "1",
+        "SOTALAB_RUN_ID": str(run_id),
+        "SOTALAB_OUTPUT_DIR": output_dir,
+        "CUDA_VISIBLE_DEVICES": gpu_visible,
+    })
+    for key, value in explicit.items():
+        if not ENV_NAME.match(key):
+            raise ValueError(f"environment variable name {key!r} is not valid")
+        env[key] = str(value)
+    return env
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap_works() -> bool:
+    """Whether bubblewrap can build a sandbox here (it needs user namespaces)."""
+    path = shutil.which("bwrap")
+    if not path:
+        return False
+    try:
+        probe = subprocess.run([path, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid",
+                                "--proc", "/proc", "--", "true"], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+def gpu_device_nodes(gpu_ids: list[int]) -> list[str]:
+    """The device nodes for the given GPU indices plus the shared control nodes."""
+    nodes = [f"/dev/nvidia{i}" for i in gpu_ids]
+    if gpu_ids:
+        nodes += list(NVIDIA_SHARED_NODES) + sorted(glob.glob("/dev/nvidia-caps/*"))
+    return [n for n in nodes if os.path.exists(n)]
+
+
+def bwrap_argv(argv: list[str], *, cwd: str, writable: list[str], readable: list[str],
+               hidden: list[str], gpu_ids: list[int]) -> list[str]:
+    """The bubblewrap command line that runs ``argv`` sandboxed.
+
+    Order matters: bwrap applies mounts left to right, so the hidden lab home is
+    covered with an empty tmpfs first and the run's own directories bound back on top.
+    """
+    cmd = [shutil.which("bwrap") or "bwrap",
+           "--die-with-parent",  # supervisor gone -> sandbox gone, never an unsupervised run
+           "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+           "--ro-bind", "/", "/",
+           "--dev", "/dev",
+           "--proc", "/proc",
+           "--tmpfs", "/tmp"]
+    for path in hidden:
+        if not _under(path, "/tmp"):
+            cmd += ["--tmpfs", path]
+    for path in readable:
+        cmd += ["--ro-bind", path, path]
+    for path in writable:
+        cmd += ["--bind", path, path]
+    for node in gpu_device_nodes(gpu_ids):
+        cmd += ["--dev-bind", node, node]
+    cmd += ["--chdir", cwd, "--", *argv]
+    return cmd
+
+
+def _under(path: str, root: str) -> bool:
+    return Path(path) == Path(root) or Path(root) in Path(path).parents

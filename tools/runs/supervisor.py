@@ -1,0 +1,305 @@
+"""The run supervisor: one small detached process per run.
+
+    python -m sotalab.tools.runs.supervisor <run_dir>
+
+It reads ``spec.json`` from the run directory, starts the run in its own process group
+(sandboxed with bubblewrap when the spec says so) or in a Docker container, and stays
+with it to the end: it enforces the deadline (TERM, a grace period, then KILL of
+everything the run started), watches the memory of the whole process tree and the GPU
+memory of the run's own processes against the budget, writes the capped log, samples
+telemetry, and finally writes ``status.json`` atomically and records the end in the
+ledger. It runs in its own session, so it outlives the server that started it.
+
+Imports are kept to the standard library until the run has started, so the launch
+overhead stays small.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import sandbox
+from .logcap import CappedLog, write_json_atomic
+
+SPEC = "spec.json"
+STARTED = "started.json"
+STATUS = "status.json"
+CANCEL = "cancel"  # written by run_cancel; a signal alone could arrive before the handler exists
+PR_SET_CHILD_SUBREAPER = 36
+STATUS_OF_OUTCOME = {"timeout": "timeout", "cancelled": "cancelled"}  # others: failed unless exit 0
+
+
+def stamp() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class LocalChild:
+    """A run started as a local process group, optionally inside bubblewrap.
+
+    The supervisor makes itself a child subreaper, so anything the run leaves behind
+    (even a process that called setsid) is re-parented to the supervisor and is
+    found and killed when the run ends: no orphan survives.
+    """
+
+    def __init__(self, spec: dict):
+        self.spec = spec
+        self.oom_killed = False
+
+    def start(self) -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        spec = self.spec
+        argv = spec["argv"]
+        if spec["sandbox"] == "bwrap":
+            argv = sandbox.bwrap_argv(argv, cwd=spec["cwd"], writable=spec["writable"],
+                                      readable=spec["readable"], hidden=spec["hidden"],
+                                      gpu_ids=spec["gpu_ids"])
+        env = dict(spec["env"])
+        if spec.get("path_prefix"):
+            env["PATH"] = os.pathsep.join([*spec["path_prefix"], env.get("PATH", "")])
+        self.proc = subprocess.Popen(argv, cwd=spec["cwd"], env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     start_new_session=True, close_fds=True)
+        self.pid = self.proc.pid
+        self.exit_fd = os.pidfd_open(self.proc.pid)
+        self.output_fd = self.proc.stdout.fileno()
+        os.set_blocking(self.output_fd, False)
+
+    def telemetry_root(self) -> tuple[int, bool]:
+        # The supervisor's own descendants: the run and anything it orphaned.
+        return os.getpid(), False
+
+    def _descendants(self) -> list:
+        import psutil
+
+        try:
+            return psutil.Process().children(recursive=True)
+        except psutil.Error:
+            return []
+
+    def terminate(self) -> None:
+        # TERM goes to the run's processes, not to bubblewrap itself: bwrap would die at
+        # once and take the sandbox with it, leaving the run no grace period.
+        if self.spec["sandbox"] != "bwrap":
+            try:
+                os.killpg(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for p in self._descendants():
+            try:
+                if p.name() != "bwrap":
+                    p.send_signal(signal.SIGTERM)
+            except Exception:
+                pass
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        for p in self._descendants():
+            try:
+                p.kill()
+            except Exception:
+                pass
+
+    def finish(self) -> int | None:
+        code = self.proc.wait()
+        # Kill and reap whatever the run left behind, until nothing is left.
+        for _ in range(100):
+            if not self._descendants():
+                break
+            self.kill()
+            time.sleep(0.02)
+            self._reap()
+        self._reap()
+        return code
+
+    @staticmethod
+    def _reap() -> None:
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+
+
+class Supervisor:
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.spec = json.loads((run_dir / SPEC).read_text())
+        self.log = CappedLog(run_dir, self.spec["log_cap_bytes"])
+        self.outcome: str | None = None
+        self.reason: str | None = None
+        self.cancel_requested = False
+        self.kill_at: float | None = None
+
+    def stop(self, outcome: str, reason: str, grace_s: float) -> None:
+        """Begin ending the run: TERM now, KILL after the grace period."""
+        if self.outcome is not None:
+            return
+        self.outcome, self.reason = outcome, reason
+        self.kill_at = time.monotonic() + grace_s
+        if grace_s > 0:
+            self.child.terminate()
+        else:
+            self.child.kill()
+
+    def run(self) -> dict:
+        spec = self.spec
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_cancel)
+        if spec["executor"] == "docker":
+            from .docker_exec import DockerChild
+
+            self.child = DockerChild(spec, self.log)
+        else:
+            self.child = LocalChild(spec)
+        started_at = stamp()
+        if self._cancel_file_present():
+            return self._status("cancelled", "cancelled", "cancelled before it started", None, started_at, {})
+        try:
+            self.child.start()
+        except Exception as exc:
+            return self._status("failed", "start_failed", f"could not start the run: {exc}", None,
+                                started_at, {})
+        write_json_atomic(self.run_dir / STARTED, {"pid": self.child.pid, "started_at": started_at,
+                                                   "supervisor_pid": os.getpid()})
+        from .telemetry import Sampler  # psutil: only once the run is on its way
+
+        sampler = Sampler(self.run_dir, spec["gpu_ids"], spec["telemetry_interval_s"])
+        start = time.monotonic()
+        deadline = start + spec["wall_s"]
+        next_sample = start
+        sel = selectors.DefaultSelector()
+        sel.register(self.child.exit_fd, selectors.EVENT_READ, "exit")
+        sel.register(wake_r, selectors.EVENT_READ, "wake")
+        if self.child.output_fd is not None:
+            sel.register(self.child.output_fd, selectors.EVENT_READ, "output")
+        exited = False
+        while not exited:
+            now = time.monotonic()
+            timeout = min(next_sample, deadline if self.outcome is None else self.kill_at) - now
+            for key, _ in sel.select(max(timeout, 0)):
+                if key.data == "output":
+                    self._drain(key.fd, sel)
+                elif key.data == "wake":
+                    os.read(wake_r, 512)
+                elif key.data == "exit":
+                    exited = True
+            now = time.monotonic()
+            if self.outcome is None and (self.cancel_requested or self._cancel_file_present()):
+                self.stop("cancelled", "cancelled on request", spec["grace_s"])
+            if now >= deadline and self.outcome is None:
+                self.stop("timeout", f"exceeded the wall-time budget of {spec['wall_s']:g} s", spec["grace_s"])
+            if self.kill_at is not None and now >= self.kill_at:
+                self.child.kill()
+                self.kill_at = now + 1.0
+            if now >= next_sample and not exited:
+                self._check_budgets(sampler)
+                next_sample = now + spec["telemetry_interval_s"]
+        exit_code = self.child.finish()
+        if self.child.output_fd is not None:
+            self._drain(self.child.output_fd, None)
+        if self.child.oom_killed and self.outcome is None:
+            self.outcome, self.reason = "oom", "the container was killed for exceeding its memory limit"
+        self._check_artifacts()
+        summary = sampler.finish()
+        if self.outcome is None:
+            self.outcome = "exited"
+            self.reason = "exited 0" if exit_code == 0 else _describe_exit(exit_code)
+        status = "succeeded" if self.outcome == "exited" and exit_code == 0 else \
+            STATUS_OF_OUTCOME.get(self.outcome, "failed")
+        return self._status(status, self.outcome, self.reason, exit_code, started_at, summary)
+
+    def _cancel_file_present(self) -> bool:
+        return (self.run_dir / CANCEL).exists()
+
+    def _on_cancel(self, signum, frame) -> None:
+        self.cancel_requested = True
+
+    def _drain(self, fd: int, sel) -> None:
+        while True:
+            try:
+                data = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                return
+            if not data:
+                if sel is not None:
+                    sel.unregister(fd)
+                return
+            self.log.write(data)
+
+    def _check_budgets(self, sampler) -> None:
+        spec = self.spec
+        root, include_root = self.child.telemetry_root()
+        seen = sampler.sample(sampler.tree(root, include_root))
+        if spec.get("memory_gb") and seen["rss_mb"] > spec["memory_gb"] * 1024:
+            self.stop("oom", f"memory {seen['rss_mb']:.0f} MB exceeded the budget of "
+                             f"{spec['memory_gb'] * 1024:.0f} MB", 0)
+        if spec.get("gpu_memory_gb") and seen["run_gpu_mb"] and seen["run_gpu_mb"] > spec["gpu_memory_gb"] * 1024:
+            self.stop("gpu_oom", f"GPU memory {seen['run_gpu_mb']:.0f} MB exceeded the budget of "
+                                 f"{spec['gpu_memory_gb'] * 1024:.0f} MB", 0)
+
+    def _check_artifacts(self) -> None:
+        limit = self.spec.get("artifact_mb")
+        if not limit or self.outcome not in (None, "exited"):
+            return
+        out = Path(self.spec["output_dir"])
+        size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and not p.is_symlink())
+        if size > limit * 1024 * 1024:
+            self.outcome = "artifact_exceeded"
+            self.reason = f"artifacts {size / 2**20:.1f} MB exceeded the budget of {limit:g} MB"
+
+    def _status(self, status, outcome, reason, exit_code, started_at, summary) -> dict:
+        self.log.close()
+        result = {"status": status, "outcome": outcome, "reason": reason, "exit_code": exit_code,
+                  "started_at": started_at, "ended_at": stamp(), "telemetry": summary,
+                  "log_bytes": self.log.total, "log_dropped": self.log.dropped}
+        write_json_atomic(self.run_dir / STATUS, result)
+        return result
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "exit status unknown"
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    if code in (137, 143):
+        return f"exited {code} (killed by signal {code - 128})"
+    return f"exited {code}"
+
+
+def main(argv: list[str]) -> int:
+    run_dir = Path(argv[0]).resolve()
+    sup = Supervisor(run_dir)
+    status = sup.run()
+    # Record the end and start whatever was waiting for this run's slot. The status
+    # file is already on disk, so a failure here loses nothing: reconcile reads it.
+    from ..home import Lab
+    from . import queue
+
+    lab = Lab.open(sup.spec["home"])
+    queue.record_end(lab, sup.spec["run_id"], status)
+    queue.dispatch(lab)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,360 @@
+"""Run tools: start, watch, read and stop supervised runs; see the GPUs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from .. import ledger
+from ..errors import InvalidInput, LabError
+from ..home import Lab
+from ..paging import DEFAULT_LIMIT, MAX_LIMIT, next_cursor, offset_from
+from ..registry import Progress, tool
+from . import logcap, queue
+from .telemetry import read_series
+
+MAX_LOG_BYTES = 48_000
+MAX_GREP_MATCHES = 200
+
+
+class RunBudget(BaseModel):
+    wall_s: float = Field(3600, gt=0, le=7 * 24 * 3600, description="wall-time limit; then TERM, grace, KILL")
+    grace_s: float = Field(10, ge=0, le=600, description="seconds between TERM and KILL")
+    memory_gb: float | None = Field(None, gt=0, description="RAM limit for the whole process tree; exceeding it kills the run (outcome oom)")
+    gpu_memory_gb: float | None = Field(None, gt=0, description="GPU memory limit for the run's processes (outcome gpu_oom)")
+    artifact_mb: float | None = Field(None, gt=0, description="limit on files written to $SOTALAB_OUTPUT_DIR")
+    pending_timeout_s: float = Field(3600, gt=0, description="how long the run may wait in the queue before it fails")
+
+
+class RunStartIn(BaseModel):
+    command: list[str] = Field(..., min_length=1, max_length=1000, description="argv; no shell: use ['sh','-c','...'] for one")
+    trial: int | None = Field(None, description="run in this trial's worktree")
+    cwd: str | None = Field(None, description="working directory inside the lab's workspaces (when no trial is given)")
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment; the server's own environment is never passed")
+    executor: Literal["local", "docker"] = "local"
+    image: str | None = Field(None, description="Docker image (docker executor); default sotalab-base:bookworm")
+    gpus: int | list[int] | Literal["auto"] = Field(0, description="0 (CPU), a count, explicit GPU indices, or 'auto' (one if any)")
+    gpu_memory_gb: float | None = Field(None, gt=0, description="GPU memory the run needs; lets runs share a GPU")
+    budget: RunBudget = Field(default_factory=RunBudget)
+    telemetry_hz: float = Field(1.0, ge=0.1, le=10, description="telemetry samples per second")
+
+    @field_validator("command")
+    @classmethod
+    def _argv(cls, v):
+        if any("\x00" in a for a in v):
+            raise ValueError("arguments may not contain NUL bytes")
+        return v
+
+
+class RunRef(BaseModel):
+    run: int = Field(..., description="run id")
+
+
+class RunWaitIn(RunRef):
+    timeout_s: float = Field(30, gt=0, le=60, description="block at most this long (progress is sent while waiting)")
+
+
+class RunLogsIn(RunRef):
+    mode: Literal["tail", "grep", "cursor"] = Field("tail", description="tail: last lines; grep: matching lines; cursor: read on from a position")
+    lines: int = Field(100, ge=1, le=2000, description="tail: how many lines")
+    pattern: str | None = Field(None, max_length=500, description="grep: a regular expression")
+    cursor: int | None = Field(None, ge=0, description="cursor: stream offset from a previous next_cursor (0: start)")
+    max_bytes: int = Field(16_000, ge=256, le=MAX_LOG_BYTES)
+
+
+class RunListIn(BaseModel):
+    status: Literal["queued", "running", "succeeded", "failed", "timeout", "cancelled", "lost"] | None = None
+    trial: int | None = None
+    campaign: int | None = None
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    cursor: str | None = None
+
+
+class GpuStatusIn(BaseModel):
+    pass
+
+
+class RunInfo(BaseModel):
+    id: int
+    status: str = Field(description="queued, running, succeeded, failed, timeout, cancelled, lost")
+    outcome: str | None = Field(description="why it ended: exited, timeout, oom, gpu_oom, cancelled, artifact_exceeded, pending_timeout, start_failed, lost")
+    reason: str | None = Field(description="one line: what happened, or what a queued run waits for")
+    exit_code: int | None
+    executor: str
+    sandbox: str | None = Field(description="bwrap, process-group or docker")
+    command: list[str]
+    cwd: str
+    trial_id: int | None
+    campaign_id: int | None
+    purpose: str
+    seed: int | None
+    gpu_ids: list[int]
+    budget: dict
+    telemetry: dict | None = Field(description="summary: peak RSS, CPU, GPU memory/utilisation, energy, wall and GPU seconds")
+    created_at: str
+    started_at: str | None
+    ended_at: str | None
+
+
+class RunLogs(BaseModel):
+    run: int
+    text: str
+    start: int = Field(description="stream offset of the first byte returned")
+    next_cursor: int | None = Field(description="pass as cursor to read on; null when the run has ended and all is read")
+    total_bytes: int = Field(description="bytes the run has written")
+    dropped_bytes: int = Field(description="bytes the log cap dropped from the middle")
+    matches: int | None = None
+    truncated: bool
+
+
+class RunMetrics(BaseModel):
+    run: int
+    status: str
+    metrics: dict | None = Field(description="metrics the evaluation path parsed from this run, if it was an evaluation")
+    telemetry: dict | None
+    series: dict = Field(description="telemetry series thinned to at most 200 points: fields and points")
+
+
+class RunPage(BaseModel):
+    runs: list[RunInfo]
+    total: int
+    next_cursor: str | None
+
+
+class GpuProcessInfo(BaseModel):
+    pid: int
+    used_mb: float
+    run_id: int | None
+
+
+class GpuInfo(BaseModel):
+    index: int
+    name: str
+    uuid: str
+    memory_used_mb: float
+    memory_total_mb: float
+    utilization_pct: float
+    temperature_c: float | None
+    power_w: float | None
+    processes: list[GpuProcessInfo]
+    runs: list[int] = Field(description="this lab's running runs placed on the GPU")
+
+
+class GpuStatus(BaseModel):
+    available: bool
+    detail: str
+    gpus: list[GpuInfo]
+    cpu_slots: int
+    cpu_slots_busy: int
+    queued: int
+
+
+def run_info(row: dict) -> RunInfo:
+    resources = ledger.loads(row["resources"], {})
+    argv = ledger.loads(row["argv"], [])
+    shown = [a if len(a) <= 500 else a[:500] + "..." for a in argv[:50]]
+    return RunInfo(
+        id=row["id"], status=row["status"], outcome=row["outcome"], reason=row["reason"],
+        exit_code=row["exit_code"], executor=row["executor"], sandbox=resources.get("sandbox"),
+        command=shown, cwd=row["cwd"], trial_id=row["trial_id"], campaign_id=row["campaign_id"],
+        purpose=row["purpose"], seed=row["seed"], gpu_ids=resources.get("gpu_ids") or [],
+        budget=ledger.loads(row["budget"], {}), telemetry=ledger.loads(row["telemetry"], None),
+        created_at=row["created_at"], started_at=row["started_at"], ended_at=row["ended_at"])
+
+
+def _confined_cwd(lab: Lab, args: RunStartIn) -> str:
+    if args.trial is not None:
+        from .. import workspaces
+
+        return str(workspaces.ensure_worktree(lab, args.trial))
+    if not args.cwd:
+        raise InvalidInput("give a trial or a cwd", hint="runs execute in a trial's worktree")
+    root = lab.path("workspaces").resolve()
+    cwd = Path(args.cwd)
+    cwd = (root / cwd if not cwd.is_absolute() else cwd).resolve()
+    if cwd != root and root not in cwd.parents:
+        raise InvalidInput(f"cwd {args.cwd} is outside the lab's workspaces ({root})",
+                           hint="runs may only write inside a trial worktree; pass trial= instead")
+    if not cwd.is_dir():
+        raise InvalidInput(f"cwd {args.cwd} is not a directory")
+    return str(cwd)
+
+
+@tool(open_world=False)
+def run_start(lab: Lab, args: RunStartIn) -> RunInfo:
+    """Start a supervised run and return at once with its id (status queued or running).
+    The run gets its own process group (bubblewrap sandbox: no network, read-only
+    host, writable worktree and $SOTALAB_OUTPUT_DIR) or a locked-down Docker container,
+    an allowlisted environment, a wall-time/memory/GPU-memory budget, a capped log and
+    telemetry. Follow it with run_wait, run_status, run_logs; stop it with run_cancel."""
+    trial_campaign = None
+    if args.trial is not None:
+        from .. import trials
+
+        trial_campaign = trials.load(lab, args.trial).campaign_id
+    b = args.budget
+    req = queue.RunRequest(
+        argv=args.command, cwd=_confined_cwd(lab, args), env=args.env, executor=args.executor,
+        image=args.image, gpus=args.gpus, gpu_memory_gb=args.gpu_memory_gb or b.gpu_memory_gb,
+        wall_s=b.wall_s, grace_s=b.grace_s, memory_gb=b.memory_gb, artifact_mb=b.artifact_mb,
+        pending_timeout_s=b.pending_timeout_s, telemetry_interval_s=1.0 / args.telemetry_hz,
+        trial_id=args.trial, campaign_id=trial_campaign)
+    try:
+        run_id = queue.submit(lab, req)
+    except ValueError as exc:  # a bad environment variable name
+        raise InvalidInput(str(exc)) from None
+    return run_info(queue.get_row(lab, run_id))
+
+
+@tool(read_only=True)
+def run_status(lab: Lab, args: RunRef) -> RunInfo:
+    """A run's status, outcome and reason, exit code, placement, budget and telemetry summary."""
+    queue.dispatch(lab)
+    return run_info(queue.get_row(lab, args.run))
+
+
+@tool(read_only=True)
+def run_wait(lab: Lab, args: RunWaitIn, progress: Progress) -> RunInfo:
+    """Wait up to timeout_s (at most 60) for a run to end, sending progress while it
+    waits; returns its status either way. Call again to keep waiting."""
+    started = [None]
+
+    def tick(row):
+        import time
+
+        started[0] = started[0] or time.monotonic()
+        progress(time.monotonic() - started[0], args.timeout_s,
+                 f"run {args.run} {row['status']}" + (f": {row['reason']}" if row["reason"] else ""))
+
+    return run_info(queue.wait(lab, args.run, args.timeout_s, on_tick=tick))
+
+
+@tool(read_only=True)
+def run_logs(lab: Lab, args: RunLogsIn) -> RunLogs:
+    """A run's log, bounded: `tail` (last lines), `grep` (lines matching a regex, with
+    line numbers), or `cursor` (read on from a stream offset; next_cursor continues).
+    The log keeps the head and the tail of long output and says how much was dropped."""
+    row = queue.get_row(lab, args.run)
+    run_dir = Path(row["run_dir"] or lab.path("runs", args.run))
+    snap = logcap.view(run_dir)
+    ended = row["status"] in queue.TERMINAL
+    if args.mode == "cursor":
+        start, data = snap.read(args.cursor or 0, args.max_bytes)
+        end = start + len(data)
+        more = end < snap.total or not ended
+        return RunLogs(run=args.run, text=data.decode("utf-8", "replace"), start=start,
+                       next_cursor=end if more else None, total_bytes=snap.total,
+                       dropped_bytes=snap.dropped, truncated=end < snap.total)
+    if args.mode == "tail":
+        start, data = snap.tail_bytes(args.max_bytes)
+        lines = data.decode("utf-8", "replace").splitlines(keepends=True)
+        cut = len(lines) > args.lines or start > 0
+        text = "".join(lines[-args.lines:])
+        return RunLogs(run=args.run, text=text, start=snap.total - len(text.encode()),
+                       next_cursor=None if ended else snap.total, total_bytes=snap.total,
+                       dropped_bytes=snap.dropped, truncated=cut)
+    if not args.pattern:
+        raise InvalidInput("grep needs a pattern")
+    try:
+        rx = re.compile(args.pattern)
+    except re.error as exc:
+        raise InvalidInput(f"pattern does not compile: {exc}") from None
+    found, size, matches, truncated = [], 0, 0, False
+    for number, line in enumerate(logcap.read_text(run_dir).splitlines(), start=1):
+        if rx.search(line):
+            matches += 1
+            entry = f"{number}: {line[:1000]}\n"
+            if matches > MAX_GREP_MATCHES or size + len(entry) > args.max_bytes:
+                truncated = True
+                continue
+            found.append(entry)
+            size += len(entry)
+    return RunLogs(run=args.run, text="".join(found), start=0, next_cursor=None, total_bytes=snap.total,
+                   dropped_bytes=snap.dropped, matches=matches, truncated=truncated)
+
+
+@tool(read_only=True)
+def run_metrics(lab: Lab, args: RunRef) -> RunMetrics:
+    """A run's parsed metrics (for evaluation runs), telemetry summary, and telemetry
+    series (CPU %, RSS, I/O; per GPU: utilisation, memory, the run's own GPU memory,
+    power, temperature, SM clock, throttle reasons) thinned to 200 points."""
+    queue.dispatch(lab)
+    row = queue.get_row(lab, args.run)
+    return RunMetrics(run=args.run, status=row["status"], metrics=ledger.loads(row["metrics"], None),
+                      telemetry=ledger.loads(row["telemetry"], None),
+                      series=read_series(Path(row["run_dir"] or lab.path("runs", args.run))))
+
+
+@tool(destructive=True, idempotent=True)
+def run_cancel(lab: Lab, args: RunRef) -> RunInfo:
+    """Stop a run: a queued one is cancelled at once; a running one gets TERM, then
+    KILL of everything it started after its grace period (status cancelled). Use
+    run_wait to see it end."""
+    queue.cancel(lab, args.run)
+    return run_info(queue.get_row(lab, args.run))
+
+
+@tool(read_only=True)
+def run_list(lab: Lab, args: RunListIn) -> RunPage:
+    """Runs, newest first, filtered by status, trial or campaign, paged with `cursor`."""
+    queue.dispatch(lab)
+    clauses, params = [], []
+    for column, value in (("status", args.status), ("trial_id", args.trial), ("campaign_id", args.campaign)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    total = lab.db.execute(f"SELECT COUNT(*) FROM runs {where}", params).fetchone()[0]
+    offset = offset_from(args.cursor)
+    rows = list(lab.db.query(f"SELECT * FROM runs {where} ORDER BY id DESC LIMIT ? OFFSET ?",
+                             [*params, args.limit, offset]))
+    return RunPage(runs=[run_info(r) for r in rows], total=total,
+                   next_cursor=next_cursor(offset, len(rows), total))
+
+
+@tool(read_only=True)
+def gpu_status(lab: Lab, args: GpuStatusIn) -> GpuStatus:
+    """Each GPU (name, memory used/total, utilisation, temperature, power, processes
+    with the run ids they belong to) and the CPU slots, or plainly that NVML found no GPU."""
+    from .telemetry import gpu_states, nvml_error
+
+    queue.dispatch(lab)
+    running = list(lab.db.query("SELECT id, pid, supervisor_pid, resources FROM runs WHERE status = 'running'"))
+    cpu_busy = sum(1 for r in running if not ledger.loads(r["resources"], {}).get("gpu_ids"))
+    queued = lab.db.execute("SELECT COUNT(*) FROM runs WHERE status = 'queued'").fetchone()[0]
+    base = dict(cpu_slots=queue.cpu_slots(), cpu_slots_busy=cpu_busy, queued=queued)
+    error = nvml_error()
+    if error:
+        return GpuStatus(available=False, detail=error, gpus=[], **base)
+    by_pid = _run_of_pid(running)
+    gpus = []
+    for g in gpu_states():
+        gpus.append(GpuInfo(
+            index=g.index, name=g.name, uuid=g.uuid, memory_used_mb=g.memory_used_mb,
+            memory_total_mb=g.memory_total_mb, utilization_pct=g.utilization_pct,
+            temperature_c=g.temperature_c, power_w=g.power_w,
+            processes=[GpuProcessInfo(pid=p.pid, used_mb=p.used_mb, run_id=by_pid.get(p.pid)) for p in g.processes],
+            runs=[r["id"] for r in running if g.index in (ledger.loads(r["resources"], {}).get("gpu_ids") or [])]))
+    return GpuStatus(available=True, detail=f"{len(gpus)} GPU(s) via NVML", gpus=gpus, **base)
+
+
+def _run_of_pid(running: list[dict]) -> dict[int, int]:
+    """Map every process of every running run to the run: the supervisor's descendants
+    (local runs) or the container's process tree (Docker runs)."""
+    import psutil
+
+    owners = {}
+    for r in running:
+        for root in (r["supervisor_pid"], r["pid"]):
+            if not root:
+                continue
+            try:
+                procs = psutil.Process(root).children(recursive=True) + [psutil.Process(root)]
+            except psutil.Error:
+                continue
+            owners.update({p.pid: r["id"] for p in procs})
+    return owners
+
