@@ -64,7 +64,8 @@ RULES = [
           lambda key: [f"relax or remove the pin on '{key}' (overrides.pins / overrides.remove)",
                        f"check the package name '{key}' on PyPI", "try another Python version (overrides.python)"]),
     _rule("version_conflict",
-          r"ResolutionImpossible|conflicting dependencies|requirements are unsatisfiable|depends on ([\w.-]+)[^\n]*and[^\n]*incompatible",
+          r"Because you require ([\w.-]+)[^\n]* and |ResolutionImpossible|conflicting dependencies"
+          r"|requirements are unsatisfiable|depends on ([\w.-]+)[^\n]*and[^\n]*incompatible",
           "the requirements contradict each other",
           lambda key: ["loosen the conflicting pins (overrides.pins / overrides.remove)",
                        "pin one side to a version compatible with the other"]),

@@ -40,7 +40,7 @@ if [ "$#" -gt 0 ]; then
     apt-get install -y --no-install-recommends "$@"
     rm -rf /var/lib/apt/lists/*
 fi
-if [ -f /run/sotalab/ca.crt ]; then export SSL_CERT_FILE=/run/sotalab/ca.crt UV_NATIVE_TLS=1; fi
+if [ -f /run/sotalab/ca.crt ]; then export SSL_CERT_FILE=/run/sotalab/ca.crt; fi
 export UV_CACHE_DIR=/run/sotalab/uv-cache UV_LINK_MODE=copy
 if [ "$py" = system ]; then py="$(command -v python3)"; fi
 uv venv --no-project --python "$py" /opt/env
@@ -144,15 +144,19 @@ def build(spec: EnvSpec, env_dir: Path, log: Path, progress: Progress) -> str:
     (env_dir / "requirements.txt").write_text("".join(f"{r}\n" for r in spec.requirements))
     cache = _uv_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    volumes = {str(env_dir): {"bind": "/run/sotalab/spec", "mode": "ro"},
-               str(cache): {"bind": "/run/sotalab/uv-cache", "mode": "rw"}}
+    from docker.types import Mount
+
+    # Mounts, not volumes: docker-py's `volumes` also declares VOLUMEs, which commit would
+    # carry into the image.
+    mounts = [Mount("/run/sotalab/spec", str(env_dir), type="bind", read_only=True),
+              Mount("/run/sotalab/uv-cache", str(cache), type="bind")]
     bundle = next((b for b in HOST_CA_BUNDLES if Path(b).is_file()), None)
     if bundle:
-        volumes[bundle] = {"bind": "/run/sotalab/ca.crt", "mode": "ro"}
+        mounts.append(Mount("/run/sotalab/ca.crt", bundle, type="bind", read_only=True))
     tag = f"{ENV_REPOSITORY}:{env_dir.name}"
     container = engine.containers.create(
         sandbox, command=["/bin/sh", "-c", INSTALL_SCRIPT, "sotalab-install", spec.python, *spec.system_packages],
-        user="root", working_dir="/", volumes=volumes, labels={"sotalab.env": env_dir.name})
+        user="root", working_dir="/", mounts=mounts, labels={"sotalab.env": env_dir.name})
     try:
         container.start()
         _log_lines(container.logs(stream=True, follow=True), log, progress)
