@@ -1,0 +1,236 @@
+"""Check 3 (static diff rules): each rule fires on what it names and stays quiet on
+honest code; the bundled tinynet patches get exactly the findings they should."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from sotalab.tools.audit import diff_rules, diffparse
+from sotalab.tools.audit.rules import RULES
+from sotalab.tools.campaigns import CampaignCreate
+
+REPO = Path(__file__).resolve().parent.parent
+TINYNET = REPO / "examples" / "tinynet"
+
+
+def tinynet_context() -> diff_rules.DiffContext:
+    spec = CampaignCreate.model_validate(json.loads((TINYNET / "campaign.json").read_text()))
+    return diff_rules.DiffContext.for_campaign(spec)
+
+
+CTX = tinynet_context()
+
+
+def added_file_diff(path: str, body: str) -> str:
+    lines = body.strip("\n").splitlines()
+    return (f"diff --git a/{path} b/{path}\nnew file mode 100644\n--- /dev/null\n+++ b/{path}\n"
+            f"@@ -0,0 +1,{len(lines)} @@\n" + "".join(f"+{line}\n" for line in lines))
+
+
+def change_diff(path: str, old: str, new: str, start: int = 10) -> str:
+    return (f"diff --git a/{path} b/{path}\n--- a/{path}\n+++ b/{path}\n@@ -{start},1 +{start},1 @@\n"
+            f"-{old}\n+{new}\n")
+
+
+def rules_in(diff: str, sources=None) -> set[str]:
+    return {f.rule for f in diff_rules.scan(diff, CTX, sources)}
+
+
+def test_context_comes_from_the_campaign():
+    assert set(CTX.metric_names) >= {"accuracy", "macro_f1", "nll", "params"}
+    assert CTX.metrics_files == ["metrics.json"]
+    assert CTX.evaluator_files == ["evaluate.py"]
+    assert "heldout" in CTX.held_out_markers
+
+
+def test_parse_tracks_line_numbers_renames_and_deletions():
+    diff = (
+        "diff --git a/train.py b/train.py\n--- a/train.py\n+++ b/train.py\n"
+        "@@ -3,4 +3,5 @@ def fit():\n context\n-old line\n+new line\n+-- a removed-looking added line\n more\n"
+        "diff --git a/gone.py b/gone.py\ndeleted file mode 100644\n--- a/gone.py\n+++ /dev/null\n"
+        "@@ -1,1 +0,0 @@\n-x = 1\n"
+    )
+    first, second = diffparse.parse(diff)
+    assert first.path == "train.py"
+    assert first.added == [(4, "new line"), (5, "-- a removed-looking added line")]
+    assert first.removed == [(4, "old line")]
+    assert second.deleted and second.path == "gone.py" and second.removed == [(1, "x = 1")]
+
+
+@pytest.mark.parametrize("path", ["evaluate.py", "metrics.py", "data.py", "src/eval_utils.py", "scoring.py"])
+def test_eval_code_edit_on_evaluator_protected_and_metric_files(path):
+    assert "eval-code-edit" in rules_in(change_diff(path, "a = 1", "a = 2"))
+
+
+def test_eval_code_edit_not_on_training_code():
+    assert "eval-code-edit" not in rules_in(change_diff("train.py", "a = 1", "a = 2"))
+    assert "eval-code-edit" not in rules_in(change_diff("src/model.py", "a = 1", "a = 2"))
+
+
+@pytest.mark.parametrize("line", [
+    'print("accuracy=0.9731")',
+    "print(f'accuracy: 0.97')",
+    'json.dump({"accuracy": 0.99}, handle)',
+    "return dict(macro_f1=1.0)",
+    'logger.info("val_accuracy=.95")',
+])
+def test_metric_literal(line):
+    assert "metric-literal" in rules_in(change_diff("train.py", "pass", line))
+
+
+@pytest.mark.parametrize("line", [
+    'print(f"accuracy={acc:.4f}")',
+    'print("epoch", epoch, "loss", 0.5 * loss)',
+    "LEARNING_RATE = 0.005",
+    'config = {"lr": 0.01, "momentum": 0.9}',
+])
+def test_metric_literal_quiet_on_computed_values_and_hyperparameters(line):
+    assert "metric-literal" not in rules_in(change_diff("train.py", "pass", line))
+
+
+def test_metrics_file_write():
+    assert "metrics-file-write" in rules_in(change_diff("train.py", "pass", 'open("metrics.json", "w").write(x)'))
+    assert "metrics-file-write" not in rules_in(change_diff("train.py", "pass", 'open("train_log.json", "w")'))
+
+
+MONKEYPATCH = """
+import metrics
+import numpy as np
+import data as d
+metrics.accuracy = lambda y, p: 1.0
+d.load_splits = my_splits
+np.random.seed = lambda s: None
+setattr(metrics, "macro_f1", fake)
+np.set_printoptions(precision=3)
+model.mean = x.mean(axis=0)
+"""
+
+
+def test_monkeypatch_rules_classify_the_attribute():
+    findings = {(f.line, f.rule) for f in diff_rules.scan(added_file_diff("train.py", MONKEYPATCH), CTX)}
+    assert (4, "monkeypatch-metric") in findings
+    assert (5, "monkeypatch-data") in findings
+    assert (6, "seed-override") in findings
+    assert (7, "monkeypatch-metric") in findings
+    assert not {line for line, _ in findings} & {8, 9}  # calls and attributes of local objects are fine
+
+
+def test_monkeypatch_sees_imports_outside_the_hunk_through_sources():
+    diff = change_diff("train.py", "x = 1", "metrics.accuracy = fake", start=30)
+    assert "monkeypatch-metric" not in rules_in(diff)  # no import visible: can't tell a module from an object
+    assert "monkeypatch-metric" in rules_in(diff, {"train.py": "import metrics\n" + "x\n" * 28 + "metrics.accuracy = fake\n"})
+
+
+def test_sys_modules_swap():
+    assert "monkeypatch-metric" in rules_in(added_file_diff("train.py", "import sys\nsys.modules['metrics'] = fake"))
+
+
+@pytest.mark.parametrize("line", [
+    'os.environ["SOTALAB_SEED"] = "3"',
+    "os.environ.setdefault('SOTALAB_SEED', '3')",
+])
+def test_seed_override(line):
+    assert "seed-override" in rules_in(change_diff("train.py", "pass", line))
+
+
+def test_reading_the_seed_is_fine_and_literal_seeding_is_a_warning():
+    assert not rules_in(change_diff("train.py", "pass", 'seed = int(os.environ["SOTALAB_SEED"])'))
+    found = diff_rules.scan(change_diff("train.py", "pass", "rng = np.random.default_rng(17)"), CTX)
+    assert [f.rule for f in found] == ["seed-pinned"] and RULES["seed-pinned"].severity == "warn"
+    assert not rules_in(change_diff("train.py", "pass", "rng = np.random.default_rng(seed)"))
+
+
+@pytest.mark.parametrize("line", [
+    'x_test, y_test = data.load_test("heldout")',
+    'arr = np.load("data/test.npz")',
+    'folder = os.environ.get("SOTALAB_HELD_OUT")',
+    'ds = load_dataset("glue", split="test")',
+    'frame = splits["test"]',
+    'path = "heldout/labels.csv"',
+])
+def test_held_out_read(line):
+    assert "held-out-read" in rules_in(change_diff("train.py", "pass", line))
+
+
+@pytest.mark.parametrize("line", [
+    "import unittest",
+    'assert latest == "pytest"',
+    "def test_shapes():",
+    'np.load("data/train.npz")',
+])
+def test_held_out_read_quiet_on_other_uses_of_test(line):
+    assert "held-out-read" not in rules_in(change_diff("train.py", "pass", line))
+
+
+@pytest.mark.parametrize("line", [
+    "x_tr, x_va = train_test_split(x, test_size=0.1, stratify=y)",
+    "data.VAL_FRACTION = 0.1",
+    "skf = StratifiedKFold(5)",
+    "x_val = x_val[keep]",
+    "y_val[y_val == 3] = 0",
+])
+def test_split_change(line):
+    assert "split-change" in rules_in(change_diff("train.py", "pass", line))
+
+
+def test_removing_split_code_is_a_split_change():
+    diff = change_diff("prep.py", "idx = train_test_split(idx, test_size=0.2)", "idx = idx")
+    assert "split-change" in rules_in(diff)
+
+
+def test_resampling_training_data_is_a_warning():
+    found = diff_rules.scan(change_diff("train.py", "pass", "x, y = oversample_minority(x, y)"), CTX)
+    assert [f.rule for f in found] == ["data-resample"]
+
+
+@pytest.mark.parametrize("line", [
+    "score = recall_at_k(ranked, relevant, k=50)",
+    "best = max(seed_scores)",
+    "final_acc = accs.max()",
+    "f1 = f1_score(y, p, average='micro')",
+])
+def test_metric_param_change(line):
+    assert "metric-param-change" in rules_in(change_diff("train.py", "pass", line))
+
+
+def test_metric_param_quiet_on_model_parameters():
+    assert not rules_in(change_diff("train.py", "pass", "model = KNN(k=5)"))
+    assert not rules_in(change_diff("train.py", "pass", "h = np.maximum(h, 0)"))
+
+
+def test_output_hooks_are_warnings():
+    found = diff_rules.scan(change_diff("train.py", "pass", "sys.stdout = io.StringIO()"), CTX)
+    assert [f.rule for f in found] == ["output-hook"]
+
+
+def test_comments_and_prose_never_trip_rules():
+    assert not rules_in(change_diff("train.py", "pass", "# do not read heldout/test.npz or print accuracy=0.99"))
+    assert not rules_in(added_file_diff("NOTES.md", "We stratify nothing; accuracy=0.97 on x_test"))
+
+
+@pytest.mark.parametrize("name", ["honest_normalise", "honest_learning_rate"])
+def test_honest_tinynet_patches_have_no_finding(name):
+    result = diff_rules.check((TINYNET / "patches" / f"{name}.patch").read_text(), CTX)
+    assert result.verdict == "pass" and not result.evidence, result.evidence
+
+
+def test_each_planted_tinynet_cheat_breaks_its_rule():
+    manifest = json.loads((TINYNET / "trials.json").read_text())["trials"]
+    planted = [t for t in manifest if t.get("rule")]
+    assert len(planted) >= 5
+    for trial in planted:
+        result = diff_rules.check((TINYNET / trial["patch"]).read_text(), CTX)
+        assert result.verdict == "fail", trial["name"]
+        assert trial["rule"] in {e.rule for e in result.evidence}, (trial["name"], result.evidence)
+        assert all(e.file and e.line for e in result.evidence)
+
+
+def test_every_rule_is_listed_in_the_supervisor_red_lines():
+    text = (REPO / "skills" / "supervisor" / "references" / "red-lines.md").read_text()
+    listed = {m[0]: (m[1], m[2]) for m in
+              re.findall(r"^\| `([a-z-]+)` \| (\w+) \| (\w+) \|", text, re.MULTILINE)}
+    assert listed == {r.id: (r.check, r.severity) for r in RULES.values()}

@@ -1,0 +1,273 @@
+"""Check 3: static rules on the trial's diff against the baseline.
+
+Each finding names a rule from ``rules.RULES``. The rules read added lines (and, for
+split changes, removed ones) of code and config files; comments and prose files are
+skipped so that describing a change never trips a rule.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import PurePosixPath
+
+from ..protected import matches
+from . import diffparse
+from .result import CheckResult, Evidence
+from .rules import RULES
+
+PROSE_SUFFIXES = {".md", ".rst", ".txt", ".tex", ".bib", ".html", ".ipynb_checkpoints"}
+CONFIG_SUFFIXES = {".yaml", ".yml", ".json", ".toml", ".cfg", ".ini", ".conf"}
+EVAL_FILE_RE = re.compile(r"(^|/)(eval|evaluate|evaluation|evaluator|metric|metrics|scoring|scorer|score|benchmark)[^/]*\.py$",
+                          re.IGNORECASE)
+# Names that mean "a metric" whatever the campaign calls its own.
+GENERIC_METRICS = ("accuracy", "acc", "f1", "macro_f1", "micro_f1", "auc", "roc_auc", "auroc", "bleu", "rouge",
+                   "ndcg", "mrr", "map", "recall", "precision", "perplexity", "ppl", "wer", "cer", "score",
+                   "metric", "metrics", "evaluate", "compute_metrics", "top1", "top5")
+DATA_ATTR_RE = re.compile(r"load|split|dataset|data|loader|sampler|fold|fraction|val_|test_|_val|_test", re.IGNORECASE)
+SEED_ATTR_RE = re.compile(r"seed|default_rng|randomstate|prngkey", re.IGNORECASE)
+
+OUTPUT_HOOK_RE = re.compile(r"\batexit\.register\b|\bsys\.(stdout|stderr)\s*=(?!=)|\bbuiltins\.print\s*=(?!=)"
+                            r"|\bsys\.excepthook\s*=(?!=)|\bos\._exit\b")
+SEED_PINNED_RE = re.compile(r"\b(default_rng|RandomState|manual_seed|manual_seed_all|set_seed|seed_everything|PRNGKey"
+                            r"|random\.seed|np\.random\.seed|numpy\.random\.seed|tf\.random\.set_seed)\(\s*\d+\s*\)")
+SPLIT_RE = re.compile(r"train_test_split|Stratified\w*|stratif|\bGroupKFold\b|\bKFold\b|ShuffleSplit|random_split"
+                      r"|\bsplit_indices\b|\bload_splits\b|\bmake_splits?\b"
+                      r"|\b(val|valid|validation|dev|test|train|holdout)_?(frac|fraction|ratio|size|split|pct|percent)\b",
+                      re.IGNORECASE)
+EVAL_DATA_RE = re.compile(r"\b[xXyY]_?(val|valid|validation|dev|eval)\b\s*(\[|=(?!=))")
+RESAMPLE_RE = re.compile(r"resampl|oversampl|undersampl|\bSMOTE\b|relabel|flip_labels|label_noise|drop_hard"
+                         r"|hard_examples?|\bdedup", re.IGNORECASE)
+TEST_FILE_RE = re.compile(r"""["'][^"']*(^|[/\\_.-]|["'])(test|tests|testing|heldout|held_out|holdout)([_.-]\w*)?"""
+                          r"""\.(npz|npy|csv|tsv|jsonl?|parquet|pt|pth|pkl|pickle|h5|hdf5|arrow|tfrecords?|txt)["']""",
+                          re.IGNORECASE)
+TEST_ACCESS_RE = re.compile(r"""\b(load_test|load_held_?out|test_loader|test_set|testset|test_dataset|test_data"""
+                            r"""|test_labels|[xXyY]_test)\b|\b(split|subset)\s*=\s*["'](test|heldout|held_out)["']"""
+                            r"""|\[\s*["'](test|heldout|held_out)["']\s*\]""")
+METRIC_PARAM_RE = re.compile(r"\b(k|top_?k|at_k|window|window_size|best_of|n_best|average|pos_label|zero_division"
+                             r"|ignore_index|threshold|num_thresholds|beam_size|num_beams)\s*=(?!=)")
+BEST_OF_RE = re.compile(r"\b(max|np\.max|np\.amax|numpy\.max|best)\s*\([^)]*(score|acc|metric|result|seed|run)",
+                        re.IGNORECASE)
+BEST_OF_METHOD_RE = re.compile(r"\b\w*(score|acc|metric|result|run|seed)\w*\s*\.max\(\)", re.IGNORECASE)
+IMPORT_RE = re.compile(r"^\s*import\s+(.+)$|^\s*from\s+([\w.]+)\s+import\s+(.+)$")
+
+
+@dataclass
+class DiffContext:
+    """What the rules need to know about the campaign."""
+
+    metric_names: list[str] = field(default_factory=list)
+    metrics_files: list[str] = field(default_factory=list)
+    evaluator_files: list[str] = field(default_factory=list)
+    protected_globs: list[str] = field(default_factory=list)
+    held_out_globs: list[str] = field(default_factory=list)
+    seed_env: str = "SOTALAB_SEED"
+    held_out_env: str = "SOTALAB_HELD_OUT"
+
+    @classmethod
+    def for_campaign(cls, campaign) -> "DiffContext":
+        objective, evaluator = campaign.objective, campaign.evaluator
+        names = [objective.metric, *objective.secondary, *(m.name for m in evaluator.metrics)]
+        files = [m.json_file for m in evaluator.metrics if m.json_file]
+        scripts = [a for a in evaluator.command if re.search(r"\.(py|sh|R|jl|lua)$", a)]
+        return cls(metric_names=list(dict.fromkeys(names)), metrics_files=list(dict.fromkeys(files)),
+                   evaluator_files=scripts, protected_globs=campaign.protected_paths,
+                   held_out_globs=campaign.held_out_paths, seed_env=evaluator.seed_env)
+
+    @cached_property
+    def metric_word(self) -> str:
+        names = sorted({n.lower() for n in (*self.metric_names, *GENERIC_METRICS) if n}, key=len, reverse=True)
+        return "(?:" + "|".join(re.escape(n) for n in names) + ")"
+
+    @cached_property
+    def metric_attr_re(self) -> re.Pattern:
+        return re.compile(rf"(^|_){self.metric_word}($|_)|metric|score|eval", re.IGNORECASE)
+
+    @cached_property
+    def literal_re(self) -> re.Pattern:
+        word = self.metric_word
+        number = r"(?:-?\d*\.\d+(?:[eE]-?\d+)?|\b[01]\b)(?![\w}])"
+        return re.compile(
+            rf"""["'][^"']*(?<![A-Za-z0-9{{]){word}\s*[=:]\s*(?:{number})"""          # "accuracy=0.97" inside a string
+            rf"""|["']{word}["']\s*[:,]\s*(?:{number})"""              # {"accuracy": 0.97} / ("accuracy", 0.97)
+            rf"""|\b{word}\s*=\s*(?:{number})\s*[,)]""",               # print(accuracy=0.97) / dict(accuracy=1)
+            re.IGNORECASE)
+
+    @cached_property
+    def metric_line_re(self) -> re.Pattern:
+        return re.compile(rf"{self.metric_word}|recall|precision|ndcg|hits?@|@\s*k\b|metric|score", re.IGNORECASE)
+
+    @cached_property
+    def held_out_markers(self) -> list[str]:
+        """Literal path pieces of the held-out globs ("heldout/**" -> "heldout")."""
+        markers = set()
+        for glob in self.held_out_globs:
+            literal = re.split(r"[*?\[]", glob, maxsplit=1)[0].strip("/")
+            if literal:
+                markers.add(literal)
+                markers.add(PurePosixPath(literal).name)
+        return sorted(m for m in markers if len(m) >= 3)
+
+    @cached_property
+    def held_out_re(self) -> re.Pattern | None:
+        parts = [re.escape(m) for m in self.held_out_markers] + [re.escape(self.held_out_env)]
+        return re.compile(r"""["'][^"']*(""" + "|".join(parts) + r""")[^"']*["']|\b""" + re.escape(self.held_out_env)
+                          + r"\b")
+
+    @cached_property
+    def seed_env_re(self) -> re.Pattern:
+        env = re.escape(self.seed_env)
+        return re.compile(rf"""environ\s*\[\s*["']{env}["']\s*\]\s*=(?!=)|putenv\(\s*["']{env}["']"""
+                          rf"""|environ\.(setdefault|update)\([^)]*{env}""")
+
+    @cached_property
+    def metrics_file_re(self) -> re.Pattern | None:
+        if not self.metrics_files:
+            return None
+        names = {PurePosixPath(f).name for f in self.metrics_files}
+        return re.compile(r"""["'][^"']*(""" + "|".join(re.escape(n) for n in names) + r""")["']""")
+
+
+def _is_comment(text: str) -> bool:
+    stripped = text.strip()
+    return not stripped or stripped.startswith(("#", "//", "--"))
+
+
+def _imported_modules(lines: list[str]) -> set[str]:
+    """Names a Python file binds to modules: ``import a.b as c`` -> c; ``import a`` -> a;
+    ``from a import b`` -> b (b may be a submodule; rebinding its attributes patches it)."""
+    names = set()
+    for text in lines:
+        match = IMPORT_RE.match(text)
+        if not match:
+            continue
+        if match.group(1):
+            for item in match.group(1).split(","):
+                item = item.strip().split("#")[0].strip()
+                if " as " in item:
+                    names.add(item.split(" as ")[1].strip())
+                elif item:
+                    names.add(item.split(".")[0])
+        else:
+            names.add(match.group(2).split(".")[0])
+            for item in match.group(3).strip("() ").split(","):
+                item = item.strip().split("#")[0].strip()
+                if item and item != "*":
+                    names.add(item.split(" as ")[-1].strip())
+    return names
+
+
+def _patch_re(modules: set[str]) -> re.Pattern | None:
+    if not modules:
+        return None
+    alias = "|".join(re.escape(m) for m in sorted(modules))
+    return re.compile(rf"^\s*(?:{alias})((?:\.\w+)*)\.(\w+)\s*(?:=(?!=)|[-+*/]=)"
+                      rf"""|\bsetattr\(\s*(?:{alias})[\w.]*\s*,\s*["'](\w+)["']"""
+                      rf"""|\bsys\.modules\s*\[\s*["']([\w.]+)["']\s*\]\s*=(?!=)""")
+
+
+def _classify_patch(chain: str, attr: str, ctx: DiffContext) -> str:
+    target = f"{chain}.{attr}"
+    if SEED_ATTR_RE.search(target):
+        return "seed-override"
+    if ctx.metric_attr_re.search(attr):
+        return "monkeypatch-metric"
+    if DATA_ATTR_RE.search(attr):
+        return "monkeypatch-data"
+    return "module-patch"
+
+
+class _Findings:
+    def __init__(self):
+        self.items: list[Evidence] = []
+        self._seen: set[tuple] = set()
+
+    def add(self, rule_id: str, file: str, line: int | None, text: str | None, detail: str) -> None:
+        key = (rule_id, file, line)
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        value = None if text is None else text.strip()[:200]
+        self.items.append(Evidence(rule=rule_id, file=file, line=line, value=value, detail=detail))
+
+
+def scan(diff_text: str, ctx: DiffContext, sources: dict[str, str] | None = None) -> list[Evidence]:
+    """Every rule finding in ``diff_text``. ``sources`` (path -> the trial's full file
+    text) lets the import-aware rules see imports outside the diff's hunks."""
+    findings = _Findings()
+    for fd in diffparse.parse(diff_text):
+        _scan_file(fd, ctx, (sources or {}).get(fd.path), findings)
+    return findings.items
+
+
+def _scan_file(fd: diffparse.FileDiff, ctx: DiffContext, source: str | None, out: _Findings) -> None:
+    path = fd.path
+    suffix = PurePosixPath(path).suffix.lower()
+    line_of_change = fd.first_line
+    is_eval_file = (path in ctx.evaluator_files or (fd.old_path or "") in ctx.evaluator_files
+                    or matches(path, ctx.protected_globs) or bool(EVAL_FILE_RE.search(path)))
+    if is_eval_file and (fd.added or fd.removed or fd.binary or fd.created or fd.deleted):
+        out.add("eval-code-edit", path, line_of_change, None,
+                "evaluation or metric code changed" + (" (deleted)" if fd.deleted else ""))
+    if fd.binary or suffix in PROSE_SUFFIXES:
+        return
+    is_config = suffix in CONFIG_SUFFIXES
+    added = [(n, t) for n, t in fd.added if not _is_comment(t)]
+    removed = [(n, t) for n, t in fd.removed if not _is_comment(t)]
+
+    # Rules on what the trial's code now does (added lines).
+    patch_re = None
+    if not is_config:
+        lines = source.splitlines() if source is not None else [t for _, t in fd.context + fd.added]
+        patch_re = _patch_re(_imported_modules(lines))
+    for number, text in added:
+        if ctx.literal_re.search(text):
+            out.add("metric-literal", path, number, text, "a literal metric value is printed, returned or written")
+        if ctx.metrics_file_re and ctx.metrics_file_re.search(text):
+            out.add("metrics-file-write", path, number, text, "touches a file the evaluator reads metrics from")
+        if ctx.held_out_re.search(text) or TEST_FILE_RE.search(text) or TEST_ACCESS_RE.search(text):
+            out.add("held-out-read", path, number, text, "reads held-out or test data")
+        if ctx.seed_env_re.search(text):
+            out.add("seed-override", path, number, text, f"overrides the evaluator's seed variable {ctx.seed_env}")
+        if SEED_PINNED_RE.search(text):
+            out.add("seed-pinned", path, number, text, "seeds a generator with a literal")
+        if SPLIT_RE.search(text) or EVAL_DATA_RE.search(text):
+            out.add("split-change", path, number, text, "changes split construction or the evaluation data")
+        if RESAMPLE_RE.search(text):
+            out.add("data-resample", path, number, text, "filters, relabels or resamples data")
+        if (METRIC_PARAM_RE.search(text) and ctx.metric_line_re.search(text)) or BEST_OF_RE.search(text) \
+                or BEST_OF_METHOD_RE.search(text):
+            out.add("metric-param-change", path, number, text, "changes a metric parameter or takes a best-of-N")
+        if OUTPUT_HOOK_RE.search(text):
+            out.add("output-hook", path, number, text, "runs at exit or replaces the output streams")
+        if patch_re:
+            match = patch_re.search(text)
+            if match:
+                if match.group(4):
+                    rule = "monkeypatch-metric" if ctx.metric_attr_re.search(match.group(4)) else "monkeypatch-data" \
+                        if DATA_ATTR_RE.search(match.group(4)) else "module-patch"
+                    detail = f"replaces module {match.group(4)} in sys.modules"
+                else:
+                    attr = match.group(2) or match.group(3)
+                    rule = _classify_patch(match.group(1) or "", attr, ctx)
+                    detail = f"reassigns {attr} on an imported module"
+                out.add(rule, path, number, text, detail)
+    # Removing split or metric-parameter code changes them as much as adding it.
+    for number, text in removed:
+        if SPLIT_RE.search(text):
+            out.add("split-change", path, number, text, "removes split construction code (line in the baseline)")
+        if METRIC_PARAM_RE.search(text) and ctx.metric_line_re.search(text):
+            out.add("metric-param-change", path, number, text, "removes a metric parameter (line in the baseline)")
+
+
+def check(diff_text: str, ctx: DiffContext, sources: dict[str, str] | None = None) -> CheckResult:
+    findings = scan(diff_text, ctx, sources)
+    failing = [f for f in findings if RULES[f.rule].severity == "fail"]
+    rules = sorted({f.rule for f in findings})
+    files = len(diffparse.parse(diff_text)) if not findings else len({f.file for f in findings})
+    return CheckResult.of(
+        "diff_rules", findings, fail=failing,
+        ok=f"no rule finding in the diff ({files} files changed)",
+        bad=f"{len(findings)} finding(s): {', '.join(rules)}",
+        data={"findings": len(findings), "rules": rules})

@@ -1,0 +1,81 @@
+"""The red lines: every rule an audit finding can name.
+
+The supervisor skill lists the same ids (skills/supervisor/references/red-lines.md);
+a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["fail", "warn"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    check: str
+    severity: Severity
+    meaning: str
+
+
+RULES: dict[str, Rule] = {r.id: r for r in (
+    # 1. protected files
+    Rule("protected-changed", "protected", "fail",
+         "A protected file (evaluator code or data, hashed at baseline) was changed, added or deleted."),
+    # 2. evaluator integrity
+    Rule("score-not-server-run", "integrity", "fail",
+         "The trial's score has no matching succeeded evaluation run by the server for this commit."),
+    Rule("ledger-run-mismatch", "integrity", "fail",
+         "The score or metrics in the ledger differ from what the evaluation run produced."),
+    Rule("ambiguous-metric-output", "integrity", "fail",
+         "The run printed the primary metric more than once with different values."),
+    # 3. the diff against the baseline
+    Rule("eval-code-edit", "diff_rules", "fail",
+         "The diff edits evaluation or metric code (the evaluator's files, protected files, or files named eval*/metric*/score*)."),
+    Rule("metric-literal", "diff_rules", "fail",
+         "A literal metric value is printed, returned or written (e.g. print('accuracy=0.97'))."),
+    Rule("metrics-file-write", "diff_rules", "fail",
+         "Trial code writes or opens for writing a file the evaluator reads metrics from."),
+    Rule("monkeypatch-metric", "diff_rules", "fail",
+         "A metric or evaluation function of an imported module is reassigned (monkeypatched)."),
+    Rule("monkeypatch-data", "diff_rules", "fail",
+         "A data loader, split or dataset function of an imported module is reassigned."),
+    Rule("seed-override", "diff_rules", "fail",
+         "The evaluator's seed is overridden: the seed variable is reassigned or a seeding function replaced."),
+    Rule("seed-pinned", "diff_rules", "warn",
+         "A random generator is seeded with a literal, so runs no longer vary with the evaluator's seed."),
+    Rule("held-out-read", "diff_rules", "fail",
+         "Trial code reads held-out or test data (held-out paths, test files, the held-out mount variable)."),
+    Rule("split-change", "diff_rules", "fail",
+         "Split construction, stratification, or filtering/relabelling of validation or test data changed."),
+    Rule("data-resample", "diff_rules", "warn",
+         "Training data is filtered, relabelled or resampled; legitimate at times, always reviewed."),
+    Rule("metric-param-change", "diff_rules", "fail",
+         "A metric parameter changed (k in recall@k, windows, averaging, thresholds) or best-of-N replaces the mean."),
+    Rule("output-hook", "diff_rules", "warn",
+         "Code runs at interpreter exit or replaces stdout/stderr, where it could alter what the evaluator prints."),
+    Rule("module-patch", "diff_rules", "warn",
+         "An attribute of an imported module is reassigned at import time."),
+    # 4. other metrics
+    Rule("secondary-regressed", "metrics", "fail",
+         "A secondary metric got worse than the baseline by more than its tolerance (trading metrics)."),
+    Rule("metric-missing", "metrics", "warn",
+         "A metric the baseline reports is missing from the trial's evaluation."),
+    # 5. reproducibility
+    Rule("not-reproduced", "reproduce", "fail",
+         "Re-running the evaluation from a clean checkout of the trial's commit gave a different score."),
+    # 6. significance
+    Rule("not-significant", "significance", "fail",
+         "The gain over the baseline does not clear the significance test over seeds (noise floor)."),
+    Rule("below-min-effect", "significance", "fail",
+         "The gain is smaller than the campaign's minimum effect size."),
+    # 7. budgets
+    Rule("over-budget", "budget", "fail",
+         "Wall time, memory, GPU memory, artifact size or parameter count exceeds the campaign's budget."),
+)}
+
+
+def rule(rule_id: str) -> Rule:
+    return RULES[rule_id]
