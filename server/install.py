@@ -175,16 +175,17 @@ def merge_toml(text: str, key: str, entry: dict, where: Path) -> str:
             skipping = bool(header.match(line))
         if not skipping:
             kept.append(line)
-    body = "".join(kept)
-    if body and not body.endswith("\n"):
-        body += "\n"
-    merged = body + ("\n" if body.strip() else "") + toml_table(key, entry)
-    after = tomllib.loads(merged)
+    body = "".join(kept).rstrip("\n")
+    merged = (body + "\n\n" if body.strip() else "") + toml_table(key, entry)
+    try:
+        after = tomllib.loads(merged)
+    except tomllib.TOMLDecodeError:
+        after = {}
     others_before = {k: v for k, v in before.get(key, {}).items() if k != SERVER_NAME}
     others_after = {k: v for k, v in after.get(key, {}).items() if k != SERVER_NAME}
     rest_before = {k: v for k, v in before.items() if k != key}
     rest_after = {k: v for k, v in after.items() if k != key}
-    if after[key][SERVER_NAME] != entry or others_after != others_before or rest_after != rest_before:
+    if after.get(key, {}).get(SERVER_NAME) != entry or others_after != others_before or rest_after != rest_before:
         raise InstallError(f"{where} defines {key}.{SERVER_NAME} in a form this installer does not edit "
                            f"(inline or dotted keys); add the [{key}.{SERVER_NAME}] table by hand")
     return merged
@@ -231,7 +232,7 @@ def _servers(path: Path, text: str, key: str) -> dict:
     return data.get(key, {})
 
 
-def install_main(argv: list[str]) -> int:
+def install_main(argv: list[str], out=None) -> int:
     parser = argparse.ArgumentParser(prog="sotalab install",
                                      description="Add the sotalab MCP server to a host's configuration, "
                                                  "keeping every other server already there.")
@@ -245,7 +246,7 @@ def install_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     scope = args.scope or ("project" if HOSTS[args.host].project else "user")
     try:
-        return install(args.host, scope, args.dry_run, args.project_dir.resolve())
+        return install(args.host, scope, args.dry_run, args.project_dir.resolve(), out=out or sys.stdout)
     except InstallError as exc:
         print(f"sotalab install: {exc}", file=sys.stderr)
         return 1
