@@ -25,7 +25,7 @@ def welch_p(gains_trial: Sequence[float], gains_baseline: Sequence[float]) -> fl
     from scipy import stats
 
     t, b = np.asarray(gains_trial, float), np.asarray(gains_baseline, float)
-    if t.std() == 0 and b.std() == 0:
+    if np.ptp(t) == 0 and np.ptp(b) == 0:
         return 0.0 if t.mean() > b.mean() else 1.0
     return float(stats.ttest_ind(t, b, equal_var=False, alternative="greater").pvalue)
 
