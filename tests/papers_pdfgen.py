@@ -127,7 +127,7 @@ def result_rows(methods: list[str], seed: int, n_cols: int = 3) -> list[list[str
 
 def sample_paper() -> Paper:
     """The test paper: three ordinary tables and one that spans three pages."""
-    long_rows = [[f"run-{i:03d}", f"{0.1 * (i % 9):.1f}", f"{60 + i % 30}.{i % 10}", f"{i * 3}"] for i in range(150)]
+    long_rows = [[f"run-{i:03d}", f"{0.1 * (i % 9):.1f}", f"{60 + i % 30}.{i % 10}", f"{i * 3}"] for i in range(110)]
     return Paper(
         title="Sharp Nets: Sharpness-Aware Training Revisited",
         authors="Ada Lovelace, Alan Turing",

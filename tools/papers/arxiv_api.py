@@ -24,7 +24,7 @@ DEFAULT_API_URL = "https://export.arxiv.org/api/query"
 DEFAULT_INTERVAL_S = 3.0
 REQUEST_TIMEOUT_S = (10, 30)  # connect, read
 RETRIES = 3
-BACKOFF_S = 2.0
+BACKOFF_INTERVALS = 1.0  # first retry waits one polite interval, then twice that, ...
 
 _gate = threading.Lock()
 _last_request = 0.0  # time.monotonic() of the last request sent to arXiv
@@ -130,7 +130,7 @@ def _run(search) -> list[Entry]:
             if attempt == RETRIES:
                 raise LabError(f"arXiv could not be reached after {RETRIES + 1} tries ({_describe(exc)})",
                                hint=f"check the network or try again later; API endpoint: {api_url()}") from None
-            time.sleep(BACKOFF_S * 2 ** attempt)
+            time.sleep(BACKOFF_INTERVALS * interval_s() * 2 ** attempt)
     raise AssertionError("unreachable")
 
 

@@ -33,13 +33,14 @@ def open_pdf(path: Path):
 
     try:
         doc = pymupdf.open(path, filetype="pdf")
+        encrypted, pages = doc.needs_pass, (0 if doc.needs_pass else doc.page_count)
     except Exception as exc:
-        raise LabError(f"the PDF is corrupt or truncated and cannot be opened ({type(exc).__name__})",
+        raise LabError(f"the PDF is corrupt or truncated and cannot be opened ({exc})",
                        hint="download it again or use another copy") from None
-    if doc.needs_pass:
+    if encrypted:
         doc.close()
         raise LabError("the PDF is encrypted and needs a password", hint="use an unencrypted copy")
-    if doc.page_count == 0:
+    if pages == 0:
         doc.close()
         raise LabError("the PDF has no pages", hint="the file is empty or damaged; use another copy")
     return doc
@@ -158,21 +159,32 @@ def _extract(doc, progress: Progress, max_pages: int) -> dict:
     texts, links, captions, parts = [], [], [], []
     words_by_page, heights = {}, {}
     image_only = 0
+    unreadable = []
     for index in range(pages):
-        page = doc[index]
-        text = page.get_text()
+        try:
+            page = doc[index]
+            text = page.get_text()
+            words = page.get_text("words")
+        except Exception:  # a damaged page: keep its place, say so, read the rest
+            unreadable.append(index + 1)
+            texts.append("")
+            continue
         texts.append(text)
-        words = page.get_text("words")
         words_by_page[index] = words
         heights[index] = page.rect.height
         if not text.strip() and page.get_images():
             image_only += 1
         links += _links(page, index, words)
         captions += [{"caption": c, "page": index + 1} for c in tables.caption_lines(text)]
-        if cand := tables.candidate(page, index, text, words):
-            parts += tables.page_parts(page, cand, words, text)
+        try:
+            if cand := tables.candidate(page, index, text, words):
+                parts += tables.page_parts(page, cand, words, text)
+        except Exception as exc:  # one odd page must not cost the whole paper
+            warnings.append(f"tables on page {index + 1} could not be extracted ({type(exc).__name__})")
         if index % 10 == 9:
             progress(index + 1, pages, "extracting pages")
+    if unreadable:
+        warnings.append(f"{len(unreadable)} page(s) could not be read (damaged): {unreadable[:20]}")
     chars = sum(len(t.strip()) for t in texts)
     if chars < 20 * pages:
         warnings.append(f"{NO_TEXT_WARNING}: the PDF looks scanned (images without text)"
