@@ -106,6 +106,7 @@ def submit(lab: Lab, req: RunRequest) -> int:
                            hint="create the trial's worktree first (workspace tools)")
     if req.executor not in ("local", "docker"):
         raise InvalidInput(f"unknown executor {req.executor!r}", hint="use 'local' or 'docker'")
+    sandbox.check_env_names(req.env)
     want = gpus_wanted(req.gpus)
     _check_gpus_exist(want)
     req.gpus = want

@@ -39,11 +39,15 @@ def run_env(explicit: dict[str, str], *, run_id: int, output_dir: str, gpu_visib
         "SOTALAB_OUTPUT_DIR": output_dir,
         "CUDA_VISIBLE_DEVICES": gpu_visible,
     })
-    for key, value in explicit.items():
-        if not ENV_NAME.match(key):
-            raise ValueError(f"environment variable name {key!r} is not valid")
-        env[key] = str(value)
+    check_env_names(explicit)
+    env.update({key: str(value) for key, value in explicit.items()})
     return env
+
+
+def check_env_names(env: dict[str, str]) -> None:
+    for key in env:
+        if not ENV_NAME.match(key):
+            raise ValueError(f"environment variable name {key!r} is not valid (letters, digits, '_')")
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,0 +1,91 @@
+"""The run tools as a caller sees them, plus placement and telemetry without NVML."""
+
+from __future__ import annotations
+
+import pytest
+
+from sotalab.tools.invoke import invoke
+from sotalab.tools.runs import queue
+from sotalab.tools.runs.telemetry import GpuState, Sampler, nvml_error
+
+
+@pytest.fixture
+def workdir(lab):
+    path = lab.path("workspaces", "t")
+    path.mkdir()
+    return path
+
+
+def test_run_start_wait_logs_metrics_list(lab, workdir, call):
+    started = call("run_start", command=["sh", "-c", "for i in 1 2 3; do echo step $i loss=0.$i; sleep 0.2; done"],
+                   cwd=str(workdir), telemetry_hz=10)
+    assert started["status"] in ("queued", "running") and started["sandbox"] in ("bwrap", "process-group")
+    ticks = []
+    done = invoke(lab, "run_wait", {"run": started["id"], "timeout_s": 30},
+                  progress=lambda d, t=None, m=None: ticks.append(m))
+    assert done["status"] == "succeeded" and done["telemetry"]["samples"] >= 3
+    assert ticks and f"run {started['id']} running" in ticks[0]
+    grep = call("run_logs", run=started["id"], mode="grep", pattern=r"loss=0\.[23]")
+    assert grep["matches"] == 2 and grep["text"].splitlines() == ["2: step 2 loss=0.2", "3: step 3 loss=0.3"]
+    metrics = call("run_metrics", run=started["id"])
+    assert metrics["series"]["fields"][:3] == ["t", "cpu_pct", "rss_mb"]
+    assert len(metrics["series"]["points"]) >= 3
+    listed = call("run_list", status="succeeded")
+    assert [r["id"] for r in listed["runs"]] == [started["id"]]
+
+
+def test_run_wait_is_bounded_and_returns_running_status(call, workdir):
+    run = call("run_start", command=["sleep", "5"], cwd=str(workdir))
+    waited = call("run_wait", run=run["id"], timeout_s=0.3)
+    assert waited["status"] == "running"
+    assert call("run_cancel", run=run["id"])["id"] == run["id"]
+
+
+def test_run_start_refuses_cwd_outside_workspaces(call_error, tmp_path):
+    message = call_error("run_start", command=["true"], cwd=str(tmp_path))
+    assert "outside the lab's workspaces" in message
+    assert "cwd" in call_error("run_start", command=["true"], cwd="../../etc")
+
+
+def test_run_start_refuses_bad_env_name(call_error, workdir):
+    assert "not valid" in call_error("run_start", command=["true"], cwd=str(workdir), env={"BAD-NAME": "1"})
+
+
+def test_gpu_requests_without_nvml_are_refused_plainly(call, call_error, workdir):
+    if not nvml_error():
+        pytest.skip("this machine has a GPU; the no-NVML path is tested where there is none")
+    assert "NVML found no GPU" in call_error("run_start", command=["true"], cwd=str(workdir), gpus=1)
+    status = call("gpu_status")
+    assert status["available"] is False and "NVML" in status["detail"] and status["gpus"] == []
+    auto = call("run_start", command=["true"], cwd=str(workdir), gpus="auto")
+    assert auto["gpu_ids"] == []  # auto falls back to CPU
+
+
+def test_telemetry_without_nvml_keeps_cpu_fields(lab, tmp_path):
+    if not nvml_error():
+        pytest.skip("this machine has a GPU; the no-NVML path is tested where there is none")
+    import os
+
+    sampler = Sampler(tmp_path, gpu_ids=[0], interval_s=1.0)
+    sampler.sample(sampler.tree(os.getpid()))
+    summary = sampler.finish()
+    assert summary["gpu"].startswith("unavailable: NVML") and summary["peak_rss_mb"] > 0
+    assert summary["peak_gpu_memory_mb"] is None and summary["energy_j"] is None
+
+
+def gpu(index, used_mb, util, total_mb=80_000):
+    return GpuState(index=index, uuid=f"GPU-{index}", name="stand-in", memory_total_mb=total_mb,
+                    memory_used_mb=used_mb, utilization_pct=util)
+
+
+def test_gpu_placement_by_free_memory_then_utilisation_and_sharing():
+    states = [gpu(0, 30_000, 10), gpu(1, 1_000, 90), gpu(2, 1_000, 5)]
+    assert queue.choose_gpus(1, None, states, {}) == [2]  # most free, then least busy
+    assert queue.choose_gpus(2, None, states, {}) == [2, 1]
+    # A run that declared no GPU memory holds its GPU exclusively.
+    assert queue.choose_gpus(1, 10, states, {2: [None]}) == [1]
+    # Declared memory lets runs share a GPU while the sum fits.
+    assert queue.choose_gpus(1, 30, [gpu(0, 1_000, 0)], {0: [40]}) == [0]
+    assert queue.choose_gpus(1, 50, [gpu(0, 1_000, 0)], {0: [40]}) is None
+    assert queue.choose_gpus([0, 1], 10, states, {}) == [0, 1]
+    assert queue.choose_gpus([0], None, states, {0: [10]}) is None
