@@ -212,9 +212,30 @@ def _runs_supervision(db: sqlite_utils.Database) -> None:
     )
 
 
+def _audit_finalizations(db: sqlite_utils.Database) -> None:
+    """Held-out final evaluations (campaign_finalize): one row per call, kept forever."""
+    db.executescript(
+        """
+        CREATE TABLE finalizations (
+            id INTEGER PRIMARY KEY,
+            campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+            trial_id INTEGER REFERENCES trials(id),
+            baseline_trial_id INTEGER REFERENCES trials(id),
+            audit_id INTEGER REFERENCES audits(id),
+            seeds TEXT NOT NULL,
+            result TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX finalizations_campaign ON finalizations(campaign_id);
+        CREATE INDEX audits_campaign ON audits(campaign_id, depth);
+        """
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _initial_schema),
     ("0002_runs_supervision", _runs_supervision),
+    ("0003_audit_finalizations", _audit_finalizations),
 ]
 
 
