@@ -112,6 +112,7 @@ class LeaderboardIn(BaseModel):
     campaign: int
     limit: int = Field(10, ge=1, le=MAX_LIMIT)
     kind: Kind | None = None
+    claims_only: bool = Field(False, description="only claims: trials whose latest full audit (audit_trial depth=full) is valid")
 
 
 class LeaderboardEntry(BaseModel):
@@ -273,13 +274,17 @@ def trial_lineage(lab: Lab, args: LineageIn) -> Lineage:
 @tool(read_only=True)
 def leaderboard(lab: Lab, args: LeaderboardIn) -> Leaderboard:
     """The campaign's best trials by evaluator-owned score, in the objective's
-    direction. Unscored trials never rank."""
+    direction. Unscored trials never rank; with claims_only, only trials whose latest
+    full audit is valid do."""
     campaign = campaigns.load(lab, args.campaign)
     order = "DESC" if campaign.objective.direction == "max" else "ASC"
-    kind_clause, params = ("AND kind = ?", [args.kind]) if args.kind else ("", [])
+    filters, params = ("AND kind = ?", [args.kind]) if args.kind else ("", [])
+    if args.claims_only:
+        filters += """ AND (SELECT verdict FROM audits WHERE audits.trial_id = trials.id AND depth = 'full'
+                                ORDER BY audits.id DESC LIMIT 1) = 'valid'"""
     rows = lab.db.query(
         f"""SELECT {SUMMARY_COLUMNS}, score_std, delta_baseline FROM trials
-            WHERE campaign_id = ? AND score IS NOT NULL {kind_clause}
+            WHERE campaign_id = ? AND score IS NOT NULL {filters}
             ORDER BY score {order}, id LIMIT ?""",
         [campaign.id, *params, args.limit])
     entries = [LeaderboardEntry(rank=i, trial=TrialSummary.model_validate(r), score_std=r["score_std"],
