@@ -259,10 +259,12 @@ class Demo:
                     if a["depth"] == "full"]
             audit = done[0] if done else await self.call("audit_trial", trial=trial_id, depth="full")
             self.audits[name] = audit
-            failing = [c for c in audit["checks"] if c["verdict"] == "fail"]
-            self.note(f"trial {trial_id} ({name}): {audit['verdict'].upper()}"
-                      + (f" — failed: {', '.join(c['name'] for c in failing)}" if failing else ""))
-            self.note(f"    {audit['reason'][:300]}")
+            self.note(f"trial {trial_id} ({name}): {audit['verdict'].upper()}")
+            for check in audit["checks"]:
+                if check["verdict"] != "pass" or check["name"] == "significance":
+                    rules = sorted({e["rule"] for e in check.get("evidence", []) if e.get("rule")})
+                    self.note(f"    {check['name']}: {check['verdict']} — {check['summary'][:160]}"
+                              + (f" [{', '.join(rules)}]" if rules else ""))
         campaign = await self.call("campaign_get", campaign=self.campaign["id"], quiet=True)
         if campaign["status"] == "done" and campaign["spent"].get("finalize_calls"):
             self.note("campaign already finalized")
