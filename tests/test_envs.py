@@ -54,7 +54,8 @@ def test_detects_pyproject_setup_cfg_setup_py_environment_yml(tmp_path):
 
 
 def test_readme_pip_line_is_the_last_resort(tmp_path):
-    (tmp_path / "README.md").write_text("# Model\n\n```\npip install -U torch torchvision==0.18 .\n```\n")
+    (tmp_path / "README.md").write_text("# Model\n\n```\npip install -r requirements-dev.txt\n"
+                                       "pip install -U torch torchvision==0.18 . && python train.py\n```\n")
     assert detect(tmp_path)[1] == ["torch", "torchvision==0.18"]
     (tmp_path / "requirements.txt").write_text("six\n")
     assert detect(tmp_path)[1] == ["six"]

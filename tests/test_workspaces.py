@@ -173,3 +173,15 @@ def test_snapshot_runs_no_repository_hooks(call, lab, campaign, baseline):
     assert not Path("/tmp/sotalab-hook-ran").exists()
     assert subprocess.run(["git", "status", "--porcelain"], cwd=trials.load(lab, tid).worktree,
                           capture_output=True, text=True).stdout == ""
+
+
+def test_snapshot_leaves_out_huge_new_files(call, campaign, baseline):
+    trial = call("trial_create", campaign=campaign, kind="code")
+    tree = Path(trial["worktree"])
+    with open(tree / "checkpoint.pt", "wb") as f:
+        f.truncate(workspaces.MAX_SNAPSHOT_FILE_BYTES + 1)  # sparse: costs no disk
+    (tree / "small.py").write_text("Z = 3\n")
+    snap = call("trial_snapshot", trial=trial["id"])
+    assert snap["diff_stat"]["files"] == ["small.py"]
+    assert snap["diff_stat"]["skipped_large_files"] == ["checkpoint.pt"]
+    assert (tree / "checkpoint.pt").exists()

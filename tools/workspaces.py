@@ -30,6 +30,7 @@ from .registry import tool
 
 BASELINE_TAG = "sotalab/baseline"
 DIFF_PAGE_CHARS = 40_000
+MAX_SNAPSHOT_FILE_BYTES = 50 * 1024 * 1024
 
 __all__ = ["ProtectedReport", "campaign_repo", "ensure_worktree", "snapshot", "verify_protected",
            "restore_protected", "held_out_dir", "clean_checkout", "worktree_path", "diff_text"]
@@ -139,15 +140,23 @@ def _numstat(repo: Path, base: str, head: str) -> dict:
 
 def snapshot(lab: Lab, trial_id: int) -> str:
     """Commit everything that changed in the trial's worktree (nothing changed: the
-    parent's commit stands) and record commit_sha and diff_stat on the trial."""
+    parent's commit stands) and record commit_sha and diff_stat on the trial. New files
+    over 50 MB are left uncommitted and listed in diff_stat.skipped_large_files."""
     trial, path = trial_worktree(lab, trial_id)
-    gitcmd.git(path, "add", "--all")
+    # New files too big for git (checkpoints, datasets the run wrote) stay out of the commit.
+    untracked = gitcmd.git(path, "ls-files", "--others", "--exclude-standard", "-z").stdout.split("\0")
+    too_big = sorted(rel for rel in untracked if rel and (path / rel).is_file()
+                     and (path / rel).stat().st_size > MAX_SNAPSHOT_FILE_BYTES)
+    gitcmd.git(path, "add", "--all", "--", ".", *(f":(exclude,literal){rel}" for rel in too_big))
     if gitcmd.git(path, "diff", "--cached", "--quiet", check=False).returncode != 0:
         title = (trial.hypothesis.strip().splitlines() or [""])[0][:72]
         gitcmd.git(path, "commit", "--quiet", "--no-verify", "-m", f"trial {trial.id}: {title}".strip())
     sha = gitcmd.out(path, "rev-parse", "HEAD")
     start = _start_commit(lab, trial)
-    trials.set_fields(lab, trial.id, commit_sha=sha, diff_stat=_numstat(path, start, sha))
+    stat = _numstat(path, start, sha)
+    if too_big:
+        stat["skipped_large_files"] = too_big[:50]
+    trials.set_fields(lab, trial.id, commit_sha=sha, diff_stat=stat)
     return sha
 
 

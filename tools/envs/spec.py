@@ -167,13 +167,31 @@ def _from_environment_yml(path: Path) -> tuple[str | None, list[str]]:
     return python, [p for p in pip if not p.startswith("-")]
 
 
+_PIP_OPTIONS_WITH_VALUE = {"-r", "--requirement", "-e", "--editable", "-c", "--constraint", "-i", "--index-url",
+                           "--extra-index-url", "-f", "--find-links", "--target", "-t", "--prefix"}
+
+
 def _from_readme(path: Path) -> list[str]:
+    """Package names from the first ``pip install`` line: options, their values, paths,
+    URLs and anything after a shell separator are left out."""
     for line in path.read_text(errors="replace").splitlines():
         match = re.search(r"\bpip3? install\s+(.+)", line)
-        if match:
-            words = match.group(1).strip("`'\" ").split()
-            return [w.strip("`'\"") for w in words
-                    if not w.startswith(("-", ".", "/")) and w not in ("&&", "|", ";") and "://" not in w]
+        if not match:
+            continue
+        found, skip_next = [], False
+        for word in match.group(1).split():
+            word = word.strip("`'\"")
+            if word in ("&&", "|", ";", "||") or word.startswith("#"):
+                break
+            if skip_next or not word:
+                skip_next = False
+                continue
+            if word in _PIP_OPTIONS_WITH_VALUE:
+                skip_next = True
+            elif not (word.startswith(("-", ".", "/", "~")) or "://" in word or word.endswith((".txt", ".whl"))):
+                found.append(word)
+        if found:
+            return found
     return []
 
 
