@@ -120,3 +120,43 @@ def test_bad_urls_are_refused(call_error, campaign, url):
 
 def test_unknown_ref_says_so(call_error, upstream, campaign):
     assert "not in the repository" in call_error("repo_clone", campaign=campaign, url=str(upstream), ref="nope")
+
+
+def test_plain_directory_is_imported_as_one_commit(call, lab, tmp_path, campaign):
+    code = tmp_path / "unpacked"
+    (code / "data").mkdir(parents=True)
+    (code / "eval.py").write_text("print('accuracy=0.5')\n")
+    (code / "data" / "test_labels.csv").write_text("y\n")
+    info = call("repo_clone", campaign=campaign, url=str(code))
+    repo = workspaces.campaign_repo(lab, campaign)
+    assert sh_git(repo, "rev-parse", "HEAD~1") == info["commit"]  # import, then the held-out removal
+    assert info["held_out_files"] == ["data/test_labels.csv"]
+    tree = Path(call("trial_create", campaign=campaign, kind="baseline")["worktree"])
+    assert (tree / "eval.py").exists() and not (tree / "data" / "test_labels.csv").exists()
+    assert (code / "data" / "test_labels.csv").exists()  # the source directory is left as it was
+
+
+def test_concurrent_trials_get_their_worktrees(call, lab, upstream, campaign):
+    import threading
+
+    from sotalab.tools.home import Lab
+    from sotalab.tools.invoke import invoke
+
+    call("repo_clone", campaign=campaign, url=str(upstream))
+    call("trial_create", campaign=campaign, kind="baseline")
+    made, errors = [], []
+
+    def create():
+        try:
+            made.append(invoke(Lab.open(lab.home), "trial_create", {"campaign": campaign, "kind": "param"}))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len({t["branch"] for t in made}) == 6
+    assert all((Path(t["worktree"]) / "model.py").exists() for t in made)

@@ -9,6 +9,7 @@ resulting commit is tagged ``sotalab/baseline``. Every trial worktree starts fro
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from pydantic import BaseModel, Field
 
@@ -21,7 +22,7 @@ from .registry import Progress, tool
 class RepoCloneIn(BaseModel):
     campaign: int
     url: str = Field(..., min_length=1, max_length=2000,
-                     description="https://, ssh://, git@host:path, file:// URL or a local path of a git repository")
+                     description="https://, ssh://, git@host:path, file:// URL, a local git repository, or a plain local directory of code (imported as one commit)")
     ref: str | None = Field(None, max_length=250, description="branch, tag or commit to pin; default: the remote's HEAD")
     shallow: bool = Field(False, description="fetch only the pinned commit (depth 1)")
     submodules: bool = Field(True, description="also clone the repository's submodules")
@@ -53,6 +54,16 @@ def _fetch_pinned(repo, ref: str, shallow: bool) -> str:
     raise InvalidInput(f"ref {ref!r} is not in the repository", hint="give an existing branch, tag or commit sha")
 
 
+def _import_directory(source: Path, repo: Path) -> str:
+    """Code that came as a plain directory (an unpacked archive): copy it, symlinks kept
+    as links, into a new repository with one commit; returns that commit."""
+    shutil.copytree(source, repo, symlinks=True)
+    gitcmd.git(repo, "init", "--quiet")
+    gitcmd.git(repo, "add", "--all")
+    gitcmd.git(repo, "commit", "--quiet", "--no-verify", "--allow-empty", "-m", f"sotalab: import {source.name}")
+    return gitcmd.out(repo, "rev-parse", "HEAD")
+
+
 @tool(destructive=True, open_world=True)
 def repo_clone(lab: Lab, args: RepoCloneIn, progress: Progress) -> RepoInfo:
     """Clone the paper's code into the campaign (https, ssh, file:// or a local path),
@@ -74,12 +85,18 @@ def repo_clone(lab: Lab, args: RepoCloneIn, progress: Progress) -> RepoInfo:
                                if has_worktrees else "pass replace=true to discard it")
             shutil.rmtree(repo)
         progress(0, 4, f"cloning {url}")
-        clone = ["clone", "--quiet", "--no-checkout"]
-        if args.shallow:
-            clone += ["--depth", "1", "--no-single-branch"] if ref else ["--depth", "1"]
-        gitcmd.git(None, *clone, "--", url, str(repo))
-        progress(1, 4, "checking out the pinned commit")
-        pinned = _fetch_pinned(repo, ref, args.shallow) if ref else gitcmd.out(repo, "rev-parse", "HEAD")
+        if Path(url).is_dir() and not (Path(url) / ".git").exists():
+            if ref:
+                raise InvalidInput(f"{url} is a plain directory, not a git repository; it has no ref {ref!r}",
+                                   hint="omit ref to import the directory as it is")
+            pinned = _import_directory(Path(url), repo)
+        else:
+            clone = ["clone", "--quiet", "--no-checkout"]
+            if args.shallow:
+                clone += ["--depth", "1", "--no-single-branch"] if ref else ["--depth", "1"]
+            gitcmd.git(None, *clone, "--", url, str(repo))
+            progress(1, 4, "checking out the pinned commit")
+            pinned = _fetch_pinned(repo, ref, args.shallow) if ref else gitcmd.out(repo, "rev-parse", "HEAD")
         gitcmd.git(repo, "checkout", "--quiet", "-B", "sotalab/main", pinned)
         if args.submodules and (repo / ".gitmodules").exists():
             progress(2, 4, "cloning submodules")
