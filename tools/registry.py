@@ -28,6 +28,7 @@ TOOL_MODULES = [
     "envs",
     "diagnose",
     "runs.tools",
+    "evaluation",
 ]
 
 

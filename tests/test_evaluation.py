@@ -1,0 +1,177 @@
+"""trial_evaluate: the server runs the evaluator, reads the score, labels the trial.
+
+Every failure label comes from a real run failing that way (gpu_oom: a run printing
+PyTorch's real out-of-memory error, the stand-in for a GPU this machine lacks).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import SIMPLE_CAMPAIGN
+from sotalab.tools import campaigns, evaluation, trials
+from sotalab.tools.campaigns import MetricRule
+
+EVAL_PY = """\
+import json, os, sys
+seed = int(os.environ["SOTALAB_SEED"])
+if "--seed" in sys.argv:
+    assert int(sys.argv[sys.argv.index("--seed") + 1]) == seed
+import model
+acc = model.score(seed)
+print("epoch 1 accuracy=0.1000")  # progress; the last match is the result
+held = os.environ.get("SOTALAB_HELD_OUT")
+if held:
+    acc = float(open(os.path.join(held, "test_bias.txt")).read())
+with open("metrics.json", "w") as fh:
+    json.dump({"f1": acc - 0.1, "nested": {"loss": 1 - acc}}, fh)
+print(f"accuracy={acc:.4f}")
+"""
+
+
+def git(cwd, *args):
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                   env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"})
+
+
+@pytest.fixture
+def upstream(tmp_path) -> Path:
+    repo = tmp_path / "upstream"
+    repo.mkdir()
+    (repo / "eval.py").write_text(EVAL_PY)
+    (repo / "model.py").write_text("def score(seed):\n    return 0.5 + seed * 0.01\n")
+    (repo / "test_bias.txt").write_text("0.4242\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "v1")
+    return repo
+
+
+def make_campaign(call, upstream, **evaluator_overrides) -> int:
+    evaluator = {
+        "command": ["python", "eval.py"],
+        "metrics": [{"name": "accuracy", "regex": r"accuracy=([0-9.]+)"},
+                    {"name": "f1", "json_file": "metrics.json"},
+                    {"name": "loss", "json_file": "metrics.json", "json_key": "nested.loss"}],
+        "timeout_s": 20, "seeds": [0],
+    }
+    evaluator.update(evaluator_overrides)
+    spec = dict(SIMPLE_CAMPAIGN, evaluator=evaluator, protected_paths=["eval.py"], held_out_paths=["test_*"],
+                budgets={"memory_gb": 0.25, "artifact_mb": 1})
+    cid = call("campaign_create", **spec)["id"]
+    call("repo_clone", campaign=cid, url=str(upstream))
+    return cid
+
+
+@pytest.fixture
+def campaign(call, upstream) -> int:
+    return make_campaign(call, upstream)
+
+
+@pytest.fixture
+def baseline(call, campaign) -> dict:
+    trial = call("trial_create", campaign=campaign, kind="baseline")
+    result = call("trial_evaluate", trial=trial["id"])
+    assert result["label"] == "keep" and result["score"] == pytest.approx(0.5)
+    return result
+
+
+def child(call, lab, campaign, model_source: str) -> int:
+    tid = call("trial_create", campaign=campaign, kind="code")["id"]
+    (Path(trials.load(lab, tid).worktree) / "model.py").write_text(model_source)
+    return tid
+
+
+def test_regex_and_json_metrics_multiple_seeds_and_deltas(call, lab, upstream):
+    cid = make_campaign(call, upstream, seeds=[0, 1, 2], seed_arg="--seed")
+    base = call("trial_create", campaign=cid, kind="baseline")["id"]
+    result = call("trial_evaluate", trial=base)
+    assert result["seed_scores"] == {"0": 0.5, "1": 0.51, "2": 0.52}
+    assert result["score"] == pytest.approx(0.51) and result["score_std"] == pytest.approx(0.01)
+    assert result["metrics"]["f1"]["values"] == pytest.approx({"0": 0.4, "1": 0.41, "2": 0.42})
+    assert result["metrics"]["loss"]["mean"] == pytest.approx(0.49)
+    assert result["delta_baseline"] == 0.0 and result["delta_parent"] is None
+    assert [r["seed"] for r in result["runs"]] == [0, 1, 2]
+    stored = call("trial_get", trial=base)
+    assert stored["score"] == pytest.approx(0.51) and stored["status"] == "evaluated" and stored["commit_sha"]
+    assert call("campaign_get", campaign=cid)["spent"]["trials"] == 1
+
+    better = child(call, lab, cid, "def score(seed):\n    return 0.6 + seed * 0.01\n")
+    got = call("trial_evaluate", trial=better, seeds=[0, 1])
+    assert got["label"] == "keep" and got["delta_parent"] == pytest.approx(0.095)
+    assert got["delta_baseline"] == pytest.approx(0.095)
+    worse = child(call, lab, cid, "def score(seed):\n    return 0.3\n")
+    assert call("trial_evaluate", trial=worse)["label"] == "discard"
+    run = call("run_metrics", run=got["runs"][0]["run"])
+    assert run["metrics"] == pytest.approx({"accuracy": 0.6, "f1": 0.5, "loss": 0.4})
+
+
+FAILURES = {
+    "crash": "def score(seed):\n    import time; time.sleep(0.1)\n    raise RuntimeError('diverged')\n",
+    "preflight_crash": "def score(seed)\n    return 1\n",
+    "timeout": "import time\ndef score(seed):\n    time.sleep(60)\n",
+    "oom": "def score(seed):\n    blob = bytearray(600 * 1024 * 1024)\n    import time; time.sleep(5)\n    return 1\n",
+    "gpu_oom": ("import sys\ndef score(seed):\n    sys.stderr.write('torch.OutOfMemoryError: CUDA out of memory. "
+                "Tried to allocate 20.00 GiB\\n')\n    sys.exit(1)\n"),
+    "metric_missing": "import sys\ndef score(seed):\n    sys.exit(0)\n",
+    "size_blocked": ("import os\ndef score(seed):\n    open(os.path.join(os.environ['SOTALAB_OUTPUT_DIR'], 'ckpt.bin'), 'wb')"
+                     ".write(bytes(3 * 1024 * 1024))\n    return 0.9\n"),
+}
+
+
+@pytest.mark.parametrize("label", sorted(FAILURES))
+def test_each_failure_label_from_a_real_failing_run(call, lab, campaign, baseline, label):
+    if label == "timeout":
+        campaigns.set_fields(lab, campaign, evaluator=dict(campaigns.load(lab, campaign).evaluator.model_dump(),
+                                                           timeout_s=2))
+    tid = child(call, lab, campaign, FAILURES[label])
+    result = call("trial_evaluate", trial=tid)
+    assert result["label"] == label, result["runs"]
+    assert result["score"] is None
+    stored = call("trial_get", trial=tid)
+    assert stored["label"] == label and stored["status"] == "evaluated"
+
+
+def test_protected_evaluator_changed_by_trial_is_restored_and_reported(call, lab, campaign, baseline):
+    tid = call("trial_create", campaign=campaign, kind="code")["id"]
+    tree = Path(trials.load(lab, tid).worktree)
+    (tree / "eval.py").write_text("print('accuracy=0.9999')\n")
+    result = call("trial_evaluate", trial=tid)
+    assert result["restored_files"] == ["eval.py"]
+    assert result["label"] == "protected_violation"
+    assert result["score"] == pytest.approx(0.5)  # the real evaluator's score, not 0.9999
+    assert (tree / "eval.py").read_text() == EVAL_PY
+
+
+def test_held_out_evaluation_mounts_held_out_dir_and_records_nothing(call, lab, campaign, baseline):
+    tid = baseline["trial"]
+    result = evaluation.evaluate_trial(lab, tid, held_out=True)
+    assert result.held_out and not result.recorded
+    assert result.score == pytest.approx(0.4242)
+    assert call("trial_get", trial=tid)["score"] == pytest.approx(0.5)
+    assert call("run_status", run=result.runs[0].run)["purpose"] == "held_out"
+
+
+def test_budgets_are_charged_and_refused_when_spent(call, call_error, lab, campaign, baseline):
+    spare = call("trial_create", campaign=campaign, kind="param")["id"]
+    call("campaign_update", campaign=campaign, budgets={"max_trials": 1, "memory_gb": 0.25})
+    assert "evaluated its 1 trials" in call_error("trial_evaluate", trial=spare)
+    call("campaign_update", campaign=campaign, budgets={"gpu_hours": 0.5})
+    campaigns.set_fields(lab, campaign, spent={"trials": 1, "gpu_hours": 0.5})
+    assert "GPU-hours" in call_error("trial_evaluate", trial=baseline["trial"])
+
+
+def test_extract_metrics_rules(tmp_path):
+    (tmp_path / "m.json").write_text(json.dumps({"a": {"b": 2}, "flag": True, "s": "x"}))
+    rules = [MetricRule(name="acc", regex=r"acc=(?P<value>[0-9.]+)"), MetricRule(name="b", json_file="m.json", json_key="a.b"),
+             MetricRule(name="flag", json_file="m.json"), MetricRule(name="s", json_file="m.json"),
+             MetricRule(name="esc", json_file="../outside.json"), MetricRule(name="nan", regex=r"nan=(\S+)")]
+    (tmp_path.parent / "outside.json").write_text(json.dumps({"esc": 1}))
+    found, missing = evaluation.extract_metrics(rules, "acc=0.1\nacc=0.25\nnan=nan\n", tmp_path)
+    assert found == {"acc": 0.25, "b": 2.0}
+    assert missing == ["flag", "s", "esc", "nan"]
