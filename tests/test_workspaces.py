@@ -185,3 +185,17 @@ def test_snapshot_leaves_out_huge_new_files(call, campaign, baseline):
     assert snap["diff_stat"]["files"] == ["small.py"]
     assert snap["diff_stat"]["skipped_large_files"] == ["checkpoint.pt"]
     assert (tree / "checkpoint.pt").exists()
+
+
+def test_protected_globs_changed_after_clone_are_rerecorded_from_the_baseline(call, call_error, lab, campaign,
+                                                                               baseline):
+    tid = call("trial_create", campaign=campaign, kind="code")["id"]
+    call("workspace_write", trial=tid, path="model.py", content="LR = 5\n")
+    assert call("workspace_verify", trial=tid)["ok"] is True  # model.py is not protected yet
+    call("campaign_update", campaign=campaign, protected_paths=["eval.py", "data/**", "model.py"])
+    report = call("workspace_verify", trial=tid)
+    assert report["changed"] == ["model.py"] and report["checked"] == 3
+    assert workspaces.restore_protected(lab, tid) == ["model.py"]
+    assert call("workspace_read", trial=tid, path="model.py")["content"] == "LR = 0.2\n"
+    call("campaign_update", campaign=campaign, held_out_paths=["data/train.csv"])
+    assert "held-out paths changed" in call_error("workspace_verify", trial=tid)

@@ -113,14 +113,14 @@ def record_baseline(repo: Path, store: Path, protected: list[str], held_out: lis
     return manifest
 
 
-def _load(store: Path) -> dict:
+def load_manifest(store: Path) -> dict:
     path = store / MANIFEST
     return json.loads(path.read_text()) if path.exists() else {"globs": [], "held_out": [], "files": {}}
 
 
 def verify(worktree: Path, store: Path) -> ProtectedReport:
     """Compare ``worktree`` with the baseline manifest in ``store``."""
-    manifest = _load(store)
+    manifest = load_manifest(store)
     files: dict[str, str] = manifest["files"]
     report = ProtectedReport(ok=True, checked=len(files))
     for rel, digest in files.items():

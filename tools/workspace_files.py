@@ -50,7 +50,7 @@ def _open_trial(lab: Lab, trial_id: int, writing: bool) -> Path:
 
 
 class ListIn(BaseModel):
-    trial: int
+    trial: int = Field(..., description="trial id (its worktree is the root of every path)")
     path: str = Field(".", description="directory relative to the worktree")
     recursive: bool = Field(False, description="list every file below `path`")
     limit: int = Field(DEFAULT_LIMIT * 4, ge=1, le=MAX_LIMIT * 5)
@@ -71,8 +71,8 @@ class ListOut(BaseModel):
 
 
 class ReadIn(BaseModel):
-    trial: int
-    path: str
+    trial: int = Field(..., description="trial id (its worktree is the root of every path)")
+    path: str = Field(..., description="file path relative to the worktree")
     offset: int = Field(0, ge=0, description="character offset to start at")
     limit: int = Field(READ_LIMIT_CHARS, ge=1, le=60_000, description="most characters to return")
 
@@ -86,8 +86,8 @@ class ReadOut(BaseModel):
 
 
 class WriteIn(BaseModel):
-    trial: int
-    path: str
+    trial: int = Field(..., description="trial id (its worktree is the root of every path)")
+    path: str = Field(..., description="file path relative to the worktree")
     content: str = Field(..., max_length=MAX_WRITE_BYTES, description="the file's complete new text")
 
 
@@ -98,7 +98,7 @@ class WriteOut(BaseModel):
 
 
 class PatchIn(BaseModel):
-    trial: int
+    trial: int = Field(..., description="trial id (its worktree is the root of every path)")
     patch: str = Field(..., min_length=1, max_length=MAX_WRITE_BYTES, description="a unified diff (git diff or diff -u), paths relative to the worktree")
 
 

@@ -22,7 +22,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from . import gitcmd, protected, trials
+from . import campaigns, gitcmd, protected, trials
 from .errors import InvalidInput, LabError
 from .home import Lab
 from .protected import ProtectedReport
@@ -160,16 +160,39 @@ def snapshot(lab: Lab, trial_id: int) -> str:
     return sha
 
 
+def current_store(lab: Lab, campaign_id: int) -> Path:
+    """The protected-file store, re-recorded from the baseline commit when the campaign's
+    protected globs changed after the clone (campaign_update allows that until the
+    baseline is scored). Held-out globs cannot change after the clone: the files are
+    already out of the history every trial shares."""
+    campaign = campaigns.load(lab, campaign_id)
+    store = protected_store(lab, campaign_id)
+    manifest = protected.load_manifest(store)
+    if manifest["held_out"] != campaign.held_out_paths:
+        raise LabError(f"campaign {campaign_id}'s held-out paths changed after its code was cloned",
+                       hint="held-out files are fixed at clone time; create a new campaign with the new paths")
+    if manifest["globs"] != campaign.protected_paths:
+        repo = require_repo(lab, campaign_id)
+        with repo_lock(lab, campaign_id), tempfile.TemporaryDirectory() as tmp:
+            checkout = Path(tmp) / "baseline"
+            gitcmd.git(repo, "worktree", "add", "--detach", "--end-of-options", str(checkout), BASELINE_TAG)
+            try:
+                protected.record_baseline(checkout, store, campaign.protected_paths, campaign.held_out_paths)
+            finally:
+                gitcmd.git(repo, "worktree", "remove", "--force", str(checkout))
+    return store
+
+
 def verify_protected(lab: Lab, trial_id: int) -> ProtectedReport:
     """Protected files of the trial's worktree that differ from the baseline."""
     trial, path = trial_worktree(lab, trial_id)
-    return protected.verify(path, protected_store(lab, trial.campaign_id))
+    return protected.verify(path, current_store(lab, trial.campaign_id))
 
 
 def restore_protected(lab: Lab, trial_id: int) -> list[str]:
     """Put the baseline copies of protected files back into the trial's worktree."""
     trial, path = trial_worktree(lab, trial_id)
-    return protected.restore(path, protected_store(lab, trial.campaign_id))
+    return protected.restore(path, current_store(lab, trial.campaign_id))
 
 
 def clean_checkout(lab: Lab, trial_id: int, dest: Path) -> Path:
@@ -215,7 +238,7 @@ class SnapshotOut(BaseModel):
 
 
 class DiffIn(BaseModel):
-    trial: int
+    trial: int = Field(..., description="trial id")
     against: Literal["parent", "baseline"] = Field("parent", description="diff against the parent's commit or the baseline")
     cursor: str | None = Field(None, description="next_cursor from the previous page")
     limit: int = Field(DIFF_PAGE_CHARS, ge=1000, le=60_000, description="most characters of diff to return")
