@@ -82,7 +82,7 @@ def test_diff_pages_by_characters(call, campaign, baseline):
     assert len(rest) == first["total_chars"]
 
 
-def test_list_read_write_and_patch(call, campaign, baseline):
+def test_list_read_write_and_patch(call, call_error, campaign, baseline):
     tid = call("trial_create", campaign=campaign, kind="code")["id"]
     names = [e["path"] for e in call("workspace_list", trial=tid)["entries"]]
     assert names == ["data", "eval.py", "model.py"]
@@ -94,6 +94,7 @@ def test_list_read_write_and_patch(call, campaign, baseline):
     patch = ("--- a/model.py\n+++ b/model.py\n@@ -1 +1 @@\n-LR = 0.2\n+LR = 0.05\n")
     assert call("workspace_apply_patch", trial=tid, patch=patch)["files"] == ["model.py"]
     assert call("workspace_read", trial=tid, path="model.py")["content"] == "LR = 0.05\n"
+    assert "cannot write" in call_error("workspace_write", trial=tid, path="model.py/inside.py", content="x")
 
 
 def test_patch_that_does_not_apply_changes_nothing(call, call_error, campaign, baseline):

@@ -159,10 +159,14 @@ def workspace_write(lab: Lab, args: WriteIn) -> WriteOut:
     target = confine(root, args.path)
     if target.is_dir():
         raise InvalidInput(f"{args.path!r} is a directory")
-    target.parent.mkdir(parents=True, exist_ok=True)
     data = args.content.encode()
-    # O_NOFOLLOW: a symlink swapped in after confine() must not redirect the write.
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # O_NOFOLLOW: a symlink swapped in after confine() must not redirect the write.
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {args.path!r}: {exc.strerror}",
+                           hint="check the path with workspace_list") from None
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
     return WriteOut(trial=args.trial, path=args.path, bytes=len(data))
