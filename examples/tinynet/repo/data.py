@@ -27,6 +27,7 @@ CLASS_PRIORS = (0.45, 0.30, 0.15, 0.10)
 N_TRAINVAL = 3000
 N_TEST = 1500
 VAL_FRACTION = 0.25
+TEST_FILE = "heldout/test.npz"
 
 
 def _world():
@@ -58,9 +59,10 @@ def load_splits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return x[train], y[train], x[val], y[val]
 
 
-def load_test(held_out_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """The held-out test split, present only where the lab mounts it."""
-    with np.load(Path(held_out_dir) / "test.npz") as archive:
+def load_test(root: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out test split under ``root``, a directory laid out like this repository
+    (the lab mounts its held-out copy as $SOTALAB_HELD_OUT only for the final evaluation)."""
+    with np.load(Path(root) / TEST_FILE) as archive:
         return archive["x"], archive["y"]
 
 
@@ -70,5 +72,5 @@ def write_test(path: str | Path) -> None:
 
 
 if __name__ == "__main__":
-    # Regenerate the held-out split: python data.py heldout/test.npz
-    write_test(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "heldout" / "test.npz")
+    # Regenerate the held-out split: python data.py [path, default heldout/test.npz]
+    write_test(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / TEST_FILE)

@@ -4,7 +4,8 @@
 
 The seed comes from --seed, else $SOTALAB_SEED, else 0. The score is measured on the
 validation split, unless $SOTALAB_HELD_OUT names a directory holding the held-out
-test split (the lab mounts it only for the final evaluation). Prints
+files laid out as in this repository (heldout/test.npz; the lab mounts it only for the
+final evaluation). Prints
 `accuracy=0.xxxx` and writes metrics.json (accuracy, macro_f1, nll, params, split).
 
 This file belongs to the evaluator: campaigns protect it.
