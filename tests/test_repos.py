@@ -160,3 +160,29 @@ def test_concurrent_trials_get_their_worktrees(call, lab, upstream, campaign):
     assert not errors
     assert len({t["branch"] for t in made}) == 6
     assert all((Path(t["worktree"]) / "model.py").exists() for t in made)
+
+
+def test_submodules_are_cloned(call, lab, tmp_path, campaign, monkeypatch):
+    # git refuses file:// submodules by default (CVE-2022-39253); allow them for this
+    # test's own git calls and the lab's, as a user with local submodules would.
+    for key, value in {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "protocol.file.allow",
+                       "GIT_CONFIG_VALUE_0": "always"}.items():
+        monkeypatch.setenv(key, value)
+        GIT_ENV[key] = value
+    try:
+        lib = tmp_path / "lib"
+        lib.mkdir()
+        (lib / "layers.py").write_text("DEPTH = 3\n")
+        sh_git(lib, "init", "-q", "-b", "main")
+        sh_git(lib, "add", ".")
+        sh_git(lib, "commit", "-q", "-m", "lib")
+        upstream = make_upstream(tmp_path)
+        sh_git(upstream, "submodule", "add", "-q", f"file://{lib}", "third_party/lib")
+        sh_git(upstream, "commit", "-q", "-m", "add lib")
+        call("repo_clone", campaign=campaign, url=str(upstream))
+        tree = Path(call("trial_create", campaign=campaign, kind="baseline")["worktree"])
+        assert (workspaces.campaign_repo(lab, campaign) / "third_party" / "lib" / "layers.py").exists()
+        assert (tree / "third_party" / "lib" / "layers.py").read_text() == "DEPTH = 3\n"
+    finally:
+        for key in ("GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_0", "GIT_CONFIG_VALUE_0"):
+            GIT_ENV.pop(key, None)

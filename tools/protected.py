@@ -68,7 +68,7 @@ def repo_files(root: Path) -> list[str]:
         dirnames[:] = [d for d in dirnames if d != ".git" and d not in links]
         rel_dir = os.path.relpath(dirpath, root)
         for name in filenames + links:
-            if rel_dir == "." and name == ".git":  # a worktree's .git is a file
+            if name == ".git":  # worktrees and submodules have a .git file
                 continue
             found.append(name if rel_dir == "." else f"{rel_dir}/{name}")
     return sorted(set(found))

@@ -116,6 +116,9 @@ def ensure_worktree(lab: Lab, trial_id: int) -> Path:
                 gitcmd.git(repo, "worktree", "add", "--end-of-options", str(path), branch)
             else:
                 gitcmd.git(repo, "worktree", "add", "-b", branch, "--end-of-options", str(path), start)
+            if (repo / ".git" / "modules").is_dir() and (path / ".gitmodules").exists():
+                # Worktrees do not share checked-out submodules; the clone had them, so must the trial.
+                gitcmd.git(path, "submodule", "update", "--init", "--recursive")
     trials.set_fields(lab, trial.id, branch=branch, worktree=str(path))
     return path
 
