@@ -234,7 +234,9 @@ class Demo:
                 else:
                     await self.call("workspace_apply_patch", trial=trial["id"], patch=patch)
                 snap = await self.call("trial_snapshot", trial=trial["id"])
-                self.note(f"snapshot {snap.get('commit', '')[:12]} {snap.get('diff_stat', '')}")
+                stat = snap.get("diff_stat") or {}
+                self.note(f"snapshot {snap.get('commit', '')[:12]}: +{stat.get('insertions', 0)} "
+                          f"-{stat.get('deletions', 0)} in {', '.join(stat.get('files', []))}")
             scored = await self.evaluate(trial["id"])
             await self.call("idea_update", idea=idea_ids[name], status="done", quiet=True)
             self.note(f"-> accuracy {fmt(scored['score'])} (Δparent {fmt(scored['delta_parent'], 4)}, "
@@ -244,9 +246,15 @@ class Demo:
         self.role(7, "monitor", "runs, GPUs and budgets")
         cid = self.campaign["id"]
         runs = await self.call("run_list", campaign=cid, limit=100)
-        self.note(f"{runs['total']} run(s) recorded for this campaign")
+        self.note(f"{runs['total']} supervised run(s) for this campaign:")
+        for run in runs["runs"][:8]:
+            t = run.get("telemetry") or {}
+            self.note(f"  run {run['id']} trial {run['trial_id']} seed {run['seed']}: {run['status']} "
+                      f"({run['reason']}), {run.get('sandbox') or run['executor']}, wall {t.get('wall_s', '-')} s, "
+                      f"peak RSS {t.get('peak_rss_mb', '-')} MB")
         gpus = await self.call("gpu_status")
-        self.note(f"GPUs: {gpus.get('message') or len(gpus.get('gpus', []))}")
+        self.note(f"GPUs: {len(gpus['gpus'])}" + (f" ({gpus['detail']})" if gpus.get("detail") else "")
+                  + f"; CPU slots {gpus.get('cpu_slots_busy', 0)}/{gpus.get('cpu_slots', '-')} busy")
         campaign = await self.call("campaign_get", campaign=cid, quiet=True)
         budget = campaign["budgets"]
         self.note(f"trials {campaign['trial_count']}/{budget.get('max_trials') or '∞'}; spent {campaign['spent']}")
