@@ -19,12 +19,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from .. import data_path
 from ..errors import LabError
 from ..registry import Progress
 from .spec import EnvSpec
 from .venv import BUILD_TIMEOUT_S, BuildFailed, uv_binary
 
-SANDBOX_IMAGES = Path(__file__).resolve().parents[2] / "sandbox_images"
+SANDBOX_IMAGES = data_path("sandbox_images")
 DEFAULT_BASES = {"cpu": "sotalab-base:bookworm", "cuda": "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"}
 BASE_ENV_VARS = {"cpu": "SOTALAB_SANDBOX_BASE", "cuda": "SOTALAB_SANDBOX_CUDA_BASE"}
 ENV_REPOSITORY = "sotalab-env"
