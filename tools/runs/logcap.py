@@ -62,7 +62,7 @@ class CappedLog:
         if prev.exists():
             self.dropped += prev.stat().st_size
         os.replace(self.dir / TAIL, prev)
-        write_json_atomic(self.dir / META, {"dropped": self.dropped})
+        write_json_atomic(self.dir / META, {"dropped": self.dropped}, durable=False)
 
     def close(self) -> None:
         self.head.close()
@@ -70,13 +70,15 @@ class CappedLog:
             self.tail.close()
 
 
-def write_json_atomic(path: Path, data) -> None:
-    """Write JSON so a reader sees the old file or the new one, never half of one."""
+def write_json_atomic(path: Path, data, durable: bool = True) -> None:
+    """Write JSON so a reader sees the old file or the new one, never half of one;
+    ``durable`` also survives a machine crash (fsync), for final statuses."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as fh:
         json.dump(data, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 

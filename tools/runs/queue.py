@@ -121,11 +121,14 @@ def submit(lab: Lab, req: RunRequest) -> int:
                                 "grace_s": req.grace_s, "pending_timeout_s": req.pending_timeout_s}),
         "status": "queued", "reason": "waiting to be placed", "created_at": stamp,
     }
-    run_id = lab.db["runs"].insert(row).last_pk
-    run_dir = lab.path("runs", run_id)
-    (run_dir / "out").mkdir(parents=True, exist_ok=True)
-    write_json_atomic(run_dir / REQUEST, asdict(req))
-    lab.db["runs"].update(run_id, {"run_dir": str(run_dir)})
+    # One transaction: no dispatcher (another thread, a supervisor) may see the queued
+    # row before its request file exists.
+    with lab.db.conn:
+        run_id = lab.db["runs"].insert(row).last_pk
+        run_dir = lab.path("runs", run_id)
+        (run_dir / "out").mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / REQUEST, asdict(req), durable=False)
+        lab.db["runs"].update(run_id, {"run_dir": str(run_dir)})
     dispatch(lab)
     return run_id
 
@@ -270,7 +273,7 @@ def _launch(lab: Lab, row: dict, gpu_ids: list[int]) -> None:
         "gpu_memory_gb": req.gpu_memory_gb, "artifact_mb": req.artifact_mb,
         "telemetry_interval_s": req.telemetry_interval_s, "log_cap_bytes": req.log_cap_bytes,
     }
-    write_json_atomic(run_dir / "spec.json", spec)
+    write_json_atomic(run_dir / "spec.json", spec, durable=False)
     sup_env = {k: os.environ[k] for k in SUPERVISOR_ENV if k in os.environ}
     with open(run_dir / "supervisor.log", "ab") as sup_log:
         proc = subprocess.Popen([sys.executable, "-m", "sotalab.tools.runs.supervisor", str(run_dir)],

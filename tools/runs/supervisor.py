@@ -177,7 +177,7 @@ class Supervisor:
             return self._status("failed", "start_failed", f"could not start the run: {exc}", None,
                                 started_at, {})
         write_json_atomic(self.run_dir / STARTED, {"pid": self.child.pid, "started_at": started_at,
-                                                   "supervisor_pid": os.getpid()})
+                                                   "supervisor_pid": os.getpid()}, durable=False)
         from .telemetry import Sampler  # psutil: only once the run is on its way
 
         sampler = Sampler(self.run_dir, spec["gpu_ids"], spec["telemetry_interval_s"])
