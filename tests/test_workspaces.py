@@ -200,3 +200,14 @@ def test_protected_globs_changed_after_clone_are_rerecorded_from_the_baseline(ca
     assert call("workspace_read", trial=tid, path="model.py")["content"] == "LR = 0.2\n"
     call("campaign_update", campaign=campaign, held_out_paths=["data/train.csv"])
     assert "held-out paths changed" in call_error("workspace_verify", trial=tid)
+
+
+def test_diff_against_parent_is_against_where_the_trial_began(call, campaign, baseline):
+    parent = call("trial_create", campaign=campaign, kind="param")
+    child = call("trial_create", campaign=campaign, kind="code", parent=parent["id"])
+    call("workspace_write", trial=parent["id"], path="model.py", content="LR = 0.9\n")
+    call("trial_snapshot", trial=parent["id"])  # the parent moves on after the child began
+    call("workspace_write", trial=child["id"], path="c.py", content="C = 1\n")
+    snap = call("trial_snapshot", trial=child["id"])
+    assert snap["diff_stat"]["files"] == ["c.py"]
+    assert "LR = 0.9" not in call("workspace_diff", trial=child["id"])["diff"]

@@ -97,6 +97,12 @@ def _start_commit(lab: Lab, trial: trials.Trial) -> str:
     return tip or _start_commit(lab, parent)
 
 
+def parent_commit(lab: Lab, trial: trials.Trial) -> str:
+    """The commit the trial's worktree was created from (what "against parent" means)."""
+    recorded = gitcmd.resolve_commit(require_repo(lab, trial.campaign_id), f"refs/sotalab/start/{trial.id}")
+    return recorded or _start_commit(lab, trial)
+
+
 def ensure_worktree(lab: Lab, trial_id: int) -> Path:
     """The trial's worktree on branch ``trial/<id>``, created on first use. Idempotent."""
     trial = trials.load(lab, trial_id)
@@ -116,6 +122,8 @@ def ensure_worktree(lab: Lab, trial_id: int) -> Path:
                 gitcmd.git(repo, "worktree", "add", "--end-of-options", str(path), branch)
             else:
                 gitcmd.git(repo, "worktree", "add", "-b", branch, "--end-of-options", str(path), start)
+                # Remember where the trial began: its parent may commit more later.
+                gitcmd.git(repo, "update-ref", f"refs/sotalab/start/{trial.id}", start)
             if (repo / ".git" / "modules").is_dir() and (path / ".gitmodules").exists():
                 # Worktrees do not share checked-out submodules; the clone had them, so must the trial.
                 gitcmd.git(path, "submodule", "update", "--init", "--recursive")
@@ -155,8 +163,7 @@ def snapshot(lab: Lab, trial_id: int) -> str:
         title = (trial.hypothesis.strip().splitlines() or [""])[0][:72]
         gitcmd.git(path, "commit", "--quiet", "--no-verify", "-m", f"trial {trial.id}: {title}".strip())
     sha = gitcmd.out(path, "rev-parse", "HEAD")
-    start = _start_commit(lab, trial)
-    stat = _numstat(path, start, sha)
+    stat = _numstat(path, parent_commit(lab, trial), sha)
     if too_big:
         stat["skipped_large_files"] = too_big[:50]
     trials.set_fields(lab, trial.id, commit_sha=sha, diff_stat=stat)
@@ -275,7 +282,7 @@ def workspace_diff(lab: Lab, args: DiffIn) -> DiffOut:
     if args.against == "baseline" or trial.parent_id is None:
         base = baseline_commit(lab, trial.campaign_id)
     else:
-        base = _start_commit(lab, trial)
+        base = parent_commit(lab, trial)
     text = diff_text(path, base)
     offset = offset_from(args.cursor)
     page = text[offset:offset + args.limit]
