@@ -226,3 +226,11 @@ def test_evidence_is_capped():
     many = [Evidence(detail=str(i)) for i in range(MAX_EVIDENCE + 7)]
     result = CheckResult.of("diff_rules", many, ok="", bad="many")
     assert len(result.evidence) == MAX_EVIDENCE and "7 more" in result.summary
+
+
+def test_integrity_compares_every_metric_the_ledger_holds():
+    runs = [run(1, 0, 0.5, macro_f1=0.6)]
+    ok = integrity.check("accuracy", REGEX, 0.5, {0: 0.5}, runs, "c1", {0: {"accuracy": 0.5, "macro_f1": 0.6}})
+    assert ok.verdict == "pass"
+    bad = integrity.check("accuracy", REGEX, 0.5, {0: 0.5}, runs, "c1", {0: {"accuracy": 0.5, "macro_f1": 0.7}})
+    assert [e.rule for e in bad.evidence] == ["ledger-run-mismatch"] and "macro_f1" in bad.evidence[0].detail

@@ -29,6 +29,7 @@ TOOL_MODULES = [
     "diagnose",
     "runs.tools",
     "evaluation",
+    "audit.tools",
 ]
 
 

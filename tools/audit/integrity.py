@@ -44,7 +44,10 @@ def metric_values(output: str, regex: str) -> list[float]:
 
 
 def check(primary: str, regex: str | None, score: float | None, seed_scores: Mapping[int, float],
-          runs: Sequence[RunRecord], commit: str | None) -> CheckResult:
+          runs: Sequence[RunRecord], commit: str | None,
+          ledger_metrics: Mapping[int, Mapping[str, float]] | None = None) -> CheckResult:
+    """``seed_scores``/``ledger_metrics``: what the ledger holds per seed; ``runs``: the
+    evaluation runs behind them."""
     evidence: list[Evidence] = []
     if score is None or not seed_scores:
         evidence.append(Evidence(rule="score-not-server-run", detail="the trial has no evaluator-owned score"))
@@ -63,6 +66,11 @@ def check(primary: str, regex: str | None, score: float | None, seed_scores: Map
         if ran is None or abs(float(ran) - value) > TOLERANCE:
             evidence.append(Evidence(rule="ledger-run-mismatch", value=value,
                                      detail=f"seed {seed}: ledger {value!r}, run {run.id} parsed {ran!r}"))
+        for name, held in ((ledger_metrics or {}).get(seed) or {}).items():
+            ran_value = run.metrics.get(name)
+            if name != primary and (ran_value is None or abs(float(ran_value) - float(held)) > TOLERANCE):
+                evidence.append(Evidence(rule="ledger-run-mismatch", value=held,
+                                         detail=f"seed {seed}: ledger {name}={held!r}, run {run.id} parsed {ran_value!r}"))
         for name, again in run.reparsed.items():
             recorded = run.metrics.get(name)
             if recorded is not None and again is not None and abs(float(again) - float(recorded)) > TOLERANCE:

@@ -1,0 +1,151 @@
+"""The planted-cheat suite: a real tinynet campaign (examples/tinynet) with a baseline,
+two honest improvements and eight planted cheats, each evaluated by the server and then
+audited at depth full. Every cheat must come back invalid (the lucky seed: inconclusive)
+with the right check failing; the honest trials must come back valid with no finding.
+
+Everything is real: git worktrees, supervised evaluation runs of the numpy model, the
+ledger. It takes about a minute on two cores.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sotalab.tools.errors import LabError
+from sotalab.tools.home import Lab
+from sotalab.tools.invoke import invoke
+
+pytestmark = pytest.mark.slow
+
+TINYNET = Path(__file__).resolve().parent.parent / "examples" / "tinynet"
+MANIFEST = json.loads((TINYNET / "trials.json").read_text())["trials"]
+BY_NAME = {t["name"]: t for t in MANIFEST}
+
+
+class Campaign:
+    """One tinynet campaign shared by the tests of this module (building it is the slow part)."""
+
+    def __init__(self, root: Path):
+        self.lab = Lab.open(root / "lab")
+        spec = json.loads((TINYNET / "campaign.json").read_text())
+        self.id = self.call("campaign_create", **spec)["id"]
+        source = root / "tinynet"
+        shutil.copytree(TINYNET / "repo", source, ignore=shutil.ignore_patterns("__pycache__", "metrics.json"))
+        self.call("repo_clone", campaign=self.id, url=str(source))
+        self.baseline = self.call("trial_create", campaign=self.id, kind="baseline")["id"]
+        self.call("trial_evaluate", trial=self.baseline)
+        self.trials: dict[str, int] = {}
+
+    def call(self, tool: str, /, **arguments):
+        return invoke(self.lab, tool, arguments)
+
+    def trial(self, name: str) -> int:
+        """The evaluated trial for a manifest entry, made on first use."""
+        if name not in self.trials:
+            entry = BY_NAME[name]
+            trial = self.call("trial_create", campaign=self.id, kind=entry["kind"], hypothesis=entry["hypothesis"])
+            self.call("workspace_apply_patch", trial=trial["id"], patch=(TINYNET / entry["patch"]).read_text())
+            self.call("trial_evaluate", trial=trial["id"])
+            self.trials[name] = trial["id"]
+        return self.trials[name]
+
+
+@pytest.fixture(scope="module")
+def tinynet(tmp_path_factory) -> Campaign:
+    return Campaign(tmp_path_factory.mktemp("tinynet"))
+
+
+def checks_by_name(audit: dict) -> dict[str, dict]:
+    return {c["name"]: c for c in audit["checks"]}
+
+
+@pytest.mark.parametrize("name", [t["name"] for t in MANIFEST if t["expect"] == "valid"])
+def test_honest_improvement_is_valid_with_no_finding(tinynet, name):
+    audit = tinynet.call("audit_trial", trial=tinynet.trial(name), depth="full")
+    assert audit["verdict"] == "valid", audit["reason"]
+    checks = checks_by_name(audit)
+    assert set(checks) == {"protected", "integrity", "diff_rules", "metrics", "budget", "reproduce", "significance"}
+    assert all(c["verdict"] == "pass" and not c["evidence"] for c in checks.values()), audit["checks"]
+    low, high = checks["significance"]["data"]["interval"]
+    assert 0 < low <= high
+    assert audit["label"] == "keep"
+
+
+@pytest.mark.parametrize("name", [t["name"] for t in MANIFEST if t["expect"] != "valid"])
+def test_planted_cheat_is_caught_by_the_right_check(tinynet, name):
+    entry = BY_NAME[name]
+    audit = tinynet.call("audit_trial", trial=tinynet.trial(name), depth="full")
+    assert audit["verdict"] == entry["expect"], audit["reason"]
+    checks = checks_by_name(audit)
+    assert checks[entry["check"]]["verdict"] == "fail", checks[entry["check"]]
+    if entry.get("rule"):
+        rules = {e["rule"] for c in audit["checks"] for e in c["evidence"]}
+        assert entry["rule"] in rules, rules
+    if entry["expect"] == "invalid":
+        assert audit["label"] == "disqualified"
+        assert entry["check"] in audit["reason"]
+    else:
+        assert audit["label"] != "disqualified"
+
+
+def test_quick_audit_catches_static_cheats_without_running_anything(tinynet):
+    trial = tinynet.trial("cheat_monkeypatch_metric")
+    runs_before = tinynet.lab.db["runs"].count
+    audit = tinynet.call("audit_trial", trial=trial, depth="quick")
+    assert tinynet.lab.db["runs"].count == runs_before
+    assert audit["verdict"] == "invalid" and audit["depth"] == "quick"
+    assert {c["name"] for c in audit["checks"]} == {"protected", "integrity", "diff_rules", "metrics", "budget"}
+    finding = next(e for c in audit["checks"] for e in c["evidence"] if e["rule"] == "monkeypatch-metric")
+    assert finding["file"] == "train.py" and finding["line"] and "metrics.accuracy" in finding["value"]
+
+
+def test_audits_are_stored_listed_and_feed_the_claims_leaderboard(tinynet):
+    honest = tinynet.trial("honest_learning_rate")
+    cheat = tinynet.trial("cheat_hardcoded_metric")
+    tinynet.call("audit_trial", trial=honest, depth="full")
+    audit = tinynet.call("audit_trial", trial=cheat, depth="full")
+    assert tinynet.call("audit_get", audit=audit["id"]) == audit
+    listed = tinynet.call("audit_list", trial=cheat)
+    assert listed["audits"][0]["id"] == audit["id"] and "diff_rules" in listed["audits"][0]["failed"]
+    assert tinynet.call("audit_list", campaign=tinynet.id, verdict="invalid", limit=1)["next_cursor"] is not None \
+        or tinynet.call("audit_list", campaign=tinynet.id, verdict="invalid")["total"] == 1
+
+    everything = [e["trial"]["id"] for e in tinynet.call("leaderboard", campaign=tinynet.id, limit=50)["entries"]]
+    claims = [e["trial"]["id"] for e in tinynet.call("leaderboard", campaign=tinynet.id, limit=50,
+                                                         claims_only=True)["entries"]]
+    assert cheat in everything and cheat not in claims  # its fake 0.9731 tops the raw board, never the claims
+    assert honest in claims and tinynet.baseline not in claims
+
+
+def test_audit_refuses_the_baseline_and_unscored_trials(tinynet):
+    with pytest.raises(LabError, match="is the baseline"):
+        tinynet.call("audit_trial", trial=tinynet.baseline)
+    fresh = tinynet.call("trial_create", campaign=tinynet.id, kind="param", hypothesis="not evaluated")
+    with pytest.raises(LabError, match="trial_evaluate"):
+        tinynet.call("audit_trial", trial=fresh["id"])
+
+
+def test_finalize_evaluates_the_best_claim_and_baseline_on_held_out_data_a_limited_number_of_times(tinynet):
+    for name in ("honest_normalise", "honest_learning_rate"):
+        tinynet.call("audit_trial", trial=tinynet.trial(name), depth="full")
+    final = tinynet.call("campaign_finalize", campaign=tinynet.id, seeds=2)
+    assert final["best"]["trial"] == tinynet.trial("honest_learning_rate")  # the higher-scoring claim
+    assert final["baseline"]["trial"] == tinynet.baseline
+    assert set(final["best"]["scores"]) == {"0", "1"}
+    assert final["gain"] > 0.05 and final["calls_used"] == 1 and final["calls_left"] == 2
+    held_out = list(tinynet.lab.db.query("SELECT * FROM runs WHERE purpose = 'held_out'"))
+    assert len(held_out) == 4
+    # The held-out split really was used: the test-set score differs from validation.
+    base = tinynet.call("trial_get", trial=tinynet.baseline)
+    assert final["baseline"]["scores"]["0"] != base["seed_scores"]["0"]
+    assert tinynet.lab.db["finalizations"].count == 1
+    assert tinynet.lab.db.execute("SELECT COUNT(*) FROM journal WHERE tool = 'campaign_finalize'").fetchone()[0] == 1
+    tinynet.call("campaign_finalize", campaign=tinynet.id, seeds=1)
+    tinynet.call("campaign_finalize", campaign=tinynet.id, seeds=1)
+    with pytest.raises(LabError, match="used its 3 finalize calls"):
+        tinynet.call("campaign_finalize", campaign=tinynet.id, seeds=1)
+    assert tinynet.call("campaign_get", campaign=tinynet.id)["spent"]["finalize_calls"] == 3

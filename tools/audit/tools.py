@@ -1,0 +1,357 @@
+"""The audit tools: audit_trial, audit_get, audit_list, campaign_finalize.
+
+An audit gathers its evidence from a clean checkout of the trial's commit (never the
+live worktree, which may have moved on), the ledger's evaluation runs, and, at depth
+full, fresh evaluation runs over several seeds for both the trial and the baseline.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from .. import campaigns, ledger, trials, workspaces
+from .. import protected as protected_files
+from ..errors import BudgetExceeded, InvalidInput, LabError, NotFound
+from ..home import Lab
+from ..paging import DEFAULT_LIMIT, MAX_LIMIT, next_cursor, offset_from
+from ..registry import Progress, tool
+from . import budget, diff_rules, gather, integrity, metrics_check, protected, reproduce, runner, significance
+from .result import AuditVerdict, CheckResult, combine
+
+MAX_FINALIZE_CALLS = 3
+REASON_PREVIEW = 300
+
+
+class AuditIn(BaseModel):
+    trial: int = Field(..., description="trial id (not the baseline: trials are audited against it)")
+    depth: Literal["quick", "full"] = Field(
+        "quick", description="quick: static and ledger checks, seconds; full: adds a clean re-run and "
+                             "significance over several seeds of trial and baseline (runs evaluations)")
+    seeds: int = Field(significance.DEFAULT_SEEDS, ge=2, le=20,
+                       description="full only: seeds for trial and baseline each (the evaluator's seeds first)")
+
+
+class Audit(BaseModel):
+    id: int
+    trial: int
+    campaign: int
+    depth: str
+    verdict: AuditVerdict = Field(description="valid, invalid (disqualified) or inconclusive (not shown)")
+    reason: str = Field(description="one paragraph: which checks failed or warned, and why")
+    checks: list[CheckResult] = Field(description="one entry per check, with its evidence (file, line, value)")
+    label: str | None = Field(None, description="the trial's label after the audit")
+    created_at: str
+
+
+class AuditRef(BaseModel):
+    audit: int = Field(..., description="audit id")
+
+
+class AuditListIn(BaseModel):
+    campaign: int | None = None
+    trial: int | None = None
+    verdict: AuditVerdict | None = None
+    depth: Literal["quick", "full"] | None = None
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    cursor: str | None = None
+
+
+class AuditSummary(BaseModel):
+    id: int
+    trial: int
+    depth: str
+    verdict: str
+    failed: list[str] = Field(description="checks that failed")
+    reason: str = Field(description=f"first {REASON_PREVIEW} characters; audit_get has it all")
+    created_at: str
+
+
+class AuditPage(BaseModel):
+    audits: list[AuditSummary]
+    total: int
+    next_cursor: str | None
+
+
+class FinalizeIn(BaseModel):
+    campaign: int
+    seeds: int = Field(significance.DEFAULT_SEEDS, ge=1, le=20,
+                       description="seeds for the held-out evaluation of each of the two trials")
+
+
+class HeldOutScores(BaseModel):
+    trial: int
+    scores: dict[str, float] = Field(description="held-out primary score per seed")
+    mean: float
+    metrics: dict[str, float] = Field(description="mean of every metric over the seeds")
+
+
+class Finalization(BaseModel):
+    id: int
+    campaign: int
+    metric: str
+    audit: int = Field(description="the valid full audit that made the trial the claim")
+    best: HeldOutScores
+    baseline: HeldOutScores
+    gain: float = Field(description="held-out mean gain over the baseline (positive is better)")
+    interval: list[float] | None = Field(description="95% bootstrap interval of the gain (needs 2+ seeds)")
+    p_value: float | None
+    calls_used: int
+    calls_left: int
+    created_at: str
+
+
+# --- evaluation (the server's own path) --------------------------------------------------
+
+def seeds_for(campaign, n: int) -> list[int]:
+    """The first ``n`` seeds: the evaluator's own, then 0, 1, 2... not yet used."""
+    seeds = list(dict.fromkeys(campaign.evaluator.seeds))[:n]
+    candidate = 0
+    while len(seeds) < n:
+        if candidate not in seeds:
+            seeds.append(candidate)
+        candidate += 1
+    return seeds
+
+
+# --- the audit ---------------------------------------------------------------------------
+
+def _load_pair(lab: Lab, trial_id: int) -> tuple[campaigns.Campaign, trials.Trial, trials.Trial]:
+    trial = trials.load(lab, trial_id)
+    campaign = campaigns.load(lab, trial.campaign_id)
+    if campaign.baseline_trial_id is None:
+        raise LabError(f"campaign {campaign.id} has no baseline trial", hint="create and evaluate the baseline first")
+    if trial.id == campaign.baseline_trial_id:
+        raise InvalidInput(f"trial {trial.id} is the baseline: trials are audited against it",
+                           hint="audit a trial that branches from the baseline")
+    baseline = trials.load(lab, campaign.baseline_trial_id)
+    for who, t in (("trial", trial), ("baseline", baseline)):
+        if t.score is None or not t.commit_sha:
+            raise LabError(f"{who} {t.id} has no evaluator-owned score yet",
+                           hint=f"evaluate it first with trial_evaluate (trial={t.id})")
+    return campaign, trial, baseline
+
+
+def run_checks(lab: Lab, trial_id: int, depth: str, n_seeds: int, progress: Progress) -> list[CheckResult]:
+    campaign, trial, baseline = _load_pair(lab, trial_id)
+    objective = campaign.objective
+    store = workspaces.protected_store(lab, campaign.id)
+    total = 7.0
+    checks: list[CheckResult] = []
+    scratch = lab.path("workspaces", campaign.id, "audits")
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch) as tmp:
+        progress(0, total, "checking out the trial's commit")
+        checkout = workspaces.clean_checkout(lab, trial.id, Path(tmp) / "trial")
+        checks.append(protected.check(protected_files.verify(checkout, store)))
+
+        progress(1, total, "reading the diff against the baseline")
+        diff = gather.diff_against_baseline(lab, campaign, trial.commit_sha)
+        checks.append(diff_rules.check(diff, diff_rules.DiffContext.for_campaign(campaign),
+                                       gather.changed_sources(checkout, diff)))
+
+        progress(2, total, "matching the ledger with the evaluation runs")
+        runs = gather.scoring_runs(trial, gather.evaluation_runs(lab, trial.id))
+        primary_rule = next((m for m in campaign.evaluator.metrics if m.name == objective.metric), None)
+        regex_rules = [m for m in campaign.evaluator.metrics if m.regex]
+        trial_metrics = gather.ledger_seed_metrics(trial)
+        checks.append(integrity.check(objective.metric, primary_rule.regex if primary_rule else None, trial.score,
+                                      gather.seed_scores(trial), gather.run_records(runs, regex_rules),
+                                      trial.commit_sha, trial_metrics))
+        budget_usage = gather.usage(runs, checkout, trial_metrics)
+        base_metrics = gather.ledger_seed_metrics(baseline)
+        if depth == "full":
+            # Re-runs use the baseline's evaluator, exactly as the scoring path does.
+            protected_files.restore(checkout, store)
+            progress(3, total, "re-running the evaluation from a clean checkout")
+            rerun = runner.evaluate_directory(lab, campaign, trial, checkout, trial.commit_sha,
+                                              sorted(gather.seed_scores(trial)), progress)
+            checks.append(reproduce.check(gather.seed_scores(trial),
+                                          {s: m[objective.metric] for s, m in rerun.items()},
+                                          tolerance=objective.reproduce_tolerance))
+            seeds = seeds_for(campaign, n_seeds)
+            progress(4, total, f"evaluating the trial on seeds {seeds}")
+            trial_metrics = _over_seeds(lab, campaign, trial, checkout, seeds, trial_metrics, progress)
+            progress(5, total, f"evaluating the baseline on seeds {seeds}")
+            base_checkout = Path(tmp) / "baseline"
+            base_metrics = _over_seeds(lab, campaign, baseline, base_checkout, seeds, base_metrics, progress)
+        common = sorted(set(trial_metrics) & set(base_metrics))
+        checks.append(metrics_check.check(gather.mean_metrics(trial_metrics, common),
+                                          gather.mean_metrics(base_metrics, common), objective))
+        checks.append(budget.check(campaign.budgets.model_dump(), budget_usage))
+        if depth == "full":
+            progress(6, total, "testing significance against the baseline's noise")
+            paired = [s for s in common if objective.metric in trial_metrics[s] and objective.metric in base_metrics[s]]
+            checks.append(significance.check([trial_metrics[s][objective.metric] for s in paired],
+                                             [base_metrics[s][objective.metric] for s in paired],
+                                             objective.direction, objective.min_effect))
+    progress(total, total, "audit done")
+    return checks
+
+
+def _over_seeds(lab: Lab, campaign, trial: trials.Trial, checkout: Path, seeds: list[int],
+                known: dict[int, dict], progress: Progress) -> dict[int, dict]:
+    """Metrics of ``trial`` at every seed: the ledger's, earlier audit runs of the same
+    commit, and fresh audit runs in a clean checkout for the rest."""
+    have = {**runner.cached(lab, trial.id, trial.commit_sha), **known}
+    missing = [s for s in seeds if s not in have]
+    if missing:
+        if not checkout.exists():
+            workspaces.clean_checkout(lab, trial.id, checkout)
+            protected_files.restore(checkout, workspaces.protected_store(lab, campaign.id))
+        have.update(runner.evaluate_directory(lab, campaign, trial, checkout, trial.commit_sha, missing, progress))
+    return {s: have[s] for s in seeds if s in have}
+
+
+def _row_to_audit(lab: Lab, row: dict) -> Audit:
+    label = lab.db.execute("SELECT label FROM trials WHERE id = ?", [row["trial_id"]]).fetchone()
+    return Audit(id=row["id"], trial=row["trial_id"], campaign=row["campaign_id"], depth=row["depth"],
+                 verdict=row["verdict"], reason=row["reason"],
+                 checks=[CheckResult.model_validate(c) for c in ledger.loads(row["checks"], [])],
+                 label=label[0] if label else None, created_at=row["created_at"])
+
+
+def load_audit(lab: Lab, audit_id: int) -> Audit:
+    rows = list(lab.db.query("SELECT * FROM audits WHERE id = ?", [audit_id]))
+    if not rows:
+        raise NotFound(f"no audit with id {audit_id}", hint="list audits with audit_list")
+    return _row_to_audit(lab, rows[0])
+
+
+@tool()
+def audit_trial(lab: Lab, args: AuditIn, progress: Progress) -> Audit:
+    """Audit a trial's gain and store the audit. Checks: protected files unchanged;
+    the score is the server's own evaluation of this commit; the diff against the
+    baseline breaks no red line (each finding names its rule, file and line); no
+    secondary metric traded away; budgets kept. depth=full adds a re-run from a clean
+    checkout and significance over several seeds against the baseline's noise (with
+    the interval) - only a valid full audit makes a claim. invalid labels the trial
+    disqualified."""
+    checks = run_checks(lab, args.trial, args.depth, args.seeds, progress)
+    verdict, reason = combine(checks, args.depth)
+    trial = trials.load(lab, args.trial)
+    with lab.db.conn:
+        audit_id = lab.db["audits"].insert({
+            "trial_id": trial.id, "campaign_id": trial.campaign_id, "depth": args.depth, "verdict": verdict,
+            "reason": reason, "checks": ledger.dumps([c.model_dump(mode="json") for c in checks]),
+            "created_at": ledger.now(),
+        }).last_pk
+        if verdict == "invalid":
+            lab.db["trials"].update(trial.id, {"label": "disqualified", "updated_at": ledger.now()})
+    return load_audit(lab, audit_id)
+
+
+@tool(read_only=True)
+def audit_get(lab: Lab, args: AuditRef) -> Audit:
+    """One stored audit: overall verdict and reason, every check with its evidence."""
+    return load_audit(lab, args.audit)
+
+
+@tool(read_only=True)
+def audit_list(lab: Lab, args: AuditListIn) -> AuditPage:
+    """Stored audits matching the filters, newest first, paged with `cursor`."""
+    clauses, params = [], []
+    for column, value in (("campaign_id", args.campaign), ("trial_id", args.trial),
+                          ("verdict", args.verdict), ("depth", args.depth)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    where = "WHERE " + " AND ".join(clauses) if clauses else ""
+    total = lab.db.execute(f"SELECT COUNT(*) FROM audits {where}", params).fetchone()[0]
+    offset = offset_from(args.cursor)
+    rows = list(lab.db.query(f"SELECT * FROM audits {where} ORDER BY id DESC LIMIT ? OFFSET ?",
+                             [*params, args.limit, offset]))
+    summaries = []
+    for row in rows:
+        checks = ledger.loads(row["checks"], [])
+        summaries.append(AuditSummary(id=row["id"], trial=row["trial_id"], depth=row["depth"],
+                                      verdict=row["verdict"],
+                                      failed=[c["name"] for c in checks if c["verdict"] == "fail"],
+                                      reason=row["reason"][:REASON_PREVIEW], created_at=row["created_at"]))
+    return AuditPage(audits=summaries, total=total, next_cursor=next_cursor(offset, len(rows), total))
+
+
+# --- finalize ----------------------------------------------------------------------------
+
+def best_claim(lab: Lab, campaign) -> tuple[int, int] | None:
+    """(trial id, audit id) of the best-scoring trial whose latest full audit is valid."""
+    order = "DESC" if campaign.objective.direction == "max" else "ASC"
+    row = lab.db.execute(
+        f"""SELECT t.id, a.id FROM trials t
+            JOIN audits a ON a.id = (SELECT MAX(id) FROM audits WHERE trial_id = t.id AND depth = 'full')
+            WHERE t.campaign_id = ? AND t.score IS NOT NULL AND a.verdict = 'valid'
+            ORDER BY t.score {order}, t.id LIMIT 1""", [campaign.id]).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def _held_out_scores(lab: Lab, trial_id: int, seeds: list[int], metric: str) -> HeldOutScores:
+    from .. import evaluation
+
+    result = evaluation.evaluate_trial(lab, trial_id, seeds=seeds, held_out=True, record=False)
+    per_seed = {r.seed: r.metrics for r in result.runs if r.label == "ok"}
+    scores = {str(s): float(m[metric]) for s, m in per_seed.items() if metric in m}
+    if not scores:
+        raise LabError(f"the held-out evaluation of trial {trial_id} produced no {metric} ({result.label})",
+                       hint="read its runs with run_list and run_logs")
+    return HeldOutScores(trial=trial_id, scores=scores, mean=sum(scores.values()) / len(scores),
+                         metrics=gather.mean_metrics(per_seed))
+
+
+def _require_at_commit(lab: Lab, trial: trials.Trial) -> None:
+    """The held-out run evaluates the trial's worktree: it must hold the audited commit."""
+    from .. import gitcmd
+
+    path = workspaces.ensure_worktree(lab, trial.id)
+    head = gitcmd.out(path, "rev-parse", "HEAD")
+    dirty = gitcmd.out(path, "status", "--porcelain", "--untracked-files=no")
+    if head != trial.commit_sha or dirty:
+        raise LabError(f"trial {trial.id}'s worktree has changed since its audited commit {trial.commit_sha[:12]}",
+                       hint="finalize evaluates the audited code only: undo the edits, or evaluate and audit again")
+
+
+@tool()
+def campaign_finalize(lab: Lab, args: FinalizeIn, progress: Progress) -> Finalization:
+    """The held-out final evaluation: the best trial with a valid full audit and the
+    baseline, each once per seed, with the held-out paths mounted - the only path that
+    ever sees them. Limited to 3 calls per campaign (each counted before it runs and
+    journaled); returns the held-out gain and its interval."""
+    campaign = campaigns.load(lab, args.campaign)
+    used = int(campaign.spent.get("finalize_calls", 0))
+    if used >= MAX_FINALIZE_CALLS:
+        raise BudgetExceeded(f"campaign {campaign.id} has used its {MAX_FINALIZE_CALLS} finalize calls",
+                             hint="read earlier results with campaign_get; the held-out split is not for probing")
+    claim = best_claim(lab, campaign)
+    if claim is None:
+        raise LabError(f"campaign {campaign.id} has no trial with a valid full audit",
+                       hint="audit the best trials with audit_trial depth=full first")
+    if campaign.baseline_trial_id is None:
+        raise LabError(f"campaign {campaign.id} has no baseline trial", hint="create and evaluate the baseline first")
+    best_id, audit_id = claim
+    for trial_id in (best_id, campaign.baseline_trial_id):
+        _require_at_commit(lab, trials.load(lab, trial_id))
+    # Counted before anything runs, so a failed or interrupted call still uses one.
+    campaigns.set_fields(lab, campaign.id, spent={**campaign.spent, "finalize_calls": used + 1})
+    seeds = seeds_for(campaign, args.seeds)
+    metric = campaign.objective.metric
+    progress(0, 2, f"held-out evaluation of trial {best_id}")
+    best = _held_out_scores(lab, best_id, seeds, metric)
+    progress(1, 2, f"held-out evaluation of the baseline {campaign.baseline_trial_id}")
+    base = _held_out_scores(lab, campaign.baseline_trial_id, seeds, metric)
+    paired = [s for s in best.scores if s in base.scores]
+    sig = significance.check([best.scores[s] for s in paired], [base.scores[s] for s in paired],
+                             campaign.objective.direction, campaign.objective.min_effect)
+    sign = 1.0 if campaign.objective.direction == "max" else -1.0
+    result = {"metric": metric, "audit": audit_id, "best": best.model_dump(), "baseline": base.model_dump(),
+              "gain": sign * (best.mean - base.mean), "interval": sig.data.get("interval"),
+              "p_value": sig.data.get("p_value")}
+    stamp = ledger.now()
+    final_id = lab.db["finalizations"].insert({
+        "campaign_id": campaign.id, "trial_id": best_id, "baseline_trial_id": campaign.baseline_trial_id,
+        "audit_id": audit_id, "seeds": ledger.dumps(seeds), "result": ledger.dumps(result), "created_at": stamp,
+    }).last_pk
+    progress(2, 2, "finalized")
+    return Finalization(id=final_id, campaign=campaign.id, calls_used=used + 1,
+                        calls_left=MAX_FINALIZE_CALLS - used - 1, created_at=stamp, **result)
