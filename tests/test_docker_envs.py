@@ -90,3 +90,12 @@ def test_failed_docker_build_is_diagnosed(call, engine):
     assert built["env"]["diagnostics"][0]["signature"] == f"no_matching_distribution:{bad}"
     assert not docker_backend.image_exists(f"sotalab-env:{built['env']['id']}")
     assert not engine.containers.list(all=True, filters={"label": f"sotalab.env={built['env']['id']}"})
+
+
+def test_missing_base_image_fails_the_build_with_a_diagnosis(call, engine):
+    built = call("env_build", backend="docker", detect=False,
+                 overrides={"packages": ["six"], "docker_base": "sotalab-test-no-such-base:none"})
+    assert built["env"]["status"] == "failed"
+    assert "sotalab-test-no-such-base" in built["log_tail"]
+    assert built["env"]["diagnostics"][0]["signature"] == "image_pull_failed", built["log_tail"]
+    assert "make_base_image.sh" in built["env"]["diagnostics"][0]["fixes"][0]

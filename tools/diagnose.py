@@ -93,10 +93,17 @@ RULES = [
           lambda key: ["install a torch build for the driver's CUDA version (e.g. the cu121 or cu118 wheel index)",
                        "use a cuda sandbox base matching the driver (overrides.base='cuda', overrides.docker_base)",
                        "check nvidia-smi for the driver's supported CUDA version"]),
+    _rule("image_pull_failed",
+          r"pull access denied|manifest for \S+ not found|repository does not exist|registry-1\.docker\.io"
+          r"|did not build FROM",
+          "the sandbox image's base could not be found locally or pulled from a registry",
+          lambda key: ["build a local base with scripts/make_base_image.sh and pass overrides.docker_base="
+                       "'sotalab-base:bookworm' (or set SOTALAB_SANDBOX_BASE)",
+                       "or `docker pull` the base image where a registry is reachable"]),
     _rule("network_unreachable",
           r"Temporary failure in name resolution|Network is unreachable|Failed to establish a new connection"
           r"|Could not resolve host|dns error|error sending request for url|Connection (?:refused|timed out)"
-          r"|Failed to fetch",
+          r"|Failed to fetch|no such host|dial tcp",
           "the build could not reach the package index",
           lambda key: ["retry when the network is back", "point uv at a reachable mirror (UV_INDEX_URL)",
                        "build from uv's cache offline (UV_OFFLINE=1) if the packages are cached"]),
@@ -284,7 +291,8 @@ class FixRecordOut(BaseModel):
 def env_diagnose(lab: Lab, args: DiagnoseIn) -> Diagnosis:
     """Classify a failed environment build or run from its log: missing module, no
     matching distribution, version conflict, missing compiler/header, CUDA/driver
-    mismatch, network unreachable, disk full, out of memory. Each finding has evidence
+    mismatch, sandbox base image missing, network unreachable, disk full, out of memory.
+    Each finding has evidence
     lines and concrete fixes, plus fixes that worked before for the same signature (in
     any campaign) - try those first. Findings are stored as failure memories."""
     if args.env is not None:

@@ -20,6 +20,7 @@ from .registry import tool
 
 READ_LIMIT_CHARS = 40_000
 MAX_WRITE_BYTES = 1_000_000
+MAX_READ_BYTES = 20_000_000
 
 
 def confine(root: Path, rel: str) -> Path:
@@ -142,6 +143,10 @@ def workspace_read(lab: Lab, args: ReadIn) -> ReadOut:
     target = confine(root, args.path)
     if not target.is_file():
         raise NotFound(f"no file {args.path!r} in trial {args.trial}'s worktree", hint="see workspace_list")
+    size = target.stat().st_size
+    if size > MAX_READ_BYTES:
+        raise InvalidInput(f"{args.path!r} is {size} bytes, over the {MAX_READ_BYTES}-byte read limit",
+                           hint="read a smaller file, or look at it through a run's output")
     data = target.read_bytes()
     if b"\0" in data[:8192]:
         raise InvalidInput(f"{args.path!r} is a binary file ({len(data)} bytes)", hint="only text files can be read")

@@ -139,7 +139,22 @@ def sandbox_image(engine, family: str, base: str, log: Path, progress: Progress)
 
 
 def build(spec: EnvSpec, env_dir: Path, log: Path, progress: Progress) -> str:
-    """Build the environment image; returns its tag."""
+    """Build the environment image; returns its tag. Engine errors become BuildFailed
+    with the engine's message in the log, so env_diagnose can read them."""
+    import docker
+    import requests
+
+    try:
+        return _build(spec, env_dir, log, progress)
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        message = " ".join(str(exc).split())[:500]
+        with open(log, "a") as out:
+            out.write(f"ERROR: {message}\n")
+        raise BuildFailed(f"the Docker engine refused the build: {message}",
+                          hint="see env_diagnose; check the base image and the engine") from None
+
+
+def _build(spec: EnvSpec, env_dir: Path, log: Path, progress: Progress) -> str:
     engine = client()
     sandbox = sandbox_image(engine, spec.base, spec.docker_base or default_base(spec.base), log, progress)
     (env_dir / "requirements.txt").write_text("".join(f"{r}\n" for r in spec.requirements))
