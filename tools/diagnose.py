@@ -292,9 +292,9 @@ def env_diagnose(lab: Lab, args: DiagnoseIn) -> Diagnosis:
     """Classify a failed environment build or run from its log: missing module, no
     matching distribution, version conflict, missing compiler/header, CUDA/driver
     mismatch, sandbox base image missing, network unreachable, disk full, out of memory.
-    Each finding has evidence
-    lines and concrete fixes, plus fixes that worked before for the same signature (in
-    any campaign) - try those first. Findings are stored as failure memories."""
+    Each finding has evidence lines and concrete fixes, plus fixes that worked before for
+    the same signature (in any campaign) - try those first. Findings are stored as
+    failure memories."""
     if args.env is not None:
         row = lab.db.execute("SELECT status FROM environments WHERE id = ?", [args.env]).fetchone()
         if row is None:
