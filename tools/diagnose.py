@@ -287,7 +287,7 @@ class FixRecordOut(BaseModel):
     worked: bool
 
 
-@tool()
+@tool(idempotent=True)
 def env_diagnose(lab: Lab, args: DiagnoseIn) -> Diagnosis:
     """Classify a failed environment build or run from its log: missing module, no
     matching distribution, version conflict, missing compiler/header, CUDA/driver

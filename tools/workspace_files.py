@@ -156,7 +156,7 @@ def workspace_read(lab: Lab, args: ReadIn) -> ReadOut:
                    next_offset=end if end < len(text) else None)
 
 
-@tool(idempotent=True)
+@tool(destructive=True, idempotent=True)
 def workspace_write(lab: Lab, args: WriteIn) -> WriteOut:
     """Create or overwrite a text file in the trial's worktree (parents created).
     Commit the trial's changes with trial_snapshot."""
@@ -181,7 +181,7 @@ _PATCH_PATH = re.compile(r"^(?:\+\+\+|---) (?:[ab]/)?(\S+)", re.MULTILINE)
 _GIT_HEADER = re.compile(r"^diff --git a/(\S+) b/(\S+)", re.MULTILINE)
 
 
-@tool()
+@tool(destructive=True)
 def workspace_apply_patch(lab: Lab, args: PatchIn) -> PatchOut:
     """Apply a unified diff to the trial's worktree (all or nothing). Paths must stay
     inside the worktree. Commit the result with trial_snapshot."""

@@ -263,7 +263,7 @@ class DiffOut(BaseModel):
     next_cursor: str | None
 
 
-@tool()
+@tool(idempotent=True)
 def trial_snapshot(lab: Lab, args: TrialRef) -> SnapshotOut:
     """Commit whatever changed in the trial's worktree to its branch trial/<id> and
     record the commit and diff stat (against the parent) on the trial."""
