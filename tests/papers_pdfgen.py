@@ -21,8 +21,16 @@ table { border-collapse: collapse; width: 100%; }
 td, th { border: 1px solid black; padding: 2pt; font-size: 8pt; }
 .caption { font-size: 9pt; margin-top: 6pt; margin-bottom: 4pt; }
 """
-FILLER = ("We study the behaviour of learned representations under distribution shift and report "
-          "the outcome of a controlled set of experiments on standard benchmarks. ")
+SENTENCES = [
+    "We study the behaviour of learned representations under distribution shift.",
+    "The outcome of a controlled set of experiments on standard benchmarks is reported, as Table 2 shows.",
+    "Sharpness-aware training flattens the loss surface around the solution found by SGD.",
+    "Each configuration is trained with five seeds and we report the mean.",
+    "Longer schedules help small models more than large ones.",
+    "We release code, configurations and trained checkpoints.",
+    "The effect persists across architectures, datasets and optimisers.",
+    "Ablations isolate the contribution of every component of the method.",
+]
 
 
 @dataclass
@@ -44,6 +52,7 @@ class Section:
     title: str
     paragraphs: int = 3
     tables: list[Table] = field(default_factory=list)
+    inline: bool = False  # tables inside the two-column text, not full width on their own pages
 
 
 @dataclass
@@ -57,7 +66,13 @@ class Paper:
 
 
 def _paragraphs(n: int, topic: str) -> str:
-    return "".join(f"<p>{topic}: {FILLER * 5}</p>" for _ in range(n))
+    """Prose that does not repeat line for line (repeated lines would look like a grid)."""
+    out = []
+    for i in range(n):
+        seed = sum(map(ord, topic)) + 7 * i
+        picked = [SENTENCES[(seed + k * (i + 3)) % len(SENTENCES)] for k in range(8 + seed % 5)]
+        out.append(f"<p>{topic}, part {i + 1}: {' '.join(picked)}</p>")
+    return "".join(out)
 
 
 def _columns():
@@ -99,9 +114,12 @@ def render(paper: Paper) -> bytes:
             f"<h2>Abstract</h2><p>{paper.abstract}</p>")
     for index, section in enumerate(paper.sections):
         toc.append([1, section.title, len(pages) + 1])
-        html = (head if index == 0 else "") + f"<h2>{section.title}</h2>" + _paragraphs(section.paragraphs, section.title)
+        html = (head if index == 0 else "") + f"<h2>{section.title}</h2>" + _paragraphs(2, section.title)
+        if section.inline:
+            html += "".join(t.html() for t in section.tables)
+        html += _paragraphs(section.paragraphs - 2, section.title)
         _place(writer, pymupdf.Story(html, user_css=CSS), _columns(), pages)
-        for table in section.tables:
+        for table in [] if section.inline else section.tables:
             _place(writer, pymupdf.Story(table.html(), user_css=CSS), full, pages)
     writer.close()
     doc = pymupdf.open("pdf", buffer.getvalue())
@@ -147,3 +165,18 @@ def sample_paper() -> Paper:
             Section("5 Conclusion", 2),
         ],
     )
+
+
+def benchmark_paper() -> Paper:
+    """About 35 pages: two-column text, ten tables, one of them spanning eight pages."""
+    methods = ["ResNet-50", "ViT-B/16", "ConvNeXt-T", "SAM", "ASAM", "GSAM", "Ours"]
+    metric_sets = [["Top-1 Acc. (%)", "Top-5 Acc. (%)", "Params (M)"], ["BLEU", "chrF", "Latency (ms)"],
+                   ["mAP", "AP50", "AP75"]]
+    short_tables = [Table(n, f"Results on benchmark {n}.", ["Method"] + metric_sets[n % 3], result_rows(methods, n))
+                    for n in range(1, 10)]
+    sweep = Table(10, "Every run of the learning-rate sweep.", ["Run", "LR", "Accuracy (%)", "Step"],
+                  [[f"run-{i:03d}", f"{0.1 * (i % 9):.1f}", f"{60 + i % 30}.{i % 10}", f"{i * 3}"] for i in range(340)])
+    sections = [Section(f"{n} Section {n}", 18 if n > 1 else 9, short_tables[n - 1:n], inline=True) for n in range(1, 10)]
+    sections.append(Section("10 Sweep", 6, [sweep]))
+    return Paper(title="A Benchmark Paper", authors="Grace Hopper", abstract="Synthetic paper for benchmarks.",
+                 sections=sections)

@@ -8,10 +8,13 @@ no caption of its own, at the top of the page) is stitched into one table.
 
 from __future__ import annotations
 
+import bisect
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
-CAPTION = re.compile(r"^\s*(Table|TABLE|Tab\.)\s+([0-9]+|[IVXLC]+)\s*[:.|]?\s*(.*)$")
+# "Table 3: ..." / "Table 3. ..." / "TABLE III" alone on its line; not "Table 3 shows ..."
+CAPTION = re.compile(r"^\s*(Table|TABLE|Tab\.)\s+([0-9]+|[IVXLC]+)\s*([:.|]\s*(.*))?$")
 MIN_RULE_LEN = 20.0
 RULE_THICKNESS = 2.5
 MIN_GRID_ROWS = 4
@@ -82,16 +85,24 @@ def _rules(page):
 
 
 def _grid_rows(words) -> int:
-    """How many text lines hold three or more separate cells (big gaps between words)."""
-    lines: dict[int, list] = {}
+    """How many text rows share one column layout of three or more cells.
+
+    A table row's cells are separate text lines side by side, and the rows of a table
+    repeat the same cell positions (left edges, or centres for centred cells). Prose does
+    not: even when MuPDF splits a widely justified line into words, the positions differ
+    from line to line."""
+    rows: dict[int, dict] = {}
     for w in words:
-        lines.setdefault(round(w[3] / 3), []).append(w)
-    count = 0
-    for ws in lines.values():
-        ws.sort(key=lambda w: w[0])
-        cells = 1 + sum(1 for a, b in zip(ws, ws[1:]) if b[0] - a[2] > 12)
-        count += cells >= 3
-    return count
+        cells = rows.setdefault(round(w[3] / 3), {})
+        x0, x1 = cells.get((w[5], w[6]), (w[0], w[2]))
+        cells[(w[5], w[6])] = (min(x0, w[0]), max(x1, w[2]))
+    layouts: Counter = Counter()
+    for cells in rows.values():
+        if len(cells) >= 3:
+            spans = sorted(cells.values())
+            layouts[tuple(round(a / 6) for a, _ in spans)] += 1
+            layouts[("centre",) + tuple(round((a + b) / 12) for a, b in spans)] += 1
+    return max(layouts.values(), default=0)
 
 
 def candidate(page, index: int, text: str, words) -> Candidate | None:
@@ -106,6 +117,21 @@ def candidate(page, index: int, text: str, words) -> Candidate | None:
     if has_caption or _grid_rows(words) >= MIN_GRID_ROWS:
         return Candidate(index, None, False)
     return None
+
+
+class WordIndex:
+    """The page's words sorted by vertical centre, so a row's words are found by bisection."""
+
+    def __init__(self, words):
+        self.words = sorted(words, key=lambda w: w[1] + w[3])
+        self.keys = [(w[1] + w[3]) / 2 for w in self.words]
+
+    def in_band(self, y0: float, y1: float) -> list:
+        return self.words[bisect.bisect_left(self.keys, y0):bisect.bisect_right(self.keys, y1)]
+
+    def row_texts(self, row) -> list[str]:
+        band = self.in_band(row.bbox[1], row.bbox[3])
+        return [_cell_text(band, cell) for cell in row.cells]
 
 
 def _cell_text(words, cell) -> str:
@@ -135,16 +161,19 @@ def page_parts(page, cand: Candidate, words, text: str) -> list[Part]:
     found = page.find_tables(**find_tables_kwargs(cand)).tables
     parts = []
     captions = _caption_positions(page, text)
+    index = WordIndex(words) if found else None
     for table in found:
-        rows = [[_cell_text(words, c) for c in row.cells] for row in table.rows]
+        rows = [index.row_texts(row) for row in table.rows]
         rows = [r for r in rows if any(r)]
         if len(rows) < 2 or len(rows[0]) < 2:
             continue
         bbox = tuple(table.bbox)
+        caption = _caption_for(bbox, captions)
+        if cand.clip is None and not cand.vertical_rules and caption is None:
+            continue  # found by text alignment alone, without a caption: too often prose
         heights = sorted(r.bbox[3] - r.bbox[1] for r in table.rows)
         columns = [c[0] for c in table.rows[0].cells if c is not None]
-        parts.append(Part(cand.page, bbox, columns, rows, _caption_for(bbox, captions),
-                          heights[len(heights) // 2]))
+        parts.append(Part(cand.page, bbox, columns, rows, caption, heights[len(heights) // 2]))
     return parts
 
 
