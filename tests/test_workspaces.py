@@ -162,6 +162,9 @@ def test_clean_checkout_reproduces_the_snapshot(call, lab, campaign, baseline, t
     assert (dest / "model.py").read_text() == "LR = 0.7\n"
     assert sh_git(dest, "rev-parse", "HEAD") == sha
     assert not (dest / "data" / "test_labels.csv").exists()
+    # Only the final evaluation puts the held-out files back, into such a checkout.
+    assert workspaces.place_held_out(lab, campaign, dest) == ["data/test_labels.csv"]
+    assert (dest / "data" / "test_labels.csv").read_text() == "y\n1\n"
 
 
 def test_snapshot_runs_no_repository_hooks(call, lab, campaign, baseline):

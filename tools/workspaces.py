@@ -33,7 +33,7 @@ DIFF_PAGE_CHARS = 40_000
 MAX_SNAPSHOT_FILE_BYTES = 50 * 1024 * 1024
 
 __all__ = ["ProtectedReport", "campaign_repo", "ensure_worktree", "snapshot", "verify_protected",
-           "restore_protected", "held_out_dir", "clean_checkout", "worktree_path", "diff_text"]
+           "restore_protected", "held_out_dir", "place_held_out", "clean_checkout", "worktree_path", "diff_text"]
 
 
 def campaign_dir(lab: Lab, campaign_id: int) -> Path:
@@ -52,6 +52,18 @@ def worktree_path(lab: Lab, campaign_id: int, trial_id: int) -> Path:
 def held_out_dir(lab: Lab, campaign_id: int) -> Path:
     """Where the campaign's held-out files live; only the final evaluation mounts them."""
     return lab.path("held_out", campaign_id)
+
+
+def place_held_out(lab: Lab, campaign_id: int, dest: Path) -> list[str]:
+    """Copy the held-out files back to their places under ``dest`` (a clean checkout for
+    the final evaluation; never a trial's worktree). Returns the paths placed."""
+    source = held_out_dir(lab, campaign_id)
+    placed = protected.repo_files(source) if source.is_dir() else []
+    for rel in placed:
+        target = Path(dest) / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / rel, target, follow_symlinks=False)
+    return placed
 
 
 def protected_store(lab: Lab, campaign_id: int) -> Path:
