@@ -106,6 +106,9 @@ def test_venv_build_from_campaign_repo_then_instant_reuse(call, lab, campaign):
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip()
     assert call("campaign_get", campaign=campaign)["env_id"] == first.env.id
+    readable = envs.readable_paths(lab, first.env.id)
+    assert readable[0] == python.parent.parent
+    assert any(python.resolve().is_relative_to(p) for p in readable[1:])  # the base interpreter
 
     again = call("env_build", campaign=campaign, overrides={"packages": ["tomli"]})
     assert again["reused"] is True and again["env"]["id"] == first.env.id

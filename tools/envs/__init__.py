@@ -73,6 +73,21 @@ def python_path(lab: Lab, env_id: str) -> Path:
     return Path(env.location) / "bin" / "python"
 
 
+def readable_paths(lab: Lab, env_id: str) -> list[Path]:
+    """What a sandboxed run needs to read to use a venv environment: the venv and the
+    installation of the interpreter it links to (``home`` in pyvenv.cfg)."""
+    python = python_path(lab, env_id)
+    venv = python.parent.parent
+    paths = [venv]
+    config = venv / "pyvenv.cfg"
+    for line in config.read_text().splitlines() if config.exists() else []:
+        key, _, value = line.partition("=")
+        if key.strip() == "home" and value.strip():
+            home = Path(value.strip()).resolve()
+            paths.append(home.parent if home.name == "bin" else home)
+    return paths
+
+
 def _ready(lab: Lab, env_id: str) -> Environment | None:
     """The environment if it is ready and its venv or image still exists."""
     try:
