@@ -32,10 +32,11 @@ def have_uv() -> bool:
 def test_detects_requirements_with_includes_and_skips_options(tmp_path):
     (tmp_path / "requirements.txt").write_text(
         "# comment\nnumpy>=1.26  # inline\n-r extra.txt\n-e .\n--index-url https://evil.example/simple\n"
-        "./local_pkg\ngit+https://example.com/x.git\ntorch==2.3.0; sys_platform == 'linux'\n")
+        "./local_pkg\ngit+https://example.com/x.git\ntorch==2.3.0; sys_platform == 'linux'\n"
+        "attrs==23.2.0 \\\n    --hash=sha256:0123\n")
     (tmp_path / "extra.txt").write_text("tqdm\n-r ../../etc/passwd\n")
     python, requirements, sources = detect(tmp_path)
-    assert requirements == ["numpy>=1.26", "tqdm", "torch==2.3.0; sys_platform == 'linux'"]
+    assert requirements == ["numpy>=1.26", "tqdm", "torch==2.3.0; sys_platform == 'linux'", "attrs==23.2.0"]
     assert sources == ["requirements.txt"] and python is None
 
 

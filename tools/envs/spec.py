@@ -97,20 +97,23 @@ class EnvSpec(BaseModel):
 
 
 def _requirements_file(path: Path, root: Path, depth: int = 0) -> list[str]:
+    """Requirement lines of a pip requirements file, following ``-r`` includes that stay
+    inside ``root``. Options, editables, paths, URLs and per-line hashes are dropped."""
     found = []
-    for raw in path.read_text(errors="replace").splitlines():
-        line = raw.split(" #")[0].strip()
-        if not line or line.startswith("#"):
+    text = re.sub(r"\\\n", " ", path.read_text(errors="replace"))  # join continued lines
+    for raw in text.splitlines():
+        line = re.sub(r"(^|\s)#.*", "", raw).strip()
+        if not line:
             continue
-        if line.startswith(("-r ", "--requirement ", "-r")) and depth < MAX_INCLUDE_DEPTH:
-            name = line.split(maxsplit=1)[1] if " " in line else line[2:]
-            included = (path.parent / name.strip()).resolve()
-            if included.is_file() and root.resolve() in included.parents:
+        include = re.match(r"^(?:-r|--requirement)[=\s]*(\S+)$", line)
+        if include:
+            included = (path.parent / include.group(1)).resolve()
+            if depth < MAX_INCLUDE_DEPTH and included.is_file() and root.resolve() in included.parents:
                 found += _requirements_file(included, root, depth + 1)
             continue
         if line.startswith("-") or line.startswith((".", "/", "~")) or "://" in line:
             continue  # options, editables, paths and URLs: not something to pin by name
-        found.append(" ".join(line.split()))
+        found.append(" ".join(w for w in line.split() if not w.startswith("--hash")))
     return found
 
 
