@@ -89,3 +89,32 @@ def test_gpu_placement_by_free_memory_then_utilisation_and_sharing():
     assert queue.choose_gpus(1, 50, [gpu(0, 1_000, 0)], {0: [40]}) is None
     assert queue.choose_gpus([0, 1], 10, states, {}) == [0, 1]
     assert queue.choose_gpus([0], None, states, {0: [10]}) is None
+
+
+def test_launcher_forks_supervisors_and_runs_go_on_without_it(lab, workdir):
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    from sotalab.tools.runs import launcher
+
+    first = queue.submit(lab, queue.RunRequest(argv=["true"], cwd=str(workdir)))
+    assert queue.wait(lab, first, 30)["status"] == "succeeded"
+    sock = lab.path("runs", launcher.SOCKET)
+    deadline = time.monotonic() + 20
+    while not sock.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sock.exists(), "the first run should have started a launcher"
+    second = queue.submit(lab, queue.RunRequest(argv=["sleep", "1"], cwd=str(workdir)))
+    supervisor = psutil.Process(queue.get_row(lab, second)["supervisor_pid"])
+    forker = supervisor.parent()
+    assert "sotalab.tools.runs.launcher" in " ".join(forker.cmdline())
+    forker.send_signal(signal.SIGKILL)  # the launcher dies: its supervisors and later runs carry on
+    forker.wait(10)
+    assert sock.exists()  # stale socket: nobody answers
+    assert queue.wait(lab, second, 30)["status"] == "succeeded"
+    third = queue.submit(lab, queue.RunRequest(argv=["echo", "fallback"], cwd=str(workdir)))
+    assert queue.wait(lab, third, 30)["status"] == "succeeded"
+    assert os.path.getsize(lab.path("runs", third, "output.head")) > 0

@@ -320,12 +320,14 @@ def _summarise(lab, campaign, trial, seed_runs, restored, held_out, record, gpu_
 
 
 def _charge(lab: Lab, campaign: Campaign, trial: trials.Trial, gpu_hours: float) -> None:
-    with lab.db.conn:
-        current = campaigns.load(lab, campaign.id).spent or {}
+    # Read-modify-write in one transaction: two evaluations may finish at once.
+    with ledger.transaction(lab.db) as db:
+        current = ledger.loads(db.execute("SELECT spent FROM campaigns WHERE id = ?", [campaign.id]).fetchone()[0], {})
         current["gpu_hours"] = round(current.get("gpu_hours", 0.0) + gpu_hours, 6)
         if trial.evaluated_at is None:
             current["trials"] = current.get("trials", 0) + 1
-        campaigns.set_fields(lab, campaign.id, spent=current)
+        db.execute("UPDATE campaigns SET spent = ?, updated_at = ? WHERE id = ?",
+                   [ledger.dumps(current), ledger.now(), campaign.id])
 
 
 def _record(lab: Lab, result: EvaluationResult) -> None:

@@ -11,6 +11,7 @@ import fcntl
 import json
 import sqlite3
 from collections.abc import Callable
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -286,3 +287,20 @@ def migrate(db: sqlite_utils.Database) -> int:
 
 def schema_version(db: sqlite_utils.Database) -> int:
     return db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0]
+
+
+@contextmanager
+def transaction(db: sqlite_utils.Database):
+    """One write transaction (BEGIN IMMEDIATE ... COMMIT) on an autocommit connection.
+
+    ``with db.conn:`` does not open one when ``isolation_level=None``: each statement
+    commits on its own. Inside, use ``db.execute`` (sqlite-utils' table methods commit
+    through ``with conn:`` and would end the transaction early).
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

@@ -29,7 +29,7 @@ from pathlib import Path
 from .. import ledger
 from ..errors import InvalidInput, LabError, NotFound
 from ..home import Lab
-from . import sandbox
+from . import launcher, sandbox
 from .logcap import DEFAULT_CAP_BYTES, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,7 @@ REQUEST = "request.json"
 # allowlist in sandbox.run_env): never the server's tokens, which a run could otherwise
 # read from its parent's /proc/<pid>/environ.
 SUPERVISOR_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "HOME", "PYTHONPATH", "VIRTUAL_ENV",
-                  "DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "CUDA_DEVICE_ORDER",
-                  "SOTALAB_CPU_SLOTS")
+                  "DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "CUDA_DEVICE_ORDER")
 
 _children: dict[int, subprocess.Popen] = {}  # supervisors this process started, reaped in dispatch
 _thread_lock = threading.Lock()
@@ -123,12 +122,13 @@ def submit(lab: Lab, req: RunRequest) -> int:
     }
     # One transaction: no dispatcher (another thread, a supervisor) may see the queued
     # row before its request file exists.
-    with lab.db.conn:
-        run_id = lab.db["runs"].insert(row).last_pk
+    with ledger.transaction(lab.db) as db:
+        run_id = db.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                            list(row.values())).lastrowid
         run_dir = lab.path("runs", run_id)
         (run_dir / "out").mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / REQUEST, asdict(req), durable=False)
-        lab.db["runs"].update(run_id, {"run_dir": str(run_dir)})
+        db.execute("UPDATE runs SET run_dir = ? WHERE id = ?", [str(run_dir), run_id])
     dispatch(lab)
     return run_id
 
@@ -272,21 +272,34 @@ def _launch(lab: Lab, row: dict, gpu_ids: list[int]) -> None:
         "wall_s": req.wall_s, "grace_s": req.grace_s, "memory_gb": req.memory_gb,
         "gpu_memory_gb": req.gpu_memory_gb, "artifact_mb": req.artifact_mb,
         "telemetry_interval_s": req.telemetry_interval_s, "log_cap_bytes": req.log_cap_bytes,
+        "cpu_slots": cpu_slots(),  # the supervisor dispatches at its end with the server's setting
     }
     write_json_atomic(run_dir / "spec.json", spec, durable=False)
+    supervisor_pid = _start_supervisor(lab, run_dir)
+    resources = ledger.loads(row["resources"], {})
+    resources.update({"gpu_ids": gpu_ids, "gpu_uuids": uuids, "sandbox": kind})
+    lab.db["runs"].update(run_id, {
+        "status": "running", "reason": None, "started_at": ledger.now(), "supervisor_pid": supervisor_pid,
+        "supervisor_ctime": _ctime(supervisor_pid), "resources": ledger.dumps(resources),
+        "container": docker["name"] if docker else None,
+    })
+
+
+def _start_supervisor(lab: Lab, run_dir: Path) -> int:
+    """Fork the supervisor from the lab's launcher (fast), or start it as its own
+    process and start a launcher for the next run."""
+    runs_dir = lab.path("runs")
+    pid = launcher.spawn(runs_dir, run_dir)
+    if pid:
+        return pid
     sup_env = {k: os.environ[k] for k in SUPERVISOR_ENV if k in os.environ}
     with open(run_dir / "supervisor.log", "ab") as sup_log:
         proc = subprocess.Popen([sys.executable, "-m", "sotalab.tools.runs.supervisor", str(run_dir)],
                                 cwd=run_dir, env=sup_env, stdin=subprocess.DEVNULL, stdout=sup_log,
                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
     _children[proc.pid] = proc
-    resources = ledger.loads(row["resources"], {})
-    resources.update({"gpu_ids": gpu_ids, "gpu_uuids": uuids, "sandbox": kind})
-    lab.db["runs"].update(run_id, {
-        "status": "running", "reason": None, "started_at": ledger.now(), "supervisor_pid": proc.pid,
-        "supervisor_ctime": _ctime(proc.pid), "resources": ledger.dumps(resources),
-        "container": docker["name"] if docker else None,
-    })
+    launcher.start_detached(runs_dir, lab.home, sup_env)
+    return proc.pid
 
 
 def _gpu_uuids(gpu_ids: list[int]) -> list[str]:

@@ -295,6 +295,7 @@ def main(argv: list[str]) -> int:
     from ..home import Lab
     from . import queue
 
+    os.environ["SOTALAB_CPU_SLOTS"] = str(sup.spec["cpu_slots"])
     lab = Lab.open(sup.spec["home"])
     queue.record_end(lab, sup.spec["run_id"], status)
     queue.dispatch(lab)

@@ -1,0 +1,165 @@
+"""A fork server for supervisors, one per lab home, so a run starts in milliseconds.
+
+Starting a supervisor as a fresh Python process costs tens of milliseconds of
+interpreter start-up and imports (more for the Docker client). The launcher is started
+once, imports everything a supervisor needs, and forks a supervisor per request. It is
+single-threaded, so forking is safe, and it opens no database: each supervisor opens
+its own ledger connection at the end.
+
+    python -m sotalab.tools.runs.launcher <lab home>
+
+It listens on ``runs/launcher.sock`` (mode 0600), holds ``runs/launcher.lock`` for its
+lifetime (one launcher per lab), reaps its supervisors, and exits after ``IDLE_S``
+seconds with nothing to do or when the lab home is gone. When it is not running, the
+queue starts the supervisor as its own process (the same code) and starts a launcher
+for next time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SOCKET = "launcher.sock"
+LOCK = "launcher.lock"
+IDLE_S = 120.0
+CONNECT_TIMEOUT_S = 2.0
+
+
+def spawn(runs_dir: Path, run_dir: Path) -> int | None:
+    """Ask the lab's launcher to fork a supervisor for ``run_dir``; its pid, or None
+    when no launcher answers."""
+    path = runs_dir / SOCKET
+    if not path.exists():
+        return None
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(CONNECT_TIMEOUT_S)
+            conn.connect(str(path))
+            conn.sendall(str(run_dir).encode() + b"\n")
+            reply = json.loads(conn.makefile("rb").readline() or b"{}")
+    except (OSError, ValueError):
+        return None
+    return reply.get("pid")
+
+
+def start_detached(runs_dir: Path, home: Path, env: dict[str, str]) -> None:
+    """Start a launcher for the lab in its own session; returns at once."""
+    with open(runs_dir / "launcher.log", "ab") as log:
+        subprocess.Popen([sys.executable, "-m", "sotalab.tools.runs.launcher", str(home)], cwd=runs_dir,
+                         env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                         start_new_session=True, close_fds=True)
+
+
+def _preload() -> None:
+    """Import what every supervisor needs, once, before any fork."""
+    import psutil  # noqa: F401
+
+    from .. import home, ledger  # noqa: F401
+    from . import queue, supervisor, telemetry  # noqa: F401
+
+    try:
+        import docker  # noqa: F401
+
+        from . import docker_exec  # noqa: F401
+    except ImportError:
+        pass
+
+
+def serve(home: Path) -> int:
+    runs_dir = home / "runs"
+    lock = open(runs_dir / LOCK, "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return 0  # another launcher serves this lab
+    _preload()
+    path = runs_dir / SOCKET
+    path.unlink(missing_ok=True)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    os.chmod(path, 0o600)
+    server.listen(64)
+    server.settimeout(0.5)
+    children: set[int] = set()
+    idle_since = time.monotonic()
+    try:
+        while runs_dir.is_dir():
+            _reap(children)
+            if children:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > IDLE_S:
+                break
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                idle_since = time.monotonic()
+                pid = _fork_supervisor(conn, server, lock, runs_dir)
+                if pid:
+                    children.add(pid)
+                conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+    finally:
+        if path.exists():
+            path.unlink(missing_ok=True)
+    return 0
+
+
+def _fork_supervisor(conn, server, lock, runs_dir: Path) -> int | None:
+    conn.settimeout(CONNECT_TIMEOUT_S)
+    try:
+        run_dir = Path(conn.makefile("rb").readline().decode().strip()).resolve()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if run_dir.parent != runs_dir.resolve() or not (run_dir / "spec.json").is_file():
+        return None
+    pid = os.fork()
+    if pid:
+        return pid
+    # The supervisor: its own session, the launcher's sockets and lock closed, its
+    # output to the run's supervisor.log, default signal handling.
+    code = 1
+    try:
+        server.close()
+        conn.close()
+        lock.close()
+        os.setsid()
+        log = os.open(run_dir / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        from . import supervisor
+
+        code = supervisor.main([str(run_dir)])
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _reap(children: set[int]) -> None:
+    for pid in list(children):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            children.discard(pid)
+
+
+if __name__ == "__main__":
+    sys.exit(serve(Path(sys.argv[1]).resolve()))
