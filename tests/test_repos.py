@@ -118,8 +118,9 @@ def test_bad_urls_are_refused(call_error, campaign, url):
     assert not Path("/tmp/sotalab-pwned").exists()
 
 
-def test_unknown_ref_says_so(call_error, upstream, campaign):
+def test_unknown_ref_says_so_and_leaves_nothing_behind(call, call_error, upstream, campaign):
     assert "not in the repository" in call_error("repo_clone", campaign=campaign, url=str(upstream), ref="nope")
+    assert call("repo_clone", campaign=campaign, url=str(upstream), ref="v1")["commit"]  # no replace needed
 
 
 def test_plain_directory_is_imported_as_one_commit(call, lab, tmp_path, campaign):

@@ -64,6 +64,45 @@ def _import_directory(source: Path, repo: Path) -> str:
     return gitcmd.out(repo, "rev-parse", "HEAD")
 
 
+def _clone_and_fix_baseline(lab: Lab, campaign: campaigns.Campaign, url: str, ref: str | None,
+                            args: RepoCloneIn, repo: Path, progress: Progress) -> tuple[str, str, dict, list[str]]:
+    """Clone, pin, record protected files, move held-out files, tag the baseline.
+    Returns (pinned commit, baseline commit, protected manifest, held-out files)."""
+    progress(0, 4, f"cloning {url}")
+    if Path(url).is_dir() and not (Path(url) / ".git").exists():
+        if ref:
+            raise InvalidInput(f"{url} is a plain directory, not a git repository; it has no ref {ref!r}",
+                               hint="omit ref to import the directory as it is")
+        pinned = _import_directory(Path(url), repo)
+    else:
+        clone = ["clone", "--quiet", "--no-checkout"]
+        if args.shallow:
+            clone += ["--depth", "1", "--no-single-branch"] if ref else ["--depth", "1"]
+        gitcmd.git(None, *clone, "--", url, str(repo))
+        progress(1, 4, "checking out the pinned commit")
+        pinned = _fetch_pinned(repo, ref, args.shallow) if ref else gitcmd.out(repo, "rev-parse", "HEAD")
+    gitcmd.git(repo, "checkout", "--quiet", "-B", "sotalab/main", pinned)
+    if args.submodules and (repo / ".gitmodules").exists():
+        progress(2, 4, "cloning submodules")
+        gitcmd.git(repo, "submodule", "update", "--init", "--recursive",
+                   *(["--depth", "1"] if args.shallow else []))
+    progress(3, 4, "recording protected files and moving held-out files")
+    manifest = protected.record_baseline(repo, workspaces.protected_store(lab, campaign.id),
+                                         campaign.protected_paths, campaign.held_out_paths)
+    held_dir = workspaces.held_out_dir(lab, campaign.id)
+    if held_dir.exists():
+        shutil.rmtree(held_dir)
+    held_dir.mkdir(parents=True)
+    moved = protected.move_held_out(repo, held_dir, campaign.held_out_paths)
+    gitcmd.git(repo, "add", "--all")
+    if gitcmd.git(repo, "diff", "--cached", "--quiet", check=False).returncode != 0:
+        gitcmd.git(repo, "commit", "--quiet", "--no-verify", "-m",
+                   f"sotalab: hold out {len(moved)} files from every trial")
+    baseline = gitcmd.out(repo, "rev-parse", "HEAD")
+    gitcmd.git(repo, "tag", "--force", workspaces.BASELINE_TAG, baseline)
+    return pinned, baseline, manifest, moved
+
+
 @tool(destructive=True, open_world=True)
 def repo_clone(lab: Lab, args: RepoCloneIn, progress: Progress) -> RepoInfo:
     """Clone the paper's code into the campaign (https, ssh, file:// or a local path),
@@ -84,38 +123,11 @@ def repo_clone(lab: Lab, args: RepoCloneIn, progress: Progress) -> RepoInfo:
                                hint="trials branch from it; create a new campaign for different code"
                                if has_worktrees else "pass replace=true to discard it")
             shutil.rmtree(repo)
-        progress(0, 4, f"cloning {url}")
-        if Path(url).is_dir() and not (Path(url) / ".git").exists():
-            if ref:
-                raise InvalidInput(f"{url} is a plain directory, not a git repository; it has no ref {ref!r}",
-                                   hint="omit ref to import the directory as it is")
-            pinned = _import_directory(Path(url), repo)
-        else:
-            clone = ["clone", "--quiet", "--no-checkout"]
-            if args.shallow:
-                clone += ["--depth", "1", "--no-single-branch"] if ref else ["--depth", "1"]
-            gitcmd.git(None, *clone, "--", url, str(repo))
-            progress(1, 4, "checking out the pinned commit")
-            pinned = _fetch_pinned(repo, ref, args.shallow) if ref else gitcmd.out(repo, "rev-parse", "HEAD")
-        gitcmd.git(repo, "checkout", "--quiet", "-B", "sotalab/main", pinned)
-        if args.submodules and (repo / ".gitmodules").exists():
-            progress(2, 4, "cloning submodules")
-            gitcmd.git(repo, "submodule", "update", "--init", "--recursive",
-                       *(["--depth", "1"] if args.shallow else []))
-        progress(3, 4, "recording protected files and moving held-out files")
-        manifest = protected.record_baseline(repo, workspaces.protected_store(lab, campaign.id),
-                                             campaign.protected_paths, campaign.held_out_paths)
-        held_dir = workspaces.held_out_dir(lab, campaign.id)
-        if held_dir.exists():
-            shutil.rmtree(held_dir)
-        held_dir.mkdir(parents=True)
-        moved = protected.move_held_out(repo, held_dir, campaign.held_out_paths)
-        gitcmd.git(repo, "add", "--all")
-        if gitcmd.git(repo, "diff", "--cached", "--quiet", check=False).returncode != 0:
-            gitcmd.git(repo, "commit", "--quiet", "--no-verify", "-m",
-                       f"sotalab: hold out {len(moved)} files from every trial")
-        baseline = gitcmd.out(repo, "rev-parse", "HEAD")
-        gitcmd.git(repo, "tag", "--force", workspaces.BASELINE_TAG, baseline)
+        try:
+            pinned, baseline, manifest, moved = _clone_and_fix_baseline(lab, campaign, url, ref, args, repo, progress)
+        except BaseException:
+            shutil.rmtree(repo, ignore_errors=True)  # a half-made clone must not block the next try
+            raise
     campaigns.set_fields(lab, campaign.id, repo_url=args.url, repo_commit=pinned)
     if campaign.baseline_trial_id is not None:
         workspaces.ensure_worktree(lab, campaign.baseline_trial_id)
