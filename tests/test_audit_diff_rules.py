@@ -234,3 +234,26 @@ def test_every_rule_is_listed_in_the_supervisor_red_lines():
     listed = {m[0]: (m[1], m[2]) for m in
               re.findall(r"^\| `([a-z-]+)` \| (\w+) \| (\w+) \|", text, re.MULTILINE)}
     assert listed == {r.id: (r.check, r.severity) for r in RULES.values()}
+
+
+def test_docstrings_and_doctests_are_prose():
+    body = '''
+def resample_rows(x):
+    """Resampling helpers; see split="test" and np.random.seed(0).
+
+    >>> rng = np.random.default_rng(42)
+    >>> print("accuracy=0.99")
+    """
+    return x
+'''
+    assert not rules_in(added_file_diff("helpers.py", body))
+    assert diff_rules.prose_lines([(1, 'x = 1'), (2, '"""doc'), (3, 'inside'), (4, '"""'), (5, 'y = 2')]) == {2, 3, 4}
+
+
+def test_a_metric_named_default_in_a_signature_is_not_a_literal():
+    assert not rules_in(change_diff("train.py", "pass", "def fit(x, precision=1.0, accuracy=0):"))
+    assert "metric-literal" in rules_in(change_diff("train.py", "pass", "logger.log(accuracy=0.99, step=3)"))
+
+
+def test_python_map_is_not_a_metric():
+    assert not rules_in(change_diff("train.py", "pass", "k = list(map(int, parts))"))

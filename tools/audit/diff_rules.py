@@ -23,7 +23,7 @@ EVAL_FILE_RE = re.compile(r"(^|/)(eval|evaluate|evaluation|evaluator|metric|metr
                           re.IGNORECASE)
 # Names that mean "a metric" whatever the campaign calls its own.
 GENERIC_METRICS = ("accuracy", "acc", "f1", "macro_f1", "micro_f1", "auc", "roc_auc", "auroc", "bleu", "rouge",
-                   "ndcg", "mrr", "map", "recall", "precision", "perplexity", "ppl", "wer", "cer", "score",
+                   "ndcg", "mrr", "recall", "precision", "perplexity", "ppl", "wer", "cer", "score",
                    "metric", "metrics", "evaluate", "compute_metrics", "top1", "top5")
 DATA_ATTR_RE = re.compile(r"load|split|dataset|data|loader|sampler|fold|fraction|val_|test_|_val|_test", re.IGNORECASE)
 SEED_ATTR_RE = re.compile(r"seed|default_rng|randomstate|prngkey", re.IGNORECASE)
@@ -36,9 +36,12 @@ SPLIT_RE = re.compile(r"train_test_split|Stratified\w*|stratif|\bGroupKFold\b|\b
                       r"|\bsplit_indices\b|\bload_splits\b|\bmake_splits?\b"
                       r"|\b(val|valid|validation|dev|test|train|holdout)_?(frac|fraction|ratio|size|split|pct|percent)\b",
                       re.IGNORECASE)
-EVAL_DATA_RE = re.compile(r"\b[xXyY]_?(val|valid|validation|dev|eval)\b\s*(\[|=(?!=))")
-RESAMPLE_RE = re.compile(r"resampl|oversampl|undersampl|\bSMOTE\b|relabel|flip_labels|label_noise|drop_hard"
-                         r"|hard_examples?|\bdedup", re.IGNORECASE)
+# Indexing validation data (filtering, relabelling) or unpacking a train/validation split.
+EVAL_DATA_RE = re.compile(r"\b[xXyY]_?(val|valid|validation|dev|eval)\b\s*\["
+                          r"|\b[xX]_?train\w*\s*,[^=]*\b[xXyY]_?(val|valid|validation|dev|test)\b[^=]*=(?!=)")
+OUTPUT_CALL_RE = re.compile(r"\b(print|log\w*|info|warning|dump|dumps|write|return|yield|report\w*|emit)\b")
+RESAMPLE_RE = re.compile(r"\w*(resampl|oversampl|undersampl|relabel|flip_label|label_noise|drop_hard|hard_example"
+                         r"|dedup)\w*\s*\(|\bSMOTE\b", re.IGNORECASE)
 TEST_FILE_RE = re.compile(r"""["'][^"']*(^|[/\\_.-]|["'])(test|tests|testing|heldout|held_out|holdout)([_.-]\w*)?"""
                           r"""\.(npz|npy|csv|tsv|jsonl?|parquet|pt|pth|pkl|pickle|h5|hdf5|arrow|tfrecords?|txt)["']""",
                           re.IGNORECASE)
@@ -90,13 +93,20 @@ class DiffContext:
         number = r"(?:-?\d*\.\d+(?:[eE]-?\d+)?|\b[01]\b)(?![\w}])"
         return re.compile(
             rf"""["'][^"']*(?<![A-Za-z0-9{{]){word}\s*[=:]\s*(?:{number})"""          # "accuracy=0.97" inside a string
-            rf"""|["']{word}["']\s*[:,]\s*(?:{number})"""              # {"accuracy": 0.97} / ("accuracy", 0.97)
-            rf"""|\b{word}\s*=\s*(?:{number})\s*[,)]""",               # print(accuracy=0.97) / dict(accuracy=1)
+            rf"""|["']{word}["']\s*[:,]\s*(?:{number})""",             # {"accuracy": 0.97} / ("accuracy", 0.97)
             re.IGNORECASE)
 
     @cached_property
+    def literal_kwarg_re(self) -> re.Pattern:
+        """print(accuracy=0.97) / dict(accuracy=1): only counted on output lines, since
+        the same shape is an ordinary default in a signature."""
+        number = r"(?:-?\d*\.\d+(?:[eE]-?\d+)?|\b[01]\b)(?![\w}])"
+        return re.compile(rf"\b{self.metric_word}\s*=\s*(?:{number})\s*[,)]", re.IGNORECASE)
+
+    @cached_property
     def metric_line_re(self) -> re.Pattern:
-        return re.compile(rf"{self.metric_word}|recall|precision|ndcg|hits?@|@\s*k\b|metric|score", re.IGNORECASE)
+        return re.compile(rf"(?<![A-Za-z0-9]){self.metric_word}(?![A-Za-z0-9])|hits?@|@\s*k\b|metric|score",
+                          re.IGNORECASE)
 
     @cached_property
     def held_out_markers(self) -> list[str]:
@@ -132,6 +142,26 @@ class DiffContext:
 def _is_comment(text: str) -> bool:
     stripped = text.strip()
     return not stripped or stripped.startswith(("#", "//", "--"))
+
+
+TRIPLE_QUOTES = re.compile(r"\"\"\"|\'\'\'")
+DOCSTRING_START = re.compile(r"^[rRbBuUfF]{0,2}(\"\"\"|\'\'\')")
+
+
+def prose_lines(lines: list[tuple[int, str]]) -> set[int]:
+    """Line numbers inside triple-quoted strings (docstrings, doctests), in a best-effort
+    scan of the lines given in order; a gap in the numbering starts a fresh scan."""
+    prose, inside, previous = set(), False, None
+    for number, text in sorted(lines):
+        if previous is not None and number != previous + 1:
+            inside = False
+        previous = number
+        starts_inside = inside
+        if len(TRIPLE_QUOTES.findall(text)) % 2:
+            inside = not inside
+        if starts_inside or DOCSTRING_START.match(text.strip()):
+            prose.add(number)
+    return prose
 
 
 def _imported_modules(lines: list[str]) -> set[str]:
@@ -213,8 +243,13 @@ def _scan_file(fd: diffparse.FileDiff, ctx: DiffContext, source: str | None, out
     if fd.binary or suffix in PROSE_SUFFIXES:
         return
     is_config = suffix in CONFIG_SUFFIXES
-    added = [(n, t) for n, t in fd.added if not _is_comment(t)]
-    removed = [(n, t) for n, t in fd.removed if not _is_comment(t)]
+    if suffix == ".py":
+        new_lines = list(enumerate(source.splitlines(), start=1)) if source is not None else fd.context + fd.added
+        skip_new, skip_old = prose_lines(new_lines), prose_lines(fd.removed)
+    else:
+        skip_new = skip_old = set()
+    added = [(n, t) for n, t in fd.added if not _is_comment(t) and n not in skip_new]
+    removed = [(n, t) for n, t in fd.removed if not _is_comment(t) and n not in skip_old]
 
     # Rules on what the trial's code now does (added lines).
     patch_re = None
@@ -222,7 +257,7 @@ def _scan_file(fd: diffparse.FileDiff, ctx: DiffContext, source: str | None, out
         lines = source.splitlines() if source is not None else [t for _, t in fd.context + fd.added]
         patch_re = _patch_re(_imported_modules(lines))
     for number, text in added:
-        if ctx.literal_re.search(text):
+        if ctx.literal_re.search(text) or (OUTPUT_CALL_RE.search(text) and ctx.literal_kwarg_re.search(text)):
             out.add("metric-literal", path, number, text, "a literal metric value is printed, returned or written")
         if ctx.metrics_file_re and ctx.metrics_file_re.search(text):
             out.add("metrics-file-write", path, number, text, "touches a file the evaluator reads metrics from")
