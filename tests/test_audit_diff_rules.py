@@ -238,7 +238,7 @@ def test_every_rule_is_listed_in_the_supervisor_red_lines():
 
 def test_docstrings_and_doctests_are_prose():
     body = '''
-def resample_rows(x):
+def helper(x):
     """Resampling helpers; see split="test" and np.random.seed(0).
 
     >>> rng = np.random.default_rng(42)
