@@ -263,9 +263,11 @@ class Demo:
         self.role(8, "supervisor", "audit every gain, disqualify cheats, finalize on the held-out split")
         for name, *_ in PLAN:
             trial_id = self.ids[name]
-            done = [a for a in (await self.call("audit_list", trial=trial_id, quiet=True))["audits"]
-                    if a["depth"] == "full"]
-            audit = done[0] if done else await self.call("audit_trial", trial=trial_id, depth="full")
+            done = (await self.call("audit_list", trial=trial_id, depth="full", quiet=True))["audits"]
+            if done:
+                audit = await self.call("audit_get", audit=done[0]["id"])
+            else:
+                audit = await self.call("audit_trial", trial=trial_id, depth="full")
             self.audits[name] = audit
             self.note(f"trial {trial_id} ({name}): {audit['verdict'].upper()}")
             for check in audit["checks"]:
@@ -273,13 +275,26 @@ class Demo:
                     rules = sorted({e["rule"] for e in check.get("evidence", []) if e.get("rule")})
                     self.note(f"    {check['name']}: {check['verdict']} — {check['summary'][:160]}"
                               + (f" [{', '.join(rules)}]" if rules else ""))
-        campaign = await self.call("campaign_get", campaign=self.campaign["id"], quiet=True)
-        if campaign["status"] == "done" and campaign["spent"].get("finalize_calls"):
-            self.note("campaign already finalized")
-            self.final = campaign.get("final") or campaign["spent"].get("final")
+        cid = self.campaign["id"]
+        campaign = await self.call("campaign_get", campaign=cid, quiet=True)
+        if campaign["spent"].get("finalize_calls"):
+            # The held-out split is not for probing: read the recorded result instead.
+            hits = (await self.call("note_search", query="finalization", campaign=cid, kind="decision"))["hits"]
+            if not hits:
+                raise DemoFailed(f"campaign {cid} was finalized but its result note is missing; run with --fresh")
+            self.final = json.loads(hits[0]["note"]["body"])
+            self.note(f"already finalized (finalization {self.final['id']}), not touching the held-out split again")
         else:
-            self.final = await self.call("campaign_finalize", campaign=self.campaign["id"])
-        self.note(f"final (held-out): {json.dumps(self.final)[:400]}")
+            self.final = await self.call("campaign_finalize", campaign=cid)
+            await self.call("note_add", campaign=cid, trial=self.final["best"]["trial"], kind="decision",
+                            title=f"finalization {self.final['id']}: held-out result", tags=["finalization"],
+                            body=json.dumps(self.final))
+            await self.call("campaign_update", campaign=cid, status="done")
+        f = self.final
+        interval = f"[{f['interval'][0]:+.4f}, {f['interval'][1]:+.4f}]" if f.get("interval") else "n/a"
+        self.note(f"held-out {f['metric']}: trial {f['best']['trial']} {f['best']['mean']:.4f} vs baseline "
+                  f"{f['baseline']['mean']:.4f} over {len(f['best']['scores'])} seeds: gain {f['gain']:+.4f}, "
+                  f"95% interval {interval}, p={f['p_value']:.2g}")
 
     # ---------------------------------------------------------------- results
 
@@ -292,12 +307,15 @@ class Demo:
 
     async def results(self) -> tuple[dict, dict]:
         board = await self.call("leaderboard", campaign=self.campaign["id"], limit=10)
+        claims = await self.call("leaderboard", campaign=self.campaign["id"], limit=10, claims_only=True)
         lineage = await self.call("trial_lineage", trial=self.ids["baseline"], max_depth=10)
         self.lab.say("\nLeaderboard (evaluator-owned validation accuracy):")
         for e in board["entries"]:
             t = e["trial"]
             self.lab.say(f"  {e['rank']:>2}. trial {t['id']:<3} {t['kind']:<8} {fmt(t['score'])} ± {fmt(e['score_std'])} "
                          f"Δbaseline {fmt(e['delta_baseline'])}  {t['label'] or '':<12} {t['hypothesis'][:60]}")
+        self.lab.say("Claims (valid full audit): " + (", ".join(
+            f"trial {e['trial']['id']} {fmt(e['trial']['score'])}" for e in claims["entries"]) or "none"))
         self.lab.say("\nLineage:")
         for line in lineage_lines(lineage["tree"]):
             self.lab.say("  " + line)
@@ -349,11 +367,19 @@ async def write_report(demo: Demo, board: dict, lineage: dict) -> Path:
         lines.append(f"### trial {demo.ids[name_]} — {name_}: **{audit['verdict']}**")
         lines += ["", audit["reason"], ""]
         for check in audit["checks"]:
-            evidence = check.get("evidence")
-            lines.append(f"- {check['name']}: {check['verdict']}"
-                         + (f" — {json.dumps(evidence)[:300]}" if evidence and check["verdict"] != "pass" else ""))
+            lines.append(f"- {check['name']}: {check['verdict']} — {check['summary']}")
+            lines += [f"  - `{e.get('rule')}` {e.get('file') or ''}:{e.get('line') or ''} `{e.get('value')}`"
+                      for e in check.get("evidence", []) if e.get("rule") and check["verdict"] != "pass"]
         lines.append("")
-    lines += ["## Final evaluation on the held-out split", "", "```json", json.dumps(demo.final, indent=1), "```", "",
+    f = demo.final
+    lines += ["## Final evaluation on the held-out split", "",
+              f"Finalization {f['id']} (audit {f['audit']}), {len(f['best']['scores'])} seeds, the held-out split "
+              "mounted for these two evaluations only.", "",
+              f"| trial | held-out {f['metric']} (mean) | per seed |", "| --- | --- | --- |",
+              *[f"| {r['trial']} ({label}) | {r['mean']:.4f} | "
+                f"{', '.join(f'{v:.4f}' for v in r['scores'].values())} |"
+                for label, r in (("best valid", f["best"]), ("baseline", f["baseline"]))], "",
+              f"Gain {f['gain']:+.4f}, 95% interval {f.get('interval')}, p = {f.get('p_value')}.", "",
               "## Lineage", "", "```", *lineage_lines(lineage["tree"]), "```", ""]
     if winner:
         lines += [f"## Winning patch (trial {winner['trial']['id']}, against the baseline)", "",
