@@ -20,6 +20,9 @@ p { text-align: justify; margin-bottom: 4pt; }
 table { border-collapse: collapse; width: 100%; }
 td, th { border: 1px solid black; padding: 2pt; font-size: 8pt; }
 .caption { font-size: 9pt; margin-top: 6pt; margin-bottom: 4pt; }
+table.booktabs { border-top: 1.5px solid black; border-bottom: 1.5px solid black; }
+table.booktabs td, table.booktabs th { border: none; }
+table.booktabs tr.head th { border-bottom: 0.8px solid black; }
 """
 SENTENCES = [
     "We study the behaviour of learned representations under distribution shift.",
@@ -39,12 +42,14 @@ class Table:
     caption: str
     header: list[str]
     rows: list[list[str]]
+    booktabs: bool = False  # horizontal rules only (top, under the header, bottom), as LaTeX papers print
 
     def html(self) -> str:
         head = "".join(f"<th>{h}</th>" for h in self.header)
         body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in self.rows)
+        style = ' class="booktabs"' if self.booktabs else ""
         return (f'<p class="caption">Table {self.number}: {self.caption}</p>'
-                f"<table><tr>{head}</tr>{body}</table>")
+                f'<table{style}><tr class="head">{head}</tr>{body}</table>')
 
 
 @dataclass
@@ -63,6 +68,8 @@ class Paper:
     sections: list[Section]
     code_url: str = "https://github.com/example-lab/sharp-nets"
     footnote: str = "Code: "
+    closing: str = ""  # extra HTML at the end of the last section
+    outline: bool = True
 
 
 def _paragraphs(n: int, topic: str) -> str:
@@ -118,12 +125,15 @@ def render(paper: Paper) -> bytes:
         if section.inline:
             html += "".join(t.html() for t in section.tables)
         html += _paragraphs(section.paragraphs - 2, section.title)
+        if index == len(paper.sections) - 1:
+            html += paper.closing
         _place(writer, pymupdf.Story(html, user_css=CSS), _columns(), pages)
         for table in [] if section.inline else section.tables:
             _place(writer, pymupdf.Story(table.html(), user_css=CSS), full, pages)
     writer.close()
     doc = pymupdf.open("pdf", buffer.getvalue())
-    doc.set_toc(toc)
+    if paper.outline:
+        doc.set_toc(toc)
     first = doc[0]
     y = PAGE_H - MARGIN - 10
     first.draw_line((MARGIN, y - 12), (MARGIN + 120, y - 12), width=0.5)
@@ -162,8 +172,12 @@ def sample_paper() -> Paper:
             ]),
             Section("4 Ablations", 3, [Table(4, "Ablation of the components; error rate (%).", ["Variant", "Error (%)", "Time (h)"],
                                              [["full", "2.8", "5.0"], ["no warmup", "3.4", "4.9"], ["no SAM", "3.9", "3.1"]])]),
-            Section("5 Conclusion", 2),
+            Section("5 Conclusion", 3, [Table(5, "Translation quality (BLEU) on WMT14 En-De.", ["Model", "BLEU", "chrF"],
+                                              [["Transformer", "27.3", "55.1"], ["Ours", "29.8", "57.0"],
+                                               ["Ours-large", "30.4", "57.9"]], booktabs=True)], inline=True),
         ],
+        closing="<p>Baselines: https://github.com/other-lab/baseline-code and the checkpoints at "
+                "https://huggingface.co/example-lab/sharp-nets-base and https://example.org/unrelated.</p>",
     )
 
 

@@ -18,6 +18,7 @@ from papers_pdfgen import render, sample_paper
 from sotalab.tools.papers import fetch
 
 SAMPLE = sample_paper()
+TABLES = [t for s in SAMPLE.sections for t in s.tables]
 LONG_TABLE = SAMPLE.sections[2].tables[1]
 
 
@@ -219,10 +220,13 @@ def test_fetch_by_id_extracts_what_was_put_in(arxiv, call):
     assert [o["title"] for o in info["outline"]] == [s.title for s in SAMPLE.sections]
     assert info["outline_source"] == "pdf"
     assert info["code_links"][0] == {"url": SAMPLE.code_url, "kind": "github", "page": 1, "footnote": True, "rank": 1}
-    assert all("example.org" not in link["url"] for link in info["code_links"])
+    # then the links printed in the text of the last page (one broken across columns), not example.org
+    assert [(link["url"], link["kind"]) for link in info["code_links"][1:]] == [
+        ("https://github.com/other-lab/baseline-code", "github"),
+        ("https://huggingface.co/example-lab/sharp-nets-base", "huggingface")]
     captions = [c["caption"] for c in info["table_captions"]]
     assert captions == [f"Table {t.number}: {t.caption}" for s in SAMPLE.sections for t in s.tables]
-    assert info["tables"] == 4
+    assert info["tables"] == len(TABLES)
     assert info["warnings"] == []
     assert info["cached"] is False
 
@@ -252,7 +256,7 @@ def test_fetch_accepts_every_kind_of_arxiv_source(arxiv, call, source, key):
 def test_fetch_by_https_style_url_and_local_path(arxiv, call, lab, paper_pdf, monkeypatch, tmp_path):
     arxiv.files["/papers/sharp.pdf"] = (200, "application/pdf", paper_pdf)
     by_url = call("paper_fetch", source=arxiv.base + "/papers/sharp.pdf")
-    assert by_url["id"].startswith("url-") and by_url["tables"] == 4
+    assert by_url["id"].startswith("url-") and by_url["tables"] == len(TABLES)
     assert by_url["title"] == SAMPLE.title
     monkeypatch.chdir(tmp_path)
     (tmp_path / "local.pdf").write_bytes(paper_pdf)
@@ -280,7 +284,7 @@ def test_extra_roots_come_from_the_environment(call, call_error, lab, paper_pdf,
     monkeypatch.chdir(lab.home)
     assert "outside the directories" in call_error("paper_fetch", source=str(elsewhere / "p.pdf"))
     monkeypatch.setenv("SOTALAB_PAPER_ROOTS", f"/nonexistent{fetch.os.pathsep}{elsewhere}")
-    assert call("paper_fetch", source=str(elsewhere / "p.pdf"))["tables"] == 4
+    assert call("paper_fetch", source=str(elsewhere / "p.pdf"))["tables"] == len(TABLES)
 
 
 # ---------------------------------------------------------------- read, tables, results
@@ -325,6 +329,18 @@ def test_read_section(call, fetched):
     assert call("paper_read", paper=fetched, section="2")["section"] == "2 Method"
 
 
+def test_outline_from_headings_when_the_pdf_has_none(call, tmp_path, monkeypatch):
+    paper = sample_paper()
+    paper.outline = False
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "no-outline.pdf").write_bytes(render(paper))
+    info = call("paper_fetch", source="no-outline.pdf")
+    assert info["outline_source"] == "headings"
+    assert [o["title"] for o in info["outline"]] == ["Abstract"] + [s.title for s in paper.sections]
+    section = call("paper_read", paper=info["id"], section="4")
+    assert section["section"] == "4 Ablations" and "Table 4: Ablation" in section["text"]
+
+
 def test_read_errors(call, call_error, fetched):
     assert "no section matching 'Related work'" in call_error("paper_read", paper=fetched, section="Related work")
     assert "outside 1-" in call_error("paper_read", paper=fetched, pages="30-31")
@@ -344,11 +360,11 @@ def test_tables_stitch_the_three_page_table(call, fetched):
 
 def test_tables_match_what_was_put_in_and_page(call, fetched):
     result = call("paper_tables", paper=fetched, limit=2)
-    assert result["total"] == 4 and result["next_cursor"] == "2"
+    assert result["total"] == len(TABLES) and result["next_cursor"] == "2"
     rest = call("paper_tables", paper=fetched, cursor=result["next_cursor"], max_rows=5)
-    expected = [t for s in SAMPLE.sections for t in s.tables]
     got = result["tables"] + rest["tables"]
-    for table, want in zip(got, expected):
+    assert len(got) == len(TABLES)
+    for table, want in zip(got, TABLES):
         assert table["caption"] == f"Table {want.number}: {want.caption}"
         assert table["header"] == want.header
         assert table["rows"] == want.rows[:len(table["rows"])]
@@ -364,7 +380,9 @@ def test_results_find_the_metric_cells(call, fetched):
     assert {c["value"] for c in top1["cells"]} == {69.8, 70.9, 71.6}
     errors = call("paper_results", paper=fetched, metric="error rate")
     assert [c["value"] for c in errors["cells"]] == [2.8, 3.4, 3.9]
-    assert call("paper_results", paper=fetched, metric="BLEU")["total"] == 0
+    bleu = call("paper_results", paper=fetched, metric="bleu")  # from the booktabs table
+    assert [(c["row_header"], c["value"]) for c in bleu["cells"]] == [("Transformer", 27.3), ("Ours", 29.8), ("Ours-large", 30.4)]
+    assert call("paper_results", paper=fetched, metric="F1 score")["total"] == 0
 
 
 # ---------------------------------------------------------------- bad input

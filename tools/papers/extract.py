@@ -22,6 +22,7 @@ EXTRACTION_VERSION = 1
 MAX_PAGES = 500
 NO_TEXT_WARNING = "no text layer, OCR not attempted"
 URL = re.compile(r"https?://[^\s<>\"'()\[\]{}]+", re.IGNORECASE)
+URL_TAIL = re.compile(r"^[\w%~+#?=&-]*[/_-][\w./%~+#?=&-]*$")
 HEADING = re.compile(r"^((\d+(\.\d+){0,2})\.?|[IVX]+\.|[A-H]\.?)\s+[A-Z][^.]{1,80}$|"
                      r"^(Abstract|References|Acknowledg(e)?ments?|Conclusions?|Appendix)$", re.IGNORECASE)
 FOOTNOTE_ZONE = 0.85  # below this fraction of the page height a link counts as a footnote
@@ -72,8 +73,12 @@ def _links(page, index: int, words) -> list[dict]:
         uri = link.get("uri")
         if uri:
             found.append((uri, link["from"].y1, "annotation"))
-    for x0, y0, x1, y1, word, *_ in words:
+    for i, (x0, y0, x1, y1, word, *_) in enumerate(words):
         for url in URL.findall(word):
+            # a URL broken at a line end ("https://hf.co/example-" + "lab/model") continues
+            # with the next word when that looks like the rest of a path
+            if url.endswith(("-", "/", "_", ".")) and i + 1 < len(words) and URL_TAIL.match(words[i + 1][4]):
+                url += words[i + 1][4]
             found.append((url, y1, "text"))
     out = []
     for url, bottom, origin in found:

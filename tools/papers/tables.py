@@ -26,6 +26,7 @@ class Candidate:
     page: int  # 0-based
     clip: tuple[float, float, float, float] | None  # region the rules span; None: whole page
     vertical_rules: bool
+    horizontal: list = field(default_factory=list, repr=False)  # the rules, for booktabs tables
 
 
 @dataclass
@@ -113,7 +114,7 @@ def candidate(page, index: int, text: str, words) -> Candidate | None:
         segs = horizontal + vertical
         clip = (min(s[0] for s in segs) - CLIP_MARGIN, min(s[1] for s in segs) - CLIP_MARGIN,
                 max(s[2] for s in segs) + CLIP_MARGIN, max(s[3] for s in segs) + CLIP_MARGIN)
-        return Candidate(index, clip, len(vertical) >= 2)
+        return Candidate(index, clip, len(vertical) >= 2, horizontal)
     if has_caption or _grid_rows(words) >= MIN_GRID_ROWS:
         return Candidate(index, None, False)
     return None
@@ -158,9 +159,11 @@ def find_tables_kwargs(cand: Candidate) -> dict:
 def page_parts(page, cand: Candidate, words, text: str) -> list[Part]:
     """Extract the tables on one candidate page. Cell text comes from the page's words
     (MuPDF's per-cell character clustering splits numbers like 95.1 across lines)."""
+    captions = _caption_positions(page, text)
+    if cand.clip is not None and not cand.vertical_rules:
+        return _booktabs_parts(page, cand, words, captions)
     found = page.find_tables(**find_tables_kwargs(cand)).tables
     parts = []
-    captions = _caption_positions(page, text)
     index = WordIndex(words) if found else None
     for table in found:
         rows = [index.row_texts(row) for row in table.rows]
@@ -174,6 +177,75 @@ def page_parts(page, cand: Candidate, words, text: str) -> list[Part]:
         heights = sorted(r.bbox[3] - r.bbox[1] for r in table.rows)
         columns = [c[0] for c in table.rows[0].cells if c is not None]
         parts.append(Part(cand.page, bbox, columns, rows, caption, heights[len(heights) // 2]))
+    return parts
+
+
+def _rule_groups(horizontal) -> list[list[tuple]]:
+    """Horizontal rules merged per height, grouped into stacks of three or more
+    (top, mid and bottom rule of a booktabs table)."""
+    lines: list[list[float]] = []
+    for x0, y0, x1, y1 in sorted(horizontal, key=lambda r: (r[1], r[0])):
+        if lines and abs(lines[-1][1] - y0) <= 1.5 and x0 <= lines[-1][2] + 2:
+            lines[-1][2] = max(lines[-1][2], x1)
+        else:
+            lines.append([x0, y0, x1])
+    groups: list[list] = []
+    for line in lines:
+        last = groups[-1][-1] if groups else None
+        if last and line[1] - last[1] < 250 and min(line[2], last[2]) - max(line[0], last[0]) > 0.5 * (last[2] - last[0]):
+            groups[-1].append(line)
+        else:
+            groups.append([line])
+    return [g for g in groups if len(g) >= 3]
+
+
+def _grid_from_words(words) -> tuple[list[list[str]], list[float], float]:
+    """Rows (by line height) and columns (by gaps in the words' horizontal coverage)."""
+    words = sorted(words, key=lambda w: (w[1] + w[3]) / 2)
+    height = sorted(w[3] - w[1] for w in words)[len(words) // 2]
+    rows: list[list] = []
+    for w in words:
+        centre = (w[1] + w[3]) / 2
+        if rows and centre - (rows[-1][0][1] + rows[-1][0][3]) / 2 < 0.6 * height:
+            rows[-1].append(w)
+        else:
+            rows.append([w])
+    # Columns come from the body rows: header cells are often centred over their column.
+    body = [w for row in rows[1:] for w in row] or words
+    spans: list[list[float]] = []
+    for x0, _, x1, *_ in sorted(body, key=lambda w: w[0]):
+        if spans and x0 - spans[-1][1] < 6:
+            spans[-1][1] = max(spans[-1][1], x1)
+        else:
+            spans.append([x0, x1])
+    table = []
+    for row in rows:
+        cells = [[] for _ in spans]
+        for w in sorted(row, key=lambda w: w[0]):
+            centre = (w[0] + w[2]) / 2
+            nearest = min(range(len(spans)), key=lambda i: max(spans[i][0] - centre, centre - spans[i][1], 0))
+            cells[nearest].append(w[4])
+        table.append([" ".join(c) for c in cells])
+    return table, [a for a, _ in spans], height * 1.3
+
+
+def _booktabs_parts(page, cand: Candidate, words, captions) -> list[Part]:
+    """Tables ruled by horizontal lines only: rows from text lines, columns from gaps."""
+    parts = []
+    for group in _rule_groups(cand.horizontal):
+        x0, x1 = min(l[0] for l in group), max(l[2] for l in group)
+        y0, y1 = group[0][1], group[-1][1]
+        if y1 - y0 > 0.6 * page.rect.height:
+            continue  # page header and footer rules, not a table
+        inside = [w for w in words if x0 - 2 <= (w[0] + w[2]) / 2 <= x1 + 2 and y0 < (w[1] + w[3]) / 2 < y1]
+        if len(inside) < 4:
+            continue
+        rows, columns, row_height = _grid_from_words(inside)
+        bbox = (x0, y0, x1, y1)
+        caption = _caption_for(bbox, captions)
+        if len(rows) < 2 or len(columns) < 2 or (caption is None and len(columns) < 3):
+            continue
+        parts.append(Part(cand.page, bbox, columns, rows, caption, row_height))
     return parts
 
 
