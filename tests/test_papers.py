@@ -208,6 +208,16 @@ def test_default_spacing_is_three_seconds(arxiv, call, monkeypatch):
     assert second - first >= 2.95
 
 
+def test_arxiv_itself_is_never_asked_faster_than_every_three_seconds(monkeypatch):
+    from sotalab.tools.papers import arxiv_api
+
+    monkeypatch.setenv("SOTALAB_ARXIV_INTERVAL_S", "0.1")
+    monkeypatch.delenv("SOTALAB_ARXIV_API_URL", raising=False)
+    assert arxiv_api.interval_s() == 3.0
+    monkeypatch.setenv("SOTALAB_ARXIV_API_URL", "http://127.0.0.1:8080/api/query")
+    assert arxiv_api.interval_s() == 0.1
+
+
 # ---------------------------------------------------------------- fetch
 
 

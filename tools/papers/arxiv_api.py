@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from urllib.parse import urlparse
 
 from ..errors import LabError, NotFound
 
@@ -36,9 +37,12 @@ def api_url() -> str:
 
 def interval_s() -> float:
     try:
-        return max(0.0, float(os.environ.get("SOTALAB_ARXIV_INTERVAL_S", DEFAULT_INTERVAL_S)))
+        wanted = max(0.0, float(os.environ.get("SOTALAB_ARXIV_INTERVAL_S", DEFAULT_INTERVAL_S)))
     except ValueError:
-        return DEFAULT_INTERVAL_S
+        wanted = DEFAULT_INTERVAL_S
+    if (urlparse(api_url()).hostname or "").endswith("arxiv.org"):
+        return max(wanted, DEFAULT_INTERVAL_S)  # arXiv's terms: never faster against arXiv itself
+    return wanted
 
 
 def wait_turn() -> None:

@@ -57,7 +57,8 @@ class PaperSearchOut(BaseModel):
 @tool(read_only=True, open_world=True)
 def paper_search(lab: Lab, args: PaperSearchIn) -> PaperSearchOut:
     """Search arXiv: title, authors, abstract, id, dates, categories and PDF URL of each hit.
-    At most one arXiv request every 3 s for the whole server; retries with backoff."""
+    At most one arXiv request every 3 s for the whole server; retries with backoff.
+    The endpoint is SOTALAB_ARXIV_API_URL (default https://export.arxiv.org/api/query)."""
     hits = arxiv_api.search(args.query, args.max_results, args.sort)
     return PaperSearchOut(results=[
         SearchHit(arxiv_id=e.arxiv_id, title=e.title, authors=e.authors[:25], abstract=e.abstract[:2000],
@@ -132,7 +133,8 @@ def paper_fetch(lab: Lab, args: PaperFetchIn, progress: Progress) -> PaperInfo:
     metadata, page count, abstract, section outline, code links (GitHub/GitLab/Hugging Face/
     project pages, best first) and table captions. Records it in the ledger and links it to
     `campaign` when given. Bad PDFs (corrupt, encrypted, empty, HTML pages) are refused with
-    a clear error; scanned PDFs and very long ones come back with warnings."""
+    a clear error; scanned PDFs and very long ones come back with warnings. Local files are
+    read only under the lab home, the working directory or SOTALAB_PAPER_ROOTS directories."""
     if args.campaign is not None:
         campaigns.load(lab, args.campaign)
     source = fetch.parse_source(args.source, lab.home)
