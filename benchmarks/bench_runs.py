@@ -43,9 +43,15 @@ def popen_latency() -> float:
     return child_clock(out) - t0
 
 
-def docker_run_latency() -> float:
+# The same lock-down run_start applies, as docker run flags (the fair reference).
+HARDENED = ["--network", "none", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--read-only",
+            "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g,mode=1777", "--pids-limit", "1024", "--init",
+            "--user", "65534:65534"]
+
+
+def docker_run_latency(flags=("--network", "none")) -> float:
     t0 = time.time()
-    out = subprocess.run(["docker", "run", "--rm", "--network", "none", DEFAULT_IMAGE, *CLOCK],
+    out = subprocess.run(["docker", "run", "--rm", *flags, DEFAULT_IMAGE, *CLOCK],
                          capture_output=True, text=True, check=True).stdout
     return child_clock(out) - t0
 
@@ -73,10 +79,13 @@ def launch_overhead(lab: Lab, cwd: Path, rounds: int, with_docker: bool) -> list
     pg = median_ms(lambda: _process_group(lab, cwd), rounds)
     rows.append(("run_start, local, process group", pg, popen))
     if with_docker:
-        ref = median_ms(docker_run_latency, rounds)
-        rows.append(("docker run (reference)", ref, None))
+        plain = median_ms(docker_run_latency, rounds)
+        rows.append(("docker run --network none (reference)", plain, None))
+        ref = median_ms(lambda: docker_run_latency(HARDENED), rounds)
+        rows.append(("docker run, same lock-down flags", ref, plain))
         dk = median_ms(lambda: run_start_latency(lab, cwd, executor="docker"), rounds)
-        rows.append(("run_start, docker", dk, ref))
+        rows.append(("run_start, docker (vs plain docker run)", dk, plain))
+        rows.append(("run_start, docker (vs same flags)", dk, ref))
     return rows
 
 
@@ -145,7 +154,7 @@ def main() -> None:
         print(f"launch overhead, median of {args.rounds} (to the child's first instruction):")
         for name, ms, ref in launch_overhead(lab, cwd, args.rounds, with_docker):
             extra = "" if ref is None else f"   {ms / ref:.2f}x the reference, +{ms - ref:.1f} ms"
-            print(f"  {name:36s} {ms:8.1f} ms{extra}")
+            print(f"  {name:42s} {ms:8.1f} ms{extra}")
         pct, per_hour = supervisor_cpu(lab, cwd, args.cpu_window)
         print(f"supervisor CPU at 1 Hz: {pct:.3f}% of one core ({per_hour:.1f} CPU-s per hour of run)")
         lags = deadline_precision(lab, cwd, max(3, args.rounds // 2))

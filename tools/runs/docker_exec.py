@@ -61,6 +61,28 @@ def container_kwargs(spec: dict) -> dict:
     return kwargs
 
 
+# The engine's API version, learned once by the launcher before it forks supervisors,
+# so each supervisor's client skips the version round trip.
+api_version: str | None = None
+
+
+def learn_api_version() -> None:
+    global api_version
+    import docker
+
+    client = docker.from_env(timeout=10)
+    try:
+        api_version = client.api._version
+    finally:
+        client.close()  # no pooled connection may be shared across fork
+
+
+def client(timeout: int = 120):
+    import docker
+
+    return docker.from_env(timeout=timeout, version=api_version) if api_version else docker.from_env(timeout=timeout)
+
+
 def make_writable_for(path: str) -> None:
     """Let the container's non-root user write a run's directories (a+rwX keeps the
     executable bits git tracks unchanged)."""
@@ -85,18 +107,22 @@ class DockerChild:
         self.oom_killed = False
 
     def start(self) -> None:
-        import docker
+        from docker.models.containers import _create_container_args
 
-        self.client = docker.from_env(timeout=120)
+        self.client = client()
         for path in self.spec["writable"]:
             make_writable_for(path)
-        self.container = self.client.containers.create(**container_kwargs(self.spec))
+        kwargs = container_kwargs(self.spec)
+        kwargs.pop("detach")
+        kwargs["version"] = self.client.api._version
+        # The low-level create: the high-level one inspects the new container again.
+        created = self.client.api.create_container(**_create_container_args(kwargs))
+        self.container = self.client.containers.prepare_model({"Id": created["Id"]})
         # Attach before start, as `docker run` does: a log stream opened later can end
         # before Docker has delivered all output of a container that already exited.
         self._output = self.container.attach(stdout=True, stderr=True, stream=True, logs=True)
         self.container.start()
-        self.container.reload()
-        self.pid = self.container.attrs["State"]["Pid"]
+        self.pid = None  # the container's init, learned at the first telemetry sample
         read_end, self._exit_w = os.pipe()
         self.exit_fd = read_end
         self.output_fd = None  # the log pump thread writes the log itself
@@ -115,7 +141,13 @@ class DockerChild:
             os.write(self._exit_w, b"x")
 
     def telemetry_root(self) -> tuple[int, bool]:
-        return self.pid, True
+        if not self.pid:
+            try:
+                self.container.reload()
+                self.pid = self.container.attrs["State"]["Pid"] or None
+            except Exception:
+                pass
+        return self.pid or 0, True
 
     def terminate(self) -> None:
         self._kill("SIGTERM")
@@ -145,11 +177,8 @@ class DockerChild:
 
 def remove_container(name: str) -> bool:
     """Kill and remove a leftover run container by name; whether one was found."""
-    import docker
-
     try:
-        client = docker.from_env(timeout=30)
-        client.containers.get(name).remove(force=True)
+        client(timeout=30).containers.get(name).remove(force=True)
         return True
     except Exception:
         return False

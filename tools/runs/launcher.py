@@ -66,10 +66,10 @@ def _preload() -> None:
     from . import queue, supervisor, telemetry  # noqa: F401
 
     try:
-        import docker  # noqa: F401
+        from . import docker_exec
 
-        from . import docker_exec  # noqa: F401
-    except ImportError:
+        docker_exec.learn_api_version()
+    except Exception:  # no docker-py or no engine: local runs only, Docker runs negotiate themselves
         pass
 
 

@@ -418,12 +418,15 @@ def _clean_up_after_lost(row: dict, run_dir: str) -> None:
     pgid = started.get("pid")
     if not pgid:
         return
+    killed = []
     for proc in psutil.process_iter(["pid"]):
         try:
             if os.getpgid(proc.pid) == pgid:
                 proc.kill()
+                killed.append(proc)
         except (ProcessLookupError, psutil.Error, PermissionError):
             continue
+    psutil.wait_procs(killed, timeout=5)  # gone before the run is reported lost
 
 
 def cancel(lab: Lab, run_id: int) -> str:

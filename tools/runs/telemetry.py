@@ -154,6 +154,8 @@ class Sampler:
         """Live processes of the tree rooted at ``root_pid`` (psutil objects, cached so
         CPU deltas are per process)."""
         ps = self.psutil
+        if not root_pid:
+            return []
         try:
             root = self._procs.get(root_pid) or ps.Process(root_pid)
             members = ([root] if include_root else []) + root.children(recursive=True)
