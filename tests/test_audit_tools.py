@@ -1,0 +1,96 @@
+"""Fast tests of the audit tools' ledger side: stored audits, listing, the claims
+leaderboard, finalize's preconditions, and the evidence gathered from runs. The
+end-to-end behaviour on real runs is in test_audit_cheats.py."""
+
+from __future__ import annotations
+
+from conftest import SIMPLE_CAMPAIGN
+
+from sotalab.tools import ledger
+from sotalab.tools.audit import gather
+from sotalab.tools.audit.tools import seeds_for
+from sotalab.tools.campaigns import load as load_campaign
+
+
+def make_trials(lab, call, scores):
+    campaign = call("campaign_create", **SIMPLE_CAMPAIGN)["id"]
+    ids = [call("trial_create", campaign=campaign, kind="baseline")["id"]]
+    ids += [call("trial_create", campaign=campaign, kind="param")["id"] for _ in scores[1:]]
+    for trial, score in zip(ids, scores):
+        lab.db["trials"].update(trial, {"score": score})
+    return campaign, ids
+
+
+def store_audit(lab, campaign, trial, depth, verdict):
+    return lab.db["audits"].insert({"trial_id": trial, "campaign_id": campaign, "depth": depth, "verdict": verdict,
+                                    "reason": f"{verdict} because", "checks": ledger.dumps(
+                                        [{"name": "diff_rules", "verdict": "fail" if verdict == "invalid" else "pass",
+                                          "summary": "s", "evidence": [], "data": {}}]),
+                                    "created_at": ledger.now()}).last_pk
+
+
+def test_claims_leaderboard_counts_only_the_latest_full_audit(lab, call):
+    campaign, (base, a, b, c) = make_trials(lab, call, [0.5, 0.9, 0.7, 0.6])
+    store_audit(lab, campaign, a, "full", "valid")
+    store_audit(lab, campaign, a, "full", "invalid")   # re-audited and failed: no longer a claim
+    store_audit(lab, campaign, b, "quick", "valid")    # quick audits never make a claim
+    store_audit(lab, campaign, c, "full", "inconclusive")
+    store_audit(lab, campaign, c, "full", "valid")
+    claims = call("leaderboard", campaign=campaign, claims_only=True)["entries"]
+    assert [e["trial"]["id"] for e in claims] == [c]
+    assert [e["trial"]["id"] for e in call("leaderboard", campaign=campaign)["entries"]] == [a, b, c, base]
+
+
+def test_audit_get_and_list(lab, call, call_error):
+    campaign, (_, a, b) = make_trials(lab, call, [0.5, 0.9, 0.7])
+    first = store_audit(lab, campaign, a, "quick", "valid")
+    second = store_audit(lab, campaign, b, "full", "invalid")
+    got = call("audit_get", audit=second)
+    assert got["verdict"] == "invalid" and got["checks"][0]["name"] == "diff_rules" and got["trial"] == b
+    page = call("audit_list", campaign=campaign, limit=1)
+    assert [x["id"] for x in page["audits"]] == [second] and page["total"] == 2
+    assert page["audits"][0]["failed"] == ["diff_rules"]
+    assert [x["id"] for x in call("audit_list", campaign=campaign, cursor=page["next_cursor"])["audits"]] == [first]
+    assert call("audit_list", trial=a, depth="full")["total"] == 0
+    assert "no audit with id 999" in call_error("audit_get", audit=999)
+
+
+def test_finalize_needs_a_valid_full_audit_and_does_not_spend_a_call_without_one(lab, call, call_error):
+    campaign, (_, a) = make_trials(lab, call, [0.5, 0.9])
+    store_audit(lab, campaign, a, "quick", "valid")
+    assert "no trial with a valid full audit" in call_error("campaign_finalize", campaign=campaign)
+    assert call("campaign_get", campaign=campaign)["spent"].get("finalize_calls", 0) == 0
+
+
+def test_audit_needs_evaluated_trials(lab, call, call_error):
+    campaign, (_, a) = make_trials(lab, call, [None, None])
+    assert "evaluate it first with trial_evaluate" in call_error("audit_trial", trial=a)
+
+
+def test_seeds_for_starts_with_the_evaluators_seeds(lab, call):
+    campaign = call("campaign_create", **{**SIMPLE_CAMPAIGN, "evaluator": {
+        **SIMPLE_CAMPAIGN["evaluator"], "seeds": [3, 0]}})["id"]
+    assert seeds_for(load_campaign(lab, campaign), 5) == [3, 0, 1, 2, 4]
+    assert seeds_for(load_campaign(lab, campaign), 1) == [3]
+
+
+def test_usage_reads_telemetry_params_and_tree_size(tmp_path):
+    (tmp_path / "model.bin").write_bytes(b"x" * 2_000_000)
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "pack").write_bytes(b"x" * 5_000_000)  # history is not an artifact
+    runs = [{"status": "succeeded", "telemetry": {"wall_s": 1.5, "peak_rss_mb": 512.0}},
+            {"status": "succeeded", "telemetry": {"wall_s": 2.5, "peak_rss_mb": 256.0, "peak_gpu_memory_mb": 1024.0}},
+            {"status": "failed", "telemetry": {"wall_s": 99.0}}]
+    used = gather.usage(runs, tmp_path, {0: {"params": 484.0}, 1: {"params": 484.0}})
+    assert used == {"wall_s": 2.5, "peak_rss_gb": 0.5, "peak_gpu_memory_gb": 1.0,
+                    "artifact_mb": 2.0, "params": 484.0}
+
+
+def test_ledger_seed_metrics_and_means():
+    class T:
+        metrics = {"accuracy": {"mean": 0.6, "values": {"0": 0.5, "1": 0.7}}, "nll": {"values": {"0": 1.0}}}
+
+    per_seed = gather.ledger_seed_metrics(T)
+    assert per_seed == {0: {"accuracy": 0.5, "nll": 1.0}, 1: {"accuracy": 0.7}}
+    assert gather.mean_metrics(per_seed) == {"accuracy": 0.6, "nll": 1.0}
+    assert gather.mean_metrics(per_seed, [1]) == {"accuracy": 0.7}
