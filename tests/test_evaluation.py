@@ -99,6 +99,8 @@ def test_regex_and_json_metrics_multiple_seeds_and_deltas(call, lab, upstream):
     assert [r["seed"] for r in result["runs"]] == [0, 1, 2]
     stored = call("trial_get", trial=base)
     assert stored["score"] == pytest.approx(0.51) and stored["status"] == "evaluated" and stored["commit_sha"]
+    assert stored["cost"]["runs"] == [r["run"] for r in result["runs"]]
+    assert stored["cost"]["telemetry"]["wall_s"] > 0
     assert call("campaign_get", campaign=cid)["spent"]["trials"] == 1
 
     better = child(call, lab, cid, "def score(seed):\n    return 0.6 + seed * 0.01\n")

@@ -54,6 +54,7 @@ class SeedRun(BaseModel):
     reason: str | None
     metrics: dict[str, float]
     missing: list[str] = Field(description="metrics the rules did not find")
+    telemetry: dict = Field(default_factory=dict, description="the run's telemetry summary")
 
 
 class MetricSummary(BaseModel):
@@ -244,9 +245,11 @@ def evaluate_trial(lab: Lab, trial_id: int, seeds: list[int] | None = None, held
             found, missing = extract_metrics(evaluator.metrics, output, worktree)
             label = classify(row, output, primary in missing)
             lab.db["runs"].update(run_id, {"metrics": ledger.dumps(found)})
-            gpu_seconds += (ledger.loads(row["telemetry"], {}) or {}).get("gpu_s", 0.0) or 0.0
+            telemetry = ledger.loads(row["telemetry"], {}) or {}
+            gpu_seconds += telemetry.get("gpu_s") or 0.0
             seed_runs.append(SeedRun(seed=seed, run=run_id, status=row["status"], outcome=row["outcome"],
-                                     label=label, reason=row["reason"], metrics=found, missing=missing))
+                                     label=label, reason=row["reason"], metrics=found, missing=missing,
+                                     telemetry=telemetry))
             if label != "ok":
                 break  # the trial already failed; more seeds would only spend budget
     except BaseException:
@@ -335,12 +338,26 @@ def _record(lab: Lab, result: EvaluationResult) -> None:
     cost = dict(trial.cost or {})
     cost["gpu_hours"] = round(cost.get("gpu_hours", 0.0) + result.gpu_hours, 6)
     cost["runs"] = [*cost.get("runs", []), *[r.run for r in result.runs]][-200:]
+    cost["telemetry"] = _telemetry_totals([r.telemetry for r in result.runs])
     trials.set_fields(
         lab, result.trial, status="evaluated", label=result.label, score=result.score,
         score_std=result.score_std, seed_scores=result.seed_scores,
         metrics={k: v.model_dump() for k, v in result.metrics.items()},
         delta_parent=result.delta_parent, delta_baseline=result.delta_baseline, cost=cost,
         evaluated_at=ledger.now())
+
+
+def _telemetry_totals(summaries: list[dict]) -> dict:
+    """The trial's view of its evaluation runs: peaks are maxima, time and energy add up."""
+    def values(key):
+        return [t[key] for t in summaries if isinstance(t.get(key), (int, float))]
+
+    totals = {key: round(max(values(key)), 3) for key in ("peak_rss_mb", "peak_gpu_memory_mb") if values(key)}
+    totals.update({key: round(sum(values(key)), 3) for key in ("wall_s", "cpu_s", "gpu_s", "energy_j") if values(key)})
+    utils = values("mean_gpu_util_pct")
+    if utils:
+        totals["mean_gpu_util_pct"] = round(sum(utils) / len(utils), 3)
+    return totals
 
 
 @tool()
