@@ -234,3 +234,8 @@ def test_integrity_compares_every_metric_the_ledger_holds():
     assert ok.verdict == "pass"
     bad = integrity.check("accuracy", REGEX, 0.5, {0: 0.5}, runs, "c1", {0: {"accuracy": 0.5, "macro_f1": 0.7}})
     assert [e.rule for e in bad.evidence] == ["ledger-run-mismatch"] and "macro_f1" in bad.evidence[0].detail
+
+
+def test_integrity_fails_a_score_older_than_the_commit():
+    result = integrity.check("accuracy", REGEX, 0.5, {0: 0.5}, [run(1, 0, 0.5)], "c1", committed_after_scoring=True)
+    assert [e.rule for e in result.evidence] == ["score-not-server-run"] and "earlier code" in result.summary

@@ -35,12 +35,21 @@ def scoring_runs(trial: Trial, runs: list[dict]) -> list[dict]:
 
 
 def run_commit(run: dict) -> str | None:
-    """The commit a run evaluated, where the evaluation path recorded it."""
-    for holder in (run.get("resources") or {}, run.get("env") or {}):
-        for key in ("commit", "commit_sha", "SOTALAB_COMMIT"):
-            if holder.get(key):
-                return str(holder[key])
-    return None
+    """The commit a run evaluated, where it was recorded (audit runs carry it)."""
+    from .runner import COMMIT_ENV
+
+    return (run.get("env") or {}).get(COMMIT_ENV)
+
+
+def committed_after(lab, campaign: Campaign, trial: Trial) -> bool:
+    """Whether the trial's commit is newer than its last evaluation (git keeps seconds)."""
+    from datetime import datetime
+
+    if not trial.evaluated_at:
+        return False
+    repo = workspaces.require_repo(lab, campaign.id)
+    committed = int(gitcmd.out(repo, "log", "-1", "--format=%ct", "--end-of-options", trial.commit_sha))
+    return committed > int(datetime.fromisoformat(trial.evaluated_at).timestamp())
 
 
 def run_output(run: dict) -> str:

@@ -45,13 +45,19 @@ def metric_values(output: str, regex: str) -> list[float]:
 
 def check(primary: str, regex: str | None, score: float | None, seed_scores: Mapping[int, float],
           runs: Sequence[RunRecord], commit: str | None,
-          ledger_metrics: Mapping[int, Mapping[str, float]] | None = None) -> CheckResult:
+          ledger_metrics: Mapping[int, Mapping[str, float]] | None = None,
+          committed_after_scoring: bool = False) -> CheckResult:
     """``seed_scores``/``ledger_metrics``: what the ledger holds per seed; ``runs``: the
-    evaluation runs behind them."""
+    evaluation runs behind them; ``committed_after_scoring``: the trial's commit is newer
+    than its last evaluation (a snapshot taken since), so the score is for other code."""
     evidence: list[Evidence] = []
     if score is None or not seed_scores:
         evidence.append(Evidence(rule="score-not-server-run", detail="the trial has no evaluator-owned score"))
         return CheckResult.of("integrity", evidence, ok="", bad="the trial has no evaluator-owned score")
+    if committed_after_scoring:
+        evidence.append(Evidence(rule="score-not-server-run", value=commit,
+                                 detail=f"commit {(commit or '?')[:12]} was made after the trial's last evaluation: "
+                                        "the score belongs to earlier code"))
     by_seed: dict[int, RunRecord] = {}
     for run in sorted(runs, key=lambda r: r.id):
         if run.status == "succeeded" and (commit is None or run.commit in (None, commit)):

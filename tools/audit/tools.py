@@ -160,7 +160,8 @@ def run_checks(lab: Lab, trial_id: int, depth: str, n_seeds: int, progress: Prog
         trial_metrics = gather.ledger_seed_metrics(trial)
         checks.append(integrity.check(objective.metric, primary_rule.regex if primary_rule else None, trial.score,
                                       gather.seed_scores(trial), gather.run_records(runs, regex_rules),
-                                      trial.commit_sha, trial_metrics))
+                                      trial.commit_sha, trial_metrics,
+                                      committed_after_scoring=gather.committed_after(lab, campaign, trial)))
         budget_usage = gather.usage(runs, checkout, trial_metrics)
         base_metrics = gather.ledger_seed_metrics(baseline)
         if depth == "full":
