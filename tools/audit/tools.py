@@ -104,7 +104,7 @@ class Finalization(BaseModel):
     created_at: str
 
 
-# --- evaluation (the server's own path) --------------------------------------------------
+# --- seeds -------------------------------------------------------------------------------
 
 def seeds_for(campaign, n: int) -> list[int]:
     """The first ``n`` seeds: the evaluator's own, then 0, 1, 2... not yet used."""
