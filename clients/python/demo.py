@@ -391,10 +391,14 @@ async def write_report(demo: Demo, board: dict, lineage: dict) -> Path:
 
 async def run(home: Path | None, fresh: bool, out) -> int:
     started = time.perf_counter()
-    async with LabSession(home=home, out=out) as lab:
+    from sotalab.tools.home import resolve_home
+
+    server_log = resolve_home(home) / "reports" / "demo-server.log"
+    async with LabSession(home=home, out=out, server_log=server_log) as lab:
         status = await lab.call("lab_status", quiet=True)
         lab_home = Path(status["home"])
-        lab.say(f"sotalab demo — lab home {lab_home}, {len(lab.tools)} tools over MCP stdio")
+        lab.say(f"sotalab demo — lab home {lab_home}, {len(lab.tools)} tools over MCP stdio "
+                f"(server log: {server_log})")
         pdf, mirror = stage_example(lab_home)
         demo = Demo(lab, fresh)
         reported = await demo.resource(pdf)

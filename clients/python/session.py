@@ -63,13 +63,14 @@ class LabSession:
     """One MCP session with a ``sotalab serve`` child process."""
 
     def __init__(self, home: str | os.PathLike | None = None, command: list[str] | None = None,
-                 out: TextIO | None = None, verbose: bool = True):
+                 out: TextIO | None = None, verbose: bool = True, server_log: Path | None = None):
         self.command = command or server_command()
         # Resolved here: the SDK passes the child only a few safe variables, so an
         # inherited $SOTALAB_HOME would otherwise be lost.
         self.home = resolve_home(home)
         self.out = out or sys.stdout
         self.verbose = verbose
+        self.server_log = server_log  # the server's stderr (its logs) goes here; default: ours
         self.tools: set[str] = set()
         self.calls = 0
         self._stack = None
@@ -85,7 +86,11 @@ class LabSession:
                                        env=server_environment(self.home))
         self._stack = AsyncExitStack()
         try:
-            read, write = await self._stack.enter_async_context(stdio_client(params))
+            errlog = sys.stderr
+            if self.server_log:
+                self.server_log.parent.mkdir(parents=True, exist_ok=True)
+                errlog = self._stack.enter_context(open(self.server_log, "a", encoding="utf-8"))
+            read, write = await self._stack.enter_async_context(stdio_client(params, errlog=errlog))
             self.session = await self._stack.enter_async_context(ClientSession(read, write))
             await self.session.initialize()
             self.tools = {t.name for t in (await self.session.list_tools()).tools}
