@@ -111,3 +111,14 @@ def test_a_second_run_reuses_what_the_first_built(first_run):
     }
     assert after == before
     assert (home / "reports" / f"{demo.CAMPAIGN_NAME}.md").exists()
+
+
+def test_the_paper_reports_what_the_example_measures():
+    """The PDF's reported baseline is measured from the example, not invented: regenerate
+    it with examples/tinynet/make_paper.py when the example changes."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_paper", demo.EXAMPLE / "make_paper.py")
+    make_paper = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_paper)
+    assert make_paper.main(["--check"]) == 0
