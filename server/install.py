@@ -92,13 +92,17 @@ def shipped_entry(host: str) -> dict:
 
 
 def sotalab_command() -> str:
-    """``sotalab`` when that name on PATH is this installation, else the script's full path."""
+    """The bare name ``sotalab`` only when a shim outside this environment (``uv tool``,
+    pipx) puts this installation on PATH for good; otherwise the script's absolute path,
+    since a PATH entry seen under ``uv run`` or an activated venv is gone when the host
+    launches the server."""
     own = Path(sys.executable).parent / "sotalab"
     found = shutil.which("sotalab")
-    if found and (not own.exists() or Path(found).resolve() == own.resolve()):
-        return "sotalab"
     if own.exists():
-        return str(own)
+        shim = found and Path(found).parent != own.parent and Path(found).resolve() == own.resolve()
+        return "sotalab" if shim else str(own)
+    if found:
+        return "sotalab"
     raise InstallError("cannot find the `sotalab` command; install sotalab (uv tool install sotalab) and retry")
 
 

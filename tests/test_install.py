@@ -168,3 +168,16 @@ def test_unparseable_config_is_left_alone(project, capsys):
     assert install_main(["cursor"]) == 1
     assert "not plain JSON" in capsys.readouterr().err
     assert target.read_text().endswith("// trailing comma")
+
+
+def test_command_is_absolute_unless_a_lasting_shim_puts_it_on_path(tmp_path, monkeypatch):
+    import sys
+
+    own = Path(sys.executable).parent / "sotalab"
+    monkeypatch.setenv("PATH", f"{own.parent}{os.pathsep}/usr/bin")  # as under `uv run`
+    assert install.sotalab_command() == str(own)
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    (shims / "sotalab").symlink_to(own)  # as `uv tool install` / pipx link it
+    monkeypatch.setenv("PATH", f"{shims}{os.pathsep}/usr/bin")
+    assert install.sotalab_command() == "sotalab"
