@@ -47,6 +47,8 @@ PLAN = (
     ("honest_learning_rate", "PARAM", "low", 20, "honest_normalise"),
     ("cheat_monkeypatch_metric", "CODE", "high", 10, "honest_learning_rate"),
 )
+FAILURE_LABELS = {"crash", "preflight_crash", "timeout", "oom", "gpu_oom", "metric_missing",
+                  "protected_violation", "size_blocked"}
 GIT_IDENTITY = ["-c", "user.name=sotalab demo", "-c", "user.email=demo@sotalab.invalid",
                 "-c", "commit.gpgsign=false"]
 
@@ -188,15 +190,27 @@ class Demo:
                   f"±{campaign['objective']['reproduce_tolerance']}")
 
     async def fix(self, env_id: str | None = None) -> None:
+        """Retrieve before repair: diagnose a failed build or baseline run (the diagnosis
+        brings fixes that worked before for the same signature). The demo stops there:
+        a fixed policy cannot judge a repair, so it reports what the fix role would try."""
         self.role(4, "fix", "retrieve before repair")
         if env_id is None:
-            failed = (await self.call("trial_list", campaign=self.campaign["id"], label="crash", quiet=True))["trials"]
-            if not failed:
-                self.note("no failed environment or crashed trial: nothing to repair")
+            baseline = await self.call("trial_get", trial=self.ids["baseline"], quiet=True)
+            if baseline["label"] not in FAILURE_LABELS:
+                self.note(f"environment ready and baseline evaluated cleanly (label {baseline['label']}): "
+                          "nothing to repair")
                 return
-            raise DemoFailed(f"trial {failed[0]['id']} crashed; see `sotalab call trial_get '{{\"trial\": {failed[0]['id']}}}'`")
-        diagnosis = await self.call("env_diagnose", env=env_id)
-        raise DemoFailed(f"the environment did not build: {json.dumps(diagnosis)[:600]}")
+            runs = (await self.call("run_list", trial=baseline["id"], limit=1))["runs"]
+            if not runs:
+                raise DemoFailed(f"the baseline is labelled {baseline['label']} and has no run to diagnose")
+            diagnosis = await self.call("env_diagnose", run=runs[0]["id"])
+        else:
+            diagnosis = await self.call("env_diagnose", env=env_id)
+        for finding in diagnosis["findings"]:
+            known = [k.get("fix") for k in finding.get("known_fixes", [])]
+            self.note(f"{finding['signature']}: {finding['detail']}; fixes: {finding['fixes'] + known}")
+        raise DemoFailed(f"cannot go on: {diagnosis['summary']} (see the diagnosis above; "
+                         f"the server log is in the lab home's reports/)")
 
     async def ideator(self) -> dict[str, int]:
         self.role(5, "ideator", "queue the hypotheses")
@@ -214,7 +228,7 @@ class Demo:
     async def scheduler(self, idea_ids: dict[str, int]) -> None:
         self.role(6, "scheduler", "one change per trial; the server scores it")
         cid = self.campaign["id"]
-        for name, kind, _, _, parent in PLAN:
+        for name, _, _, _, parent in PLAN:
             spec = self.trials[name]
             existing = (await self.call("trial_list", campaign=cid, limit=100, quiet=True))["trials"]
             found = [t for t in existing if t["hypothesis"] == spec["hypothesis"][:200]]
