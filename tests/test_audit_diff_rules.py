@@ -202,9 +202,25 @@ def test_metric_param_quiet_on_model_parameters():
     assert not rules_in(change_diff("train.py", "pass", "h = np.maximum(h, 0)"))
 
 
-def test_output_hooks_are_warnings():
-    found = diff_rules.scan(change_diff("train.py", "pass", "sys.stdout = io.StringIO()"), CTX)
+def test_exit_hooks_are_warnings():
+    found = diff_rules.scan(change_diff("train.py", "pass", "atexit.register(save_checkpoint)"), CTX)
     assert [f.rule for f in found] == ["output-hook"]
+
+
+@pytest.mark.parametrize("line", [
+    "sys.stdout = io.StringIO()",
+    "sys.stdout.write = filtered_write",
+    "builtins.print = quiet_print",
+    "__builtins__['print'] = quiet_print",
+    "setattr(builtins, 'print', quiet_print)",
+    "with contextlib.redirect_stdout(buffer):",
+])
+def test_replacing_the_evaluators_output_fails(line):
+    assert "output-tamper" in rules_in(change_diff("train.py", "pass", line))
+
+
+def test_printing_and_flushing_are_not_tampering():
+    assert not rules_in(change_diff("train.py", "pass", "sys.stdout.flush(); print('epoch', i, file=sys.stderr)"))
 
 
 def test_comments_and_prose_never_trip_rules():

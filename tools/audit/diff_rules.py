@@ -28,8 +28,11 @@ GENERIC_METRICS = ("accuracy", "acc", "f1", "macro_f1", "micro_f1", "auc", "roc_
 DATA_ATTR_RE = re.compile(r"load|split|dataset|data|loader|sampler|fold|fraction|val_|test_|_val|_test", re.IGNORECASE)
 SEED_ATTR_RE = re.compile(r"seed|default_rng|randomstate|prngkey", re.IGNORECASE)
 
-OUTPUT_HOOK_RE = re.compile(r"\batexit\.register\b|\bsys\.(stdout|stderr)\s*=(?!=)|\bbuiltins\.print\s*=(?!=)"
-                            r"|\bsys\.excepthook\s*=(?!=)|\bos\._exit\b")
+OUTPUT_HOOK_RE = re.compile(r"\batexit\.register\b|\bsys\.excepthook\s*=(?!=)|\bos\._exit\b")
+OUTPUT_TAMPER_RE = re.compile(r"\bsys\.(stdout|stderr|__stdout__|__stderr__)(\.write)?\s*=(?!=)"
+                              r"|\b(builtins|__builtins__)\s*(\.\s*print|\[\s*[\"']print[\"']\s*\])\s*=(?!=)"
+                              r"|\bsetattr\(\s*(builtins|sys)\s*,\s*[\"'](print|stdout|stderr)[\"']"
+                              r"|\bredirect_std(out|err)\(")
 SEED_PINNED_RE = re.compile(r"\b(default_rng|RandomState|manual_seed|manual_seed_all|set_seed|seed_everything|PRNGKey"
                             r"|random\.seed|np\.random\.seed|numpy\.random\.seed|tf\.random\.set_seed)\(\s*\d+\s*\)")
 SPLIT_RE = re.compile(r"train_test_split|Stratified\w*|stratif|\bGroupKFold\b|\bKFold\b|ShuffleSplit|random_split"
@@ -274,8 +277,10 @@ def _scan_file(fd: diffparse.FileDiff, ctx: DiffContext, source: str | None, out
         if (METRIC_PARAM_RE.search(text) and ctx.metric_line_re.search(text)) or BEST_OF_RE.search(text) \
                 or BEST_OF_METHOD_RE.search(text):
             out.add("metric-param-change", path, number, text, "changes a metric parameter or takes a best-of-N")
+        if OUTPUT_TAMPER_RE.search(text):
+            out.add("output-tamper", path, number, text, "replaces the output the evaluator prints to")
         if OUTPUT_HOOK_RE.search(text):
-            out.add("output-hook", path, number, text, "runs at exit or replaces the output streams")
+            out.add("output-hook", path, number, text, "runs at interpreter exit or on an uncaught exception")
         if patch_re:
             match = patch_re.search(text)
             if match:

@@ -54,8 +54,10 @@ RULES: dict[str, Rule] = {r.id: r for r in (
          "Training data is filtered, relabelled or resampled; legitimate at times, always reviewed."),
     Rule("metric-param-change", "diff_rules", "fail",
          "A metric parameter changed (k in recall@k, windows, averaging, thresholds) or best-of-N replaces the mean."),
+    Rule("output-tamper", "diff_rules", "fail",
+         "The output channel the evaluator prints to is replaced (print, sys.stdout/sys.stderr or their write)."),
     Rule("output-hook", "diff_rules", "warn",
-         "Code runs at interpreter exit or replaces stdout/stderr, where it could alter what the evaluator prints."),
+         "Code runs at interpreter exit or on an uncaught exception, after or around what the evaluator prints."),
     Rule("module-patch", "diff_rules", "warn",
          "An attribute of an imported module is reassigned at import time."),
     # 4. other metrics
