@@ -8,7 +8,6 @@ fields, then one compact JSON list per sample. NVML absent or failing: GPU field
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,6 +50,10 @@ def nvml_error() -> str | None:
     return None
 
 
+def _milliwatts_to_w(value):
+    return None if value is None else value / 1000.0
+
+
 @dataclass
 class GpuProcess:
     pid: int
@@ -70,9 +73,11 @@ class GpuState:
     processes: list[GpuProcess] = field(default_factory=list)
 
 
-def _try(fn, default=None):
+def _try(fn, *args, default=None):
+    """``fn(*args)``, or ``default`` when NVML or psutil cannot say (unsupported field,
+    process gone)."""
     try:
-        return fn()
+        return fn(*args)
     except Exception:
         return default
 
@@ -85,16 +90,16 @@ def gpu_states(indices: list[int] | None = None) -> list[GpuState]:
     for i in (range(count) if indices is None else indices):
         h = nv.nvmlDeviceGetHandleByIndex(i)
         mem = nv.nvmlDeviceGetMemoryInfo(h)
-        procs = _try(lambda: nv.nvmlDeviceGetComputeRunningProcesses(h), []) or []
+        procs = _try(nv.nvmlDeviceGetComputeRunningProcesses, h, default=[]) or []
         states.append(GpuState(
             index=i,
-            uuid=str(_try(lambda: nv.nvmlDeviceGetUUID(h), f"GPU-{i}")),
-            name=str(_try(lambda: nv.nvmlDeviceGetName(h), "?")),
+            uuid=str(_try(nv.nvmlDeviceGetUUID, h, default=f"GPU-{i}")),
+            name=str(_try(nv.nvmlDeviceGetName, h, default="?")),
             memory_total_mb=mem.total / MB,
             memory_used_mb=mem.used / MB,
-            utilization_pct=float(_try(lambda: nv.nvmlDeviceGetUtilizationRates(h).gpu, 0.0)),
-            temperature_c=_try(lambda: float(nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU))),
-            power_w=_try(lambda: nv.nvmlDeviceGetPowerUsage(h) / 1000.0),
+            utilization_pct=float(getattr(_try(nv.nvmlDeviceGetUtilizationRates, h), "gpu", 0.0)),
+            temperature_c=_try(nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU),
+            power_w=_milliwatts_to_w(_try(nv.nvmlDeviceGetPowerUsage, h)),
             processes=[GpuProcess(p.pid, (p.usedGpuMemory or 0) / MB) for p in procs],
         ))
     return states
@@ -213,19 +218,19 @@ class Sampler:
         run_total = 0.0
         utils = []
         for h in self._handles:
-            mem = _try(lambda: nv.nvmlDeviceGetMemoryInfo(h))
-            util = _try(lambda: float(nv.nvmlDeviceGetUtilizationRates(h).gpu), 0.0)
-            power = _try(lambda: nv.nvmlDeviceGetPowerUsage(h) / 1000.0)
-            procs = _try(lambda: nv.nvmlDeviceGetComputeRunningProcesses(h), []) or []
+            mem = _try(nv.nvmlDeviceGetMemoryInfo, h)
+            util = float(getattr(_try(nv.nvmlDeviceGetUtilizationRates, h), "gpu", 0.0))
+            power = _milliwatts_to_w(_try(nv.nvmlDeviceGetPowerUsage, h))
+            procs = _try(nv.nvmlDeviceGetComputeRunningProcesses, h, default=[]) or []
             run_mb = sum((p.usedGpuMemory or 0) for p in procs if p.pid in pids) / MB
             run_total += run_mb
             utils.append(util)
             if power is not None:
                 s.energy_j += power * dt
             row += [util, round(mem.used / MB, 1) if mem else None, round(run_mb, 1), power,
-                    _try(lambda: nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU)),
-                    _try(lambda: nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM)),
-                    _try(lambda: nv.nvmlDeviceGetCurrentClocksThrottleReasons(h))]
+                    _try(nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU),
+                    _try(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM),
+                    _try(nv.nvmlDeviceGetCurrentClocksThrottleReasons, h)]
         s.peak_gpu_memory_mb = max(s.peak_gpu_memory_mb or 0.0, run_total)
         self._util_sum += sum(utils) / len(utils)
         s.mean_gpu_util_pct = self._util_sum / s.samples

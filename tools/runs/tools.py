@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from .. import ledger
-from ..errors import InvalidInput, LabError
+from ..errors import InvalidInput
 from ..home import Lab
 from ..paging import DEFAULT_LIMIT, MAX_LIMIT, next_cursor, offset_from
 from ..registry import Progress, tool
