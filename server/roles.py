@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 from fastmcp import FastMCP
 from pydantic import Field
@@ -20,12 +20,12 @@ from sotalab.tools import data_path
 from sotalab.tools.errors import LabError
 from sotalab.tools.home import Lab
 from sotalab.tools.invoke import invoke
+from sotalab.tools.trials import Label
 
 ROLES = ("resource", "objective", "init", "monitor", "fix", "ideator", "scheduler", "supervisor")
 TOOL_PREFIX = "mcp__sotalab__"
 # Labels that mean the trial failed to produce a usable score, or was thrown out.
-FAILURE_LABELS = ("crash", "preflight_crash", "timeout", "oom", "gpu_oom", "metric_missing",
-                  "protected_violation", "size_blocked", "disqualified")
+FAILURE_LABELS = tuple(label for label in get_args(Label) if label not in ("keep", "discard"))
 STATE_ROWS = 5
 
 

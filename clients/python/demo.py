@@ -32,8 +32,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
 from sotalab.tools import data_path
+from sotalab.tools.trials import Label
 
 from .session import LabSession, ToolCallError
 
@@ -47,8 +49,7 @@ PLAN = (
     ("honest_learning_rate", "PARAM", "low", 20, "honest_normalise"),
     ("cheat_monkeypatch_metric", "CODE", "high", 10, "honest_learning_rate"),
 )
-FAILURE_LABELS = {"crash", "preflight_crash", "timeout", "oom", "gpu_oom", "metric_missing",
-                  "protected_violation", "size_blocked"}
+FAILURE_LABELS = set(get_args(Label)) - {"keep", "discard"}
 GIT_IDENTITY = ["-c", "user.name=sotalab demo", "-c", "user.email=demo@sotalab.invalid",
                 "-c", "commit.gpgsign=false"]
 
