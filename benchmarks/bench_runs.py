@@ -149,6 +149,7 @@ def main() -> None:
         lab = Lab.open(Path(tmp) / "lab")
         cwd = lab.path("workspaces", "bench")
         cwd.mkdir()
+        queue.enable_launcher(lab)  # as the server's start_dispatcher does
         with_docker = not args.no_docker and subprocess.run(
             ["docker", "image", "inspect", DEFAULT_IMAGE], capture_output=True).returncode == 0
         print(f"launch overhead, median of {args.rounds} (to the child's first instruction):")

@@ -103,6 +103,8 @@ def test_launcher_forks_supervisors_and_runs_go_on_without_it(lab, workdir):
     first = queue.submit(lab, queue.RunRequest(argv=["true"], cwd=str(workdir)))
     assert queue.wait(lab, first, 30)["status"] == "succeeded"
     sock = lab.path("runs", launcher.SOCKET)
+    assert not sock.exists(), "one-shot callers leave no launcher behind"
+    queue.enable_launcher(lab)  # what start_dispatcher does in a long-lived server
     deadline = time.monotonic() + 20
     while not sock.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -118,3 +120,15 @@ def test_launcher_forks_supervisors_and_runs_go_on_without_it(lab, workdir):
     third = queue.submit(lab, queue.RunRequest(argv=["echo", "fallback"], cwd=str(workdir)))
     assert queue.wait(lab, third, 30)["status"] == "succeeded"
     assert os.path.getsize(lab.path("runs", third, "output.head")) > 0
+
+    def launchers():
+        return [p for p in psutil.process_iter(["cmdline"])
+                if f"sotalab.tools.runs.launcher {lab.home}" in " ".join(p.info["cmdline"] or [])]
+
+    deadline = time.monotonic() + 20  # and a new launcher replaced the dead one
+    while time.monotonic() < deadline and not launchers():
+        time.sleep(0.1)
+    replacement = launchers()
+    assert replacement and replacement[0].pid != forker.pid
+    for proc in replacement:
+        proc.kill()

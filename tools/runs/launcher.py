@@ -10,9 +10,9 @@ its own ledger connection at the end.
 
 It listens on ``runs/launcher.sock`` (mode 0600), holds ``runs/launcher.lock`` for its
 lifetime (one launcher per lab), reaps its supervisors, and exits after ``IDLE_S``
-seconds with nothing to do or when the lab home is gone. When it is not running, the
-queue starts the supervisor as its own process (the same code) and starts a launcher
-for next time.
+seconds with nothing to do or when the lab home is gone. A long-lived server asks for
+one (``queue.enable_launcher``); whenever none answers, the queue starts the supervisor
+as its own process (the same code).
 """
 
 from __future__ import annotations

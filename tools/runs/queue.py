@@ -44,6 +44,7 @@ SUPERVISOR_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "HOME", "PYTHONPATH", "VIRTUAL
                   "DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "CUDA_DEVICE_ORDER")
 
 _children: dict[int, subprocess.Popen] = {}  # supervisors this process started, reaped in dispatch
+_launcher_homes: set[str] = set()  # labs whose long-lived server keeps a launcher running
 _thread_lock = threading.Lock()
 
 
@@ -298,8 +299,19 @@ def _start_supervisor(lab: Lab, run_dir: Path) -> int:
                                 cwd=run_dir, env=sup_env, stdin=subprocess.DEVNULL, stdout=sup_log,
                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
     _children[proc.pid] = proc
-    launcher.start_detached(runs_dir, lab.home, sup_env)
+    if str(lab.home) in _launcher_homes:
+        launcher.start_detached(runs_dir, lab.home, sup_env)
     return proc.pid
+
+
+def enable_launcher(lab: Lab) -> None:
+    """Keep a launcher (fork server) running for this lab, started now and again
+    whenever a run finds none. For long-lived servers: one-shot callers (CLI, tests)
+    start supervisors as plain processes and leave no launcher behind."""
+    _launcher_homes.add(str(lab.home))
+    if not lab.path("runs", launcher.SOCKET).exists():
+        launcher.start_detached(lab.path("runs"), lab.home,
+                                {k: os.environ[k] for k in SUPERVISOR_ENV if k in os.environ})
 
 
 def _gpu_uuids(gpu_ids: list[int]) -> list[str]:
@@ -500,4 +512,7 @@ class Dispatcher:
 
 
 def start_dispatcher(lab: Lab, interval_s: float = 1.0) -> Dispatcher:
+    """What a long-lived server runs after ``reconcile``: the launcher for fast starts
+    and a thread that dispatches the queue every ``interval_s``."""
+    enable_launcher(lab)
     return Dispatcher(lab, interval_s).start()
