@@ -270,3 +270,22 @@ def test_artifact_budget_exceeded(lab, worktree):
                 artifact_mb=1)
     row = finish(lab, run)
     assert (row["status"], row["outcome"]) == ("failed", "artifact_exceeded")
+
+
+def test_docker_run_keeps_the_image_path_and_runs_as_non_root(lab, worktree):
+    ok, why = docker_ready()
+    require(ok, f"Docker executor tests need a Docker engine and the base image: {why}")
+    import io
+
+    import docker
+
+    tag = "sotalab-test-path:1"
+    docker.from_env().images.build(fileobj=io.BytesIO(
+        f"FROM {DEFAULT_IMAGE}\nENV PATH=/opt/probe/bin:/usr/bin:/bin\n".encode()), tag=tag)
+    run = start(lab, worktree, "docker", "echo PATH=$PATH; id -u; cat /proc/self/status | grep CapEff",
+                image=tag)
+    row = finish(lab, run)
+    text = log_of(lab, run)
+    assert row["status"] == "succeeded"
+    assert "PATH=/opt/probe/bin:/usr/bin:/bin" in text  # an environment image's venv stays first
+    assert "\n65534\n" in text and "CapEff:\t0000000000000000" in text

@@ -13,7 +13,6 @@ import threading
 
 DEFAULT_IMAGE = "sotalab-base:bookworm"
 DEFAULT_USER = "65534:65534"  # nobody: never root inside a run's container
-IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PIDS_LIMIT = 1024
 TMPFS_SIZE = "1g"
 
@@ -29,7 +28,7 @@ def container_kwargs(spec: dict) -> dict:
 
     dk = spec["docker"]
     env = dict(spec["env"])
-    env["PATH"] = os.pathsep.join([*spec.get("path_prefix", []), IMAGE_PATH])
+    env.pop("PATH", None)  # the image's own PATH (an environment image puts its venv first)
     volumes = {p: {"bind": p, "mode": "rw"} for p in spec["writable"]}
     volumes.update({p: {"bind": p, "mode": "ro"} for p in spec["readable"]})
     kwargs = dict(

@@ -67,7 +67,7 @@ class RunRequest:
     pending_timeout_s: float = 3600.0
     telemetry_interval_s: float = 1.0
     log_cap_bytes: int = DEFAULT_CAP_BYTES
-    path_prefix: list[str] = field(default_factory=list)  # e.g. the environment's bin/
+    path_prefix: list[str] = field(default_factory=list)  # local runs: e.g. the venv's bin/ (Docker: the image's PATH)
     readable: list[str] = field(default_factory=list)  # extra read-only paths (the env)
     campaign_id: int | None = None
     trial_id: int | None = None
