@@ -88,6 +88,7 @@ def test_the_report_and_winning_patch_are_in_the_lab_home(first_run):
     diff = patch.read_text()
     # The winner is the chained honest trial: normalisation plus the learning rate.
     assert "+LEARNING_RATE = 0.005" in diff and "self.mean" in diff and "metrics.accuracy" not in diff
+    assert diff.count("diff --git ") == 1, "only the committed change (train.py), no evaluation byproducts"
 
 
 def test_a_second_run_reuses_what_the_first_built(first_run):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -351,6 +352,21 @@ def best_valid(demo: Demo, board: dict) -> dict | None:
     return next((e for e in board["entries"] if e["trial"]["id"] in valid), None)
 
 
+async def committed_patch(demo: Demo, trial_id: int) -> str:
+    """The winner's change against the baseline, limited to the files its lineage committed:
+    workspace_diff also shows what evaluation runs left in the worktree (__pycache__,
+    metrics.json), which is not part of the change."""
+    lineage = await demo.call("trial_lineage", trial=trial_id, max_depth=0, quiet=True)
+    files: set[str] = set()
+    for trial in [*lineage["ancestors"], {"id": trial_id}]:
+        stat = (await demo.call("trial_get", trial=trial["id"], quiet=True)).get("diff_stat") or {}
+        files |= set(stat.get("files", []))
+    diff = await demo.call("workspace_diff", trial=trial_id, against="baseline", quiet=True)
+    sections = re.split(r"(?m)^(?=diff --git )", diff["diff"])
+    return "".join(part for part in sections
+                   if (m := re.match(r"diff --git a/(\S+) b/", part)) and m.group(1) in files)
+
+
 async def write_report(demo: Demo, board: dict, lineage: dict) -> Path:
     status = await demo.call("lab_status", quiet=True)
     reports = Path(status["home"]) / "reports"
@@ -359,8 +375,7 @@ async def write_report(demo: Demo, board: dict, lineage: dict) -> Path:
     winner = best_valid(demo, board)
     patch_path = reports / f"{name}-winning.patch"
     if winner:
-        diff = await demo.call("workspace_diff", trial=winner["trial"]["id"], against="baseline", quiet=True)
-        patch_path.write_text(diff["diff"])
+        patch_path.write_text(await committed_patch(demo, winner["trial"]["id"]))
     campaign = await demo.call("campaign_get", campaign=demo.campaign["id"], quiet=True)
     o = campaign["objective"]
     lines = [f"# sotalab report: campaign `{name}`", "",
@@ -394,7 +409,9 @@ async def write_report(demo: Demo, board: dict, lineage: dict) -> Path:
               *[f"| {r['trial']} ({label}) | {r['mean']:.4f} | "
                 f"{', '.join(f'{v:.4f}' for v in r['scores'].values())} |"
                 for label, r in (("best valid", f["best"]), ("baseline", f["baseline"]))], "",
-              f"Gain {f['gain']:+.4f}, 95% interval {f.get('interval')}, p = {f.get('p_value')}.", "",
+              f"Gain {f['gain']:+.4f}, 95% interval "
+              + (f"[{f['interval'][0]:+.4f}, {f['interval'][1]:+.4f}]" if f.get("interval") else "n/a")
+              + (f", p = {f['p_value']:.2g}." if f.get("p_value") is not None else "."), "",
               "## Lineage", "", "```", *lineage_lines(lineage["tree"]), "```", ""]
     if winner:
         lines += [f"## Winning patch (trial {winner['trial']['id']}, against the baseline)", "",
