@@ -72,6 +72,7 @@ def test_audits_are_stored_listed_and_feed_the_claims_leaderboard(tinynet):
     tinynet.call("audit_trial", trial=honest, depth="full")
     audit = tinynet.call("audit_trial", trial=cheat, depth="full")
     assert tinynet.call("audit_get", audit=audit["id"]) == audit
+    assert audit["commit"] == tinynet.call("trial_get", trial=cheat)["commit_sha"]
     listed = tinynet.call("audit_list", trial=cheat)
     assert listed["audits"][0]["id"] == audit["id"] and "diff_rules" in listed["audits"][0]["failed"]
     invalid = tinynet.call("audit_list", campaign=tinynet.id, verdict="invalid", limit=200)

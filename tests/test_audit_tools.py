@@ -17,12 +17,13 @@ def make_trials(lab, call, scores):
     ids = [call("trial_create", campaign=campaign, kind="baseline")["id"]]
     ids += [call("trial_create", campaign=campaign, kind="param")["id"] for _ in scores[1:]]
     for trial, score in zip(ids, scores):
-        lab.db["trials"].update(trial, {"score": score})
+        lab.db["trials"].update(trial, {"score": score, "commit_sha": f"commit-of-{trial}"})
     return campaign, ids
 
 
-def store_audit(lab, campaign, trial, depth, verdict):
+def store_audit(lab, campaign, trial, depth, verdict, commit=None):
     return lab.db["audits"].insert({"trial_id": trial, "campaign_id": campaign, "depth": depth, "verdict": verdict,
+                                    "commit_sha": commit or f"commit-of-{trial}",
                                     "reason": f"{verdict} because", "checks": ledger.dumps(
                                         [{"name": "diff_rules", "verdict": "fail" if verdict == "invalid" else "pass",
                                           "summary": "s", "evidence": [], "data": {}}]),
@@ -39,6 +40,14 @@ def test_claims_leaderboard_counts_only_the_latest_full_audit(lab, call):
     claims = call("leaderboard", campaign=campaign, claims_only=True)["entries"]
     assert [e["trial"]["id"] for e in claims] == [c]
     assert [e["trial"]["id"] for e in call("leaderboard", campaign=campaign)["entries"]] == [a, b, c, base]
+
+
+def test_a_claim_lapses_when_the_trials_code_changes_after_its_audit(lab, call):
+    campaign, (_, a) = make_trials(lab, call, [0.5, 0.9])
+    store_audit(lab, campaign, a, "full", "valid")
+    assert [e["trial"]["id"] for e in call("leaderboard", campaign=campaign, claims_only=True)["entries"]] == [a]
+    lab.db["trials"].update(a, {"commit_sha": "a-later-commit"})  # snapshot and re-evaluation after the audit
+    assert call("leaderboard", campaign=campaign, claims_only=True)["entries"] == []
 
 
 def test_audit_get_and_list(lab, call, call_error):
@@ -58,7 +67,8 @@ def test_audit_get_and_list(lab, call, call_error):
 def test_finalize_needs_a_valid_full_audit_and_does_not_spend_a_call_without_one(lab, call, call_error):
     campaign, (_, a) = make_trials(lab, call, [0.5, 0.9])
     store_audit(lab, campaign, a, "quick", "valid")
-    assert "no trial with a valid full audit" in call_error("campaign_finalize", campaign=campaign)
+    assert "no trial with a valid full audit of its current commit" in call_error("campaign_finalize",
+                                                                                    campaign=campaign)
     assert call("campaign_get", campaign=campaign)["spent"].get("finalize_calls", 0) == 0
 
 

@@ -233,10 +233,16 @@ def _audit_finalizations(db: sqlite_utils.Database) -> None:
     )
 
 
+def _audit_commit(db: sqlite_utils.Database) -> None:
+    """Audits: the commit audited, so a trial whose code changed since is no claim."""
+    db.execute("ALTER TABLE audits ADD COLUMN commit_sha TEXT")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _initial_schema),
     ("0002_runs_supervision", _runs_supervision),
     ("0003_audit_finalizations", _audit_finalizations),
+    ("0004_audit_commit", _audit_commit),
 ]
 
 

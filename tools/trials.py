@@ -112,7 +112,8 @@ class LeaderboardIn(BaseModel):
     campaign: int
     limit: int = Field(10, ge=1, le=MAX_LIMIT)
     kind: Kind | None = None
-    claims_only: bool = Field(False, description="only claims: trials whose latest full audit (audit_trial depth=full) is valid")
+    claims_only: bool = Field(False, description="only claims: trials whose latest full audit (audit_trial depth=full) "
+                                                 "is valid and was of the trial's current commit")
 
 
 class LeaderboardEntry(BaseModel):
@@ -275,13 +276,14 @@ def trial_lineage(lab: Lab, args: LineageIn) -> Lineage:
 def leaderboard(lab: Lab, args: LeaderboardIn) -> Leaderboard:
     """The campaign's best trials by evaluator-owned score, in the objective's
     direction. Unscored trials never rank; with claims_only, only trials whose latest
-    full audit is valid do."""
+    full audit is valid (for their current commit) do."""
     campaign = campaigns.load(lab, args.campaign)
     order = "DESC" if campaign.objective.direction == "max" else "ASC"
     filters, params = ("AND kind = ?", [args.kind]) if args.kind else ("", [])
     if args.claims_only:
-        filters += """ AND (SELECT verdict FROM audits WHERE audits.trial_id = trials.id AND depth = 'full'
-                                ORDER BY audits.id DESC LIMIT 1) = 'valid'"""
+        filters += """ AND EXISTS (SELECT 1 FROM audits a WHERE a.id = (SELECT MAX(id) FROM audits
+                       WHERE trial_id = trials.id AND depth = 'full')
+                       AND a.verdict = 'valid' AND a.commit_sha = trials.commit_sha)"""
     rows = lab.db.query(
         f"""SELECT {SUMMARY_COLUMNS}, score_std, delta_baseline FROM trials
             WHERE campaign_id = ? AND score IS NOT NULL {filters}

@@ -43,6 +43,7 @@ class Audit(BaseModel):
     verdict: AuditVerdict = Field(description="valid, invalid (disqualified) or inconclusive (not shown)")
     reason: str = Field(description="one paragraph: which checks failed or warned, and why")
     checks: list[CheckResult] = Field(description="one entry per check, with its evidence (file, line, value)")
+    commit: str | None = Field(None, description="the trial commit the audit examined")
     label: str | None = Field(None, description="the trial's label after the audit")
     created_at: str
 
@@ -135,7 +136,9 @@ def _load_pair(lab: Lab, trial_id: int) -> tuple[campaigns.Campaign, trials.Tria
     return campaign, trial, baseline
 
 
-def run_checks(lab: Lab, trial_id: int, depth: str, n_seeds: int, progress: Progress) -> list[CheckResult]:
+def run_checks(lab: Lab, trial_id: int, depth: str, n_seeds: int,
+               progress: Progress) -> tuple[str, list[CheckResult]]:
+    """The checks of one audit, and the commit they audited."""
     campaign, trial, baseline = _load_pair(lab, trial_id)
     objective = campaign.objective
     store = workspaces.protected_store(lab, campaign.id)
@@ -190,7 +193,7 @@ def run_checks(lab: Lab, trial_id: int, depth: str, n_seeds: int, progress: Prog
                                              [base_metrics[s][objective.metric] for s in paired],
                                              objective.direction, objective.min_effect))
     progress(total, total, "audit done")
-    return checks
+    return trial.commit_sha, checks
 
 
 def _over_seeds(lab: Lab, campaign, trial: trials.Trial, checkout: Path, seeds: list[int],
@@ -212,7 +215,7 @@ def _row_to_audit(lab: Lab, row: dict) -> Audit:
     return Audit(id=row["id"], trial=row["trial_id"], campaign=row["campaign_id"], depth=row["depth"],
                  verdict=row["verdict"], reason=row["reason"],
                  checks=[CheckResult.model_validate(c) for c in ledger.loads(row["checks"], [])],
-                 label=label[0] if label else None, created_at=row["created_at"])
+                 commit=row["commit_sha"], label=label[0] if label else None, created_at=row["created_at"])
 
 
 def load_audit(lab: Lab, audit_id: int) -> Audit:
@@ -231,17 +234,18 @@ def audit_trial(lab: Lab, args: AuditIn, progress: Progress) -> Audit:
     checkout and significance over several seeds against the baseline's noise (with
     the interval) - only a valid full audit makes a claim. invalid labels the trial
     disqualified."""
-    checks = run_checks(lab, args.trial, args.depth, args.seeds, progress)
+    commit, checks = run_checks(lab, args.trial, args.depth, args.seeds, progress)
     verdict, reason = combine(checks, args.depth)
     trial = trials.load(lab, args.trial)
-    with lab.db.conn:
-        audit_id = lab.db["audits"].insert({
-            "trial_id": trial.id, "campaign_id": trial.campaign_id, "depth": args.depth, "verdict": verdict,
-            "reason": reason, "checks": ledger.dumps([c.model_dump(mode="json") for c in checks]),
-            "created_at": ledger.now(),
-        }).last_pk
+    stamp = ledger.now()
+    with ledger.transaction(lab.db) as db:
+        audit_id = db.execute(
+            "INSERT INTO audits (trial_id, campaign_id, depth, verdict, reason, checks, commit_sha, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [trial.id, trial.campaign_id, args.depth, verdict, reason,
+             ledger.dumps([c.model_dump(mode="json") for c in checks]), commit, stamp]).lastrowid
         if verdict == "invalid":
-            lab.db["trials"].update(trial.id, {"label": "disqualified", "updated_at": ledger.now()})
+            db.execute("UPDATE trials SET label = 'disqualified', updated_at = ? WHERE id = ?", [stamp, trial.id])
     return load_audit(lab, audit_id)
 
 
@@ -278,12 +282,13 @@ def audit_list(lab: Lab, args: AuditListIn) -> AuditPage:
 # --- finalize ----------------------------------------------------------------------------
 
 def best_claim(lab: Lab, campaign) -> tuple[int, int] | None:
-    """(trial id, audit id) of the best-scoring trial whose latest full audit is valid."""
+    """(trial id, audit id) of the best-scoring trial whose latest full audit is valid
+    and examined the trial's current commit."""
     order = "DESC" if campaign.objective.direction == "max" else "ASC"
     row = lab.db.execute(
         f"""SELECT t.id, a.id FROM trials t
             JOIN audits a ON a.id = (SELECT MAX(id) FROM audits WHERE trial_id = t.id AND depth = 'full')
-            WHERE t.campaign_id = ? AND t.score IS NOT NULL AND a.verdict = 'valid'
+            WHERE t.campaign_id = ? AND t.score IS NOT NULL AND a.verdict = 'valid' AND a.commit_sha = t.commit_sha
             ORDER BY t.score {order}, t.id LIMIT 1""", [campaign.id]).fetchone()
     return (row[0], row[1]) if row else None
 
@@ -299,6 +304,21 @@ def _held_out_scores(lab: Lab, trial_id: int, seeds: list[int], metric: str) -> 
                        hint="read its runs with run_list and run_logs")
     return HeldOutScores(trial=trial_id, scores=scores, mean=sum(scores.values()) / len(scores),
                          metrics=gather.mean_metrics(per_seed))
+
+
+def _count_finalize_call(lab: Lab, campaign_id: int) -> int:
+    """Count one finalize call before anything runs (a failed or interrupted call still
+    uses one), atomically, so concurrent calls cannot exceed the limit. Returns the
+    number of calls used before this one."""
+    with ledger.transaction(lab.db) as db:
+        spent = ledger.loads(db.execute("SELECT spent FROM campaigns WHERE id = ?", [campaign_id]).fetchone()[0], {})
+        used = int(spent.get("finalize_calls", 0))
+        if used >= MAX_FINALIZE_CALLS:
+            raise BudgetExceeded(f"campaign {campaign_id} has used its {MAX_FINALIZE_CALLS} finalize calls",
+                                 hint="read earlier results with campaign_get; the held-out split is not for probing")
+        db.execute("UPDATE campaigns SET spent = ?, updated_at = ? WHERE id = ?",
+                   [ledger.dumps({**spent, "finalize_calls": used + 1}), ledger.now(), campaign_id])
+    return used
 
 
 def _require_at_commit(lab: Lab, trial: trials.Trial) -> None:
@@ -320,21 +340,16 @@ def campaign_finalize(lab: Lab, args: FinalizeIn, progress: Progress) -> Finaliz
     ever sees them. Limited to 3 calls per campaign (each counted before it runs and
     journaled); returns the held-out gain and its interval."""
     campaign = campaigns.load(lab, args.campaign)
-    used = int(campaign.spent.get("finalize_calls", 0))
-    if used >= MAX_FINALIZE_CALLS:
-        raise BudgetExceeded(f"campaign {campaign.id} has used its {MAX_FINALIZE_CALLS} finalize calls",
-                             hint="read earlier results with campaign_get; the held-out split is not for probing")
     claim = best_claim(lab, campaign)
     if claim is None:
-        raise LabError(f"campaign {campaign.id} has no trial with a valid full audit",
+        raise LabError(f"campaign {campaign.id} has no trial with a valid full audit of its current commit",
                        hint="audit the best trials with audit_trial depth=full first")
     if campaign.baseline_trial_id is None:
         raise LabError(f"campaign {campaign.id} has no baseline trial", hint="create and evaluate the baseline first")
     best_id, audit_id = claim
     for trial_id in (best_id, campaign.baseline_trial_id):
         _require_at_commit(lab, trials.load(lab, trial_id))
-    # Counted before anything runs, so a failed or interrupted call still uses one.
-    campaigns.set_fields(lab, campaign.id, spent={**campaign.spent, "finalize_calls": used + 1})
+    used = _count_finalize_call(lab, campaign.id)
     seeds = seeds_for(campaign, args.seeds)
     metric = campaign.objective.metric
     progress(0, 2, f"held-out evaluation of trial {best_id}")
