@@ -215,54 +215,67 @@ def evaluate_trial(lab: Lab, trial_id: int, seeds: list[int] | None = None, held
     if not check.ok:
         raise LabError(f"protected files still differ after restoring them: {check.changed + check.added + check.deleted}",
                        hint="the baseline copies may be damaged; re-clone the campaign's repository")
-    settings, env_desc = _environment(lab, campaign)
-    extra_env = dict(settings.pop("env", {}))
-    readable = list(settings.pop("readable", []))
+    extra_env, readable = {}, []
     if held_out:
         held = workspaces.held_out_dir(lab, campaign.id)
         extra_env["SOTALAB_HELD_OUT"] = str(held)
         readable.append(str(held))
     if record:
         trials.set_fields(lab, trial_id, status="evaluating")
-    b = campaign.budgets
-    wall_s = min(evaluator.timeout_s, b.run_wall_s or evaluator.timeout_s)
-    seed_runs: list[SeedRun] = []
-    gpu_seconds = 0.0
-    primary = campaign.objective.metric
     try:
-        for n, seed in enumerate(seeds):
-            progress(n, len(seeds), f"seed {seed}: running the evaluator")
-            _remove_metric_files(evaluator.metrics, worktree)
-            argv = list(evaluator.command) + ([evaluator.seed_arg, str(seed)] if evaluator.seed_arg else [])
-            req = queue.RunRequest(
-                argv=argv, cwd=str(worktree), env={**extra_env, evaluator.seed_env: str(seed)},
-                readable=readable, gpus="auto", wall_s=wall_s, memory_gb=b.memory_gb,
-                gpu_memory_gb=b.gpu_memory_gb, artifact_mb=b.artifact_mb, campaign_id=campaign.id,
-                trial_id=trial_id, purpose="held_out" if held_out else "evaluation", seed=seed, **settings)
-            run_id = queue.submit(lab, req)
-            row = _wait_run(lab, run_id, seed, progress, n, len(seeds))
-            output = logcap.read_text(Path(row["run_dir"]))
-            found, missing = extract_metrics(evaluator.metrics, output, worktree)
-            label = classify(row, output, primary in missing)
-            lab.db["runs"].update(run_id, {"metrics": ledger.dumps(found)})
-            telemetry = ledger.loads(row["telemetry"], {}) or {}
-            gpu_seconds += telemetry.get("gpu_s") or 0.0
-            seed_runs.append(SeedRun(seed=seed, run=run_id, status=row["status"], outcome=row["outcome"],
-                                     label=label, reason=row["reason"], metrics=found, missing=missing,
-                                     telemetry=telemetry))
-            if label != "ok":
-                break  # the trial already failed; more seeds would only spend budget
+        seed_runs, gpu_hours, env_desc = run_seeds(
+            lab, campaign, trial_id, worktree, seeds, purpose="held_out" if held_out else "evaluation",
+            extra_env=extra_env, extra_readable=readable, progress=progress)
     except BaseException:
         if record:
             trials.set_fields(lab, trial_id, status="open")
         raise
-    result = _summarise(lab, campaign, trial, seed_runs, restored, held_out, record, gpu_seconds / 3600,
+    result = _summarise(lab, campaign, trial, seed_runs, restored, held_out, record, gpu_hours,
                         commit, env_desc)
     _charge(lab, campaign, trial, result.gpu_hours)
     if record:
         _record(lab, result)
     progress(len(seeds), len(seeds), f"label {result.label}, score {result.score}")
     return result
+
+
+def run_seeds(lab: Lab, campaign: Campaign, trial_id: int, directory: Path, seeds: list[int], *,
+              purpose: str, extra_env: dict[str, str] | None = None, extra_readable: list[str] = (),
+              stop_on_failure: bool = True, progress: Progress = no_progress) -> tuple[list[SeedRun], float, str]:
+    """The campaign's evaluator run in ``directory`` once per seed, as supervised runs in
+    the campaign's environment and budgets; metrics parsed and stored on each run.
+    Returns the seed runs, the GPU-hours they used, and the environment used. Stops at
+    the first failed seed unless ``stop_on_failure`` is false."""
+    evaluator, b = campaign.evaluator, campaign.budgets
+    settings, env_desc = _environment(lab, campaign)
+    env = {**settings.pop("env", {}), **(extra_env or {})}
+    readable = [*settings.pop("readable", []), *extra_readable]
+    wall_s = min(evaluator.timeout_s, b.run_wall_s or evaluator.timeout_s)
+    primary = campaign.objective.metric
+    seed_runs: list[SeedRun] = []
+    gpu_seconds = 0.0
+    for n, seed in enumerate(seeds):
+        progress(n, len(seeds), f"seed {seed}: running the evaluator")
+        _remove_metric_files(evaluator.metrics, directory)
+        argv = list(evaluator.command) + ([evaluator.seed_arg, str(seed)] if evaluator.seed_arg else [])
+        run_id = queue.submit(lab, queue.RunRequest(
+            argv=argv, cwd=str(directory), env={**env, evaluator.seed_env: str(seed)},
+            readable=readable, gpus="auto", wall_s=wall_s, memory_gb=b.memory_gb,
+            gpu_memory_gb=b.gpu_memory_gb, artifact_mb=b.artifact_mb, campaign_id=campaign.id,
+            trial_id=trial_id, purpose=purpose, seed=seed, **settings))
+        row = _wait_run(lab, run_id, seed, progress, n, len(seeds))
+        output = logcap.read_text(Path(row["run_dir"]))
+        found, missing = extract_metrics(evaluator.metrics, output, directory)
+        label = classify(row, output, primary in missing)
+        lab.db["runs"].update(run_id, {"metrics": ledger.dumps(found)})
+        telemetry = ledger.loads(row["telemetry"], {}) or {}
+        gpu_seconds += telemetry.get("gpu_s") or 0.0
+        seed_runs.append(SeedRun(seed=seed, run=run_id, status=row["status"], outcome=row["outcome"],
+                                 label=label, reason=row["reason"], metrics=found, missing=missing,
+                                 telemetry=telemetry))
+        if label != "ok" and stop_on_failure:
+            break  # the trial already failed; more seeds would only spend budget
+    return seed_runs, gpu_seconds / 3600, env_desc
 
 
 def _remove_metric_files(rules: list[MetricRule], worktree: Path) -> None:
