@@ -16,7 +16,7 @@ def make_trials(lab, call, scores):
     campaign = call("campaign_create", **SIMPLE_CAMPAIGN)["id"]
     ids = [call("trial_create", campaign=campaign, kind="baseline")["id"]]
     ids += [call("trial_create", campaign=campaign, kind="param")["id"] for _ in scores[1:]]
-    for trial, score in zip(ids, scores):
+    for trial, score in zip(ids, scores, strict=True):
         lab.db["trials"].update(trial, {"score": score, "commit_sha": f"commit-of-{trial}"})
     return campaign, ids
 

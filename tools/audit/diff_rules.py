@@ -17,7 +17,7 @@ from . import diffparse
 from .result import CheckResult, Evidence
 from .rules import RULES
 
-PROSE_SUFFIXES = {".md", ".rst", ".txt", ".tex", ".bib", ".html", ".ipynb_checkpoints"}
+PROSE_SUFFIXES = {".md", ".rst", ".txt", ".tex", ".bib", ".html"}
 CONFIG_SUFFIXES = {".yaml", ".yml", ".json", ".toml", ".cfg", ".ini", ".conf"}
 EVAL_FILE_RE = re.compile(r"(^|/)(eval|evaluate|evaluation|evaluator|metric|metrics|scoring|scorer|score|benchmark)[^/]*\.py$",
                           re.IGNORECASE)
