@@ -289,3 +289,36 @@ def test_docker_run_keeps_the_image_path_and_runs_as_non_root(lab, worktree):
     assert row["status"] == "succeeded"
     assert "PATH=/opt/probe/bin:/usr/bin:/bin" in text  # an environment image's venv stays first
     assert "\n65534\n" in text and "CapEff:\t0000000000000000" in text
+
+
+@pytest.fixture
+def lab_outside_tmp():
+    """A lab home outside /tmp (the sandbox's /tmp is private anyway), like a real one."""
+    import shutil
+    import tempfile
+
+    from sotalab.tools.home import Lab
+
+    root = tempfile.mkdtemp(dir="/var/tmp", prefix="sotalab-test-")
+    yield Lab.open(root)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_sandbox_hides_the_lab_home_but_its_own_directories(lab_outside_tmp):
+    require(sandbox.bwrap_works(), "the local sandbox tests need bubblewrap (apt-get install bubblewrap)")
+    lab = lab_outside_tmp
+    worktree = lab.path("workspaces", "1", "trials", "2")
+    worktree.mkdir(parents=True)
+    (lab.path("held_out") / "labels.csv").write_text("secret labels\n")
+    venv = lab.path("envs", "e1", "venv")
+    venv.mkdir(parents=True)
+    (venv / "marker").write_text("env visible\n")
+    script = (f"cat {lab.path('held_out', 'labels.csv')}; cat {lab.db_path} | head -c 20; "
+              f"cat {venv / 'marker'}; echo new > {venv / 'written'}; echo work > result.txt")
+    run = queue.submit(lab, queue.RunRequest(argv=["sh", "-c", script], cwd=str(worktree), readable=[str(venv)]))
+    row = finish(lab, run)
+    text = log_of(lab, run)
+    assert row["status"] == "succeeded"
+    assert "secret labels" not in text and "SQLite" not in text
+    assert "env visible" in text and not (venv / "written").exists()
+    assert (worktree / "result.txt").read_text() == "work\n"
