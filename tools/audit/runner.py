@@ -13,7 +13,6 @@ from pathlib import Path
 from .. import evaluation, ledger
 from ..home import Lab
 from ..registry import Progress, no_progress
-from ..runs import logcap, queue
 
 PURPOSE = "audit"
 COMMIT_ENV = "SOTALAB_COMMIT"
@@ -22,30 +21,12 @@ COMMIT_ENV = "SOTALAB_COMMIT"
 def evaluate_directory(lab: Lab, campaign, trial, directory: Path, commit: str, seeds: list[int],
                        progress: Progress = no_progress) -> dict[int, dict[str, float]]:
     """Metrics per seed of the evaluator run in ``directory``; seeds whose run failed or
-    printed no primary metric are left out."""
-    evaluator, budgets = campaign.evaluator, campaign.budgets
-    settings, _ = evaluation._environment(lab, campaign)
-    extra_env = dict(settings.pop("env", {}))
-    readable = list(settings.pop("readable", []))
-    wall_s = min(evaluator.timeout_s, budgets.run_wall_s or evaluator.timeout_s)
-    results: dict[int, dict[str, float]] = {}
-    gpu_seconds = 0.0
-    for n, seed in enumerate(seeds):
-        evaluation._remove_metric_files(evaluator.metrics, directory)
-        argv = list(evaluator.command) + ([evaluator.seed_arg, str(seed)] if evaluator.seed_arg else [])
-        run_id = queue.submit(lab, queue.RunRequest(
-            argv=argv, cwd=str(directory), env={**extra_env, evaluator.seed_env: str(seed), COMMIT_ENV: commit},
-            readable=readable, gpus="auto", wall_s=wall_s, memory_gb=budgets.memory_gb,
-            gpu_memory_gb=budgets.gpu_memory_gb, artifact_mb=budgets.artifact_mb, campaign_id=campaign.id,
-            trial_id=trial.id, purpose=PURPOSE, seed=seed, **settings))
-        row = evaluation._wait_run(lab, run_id, seed, progress, n, len(seeds))
-        found, _ = evaluation.extract_metrics(evaluator.metrics, logcap.read_text(Path(row["run_dir"])), directory)
-        lab.db["runs"].update(run_id, {"metrics": ledger.dumps(found)})
-        gpu_seconds += (ledger.loads(row["telemetry"], {}) or {}).get("gpu_s", 0.0) or 0.0
-        if row["status"] == "succeeded" and campaign.objective.metric in found:
-            results[seed] = found
-    evaluation._charge(lab, campaign, trial, gpu_seconds / 3600)
-    return results
+    printed no primary metric are left out. GPU time is charged to the campaign."""
+    seed_runs, gpu_hours, _ = evaluation.run_seeds(
+        lab, campaign, trial.id, directory, seeds, purpose=PURPOSE, extra_env={COMMIT_ENV: commit},
+        stop_on_failure=False, progress=progress)
+    evaluation._charge(lab, campaign, trial, gpu_hours)
+    return {r.seed: r.metrics for r in seed_runs if r.label == "ok"}
 
 
 def cached(lab: Lab, trial_id: int, commit: str) -> dict[int, dict[str, float]]:
