@@ -140,6 +140,8 @@ def arxiv(monkeypatch, paper_pdf):
     server.add("hep-th/9901001", "Strings on the Lattice", paper_pdf)
     server.add("2203.00001", "Retracted Result", None, versions=2,
                comment="This paper has been withdrawn by the authors due to an error in Table 2")
+    server.add("2204.00002", "Dropout in clinical trials", paper_pdf,
+               abstract="Patients withdrawn from the study were excluded from the analysis.")
     for n in range(12):
         server.add(f"2301.{n:05d}", f"Sharpness study number {n}", paper_pdf)
     yield server
@@ -166,6 +168,13 @@ def test_search_returns_entries_with_metadata(arxiv, call):
     assert hit["published"].startswith("2021-06-01")
     assert hit["withdrawn"] is False
     assert "sortBy=submittedDate" in arxiv.api_requests[-1][1]
+
+
+def test_search_flags_withdrawn_papers_only(arxiv, call):
+    withdrawn = call("paper_search", query="retracted")["results"]
+    assert [(h["arxiv_id"], h["withdrawn"]) for h in withdrawn] == [("2203.00001v2", True)]
+    trials = call("paper_search", query="clinical")["results"]
+    assert [(h["arxiv_id"], h["withdrawn"]) for h in trials] == [("2204.00002v1", False)]
 
 
 def test_search_retries_after_503(arxiv, call):

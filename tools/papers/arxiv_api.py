@@ -14,6 +14,7 @@ Environment:
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -26,6 +27,10 @@ DEFAULT_INTERVAL_S = 3.0
 REQUEST_TIMEOUT_S = (10, 30)  # connect, read
 RETRIES = 3
 BACKOFF_INTERVALS = 1.0  # first retry waits one polite interval, then twice that, ...
+
+WITHDRAWN = re.compile(r"\b(?:(?:paper|article|submission|manuscript|version) (?:has been|is|was) withdrawn"
+                       r"|withdrawn by (?:the )?(?:authors?|arxiv|admin)|withdraw (?:this|the) (?:paper|article|submission))",
+                       re.IGNORECASE)
 
 _gate = threading.Lock()
 _last_request = 0.0  # time.monotonic() of the last request sent to arXiv
@@ -95,8 +100,8 @@ class Entry:
 
     @property
     def withdrawn(self) -> bool:
-        text = f"{self.comment or ''} {self.abstract[:300]}".lower()
-        return "withdrawn" in text or "withdraw this" in text
+        """arXiv marks a withdrawal in the comment (and the replacement abstract)."""
+        return bool(WITHDRAWN.search(f"{self.comment or ''} {self.abstract[:300]}"))
 
 
 def _entry(result) -> Entry:

@@ -140,6 +140,9 @@ def download(url: str, dest: Path, *, polite: bool = False, max_bytes: int = MAX
     try:
         with requests.get(url, stream=True, timeout=(10, 30), allow_redirects=True,
                           headers={"user-agent": "sotalab (paper fetch)"}) as resp:
+            final = urlparse(resp.url)
+            if final.scheme != "https" and not is_loopback(final.hostname or ""):
+                raise LabError(f"{url} redirected to {resp.url}, which is not https", hint="give the https URL of the PDF")
             if resp.status_code != 200:
                 raise LabError(f"downloading {url} failed: HTTP {resp.status_code}",
                                hint="check the URL; for arXiv papers pass the id instead")

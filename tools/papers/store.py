@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 from .. import ledger
 from ..errors import LabError, NotFound
@@ -55,7 +56,7 @@ def _get_pdf(source: fetch.Source, entry: arxiv_api.Entry | None, dest: Path) ->
         if not entry.pdf_url:
             raise LabError(f"arXiv lists no PDF for {entry.arxiv_id}", hint="try another version of the paper")
         url = entry.pdf_url
-        if url.startswith("http://") and fetch.urlparse(url).hostname in fetch.ARXIV_HOSTS:
+        if url.startswith("http://") and urlparse(url).hostname in fetch.ARXIV_HOSTS:
             url = "https://" + url[len("http://"):]
         fetch.download(url, dest, polite=True)
 
@@ -86,12 +87,15 @@ def materialise(lab: Lab, source: fetch.Source, progress: Progress) -> tuple[dic
         extraction = extract.extract(work / PDF_NAME, progress)
         extract.save(extraction, work / EXTRACTION_NAME)
         final = paper_dir(lab, source.key)
-        if final.exists():  # an incomplete leftover, or a concurrent fetch that finished first
-            if is_complete(lab, source.key):
-                shutil.rmtree(work)
-                return extract.load(final / EXTRACTION_NAME), entry
-            shutil.rmtree(final)
-        os.rename(work, final)
+        if final.exists() and not is_complete(lab, source.key):
+            shutil.rmtree(final)  # an incomplete leftover from an older version or a crash
+        try:
+            os.rename(work, final)
+        except OSError:
+            if not is_complete(lab, source.key):
+                raise
+            shutil.rmtree(work)  # a concurrent fetch of the same paper finished first
+            return load_extraction(lab, source.key), entry
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -141,6 +145,10 @@ def guess_front_matter(extraction: dict) -> tuple[str, list[str], str]:
     return title[:500], authors, abstract
 
 
+def load_extraction(lab: Lab, key: str) -> dict:
+    return extract.load(paper_dir(lab, key) / EXTRACTION_NAME)
+
+
 def load_row(lab: Lab, key: str) -> dict:
     return next(lab.db.query("SELECT * FROM papers WHERE id = ?", [key]))
 
@@ -152,8 +160,7 @@ def resolve(lab: Lab, paper: str) -> tuple[dict, dict]:
     if not rows:
         raise NotFound(f"no fetched paper {paper!r}", hint="fetch it first with paper_fetch and use the id it returns")
     row = rows[0]
-    path = paper_dir(lab, row["id"]) / EXTRACTION_NAME
-    if not path.is_file():
+    if not is_complete(lab, row["id"]):
         raise LabError(f"the cached files of paper {row['id']} are missing",
                        hint=f"fetch it again with paper_fetch(source={row['source']!r})")
-    return row, extract.load(path)
+    return row, load_extraction(lab, row["id"])

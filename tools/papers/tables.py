@@ -145,23 +145,23 @@ def _cell_text(words, cell) -> str:
 
 
 def find_tables_kwargs(cand: Candidate) -> dict:
-    kwargs = {"use_layout": False}
-    if cand.clip is not None:
-        kwargs["clip"] = cand.clip
-    if not cand.vertical_rules:
-        # booktabs-style tables rule rows only; columns come from the text alignment
-        kwargs["vertical_strategy"] = "text"
-        if cand.clip is None:
-            kwargs["horizontal_strategy"] = "text"
-    return kwargs
+    """Ruled grids: PyMuPDF's line strategy over the ruled region. No rules at all (a
+    caption or aligned text only): its text strategy over the page. The layout model
+    (use_layout) is off: it costs more than the whole rest of the extraction."""
+    if cand.vertical_rules:
+        return {"use_layout": False, "clip": cand.clip}
+    return {"use_layout": False, "strategy": "text"}
 
 
 def page_parts(page, cand: Candidate, words, text: str) -> list[Part]:
     """Extract the tables on one candidate page. Cell text comes from the page's words
     (MuPDF's per-cell character clustering splits numbers like 95.1 across lines)."""
     captions = _caption_positions(page, text)
-    if cand.clip is not None and not cand.vertical_rules:
-        return _booktabs_parts(page, cand, words, captions)
+    if cand.horizontal and not cand.vertical_rules:
+        parts = _booktabs_parts(page, cand, words, captions)
+        if parts or not captions:
+            return parts
+        # rules that make no table (page header, footnote): a captioned table may still be unruled
     found = page.find_tables(**find_tables_kwargs(cand)).tables
     parts = []
     index = WordIndex(words) if found else None
@@ -172,7 +172,7 @@ def page_parts(page, cand: Candidate, words, text: str) -> list[Part]:
             continue
         bbox = tuple(table.bbox)
         caption = _caption_for(bbox, captions)
-        if cand.clip is None and not cand.vertical_rules and caption is None:
+        if not cand.vertical_rules and caption is None:
             continue  # found by text alignment alone, without a caption: too often prose
         heights = sorted(r.bbox[3] - r.bbox[1] for r in table.rows)
         columns = [c[0] for c in table.rows[0].cells if c is not None]

@@ -143,7 +143,7 @@ def paper_fetch(lab: Lab, args: PaperFetchIn, progress: Progress) -> PaperInfo:
     if cached:
         if args.campaign is not None:
             lab.db["papers"].update(key, {"campaign_id": args.campaign})
-        row, extraction = store.load_row(lab, key), store.extract.load(store.paper_dir(lab, key) / store.EXTRACTION_NAME)
+        row, extraction = store.load_row(lab, key), store.load_extraction(lab, key)
     else:
         extraction, entry = store.materialise(lab, source, progress)
         row = store.record(lab, key, args.source, extraction, entry, args.campaign)
