@@ -123,3 +123,29 @@ def test_the_paper_reports_what_the_example_measures():
     make_paper = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_paper)
     assert make_paper.main(["--check"]) == 0
+
+
+def test_role_prompts_and_skills_over_stdio_see_the_demo_campaign(first_run):
+    """What a host that does not read skill folders gets: the role as a prompt with the
+    campaign's live state, and the skill's files as resources, from `sotalab serve`."""
+    import asyncio
+
+    from sotalab.client.session import LabSession
+
+    home, code, _ = first_run
+    assert code == 0
+    lab = Lab.open(home)
+    campaign = lab.db.execute("SELECT id FROM campaigns WHERE name = ?", [demo.CAMPAIGN_NAME]).fetchone()[0]
+    cheat = plan_trials(lab)["cheat_monkeypatch_metric"]["id"]
+
+    async def scenario():
+        async with LabSession(home=home, verbose=False, server_log=home / "reports" / "test-server.log") as session:
+            prompt = await session.prompt("supervisor", campaign=campaign)
+            red_lines = await session.resource("sotalab://skills/supervisor/references/red-lines.md")
+            return prompt, red_lines
+
+    prompt, red_lines = asyncio.run(scenario())
+    assert "You are acting as the sotalab **supervisor** role" in prompt
+    failures = prompt.split("### Recent failures", 1)[1].split("###", 1)[0]
+    assert f"trial {cheat} (code): disqualified" in failures
+    assert "monkeypatch-metric" in red_lines
