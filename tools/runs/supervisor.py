@@ -289,7 +289,18 @@ def _describe_exit(code: int | None) -> str:
 def main(argv: list[str]) -> int:
     run_dir = Path(argv[0]).resolve()
     sup = Supervisor(run_dir)
-    status = sup.run()
+    try:
+        status = sup.run()
+    except Exception as exc:  # a supervisor bug must not leave an unsupervised run behind
+        import traceback
+
+        traceback.print_exc()
+        try:
+            sup.child.kill()
+        except Exception:
+            pass  # it never started
+        status = sup._status("failed", "supervisor_error", f"the supervisor failed: {exc}; the run was killed",
+                             None, stamp(), {})
     # Record the end and start whatever was waiting for this run's slot. The status
     # file is already on disk, so a failure here loses nothing: reconcile reads it.
     from ..home import Lab
