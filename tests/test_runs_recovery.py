@@ -14,14 +14,15 @@ import time
 from sotalab.tools import ledger
 from sotalab.tools.runs import logcap, queue
 from sotalab.tools.runs.reconcile import reconcile
-from test_runs import marked_processes, unique_sleep
+from test_runs import executor, marked_processes, unique_sleep  # noqa: F401 (executor: fixture)
 
 SERVER = """
 import json, sys, time
 from sotalab.tools.home import Lab
 from sotalab.tools.runs import queue
 lab = Lab.open(sys.argv[1])
-ids = {name: queue.submit(lab, queue.RunRequest(argv=["sh", "-c", script], cwd=sys.argv[2], sandbox=box))
+ids = {name: queue.submit(lab, queue.RunRequest(argv=["sh", "-c", script], cwd=sys.argv[2], sandbox=box,
+                                                executor=sys.argv[4]))
        for name, (script, box) in json.loads(sys.argv[3]).items()}
 print(json.dumps(ids), flush=True)
 time.sleep(600)
@@ -37,17 +38,17 @@ def wait_until(condition, timeout=20.0):
     return False
 
 
-def test_server_killed_mid_run_then_reconcile(lab, tmp_path):
+def test_server_killed_mid_run_then_reconcile(lab, executor):
     worktree = lab.path("workspaces", "w")
     worktree.mkdir()
     mark = unique_sleep()
     runs = {
         "finished": ["echo finished-while-down", "auto"],
         "running": ["sleep 2; echo still-ran", "auto"],
-        # Plain process group: the run's process outlives its supervisor until reconcile kills it.
+        # Plain process group or a container: the run outlives its supervisor until reconcile kills it.
         "vanished": [f"echo before-vanish; sleep {mark}", "process-group"],
     }
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(lab.home), str(worktree), json.dumps(runs)],
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(lab.home), str(worktree), json.dumps(runs), executor],
                               stdout=subprocess.PIPE, text=True)
     ids = json.loads(server.stdout.readline())
     server.kill()  # SIGKILL: no cleanup of any kind

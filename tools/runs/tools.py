@@ -80,7 +80,7 @@ class GpuStatusIn(BaseModel):
 class RunInfo(BaseModel):
     id: int
     status: str = Field(description="queued, running, succeeded, failed, timeout, cancelled, lost")
-    outcome: str | None = Field(description="why it ended: exited, timeout, oom, gpu_oom, cancelled, artifact_exceeded, pending_timeout, start_failed, lost")
+    outcome: str | None = Field(description="why it ended: exited, timeout, oom, gpu_oom, cancelled, artifact_exceeded, pending_timeout, start_failed, supervisor_error, lost")
     reason: str | None = Field(description="one line: what happened, or what a queued run waits for")
     exit_code: int | None
     executor: str
