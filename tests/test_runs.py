@@ -229,11 +229,11 @@ def test_writes_outside_worktree_are_denied(lab, worktree, executor, tmp_path):
     assert not os.path.exists("/usr/evil")
 
 
-def test_queue_waits_for_a_cpu_slot_and_times_out_with_reason(lab, worktree, monkeypatch):
+def test_queue_waits_for_a_cpu_slot_and_times_out_with_reason(lab, worktree, executor, monkeypatch):
     monkeypatch.setenv("SOTALAB_CPU_SLOTS", "1")
-    first = start(lab, worktree, "local", "sleep 1.5")
-    second = start(lab, worktree, "local", "echo second ran", pending_timeout_s=60)
-    third = start(lab, worktree, "local", "echo third ran", pending_timeout_s=0.3)
+    first = start(lab, worktree, executor, "sleep 1.5")
+    second = start(lab, worktree, executor, "echo second ran", pending_timeout_s=60)
+    third = start(lab, worktree, executor, "echo third ran", pending_timeout_s=0.3)
     row = queue.get_row(lab, second)
     assert row["status"] == "queued" and "CPU slot (1 of 1 busy)" in row["reason"]
     third_row = finish(lab, third)
