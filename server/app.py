@@ -6,7 +6,9 @@ Thin by design: validation, journaling and the lab's behaviour live in
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from typing import Any
 
 import anyio
@@ -81,8 +83,38 @@ def to_mcp_tool(spec: ToolSpec, lab: Lab) -> LabTool:
     )
 
 
-def build_server(lab: Lab) -> FastMCP:
-    mcp = FastMCP("sotalab", instructions=INSTRUCTIONS, mask_error_details=True)
+def run_services(lab: Lab):
+    """For a long-lived server: reconcile runs a previous server left behind, then keep
+    the run queue moving. Started in a thread so the first tools/list does not wait."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_server):
+        from sotalab.tools.runs.queue import start_dispatcher
+        from sotalab.tools.runs.reconcile import reconcile
+
+        dispatchers = []
+
+        def start():
+            reconcile(lab)
+            dispatchers.append(start_dispatcher(lab))
+
+        starter = threading.Thread(target=start, name="sotalab-run-services", daemon=True)
+        starter.start()
+        try:
+            yield {}
+        finally:
+            starter.join(timeout=30)
+            for dispatcher in dispatchers:
+                dispatcher.stop()
+
+    return lifespan
+
+
+def build_server(lab: Lab, long_lived: bool = False) -> FastMCP:
+    """The MCP server for ``lab``. ``long_lived`` (``sotalab serve``) also reconciles
+    runs at start and dispatches the run queue in the background."""
+    mcp = FastMCP("sotalab", instructions=INSTRUCTIONS, mask_error_details=True,
+                  lifespan=run_services(lab) if long_lived else None)
     for spec in all_tools().values():
         mcp.add_tool(to_mcp_tool(spec, lab))
     register_roles(mcp, lambda: lab)

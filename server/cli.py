@@ -32,7 +32,7 @@ def cmd_serve(args) -> int:
     from .app import build_server
 
     lab = _open_lab(args)
-    mcp = build_server(lab)
+    mcp = build_server(lab, long_lived=True)
     if not args.http:
         mcp.run("stdio", show_banner=False)
         return 0
