@@ -81,6 +81,11 @@ def serve(home: Path) -> int:
     except BlockingIOError:
         return 0  # another launcher serves this lab
     _preload()
+    # Everything loaded so far lives as long as the launcher: keep the collector off
+    # those pages, so forked supervisors do not copy them on their first collection.
+    import gc
+
+    gc.freeze()
     path = runs_dir / SOCKET
     path.unlink(missing_ok=True)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
