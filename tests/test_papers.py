@@ -390,6 +390,20 @@ def test_tables_match_what_was_put_in_and_page(call, fetched):
     assert rest["tables"][0]["truncated"] is True and rest["tables"][0]["row_count"] == len(LONG_TABLE.rows)
 
 
+def test_tables_result_stays_bounded(call, lab, tmp_path, monkeypatch):
+    """A 2,500-row table comes back cut to fit one result, flagged truncated."""
+    from papers_pdfgen import Paper, Section, Table
+
+    rows = [[f"config-{i:04d}", f"{i % 97}.{i % 10}", "x" * 30] for i in range(2500)]
+    paper = Paper("Huge", "A. B.", "Big table.", [Section("1 Intro", 2, [Table(1, "All configs.", ["Config", "Acc.", "Note"], rows)])])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "huge.pdf").write_bytes(render(paper))
+    paper_id = call("paper_fetch", source="huge.pdf")["id"]
+    table = call("paper_tables", paper=paper_id, max_rows=1000)["tables"][0]
+    assert table["row_count"] == 2500 and table["truncated"] is True
+    assert 10 < len(table["rows"]) < 1000 and table["rows"] == rows[:len(table["rows"])]
+
+
 def test_results_find_the_metric_cells(call, fetched):
     ours = call("paper_results", paper=fetched, metric="accuracy", method="ours")
     assert [(c["column_header"], c["value"], c["unit"]) for c in ours["cells"]] == [

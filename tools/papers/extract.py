@@ -28,6 +28,13 @@ HEADING = re.compile(r"^((\d+(\.\d+){0,2})\.?|[IVX]+\.|[A-H]\.?)\s+[A-Z][^.]{1,8
 FOOTNOTE_ZONE = 0.85  # below this fraction of the page height a link counts as a footnote
 
 
+def plain(flags: int) -> int:
+    """Text flags with ligatures expanded: 'conﬁg' must read, and match, as 'config'."""
+    import pymupdf
+
+    return flags & ~pymupdf.TEXT_PRESERVE_LIGATURES
+
+
 def open_pdf(path: Path):
     """Open a PDF or raise a LabError that says what is wrong with it."""
     import pymupdf
@@ -107,10 +114,12 @@ def rank_links(links: list[dict]) -> list[dict]:
 def headings(doc, pages: int) -> list[dict]:
     """A section outline from the text when the PDF has none: short numbered lines set
     larger or bolder than the body text."""
+    import pymupdf
+
     lines = []
     sizes: Counter = Counter()
     for index in range(pages):
-        for block in doc[index].get_text("dict")["blocks"]:
+        for block in doc[index].get_text("dict", flags=plain(pymupdf.TEXTFLAGS_DICT))["blocks"]:
             for line in block.get("lines", []):
                 spans = [s for s in line["spans"] if s["text"].strip()]
                 if not spans:
@@ -134,7 +143,9 @@ def headings(doc, pages: int) -> list[dict]:
 def title_from_layout(page) -> str:
     """The largest text in the top half of the first page: the title of most papers."""
     lines = []
-    for block in page.get_text("dict")["blocks"]:
+    import pymupdf
+
+    for block in page.get_text("dict", flags=plain(pymupdf.TEXTFLAGS_DICT))["blocks"]:
         for line in block.get("lines", []):
             spans = [s for s in line["spans"] if s["text"].strip()]
             if spans and line["bbox"][1] < page.rect.height / 2:
@@ -154,6 +165,8 @@ def extract(pdf: Path, progress: Progress = no_progress, max_pages: int = MAX_PA
 
 
 def _extract(doc, progress: Progress, max_pages: int) -> dict:
+    import pymupdf
+
     total = doc.page_count
     pages = min(total, max_pages)
     warnings = []
@@ -168,8 +181,8 @@ def _extract(doc, progress: Progress, max_pages: int) -> dict:
     for index in range(pages):
         try:
             page = doc[index]
-            text = page.get_text()
-            words = page.get_text("words")
+            text = page.get_text(flags=plain(pymupdf.TEXTFLAGS_TEXT))
+            words = page.get_text("words", flags=plain(pymupdf.TEXTFLAGS_WORDS))
         except Exception:  # a damaged page: keep its place, say so, read the rest
             unreadable.append(index + 1)
             texts.append("")

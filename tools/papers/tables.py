@@ -253,7 +253,9 @@ def _caption_positions(page, text: str) -> list[tuple[float, float, str]]:
     if not caption_lines(text):
         return []
     out = []
-    for block in page.get_text("blocks"):
+    import pymupdf
+
+    for block in page.get_text("blocks", flags=pymupdf.TEXTFLAGS_BLOCKS & ~pymupdf.TEXT_PRESERVE_LIGATURES):
         first = block[4].strip().split("\n")[0]
         if CAPTION.match(first):
             out.append((block[1], block[3], " ".join(block[4].split())))

@@ -26,6 +26,7 @@ BEGIN, END = "<<<BEGIN UNTRUSTED DOCUMENT CONTENT>>>", "<<<END UNTRUSTED DOCUMEN
 MAX_OUTLINE = 200
 MAX_LINKS = 20
 MAX_CAPTIONS = 100
+TABLES_BUDGET_CHARS = 60_000  # one paper_tables result stays under the lab's 80k-character cap
 
 
 # ---------------------------------------------------------------- paper_search
@@ -252,7 +253,8 @@ class PaperTablesIn(BaseModel):
     caption_contains: str | None = Field(None, max_length=200, description="only tables whose caption contains this (case-insensitive)")
     limit: int = Field(5, ge=1, le=50)
     cursor: str | None = None
-    max_rows: int = Field(200, ge=1, le=1000, description="rows returned per table; longer tables are cut")
+    max_rows: int = Field(200, ge=1, le=1000, description="rows returned per table; longer tables are cut "
+                                                          "(also cut to keep one result bounded: see truncated)")
 
 
 class PaperTable(BaseModel):
@@ -291,15 +293,28 @@ def paper_tables(lab: Lab, args: PaperTablesIn) -> PaperTablesOut:
         needle = args.caption_contains.lower()
         found = [t for t in found if needle in (t["caption"] or "").lower()]
     offset = offset_from(args.cursor)
-    page = found[offset:offset + args.limit]
-    out = []
-    for t in page:
-        rows = t["rows"][:args.max_rows]
-        out.append(PaperTable(id=t["id"], label=t["label"], caption=t["caption"], pages=t["pages"], header=t["header"],
-                              rows=rows, row_count=len(t["rows"]), truncated=len(rows) < len(t["rows"]),
-                              markdown=markdown(t["header"], rows)))
+    out, used = [], 0
+    for t in found[offset:offset + args.limit]:
+        table = _bounded_table(t, args.max_rows)
+        size = len(table.model_dump_json())
+        if out and used + size > TABLES_BUDGET_CHARS:
+            break  # the rest on the next page
+        out.append(table)
+        used += size
     return PaperTablesOut(paper=row["id"], tables=out, total=len(found),
-                          next_cursor=next_cursor(offset, len(page), len(found)))
+                          next_cursor=next_cursor(offset, len(out), len(found)))
+
+
+def _bounded_table(t: dict, max_rows: int) -> PaperTable:
+    """The table with at most ``max_rows`` rows, fewer if it would not fit one result."""
+    rows = t["rows"][:max_rows]
+    while True:
+        table = PaperTable(id=t["id"], label=t["label"], caption=t["caption"], pages=t["pages"], header=t["header"],
+                           rows=rows, row_count=len(t["rows"]), truncated=len(rows) < len(t["rows"]),
+                           markdown=markdown(t["header"], rows))
+        if len(rows) <= 10 or len(table.model_dump_json()) <= TABLES_BUDGET_CHARS:
+            return table
+        rows = rows[:len(rows) // 2]
 
 
 # ---------------------------------------------------------------- paper_results
@@ -309,7 +324,7 @@ class PaperResultsIn(BaseModel):
     metric: str = Field(..., min_length=1, max_length=100,
                         description="metric name, e.g. 'accuracy', 'top-1 accuracy', 'error rate', 'BLEU'")
     method: str | None = Field(None, max_length=200, description="only rows (or columns) naming this method")
-    limit: int = Field(100, ge=1, le=500)
+    limit: int = Field(100, ge=1, le=200)
 
 
 class ResultCell(BaseModel):
