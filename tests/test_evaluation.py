@@ -177,3 +177,13 @@ def test_extract_metrics_rules(tmp_path):
     found, missing = evaluation.extract_metrics(rules, "acc=0.1\nacc=0.25\nnan=nan\n", tmp_path)
     assert found == {"acc": 0.25, "b": 2.0}
     assert missing == ["flag", "s", "esc", "nan"]
+
+
+def test_reconcile_reopens_a_trial_left_evaluating_by_a_dead_server(call, lab, campaign, baseline):
+    from sotalab.tools.runs.reconcile import reconcile
+
+    tid = call("trial_create", campaign=campaign, kind="param")["id"]
+    trials.set_fields(lab, tid, status="evaluating")  # as a server killed mid-evaluation leaves it
+    assert reconcile(lab)["reopened"] == [tid]
+    assert call("trial_get", trial=tid)["status"] == "open"
+    assert call("trial_evaluate", trial=tid)["label"] == "discard"  # equal to the parent: not better
