@@ -132,3 +132,29 @@ def test_launcher_forks_supervisors_and_runs_go_on_without_it(lab, workdir):
     assert replacement and replacement[0].pid != forker.pid
     for proc in replacement:
         proc.kill()
+
+
+def test_launcher_leaves_with_the_server_that_started_it(lab):
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    server = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from sotalab.tools.home import Lab; from sotalab.tools.runs import queue;"
+        "queue.enable_launcher(Lab.open(sys.argv[1])); time.sleep(1.5)"), str(lab.home)])
+
+    def launchers():
+        return [p for p in psutil.process_iter(["cmdline"])
+                if f"sotalab.tools.runs.launcher {lab.home}" in " ".join(p.info["cmdline"] or [])]
+
+    deadline = time.monotonic() + 15
+    while not launchers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert launchers(), "enable_launcher should start a launcher"
+    server.wait(15)
+    deadline = time.monotonic() + 15
+    while launchers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not launchers(), "the launcher must leave once its server is gone and nothing runs"

@@ -6,11 +6,12 @@ once, imports everything a supervisor needs, and forks a supervisor per request.
 single-threaded, so forking is safe, and it opens no database: each supervisor opens
 its own ledger connection at the end.
 
-    python -m sotalab.tools.runs.launcher <lab home>
+    python -m sotalab.tools.runs.launcher <lab home> [<owner pid>:<owner start time>]
 
 It listens on ``runs/launcher.sock`` (mode 0600), holds ``runs/launcher.lock`` for its
-lifetime (one launcher per lab), reaps its supervisors, and exits after ``IDLE_S``
-seconds with nothing to do or when the lab home is gone. A long-lived server asks for
+lifetime (one launcher per lab), reaps its supervisors, and exits when it has no
+supervisor left and its owner (the server that started it) is gone or it has been idle
+``IDLE_S`` seconds, or when the lab home is gone. A long-lived server asks for
 one (``queue.enable_launcher``); whenever none answers, the queue starts the supervisor
 as its own process (the same code).
 """
@@ -51,9 +52,13 @@ def spawn(runs_dir: Path, run_dir: Path) -> int | None:
 
 
 def start_detached(runs_dir: Path, home: Path, env: dict[str, str]) -> None:
-    """Start a launcher for the lab in its own session; returns at once."""
+    """Start a launcher for the lab in its own session, owned by this process (it
+    leaves once this process and its own supervisors are gone); returns at once."""
+    import psutil
+
+    owner = f"{os.getpid()}:{psutil.Process().create_time()}"
     with open(runs_dir / "launcher.log", "ab") as log:
-        subprocess.Popen([sys.executable, "-m", "sotalab.tools.runs.launcher", str(home)], cwd=runs_dir,
+        subprocess.Popen([sys.executable, "-m", "sotalab.tools.runs.launcher", str(home), owner], cwd=runs_dir,
                          env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                          start_new_session=True, close_fds=True)
 
@@ -73,7 +78,20 @@ def _preload() -> None:
         pass
 
 
-def serve(home: Path) -> int:
+def _owner_alive(owner: str | None) -> bool:
+    import psutil
+
+    if not owner:
+        return True
+    pid, ctime = owner.split(":")
+    try:
+        proc = psutil.Process(int(pid))
+        return proc.status() != psutil.STATUS_ZOMBIE and abs(proc.create_time() - float(ctime)) < 1.0
+    except psutil.Error:
+        return False
+
+
+def serve(home: Path, owner: str | None = None) -> int:
     runs_dir = home / "runs"
     lock = open(runs_dir / LOCK, "w")
     try:
@@ -100,8 +118,8 @@ def serve(home: Path) -> int:
             _reap(children)
             if children:
                 idle_since = time.monotonic()
-            elif time.monotonic() - idle_since > IDLE_S:
-                break
+            elif time.monotonic() - idle_since > IDLE_S or not _owner_alive(owner):
+                break  # nothing running, and idle or its server is gone
             try:
                 conn, _ = server.accept()
             except TimeoutError:
@@ -167,4 +185,4 @@ def _reap(children: set[int]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(serve(Path(sys.argv[1]).resolve()))
+    sys.exit(serve(Path(sys.argv[1]).resolve(), sys.argv[2] if len(sys.argv) > 2 else None))
