@@ -23,6 +23,7 @@ td, th { border: 1px solid black; padding: 2pt; font-size: 8pt; }
 table.booktabs { border-top: 1.5px solid black; border-bottom: 1.5px solid black; }
 table.booktabs td, table.booktabs th { border: none; }
 table.booktabs tr.head th { border-bottom: 0.8px solid black; }
+table.plain td, table.plain th { border: none; width: 25%; text-align: left; }
 """
 SENTENCES = [
     "We study the behaviour of learned representations under distribution shift.",
@@ -43,11 +44,12 @@ class Table:
     header: list[str]
     rows: list[list[str]]
     booktabs: bool = False  # horizontal rules only (top, under the header, bottom), as LaTeX papers print
+    plain: bool = False  # no rules at all
 
     def html(self) -> str:
         head = "".join(f"<th>{h}</th>" for h in self.header)
         body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in self.rows)
-        style = ' class="booktabs"' if self.booktabs else ""
+        style = ' class="booktabs"' if self.booktabs else ' class="plain"' if self.plain else ""
         return (f'<p class="caption">Table {self.number}: {self.caption}</p>'
                 f'<table{style}><tr class="head">{head}</tr>{body}</table>')
 
@@ -175,6 +177,9 @@ def sample_paper() -> Paper:
             Section("5 Conclusion", 3, [Table(5, "Translation quality (BLEU) on WMT14 En-De.", ["Model", "BLEU", "chrF"],
                                               [["Transformer", "27.3", "55.1"], ["Ours", "29.8", "57.0"],
                                                ["Ours-large", "30.4", "57.9"]], booktabs=True)], inline=True),
+            Section("A Appendix", 2, [Table(6, "Per-seed results, printed without rules.", ["Seed", "Model", "Accuracy (%)", "Loss"],
+                                            [[str(i), ["ResNet-18", "SAM", "Ours"][i % 3], f"{90 + i % 7}.{i % 10}", f"0.{i:03d}"]
+                                             for i in range(70)], plain=True)]),
         ],
         closing="<p>Baselines: https://github.com/other-lab/baseline-code and the checkpoints at "
                 "https://huggingface.co/example-lab/sharp-nets-base and https://example.org/unrelated.</p>",

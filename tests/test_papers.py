@@ -377,6 +377,13 @@ def test_tables_stitch_the_three_page_table(call, fetched):
     assert table["markdown"].splitlines()[0] == "| Run | LR | Accuracy (%) | Step |"
 
 
+def test_unruled_table_is_found_by_caption_and_stitched_by_its_grid(call, fetched):
+    plain = TABLES[-1]
+    table = call("paper_tables", paper=fetched, caption_contains="without rules", max_rows=1000)["tables"][0]
+    assert len(table["pages"]) == 2
+    assert table["header"] == plain.header and table["rows"] == plain.rows
+
+
 def test_tables_match_what_was_put_in_and_page(call, fetched):
     result = call("paper_tables", paper=fetched, limit=2)
     assert result["total"] == len(TABLES) and result["next_cursor"] == "2"
@@ -406,9 +413,13 @@ def test_tables_result_stays_bounded(call, lab, tmp_path, monkeypatch):
 
 def test_results_find_the_metric_cells(call, fetched):
     ours = call("paper_results", paper=fetched, metric="accuracy", method="ours")
-    assert [(c["column_header"], c["value"], c["unit"]) for c in ours["cells"]] == [
+    main = [c for c in ours["cells"] if c["table"] == "t2"]
+    assert [(c["column_header"], c["value"], c["unit"]) for c in main] == [
         ("CIFAR-10 Acc. (%)", 97.2, "%"), ("ImageNet Top-1 Acc. (%)", 71.6, "%")]
-    assert ours["cells"][0]["table"] == "t2" and ours["cells"][0]["row_header"] == "Ours"
+    assert main[0]["row_header"] == "Ours"
+    # the per-seed table names the method in its second column
+    per_seed = [c["value"] for c in ours["cells"] if c["table"] == "t6"]
+    assert per_seed == [float(row[2]) for row in TABLES[-1].rows if row[1] == "Ours"]
     top1 = call("paper_results", paper=fetched, metric="Top-1 accuracy")
     assert {c["value"] for c in top1["cells"]} == {69.8, 70.9, 71.6}
     errors = call("paper_results", paper=fetched, metric="error rate")

@@ -49,7 +49,8 @@ def number(cell: str) -> float | None:
 
 
 def find(tables: list[dict], metric: str, method: str | None = None) -> list[dict]:
-    """Every cell that reports ``metric`` (optionally only for rows naming ``method``)."""
+    """Every cell that reports ``metric``; with ``method``, only rows that name it in
+    another cell (or, for tables with metrics as rows, columns headed by it)."""
     method_key = method.lower().strip() if method else None
     hits = []
     for table in tables:
@@ -58,7 +59,8 @@ def find(tables: list[dict], metric: str, method: str | None = None) -> list[dic
             if c == 0 or not matches(metric, column_header):
                 continue
             for r, row in enumerate(rows):
-                if c < len(row) and (method_key is None or method_key in row[0].lower()):
+                named = method_key is None or any(method_key in cell.lower() for i, cell in enumerate(row) if i != c)
+                if c < len(row) and named:
                     hits.append(_hit(table, r, c, row[0], column_header, row[c]))
         for r, row in enumerate(rows):  # transposed: metrics as rows, methods as columns
             if not row or not matches(metric, row[0]):

@@ -12,6 +12,7 @@ import bisect
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # "Table 3: ..." / "Table 3. ..." / "TABLE III" alone on its line; not "Table 3 shows ..."
 CAPTION = re.compile(r"^\s*(Table|TABLE|Tab\.)\s+([0-9]+|[IVXLC]+)\s*([:.|]\s*(.*))?$")
@@ -37,6 +38,7 @@ class Part:
     rows: list[list[str]]
     caption: str | None
     row_height: float
+    continuation_only: bool = False  # found without caption or rules: kept only to extend a table
 
 
 @dataclass
@@ -144,25 +146,15 @@ def _cell_text(words, cell) -> str:
     return " ".join(w[4] for w in inside)
 
 
-def find_tables_kwargs(cand: Candidate) -> dict:
-    """Ruled grids: PyMuPDF's line strategy over the ruled region. No rules at all (a
-    caption or aligned text only): its text strategy over the page. The layout model
-    (use_layout) is off: it costs more than the whole rest of the extraction."""
-    if cand.vertical_rules:
-        return {"use_layout": False, "clip": cand.clip}
-    return {"use_layout": False, "strategy": "text"}
-
-
 def page_parts(page, cand: Candidate, words, text: str) -> list[Part]:
     """Extract the tables on one candidate page. Cell text comes from the page's words
     (MuPDF's per-cell character clustering splits numbers like 95.1 across lines)."""
     captions = _caption_positions(page, text)
-    if cand.horizontal and not cand.vertical_rules:
-        parts = _booktabs_parts(page, cand, words, captions)
-        if parts or not captions:
-            return parts
-        # rules that make no table (page header, footnote): a captioned table may still be unruled
-    found = page.find_tables(**find_tables_kwargs(cand)).tables
+    if not cand.vertical_rules:
+        parts = _booktabs_parts(page, cand, words, captions) if cand.horizontal else []
+        # rules that make no table (page header, footnote): a captioned table may be unruled
+        return parts or _unruled_parts(page, cand, words, captions)
+    found = page.find_tables(use_layout=False, clip=cand.clip).tables
     parts = []
     index = WordIndex(words) if found else None
     for table in found:
@@ -172,8 +164,6 @@ def page_parts(page, cand: Candidate, words, text: str) -> list[Part]:
             continue
         bbox = tuple(table.bbox)
         caption = _caption_for(bbox, captions)
-        if not cand.vertical_rules and caption is None:
-            continue  # found by text alignment alone, without a caption: too often prose
         heights = sorted(r.bbox[3] - r.bbox[1] for r in table.rows)
         columns = [c[0] for c in table.rows[0].cells if c is not None]
         parts.append(Part(cand.page, bbox, columns, rows, caption, heights[len(heights) // 2]))
@@ -249,25 +239,84 @@ def _booktabs_parts(page, cand: Candidate, words, captions) -> list[Part]:
     return parts
 
 
-def _caption_positions(page, text: str) -> list[tuple[float, float, str]]:
+class Caption(NamedTuple):
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    text: str
+
+
+def _caption_positions(page, text: str) -> list[Caption]:
+    import pymupdf
+
     if not caption_lines(text):
         return []
     out = []
-    import pymupdf
-
     for block in page.get_text("blocks", flags=pymupdf.TEXTFLAGS_BLOCKS & ~pymupdf.TEXT_PRESERVE_LIGATURES):
         first = block[4].strip().split("\n")[0]
         if CAPTION.match(first):
-            out.append((block[1], block[3], " ".join(block[4].split())))
+            out.append(Caption(block[0], block[1], block[2], block[3], " ".join(block[4].split())))
     return out
 
 
-def _caption_for(bbox, captions) -> str | None:
-    above = [c for c in captions if c[1] <= bbox[1] + 2 and bbox[1] - c[1] < 80]
+def _caption_for(bbox, captions: list[Caption]) -> str | None:
+    above = [c for c in captions if c.y1 <= bbox[1] + 2 and bbox[1] - c.y1 < 80]
     if above:
-        return max(above, key=lambda c: c[1])[2]
-    below = [c for c in captions if c[0] >= bbox[3] - 2 and c[0] - bbox[3] < 40]
-    return min(below, key=lambda c: c[0])[2] if below else None
+        return max(above, key=lambda c: c.y1).text
+    below = [c for c in captions if c.y0 >= bbox[3] - 2 and c.y0 - bbox[3] < 40]
+    return min(below, key=lambda c: c.y0).text if below else None
+
+
+def _table_band(caption: Caption, words, width: float) -> tuple[float, float]:
+    """The horizontal extent a captioned table can use: the full width when the caption
+    crosses the middle or the first text block below it does; else the caption's column."""
+    middle = width / 2
+    if caption.x0 < middle < caption.x1:
+        return 0.0, width
+    below = [w for w in words if caption.y1 - 1 <= w[1] <= caption.y1 + 30]
+    blocks = {w[5] for w in below if (w[2] <= middle) == (caption.x1 <= middle)}
+    if any(w[5] in blocks and (w[2] <= middle) != (caption.x1 <= middle) for w in below):
+        return 0.0, width  # one block on both sides of the middle: a full-width table
+    return (0.0, middle) if caption.x1 <= middle else (middle, width)
+
+
+def _unruled_parts(page, cand: Candidate, words, captions: list[Caption]) -> list[Part]:
+    """Tables without any rules, found from their caption: the rows right below it (in
+    the caption's text column, or full width when the caption crosses the middle) that
+    hold two or more cells and are not lines of prose (prose fills its column)."""
+    width = page.rect.width
+    middle = width / 2
+    parts = []
+    if not captions:
+        # a page of aligned text without caption or rules: maybe the rest of an unruled
+        # table from the previous page, starting at the top of this one
+        captions = [Caption(0.0, 0.0, width, 0.0, "")]
+    for caption in captions:
+        x0, x1 = _table_band(caption, words, width)
+        lines: dict[int, list] = {}
+        for w in words:
+            if x0 <= (w[0] + w[2]) / 2 <= x1 and w[1] >= caption.y1 - 1:
+                lines.setdefault(round((w[1] + w[3]) / 6), []).append(w)
+        band = max(x1 - x0 - 2 * 36, 1.0)  # the text column, less typical margins
+        table_words = []
+        for key in sorted(lines):
+            line = lines[key]
+            cells = len({(w[5], w[6]) for w in line})
+            inked = sum(w[2] - w[0] for w in line)
+            if cells < 2 or inked > 0.7 * band:
+                break  # a line of prose (or a lone word): the table ended
+            table_words += line
+        if len({round((w[1] + w[3]) / 6) for w in table_words}) < 2:
+            continue
+        rows, columns, row_height = _grid_from_words(table_words)
+        if len(rows) < 2 or len(columns) < 2:
+            continue
+        bbox = (min(w[0] for w in table_words), min(w[1] for w in table_words),
+                max(w[2] for w in table_words), max(w[3] for w in table_words))
+        parts.append(Part(cand.page, bbox, columns, rows, caption.text or None, row_height,
+                          continuation_only=not caption.text))
+    return parts
 
 
 def _same_columns(a: list[float], b: list[float]) -> bool:
@@ -310,11 +359,14 @@ def stitch(parts: list[Part], page_heights: dict[int, float], words_by_page: dic
             rows = part.rows
             if rows and rows[0] == prev_table.header:
                 rows = rows[1:]  # a repeated header row
-            cut = _recover_cut_row(words_by_page[part.page], part)
+            # only a ruled table loses a row with its top rule at the page break
+            cut = None if part.continuation_only else _recover_cut_row(words_by_page[part.page], part)
             if cut and any(cut) and cut != prev_table.header:
                 rows = [cut] + rows
             prev_table.rows.extend(rows)
             prev_table.pages.append(part.page + 1)
+        elif part.continuation_only:
+            continue  # aligned text that continues nothing: not a table
         else:
             tables.append(Table(part.caption, [part.page + 1], part.rows[0], part.rows[1:], part.bbox,
                                 part.columns, part.row_height))
