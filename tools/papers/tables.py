@@ -1,9 +1,14 @@
 """Tables of a paper: find the pages that can hold one, extract there, stitch continuations.
 
-``page.find_tables()`` costs a full character extraction of the page, so it runs only on
-candidate pages (a table caption, ruling lines, or a grid of aligned text) and only over
-the region the rules span. A table whose rows continue on the next page (same columns,
-no caption of its own, at the top of the page) is stitched into one table.
+Every page gets cheap tests only: a caption line, ruling lines (``get_cdrawings``), a grid
+of text cells repeating one layout. Candidate pages are then read by the kind of table:
+- ruled grid (vertical and horizontal rules): ``page.find_tables()`` clipped to the region
+  the rules span (it costs a character extraction of whatever it looks at);
+- horizontal rules only (booktabs): rows from the text lines between the rules, columns
+  from the gaps in the body rows;
+- no rules: from the caption down, while lines hold several cells and are not prose.
+Cell text comes from the page's words. A table whose rows continue on the next page (same
+columns, no caption of its own, at the top of the page) is stitched into one table.
 """
 
 from __future__ import annotations
