@@ -56,7 +56,11 @@ def open_pdf(path: Path):
 
 def link_kind(url: str) -> str | None:
     """Which kind of code or project link ``url`` is, or None for other links."""
-    host = (urlparse(url).hostname or "").lower()
+    parts = urlparse(url)
+    host = (parts.hostname or "").lower()
+    if host in ("github.com", "www.github.com", "gitlab.com", "www.gitlab.com", "huggingface.co", "hf.co") \
+            and not parts.path.strip("/"):
+        return None  # the site itself, not a repository or model
     if host in ("github.com", "www.github.com"):
         return "github"
     if host in ("gitlab.com", "www.gitlab.com"):
