@@ -7,6 +7,7 @@ the PDFs are real, generated with PyMuPDF, and each tool is checked against what
 from __future__ import annotations
 
 import html
+import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,7 +16,6 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from papers_pdfgen import render, sample_paper
-from sotalab.tools.papers import fetch
 
 SAMPLE = sample_paper()
 TABLES = [t for s in SAMPLE.sections for t in s.tables]
@@ -302,7 +302,7 @@ def test_extra_roots_come_from_the_environment(call, call_error, lab, paper_pdf,
     (elsewhere / "p.pdf").write_bytes(paper_pdf)
     monkeypatch.chdir(lab.home)
     assert "outside the directories" in call_error("paper_fetch", source=str(elsewhere / "p.pdf"))
-    monkeypatch.setenv("SOTALAB_PAPER_ROOTS", f"/nonexistent{fetch.os.pathsep}{elsewhere}")
+    monkeypatch.setenv("SOTALAB_PAPER_ROOTS", f"/nonexistent{os.pathsep}{elsewhere}")
     assert call("paper_fetch", source=str(elsewhere / "p.pdf"))["tables"] == len(TABLES)
 
 
