@@ -245,3 +245,34 @@ def test_lineage_and_leaderboard_bound_their_output(lab, call, n):
     lineage = call("trial_lineage", trial=base, max_nodes=100)
     assert lineage["descendants"] == 100 and lineage["truncated"]
     assert len(call("leaderboard", campaign=cid, limit=200)["entries"]) == 200
+
+
+def test_racing_for_the_baseline_and_the_last_trial_has_one_winner(tmp_path):
+    from sotalab.tools.errors import LabError
+    from sotalab.tools.invoke import invoke
+
+    home = tmp_path / "lab"
+    cid = invoke(Lab.open(home), "campaign_create", SIMPLE_CAMPAIGN | {"budgets": {"max_trials": 5}})["id"]
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def racer(kind: str):
+        lab = Lab.open(home)
+        barrier.wait()
+        try:
+            invoke(lab, "trial_create", {"campaign": cid, "kind": kind})
+            outcomes.append("won")
+        except LabError as exc:
+            outcomes.append(str(exc))
+
+    for kind in ("baseline", "param"):
+        outcomes.clear()
+        threads = [threading.Thread(target=racer, args=(kind,)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert outcomes.count("won") == (1 if kind == "baseline" else 4), outcomes
+    lab = Lab.open(home)
+    assert lab.db.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 5
+    assert lab.db.execute("SELECT COUNT(*) FROM trials WHERE kind = 'baseline'").fetchone()[0] == 1

@@ -164,9 +164,6 @@ def trial_create(lab: Lab, args: TrialCreate) -> Trial:
     if args.kind == "baseline":
         if args.parent is not None:
             raise InvalidInput("a baseline trial has no parent")
-        if campaign.baseline_trial_id is not None:
-            raise InvalidInput(f"campaign {campaign.id} already has baseline trial {campaign.baseline_trial_id}",
-                               hint="branch from it with kind=param|code|algo|leap")
         parent = None
     else:
         parent_id = args.parent if args.parent is not None else campaign.baseline_trial_id
@@ -176,30 +173,34 @@ def trial_create(lab: Lab, args: TrialCreate) -> Trial:
         parent = load(lab, parent_id)
         if parent.campaign_id != campaign.id:
             raise InvalidInput(f"trial {parent.id} belongs to campaign {parent.campaign_id}, not {campaign.id}")
-    if campaign.budgets.max_trials is not None and campaign.trial_count >= campaign.budgets.max_trials:
-        raise BudgetExceeded(f"campaign {campaign.id} has used its {campaign.budgets.max_trials} trials",
-                             hint="raise budgets.max_trials with campaign_update, or finalize the campaign")
     if args.idea is not None:
         idea = lab.db.execute("SELECT campaign_id FROM ideas WHERE id = ?", [args.idea]).fetchone()
         if idea is None or idea[0] != campaign.id:
             raise NotFound(f"no idea {args.idea} in campaign {campaign.id}", hint="list ideas with idea_list")
     stamp = ledger.now()
-    with lab.db.conn:
-        trial_id = lab.db["trials"].insert({
-            "campaign_id": campaign.id,
-            "parent_id": parent.id if parent else None,
-            "idea_id": args.idea,
-            "kind": args.kind,
-            "hypothesis": args.hypothesis,
-            "depth": parent.depth + 1 if parent else 0,
-            "cost": "{}",
-            "created_at": stamp,
-            "updated_at": stamp,
-        }).last_pk
+    # The baseline and budget checks run inside the write transaction, so two callers
+    # racing for the last trial (or for the baseline) cannot both win.
+    with ledger.transaction(lab.db) as db:
         if args.kind == "baseline":
-            lab.db["campaigns"].update(campaign.id, {"baseline_trial_id": trial_id, "updated_at": stamp})
+            existing = db.execute("SELECT baseline_trial_id FROM campaigns WHERE id = ?", [campaign.id]).fetchone()[0]
+            if existing is not None:
+                raise InvalidInput(f"campaign {campaign.id} already has baseline trial {existing}",
+                                   hint="branch from it with kind=param|code|algo|leap")
+        used = db.execute("SELECT COUNT(*) FROM trials WHERE campaign_id = ?", [campaign.id]).fetchone()[0]
+        if campaign.budgets.max_trials is not None and used >= campaign.budgets.max_trials:
+            raise BudgetExceeded(f"campaign {campaign.id} has used its {campaign.budgets.max_trials} trials",
+                                 hint="raise budgets.max_trials with campaign_update, or finalize the campaign")
+        trial_id = db.execute(
+            """INSERT INTO trials (campaign_id, parent_id, idea_id, kind, hypothesis, depth, cost,
+                                   created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, '{}', ?, ?)""",
+            [campaign.id, parent.id if parent else None, args.idea, args.kind, args.hypothesis,
+             parent.depth + 1 if parent else 0, stamp, stamp]).lastrowid
+        if args.kind == "baseline":
+            db.execute("UPDATE campaigns SET baseline_trial_id = ?, updated_at = ? WHERE id = ?",
+                       [trial_id, stamp, campaign.id])
         if args.idea is not None:
-            lab.db["ideas"].update(args.idea, {"status": "running", "trial_id": trial_id, "updated_at": stamp})
+            db.execute("UPDATE ideas SET status = 'running', trial_id = ?, updated_at = ? WHERE id = ?",
+                       [trial_id, stamp, args.idea])
     if campaign.repo_commit:  # the code is cloned: give the trial its worktree now
         from .workspaces import ensure_worktree
 
