@@ -117,4 +117,6 @@ def test_finalize_evaluates_the_best_claim_and_baseline_on_held_out_data_a_limit
     tinynet.call("campaign_finalize", campaign=tinynet.id, seeds=1)
     with pytest.raises(LabError, match="used its 3 finalize calls"):
         tinynet.call("campaign_finalize", campaign=tinynet.id, seeds=1)
-    assert tinynet.call("campaign_get", campaign=tinynet.id)["spent"]["finalize_calls"] == 3
+    campaign = tinynet.call("campaign_get", campaign=tinynet.id)
+    assert campaign["spent"]["finalize_calls"] == 3
+    assert len(campaign["finalizations"]) == 3 and campaign["finalizations"][-1]["gain"] == final["gain"]

@@ -135,6 +135,8 @@ class Campaign(BaseModel):
     env_id: str | None
     baseline_trial_id: int | None
     trial_count: int
+    finalizations: list[dict] = Field(default_factory=list,
+                                      description="held-out final evaluations (campaign_finalize), newest first")
     created_at: str
     updated_at: str
 
@@ -154,6 +156,9 @@ def row_to_campaign(lab: Lab, row: dict) -> Campaign:
         data[key] = ledger.loads(data[key], {})
     data["trial_count"] = lab.db.execute(
         "SELECT COUNT(*) FROM trials WHERE campaign_id = ?", [row["id"]]).fetchone()[0]
+    data["finalizations"] = [
+        {"id": f["id"], "trial_id": f["trial_id"], "created_at": f["created_at"]} | ledger.loads(f["result"], {})
+        for f in lab.db.query("SELECT * FROM finalizations WHERE campaign_id = ? ORDER BY id DESC", [row["id"]])]
     return Campaign.model_validate(data)
 
 
