@@ -81,7 +81,9 @@ def materialise(lab: Lab, source: fetch.Source, progress: Progress) -> tuple[dic
     _sweep_partials(root)
     work = Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
     try:
-        progress(0, None, "fetching the PDF" if source.kind == "file" else f"downloading the PDF from {source.value}")
+        what = {"file": f"copying {source.value}", "url": f"downloading {source.value}",
+                "arxiv": f"downloading arXiv:{source.value}"}[source.kind]
+        progress(0, None, what)
         _get_pdf(source, entry, work / PDF_NAME)
         progress(0, None, "extracting text, outline, links and tables")
         extraction = extract.extract(work / PDF_NAME, progress)
