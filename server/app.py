@@ -66,12 +66,43 @@ def _progress_reporter():
     return report
 
 
+def inline_refs(schema: dict) -> dict:
+    """Inline pydantic's ``$defs`` so hosts that do not follow ``$ref`` see whole
+    schemas. Recursive models (a lineage tree) keep their ``$ref`` and ``$defs``.
+
+    Done once per tool here instead of by fastmcp's per-``tools/list`` middleware,
+    which costs more than the rest of server start-up together.
+    """
+    defs = schema.get("$defs", {})
+    kept: dict[str, dict] = {}
+
+    def resolve(node, stack: tuple[str, ...]):
+        if isinstance(node, list):
+            return [resolve(item, stack) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            name = ref.removeprefix("#/$defs/")
+            if name in stack:  # recursion: keep the reference
+                kept[name] = defs[name]
+                return node
+            rest = {k: v for k, v in node.items() if k != "$ref"}
+            return resolve(defs[name], (*stack, name)) | resolve(rest, stack)
+        return {key: resolve(value, stack) for key, value in node.items() if key != "$defs"}
+
+    inlined = resolve(schema, ())
+    if kept:
+        inlined["$defs"] = {name: resolve(body, (name,)) for name, body in kept.items()}
+    return inlined
+
+
 def to_mcp_tool(spec: ToolSpec, lab: Lab) -> LabTool:
     return LabTool(
         name=spec.name,
         description=spec.description,
-        parameters=spec.input_model.model_json_schema(),
-        output_schema=spec.output_model.model_json_schema(mode="serialization"),
+        parameters=inline_refs(spec.input_model.model_json_schema()),
+        output_schema=inline_refs(spec.output_model.model_json_schema(mode="serialization")),
         annotations=ToolAnnotations(
             readOnlyHint=spec.read_only,
             destructiveHint=spec.destructive,
@@ -113,7 +144,7 @@ def run_services(lab: Lab):
 def build_server(lab: Lab, long_lived: bool = False) -> FastMCP:
     """The MCP server for ``lab``. ``long_lived`` (``sotalab serve``) also reconciles
     runs at start and dispatches the run queue in the background."""
-    mcp = FastMCP("sotalab", instructions=INSTRUCTIONS, mask_error_details=True,
+    mcp = FastMCP("sotalab", instructions=INSTRUCTIONS, mask_error_details=True, dereference_schemas=False,
                   lifespan=run_services(lab) if long_lived else None)
     for spec in all_tools().values():
         mcp.add_tool(to_mcp_tool(spec, lab))

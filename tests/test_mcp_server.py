@@ -69,6 +69,11 @@ def test_stdio_with_the_official_sdk(tmp_path):
             assert bad.is_error and "valid integer" in bad.content[0].text
             unknown = await session.call_tool("no_such_tool", {})
             assert unknown.is_error
+            # a recursive result (the lineage tree) validates against its output schema
+            await session.call_tool("trial_create", {"campaign": 1, "kind": "baseline"})
+            await session.call_tool("trial_create", {"campaign": 1, "kind": "param"})
+            lineage = await session.call_tool("trial_lineage", {"trial": 1})
+            assert not lineage.is_error and lineage.structured_content["tree"]["children"][0]["id"] == 2
 
     asyncio.run(scenario())
     assert Lab.open(home).db.execute("SELECT name FROM campaigns").fetchone()[0] == "demo"
@@ -85,6 +90,20 @@ def test_http_with_the_official_sdk(tmp_path):
                 assert result.structured_content["name"] == "demo"
 
         asyncio.run(scenario())
+
+
+def test_schemas_are_inlined_except_for_recursion(lab):
+    async def scenario():
+        async with Client(build_server(lab)) as client:
+            return {t.name: t for t in await client.list_tools()}
+
+    tools = asyncio.run(scenario())
+    for tool in tools.values():
+        for schema in (tool.input_schema, tool.output_schema):
+            text = json.dumps(schema)
+            assert '"$ref"' not in text or tool.name == "trial_lineage", tool.name
+    assert set(tools["trial_lineage"].output_schema["$defs"]) == {"LineageNode"}
+    assert tools["campaign_create"].input_schema["properties"]["objective"]["properties"]["direction"]["enum"] == ["max", "min"]
 
 
 def raw_post(url: str, headers: dict) -> int:
