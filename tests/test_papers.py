@@ -140,6 +140,7 @@ def arxiv(monkeypatch, paper_pdf):
     server.add("hep-th/9901001", "Strings on the Lattice", paper_pdf)
     server.add("2203.00001", "Retracted Result", None, versions=2,
                comment="This paper has been withdrawn by the authors due to an error in Table 2")
+    server.add("2205.00003", "Listed but its PDF is gone", None)
     server.add("2204.00002", "Dropout in clinical trials", paper_pdf,
                abstract="Patients withdrawn from the study were excluded from the analysis.")
     for n in range(12):
@@ -435,6 +436,12 @@ def test_results_find_the_metric_cells(call, fetched):
 def test_unknown_id(arxiv, call_error, lab):
     assert "arXiv has no paper with id 2999.00001" in call_error("paper_fetch", source="2999.00001")
     assert papers_dir_entries(lab) == []
+
+
+def test_arxiv_pdf_missing(arxiv, call_error, lab):
+    message = call_error("paper_fetch", source="2205.00003")
+    assert "/pdf/2205.00003v1 failed: HTTP 404" in message
+    assert papers_dir_entries(lab) == [] and list(lab.db.query("SELECT id FROM papers")) == []
 
 
 def test_withdrawn_paper(arxiv, call_error, lab):
