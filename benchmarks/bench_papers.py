@@ -56,6 +56,11 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        return measure(Path(tmp) / "bench.pdf", args.repeat)
+
+
+def measure(pdf: Path, repeat: int) -> int:
 
     started = time.perf_counter()
     import pymupdf
@@ -64,7 +69,6 @@ def main() -> int:
     import_s = time.perf_counter() - started
 
     paper = benchmark_paper()
-    pdf = Path(tempfile.mkdtemp()) / "bench.pdf"
     pdf.write_bytes(render(paper))
     doc = pymupdf.open(pdf)
     pages = doc.page_count
@@ -73,7 +77,7 @@ def main() -> int:
     texts = [p.get_text() for p in doc]
     words = [p.get_text("words") for p in doc]
     runs = interleaved(
-        args.repeat,
+        repeat,
         text=lambda: [p.get_text() for p in doc],
         ours=lambda: table_step(doc, texts, words, every_page=False),
         reference=lambda: table_step(doc, texts, words, every_page=True),
@@ -103,8 +107,8 @@ def main() -> int:
     print(f"whole extraction (text, words, links, outline, tables): {whole_s:.2f} s CPU "
           f"(median {whole_med:.2f} s; one more run: {whole_wall:.2f} s wall; target < 2 s); "
           f"{len(extraction['tables'])} tables")
-    ok = same and as_put_in and spans == 8
-    return 0 if ok else 1
+    doc.close()
+    return 0 if same and as_put_in and spans == 8 else 1
 
 
 if __name__ == "__main__":
