@@ -114,9 +114,17 @@ def to_mcp_tool(spec: ToolSpec, lab: Lab) -> LabTool:
     )
 
 
+RUN_SERVICES_DELAY_S = 1.0
+
+
 def run_services(lab: Lab):
     """For a long-lived server: reconcile runs a previous server left behind, then keep
-    the run queue moving. Started in a thread so the first tools/list does not wait."""
+    the run queue moving.
+
+    They start a moment after the server does, in a thread: on a small machine their
+    imports and the run launcher would otherwise slow the host's first tools/list.
+    Nothing is stale meanwhile: every run tool collects ended runs when it is called.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(_server):
@@ -124,8 +132,11 @@ def run_services(lab: Lab):
         from sotalab.tools.runs.reconcile import reconcile
 
         dispatchers = []
+        stopping = threading.Event()
 
         def start():
+            if stopping.wait(RUN_SERVICES_DELAY_S):
+                return
             reconcile(lab)
             dispatchers.append(start_dispatcher(lab))
 
@@ -134,6 +145,7 @@ def run_services(lab: Lab):
         try:
             yield {}
         finally:
+            stopping.set()
             starter.join(timeout=30)
             for dispatcher in dispatchers:
                 dispatcher.stop()
