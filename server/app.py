@@ -66,12 +66,15 @@ def _progress_reporter():
     return report
 
 
-def inline_refs(schema: dict) -> dict:
-    """Inline pydantic's ``$defs`` so hosts that do not follow ``$ref`` see whole
-    schemas. Recursive models (a lineage tree) keep their ``$ref`` and ``$defs``.
+def wire_schema(schema: dict) -> dict:
+    """A pydantic schema as sent to hosts, computed once per tool.
 
-    Done once per tool here instead of by fastmcp's per-``tools/list`` middleware,
-    which costs more than the rest of server start-up together.
+    - ``$defs`` are inlined, so hosts that do not follow ``$ref`` see whole schemas
+      (recursive models, the lineage tree, keep their ``$ref``). Doing it here instead
+      of in fastmcp's per-``tools/list`` middleware halves server start-up.
+    - ``anyOf: [{type: X}, {type: null}]`` becomes ``type: [X, "null"]``: the same
+      meaning, and clients that validate every result (the official SDK does) check
+      a list page about a third faster.
     """
     defs = schema.get("$defs", {})
     kept: dict[str, dict] = {}
@@ -89,7 +92,14 @@ def inline_refs(schema: dict) -> dict:
                 return node
             rest = {k: v for k, v in node.items() if k != "$ref"}
             return resolve(defs[name], (*stack, name)) | resolve(rest, stack)
-        return {key: resolve(value, stack) for key, value in node.items() if key != "$defs"}
+        node = {key: resolve(value, stack) for key, value in node.items() if key != "$defs"}
+        options = node.get("anyOf")
+        if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+            other = options[0] if options[1] == {"type": "null"} else options[1]
+            if set(other) == {"type"} and isinstance(other["type"], str):
+                del node["anyOf"]
+                node["type"] = [other["type"], "null"]
+        return node
 
     inlined = resolve(schema, ())
     if kept:
@@ -101,8 +111,8 @@ def to_mcp_tool(spec: ToolSpec, lab: Lab) -> LabTool:
     return LabTool(
         name=spec.name,
         description=spec.description,
-        parameters=inline_refs(spec.input_model.model_json_schema()),
-        output_schema=inline_refs(spec.output_model.model_json_schema(mode="serialization")),
+        parameters=wire_schema(spec.input_model.model_json_schema()),
+        output_schema=wire_schema(spec.output_model.model_json_schema(mode="serialization")),
         annotations=ToolAnnotations(
             readOnlyHint=spec.read_only,
             destructiveHint=spec.destructive,

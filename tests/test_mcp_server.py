@@ -103,6 +103,7 @@ def test_schemas_are_inlined_except_for_recursion(lab):
             text = json.dumps(schema)
             assert '"$ref"' not in text or tool.name == "trial_lineage", tool.name
     assert set(tools["trial_lineage"].output_schema["$defs"]) == {"LineageNode"}
+    assert tools["trial_get"].output_schema["properties"]["score"]["type"] == ["number", "null"]
     assert tools["campaign_create"].input_schema["properties"]["objective"]["properties"]["direction"]["enum"] == ["max", "min"]
 
 
