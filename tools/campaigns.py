@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from . import ledger
 from .errors import InvalidInput, LabError, NotFound
 from .home import Lab
-from .paging import DEFAULT_LIMIT, MAX_LIMIT, next_cursor, offset_from
+from .paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
 from .registry import tool
 
 Direction = Literal["max", "min"]
@@ -210,14 +210,9 @@ def campaign_get(lab: Lab, args: CampaignRef) -> Campaign:
 @tool(read_only=True)
 def campaign_list(lab: Lab, args: CampaignListIn) -> CampaignPage:
     """Campaigns, newest first, paged with `cursor`."""
-    where, params = ("WHERE status = ?", [args.status]) if args.status else ("", [])
-    total = lab.db.execute(f"SELECT COUNT(*) FROM campaigns {where}", params).fetchone()[0]
-    offset = offset_from(args.cursor)
-    rows = lab.db.query(f"SELECT * FROM campaigns {where} ORDER BY id DESC LIMIT ? OFFSET ?",
-                        [*params, args.limit, offset])
-    campaigns = [row_to_campaign(lab, r) for r in rows]
-    return CampaignPage(campaigns=campaigns, total=total,
-                        next_cursor=next_cursor(offset, len(campaigns), total))
+    rows, total, cursor = select_page(lab.db, "campaigns", {"status": args.status}, "id DESC",
+                                      args.limit, args.cursor)
+    return CampaignPage(campaigns=[row_to_campaign(lab, r) for r in rows], total=total, next_cursor=cursor)
 
 
 FROZEN_AFTER_BASELINE = ("evaluator", "protected_paths", "held_out_paths")

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from . import campaigns, ledger
 from .errors import InvalidInput, NotFound
 from .home import Lab
-from .paging import DEFAULT_LIMIT, MAX_LIMIT, next_cursor, offset_from
+from .paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
 from .registry import tool
 
 IdeaType = Literal["PARAM", "CODE", "ALGO", "LEAP"]
@@ -96,15 +96,7 @@ def idea_update(lab: Lab, args: IdeaUpdate) -> Idea:
 def idea_list(lab: Lab, args: IdeaListIn) -> IdeaPage:
     """A campaign's ideas, highest priority first (then oldest), paged."""
     campaigns.load(lab, args.campaign)
-    clauses, params = ["campaign_id = ?"], [args.campaign]
-    for column in ("status", "type"):
-        if getattr(args, column) is not None:
-            clauses.append(f"{column} = ?")
-            params.append(getattr(args, column))
-    where = " AND ".join(clauses)
-    total = lab.db.execute(f"SELECT COUNT(*) FROM ideas WHERE {where}", params).fetchone()[0]
-    offset = offset_from(args.cursor)
-    rows = list(lab.db.query(f"SELECT * FROM ideas WHERE {where} ORDER BY priority DESC, id LIMIT ? OFFSET ?",
-                             [*params, args.limit, offset]))
-    return IdeaPage(ideas=[Idea.model_validate(r) for r in rows], total=total,
-                    next_cursor=next_cursor(offset, len(rows), total))
+    rows, total, cursor = select_page(lab.db, "ideas", {"campaign_id": args.campaign, "status": args.status,
+                                                        "type": args.type},
+                                      "priority DESC, id", args.limit, args.cursor)
+    return IdeaPage(ideas=[Idea.model_validate(r) for r in rows], total=total, next_cursor=cursor)

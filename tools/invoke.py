@@ -58,7 +58,7 @@ def invoke(lab: Lab, name: str, arguments: dict[str, Any] | None,
             args = spec.input_model.model_validate(arguments)
         except ValidationError as exc:
             raise InvalidInput(describe_validation_error(name, exc),
-                               hint=f"see the input schema with `sotalab tools --json`") from None
+                               hint="see the input schema with `sotalab tools --json`") from None
         result = spec.call(lab, args, progress).model_dump(mode="json")
         size = len(json.dumps(result, default=str))
         if size > MAX_RESULT_CHARS:

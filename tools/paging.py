@@ -23,3 +23,21 @@ def offset_from(cursor: str | None) -> int:
 
 def next_cursor(offset: int, returned: int, total: int) -> str | None:
     return str(offset + returned) if offset + returned < total else None
+
+
+def select_page(db, table: str, filters: dict, order_by: str, limit: int, cursor: str | None,
+                columns: str = "*", conditions: tuple[str, ...] = ()) -> tuple[list[dict], int, str | None]:
+    """One page of ``table``: rows matching every non-None ``filters`` value (column =
+    value) and every raw SQL ``conditions`` entry; returns (rows, total, next_cursor).
+
+    Column names, ``order_by`` and ``conditions`` come from code, never from callers.
+    """
+    clauses = [f"{column} = ?" for column, value in filters.items() if value is not None]
+    params = [value for value in filters.values() if value is not None]
+    clauses += conditions
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    total = db.execute(f"SELECT COUNT(*) FROM {table} {where}", params).fetchone()[0]
+    offset = offset_from(cursor)
+    rows = list(db.query(f"SELECT {columns} FROM {table} {where} ORDER BY {order_by} LIMIT ? OFFSET ?",
+                         [*params, limit, offset]))
+    return rows, total, next_cursor(offset, len(rows), total)

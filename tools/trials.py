@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from . import campaigns, ledger
 from .errors import BudgetExceeded, InvalidInput, NotFound
 from .home import Lab
-from .paging import DEFAULT_LIMIT, MAX_LIMIT, next_cursor, offset_from
+from .paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
 from .registry import tool
 
 Kind = Literal["baseline", "param", "code", "algo", "leap"]
@@ -218,21 +218,12 @@ def trial_get(lab: Lab, args: TrialRef) -> Trial:
 @tool(read_only=True)
 def trial_list(lab: Lab, args: TrialListIn) -> TrialPage:
     """Trials matching the filters, oldest first, paged with `cursor`."""
-    clauses, params = [], []
-    for column, value in (("campaign_id", args.campaign), ("kind", args.kind), ("label", args.label),
-                          ("status", args.status), ("parent_id", args.parent)):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if args.scored is not None:
-        clauses.append("score IS NOT NULL" if args.scored else "score IS NULL")
-    where = "WHERE " + " AND ".join(clauses) if clauses else ""
-    total = lab.db.execute(f"SELECT COUNT(*) FROM trials {where}", params).fetchone()[0]
-    offset = offset_from(args.cursor)
-    rows = list(lab.db.query(f"SELECT {SUMMARY_COLUMNS} FROM trials {where} ORDER BY id LIMIT ? OFFSET ?",
-                             [*params, args.limit, offset]))
-    return TrialPage(trials=[TrialSummary.model_validate(r) for r in rows], total=total,
-                     next_cursor=next_cursor(offset, len(rows), total))
+    conditions = () if args.scored is None else ("score IS NOT NULL" if args.scored else "score IS NULL",)
+    rows, total, cursor = select_page(
+        lab.db, "trials", {"campaign_id": args.campaign, "kind": args.kind, "label": args.label,
+                           "status": args.status, "parent_id": args.parent},
+        "id", args.limit, args.cursor, columns=SUMMARY_COLUMNS, conditions=conditions)
+    return TrialPage(trials=[TrialSummary.model_validate(r) for r in rows], total=total, next_cursor=cursor)
 
 
 @tool(read_only=True)

@@ -17,7 +17,7 @@ from .. import campaigns, ledger, trials, workspaces
 from .. import protected as protected_files
 from ..errors import BudgetExceeded, InvalidInput, LabError, NotFound
 from ..home import Lab
-from ..paging import DEFAULT_LIMIT, MAX_LIMIT, next_cursor, offset_from
+from ..paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
 from ..registry import Progress, tool
 from . import budget, diff_rules, gather, integrity, metrics_check, protected, reproduce, runner, significance
 from .result import AuditVerdict, CheckResult, combine
@@ -258,17 +258,9 @@ def audit_get(lab: Lab, args: AuditRef) -> Audit:
 @tool(read_only=True)
 def audit_list(lab: Lab, args: AuditListIn) -> AuditPage:
     """Stored audits matching the filters, newest first, paged with `cursor`."""
-    clauses, params = [], []
-    for column, value in (("campaign_id", args.campaign), ("trial_id", args.trial),
-                          ("verdict", args.verdict), ("depth", args.depth)):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    where = "WHERE " + " AND ".join(clauses) if clauses else ""
-    total = lab.db.execute(f"SELECT COUNT(*) FROM audits {where}", params).fetchone()[0]
-    offset = offset_from(args.cursor)
-    rows = list(lab.db.query(f"SELECT * FROM audits {where} ORDER BY id DESC LIMIT ? OFFSET ?",
-                             [*params, args.limit, offset]))
+    rows, total, cursor = select_page(lab.db, "audits", {"campaign_id": args.campaign, "trial_id": args.trial,
+                                                         "verdict": args.verdict, "depth": args.depth},
+                                      "id DESC", args.limit, args.cursor)
     summaries = []
     for row in rows:
         checks = ledger.loads(row["checks"], [])
@@ -276,7 +268,7 @@ def audit_list(lab: Lab, args: AuditListIn) -> AuditPage:
                                       verdict=row["verdict"],
                                       failed=[c["name"] for c in checks if c["verdict"] == "fail"],
                                       reason=row["reason"][:REASON_PREVIEW], created_at=row["created_at"]))
-    return AuditPage(audits=summaries, total=total, next_cursor=next_cursor(offset, len(rows), total))
+    return AuditPage(audits=summaries, total=total, next_cursor=cursor)
 
 
 # --- finalize ----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from .. import campaigns, ledger
 from ..errors import InvalidInput, LabError, NotFound
 from ..home import Lab
-from ..paging import DEFAULT_LIMIT, MAX_LIMIT, next_cursor, offset_from
+from ..paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
 from ..registry import Progress, tool
 from .spec import EnvSpec, Overrides, resolve
 
@@ -255,17 +255,10 @@ def env_status(lab: Lab, args: EnvRef) -> EnvStatusOut:
 @tool(read_only=True)
 def env_list(lab: Lab, args: EnvListIn) -> EnvPage:
     """Environments, newest first, filtered by campaign, backend or status; paged."""
-    clauses, params = [], []
-    for column, value in (("campaign_id", args.campaign), ("backend", args.backend), ("status", args.status)):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    where = "WHERE " + " AND ".join(clauses) if clauses else ""
-    total = lab.db.execute(f"SELECT COUNT(*) FROM environments {where}", params).fetchone()[0]
-    offset = offset_from(args.cursor)
-    rows = list(lab.db.query(f"SELECT * FROM environments {where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
-                             [*params, args.limit, offset]))
+    rows, total, cursor = select_page(lab.db, "environments", {"campaign_id": args.campaign,
+                                                               "backend": args.backend, "status": args.status},
+                                      "created_at DESC, id", args.limit, args.cursor)
     envs = [EnvSummary(id=r["id"], campaign_id=r["campaign_id"], backend=r["backend"], status=r["status"],
                        location=r["location"], requirements=len(ledger.loads(r["spec"])["requirements"]),
                        ended_at=r["ended_at"]) for r in rows]
-    return EnvPage(envs=envs, total=total, next_cursor=next_cursor(offset, len(envs), total))
+    return EnvPage(envs=envs, total=total, next_cursor=cursor)

@@ -291,7 +291,6 @@ def _unruled_parts(page, cand: Candidate, words, captions: list[Caption]) -> lis
     the caption's text column, or full width when the caption crosses the middle) that
     hold two or more cells and are not lines of prose (prose fills its column)."""
     width = page.rect.width
-    middle = width / 2
     parts = []
     if not captions:
         # a page of aligned text without caption or rules: maybe the rest of an unruled

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 from .. import ledger
 from ..errors import InvalidInput
 from ..home import Lab
-from ..paging import DEFAULT_LIMIT, MAX_LIMIT, next_cursor, offset_from
+from ..paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
 from ..registry import Progress, tool
 from . import logcap, queue
 from .telemetry import read_series
@@ -301,18 +301,10 @@ def run_cancel(lab: Lab, args: RunRef) -> RunInfo:
 def run_list(lab: Lab, args: RunListIn) -> RunPage:
     """Runs, newest first, filtered by status, trial or campaign, paged with `cursor`."""
     queue.dispatch(lab)
-    clauses, params = [], []
-    for column, value in (("status", args.status), ("trial_id", args.trial), ("campaign_id", args.campaign)):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    total = lab.db.execute(f"SELECT COUNT(*) FROM runs {where}", params).fetchone()[0]
-    offset = offset_from(args.cursor)
-    rows = list(lab.db.query(f"SELECT * FROM runs {where} ORDER BY id DESC LIMIT ? OFFSET ?",
-                             [*params, args.limit, offset]))
-    return RunPage(runs=[run_info(r) for r in rows], total=total,
-                   next_cursor=next_cursor(offset, len(rows), total))
+    rows, total, cursor = select_page(lab.db, "runs", {"status": args.status, "trial_id": args.trial,
+                                                       "campaign_id": args.campaign},
+                                      "id DESC", args.limit, args.cursor)
+    return RunPage(runs=[run_info(r) for r in rows], total=total, next_cursor=cursor)
 
 
 @tool(read_only=True)
