@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 from conftest import SIMPLE_CAMPAIGN, sotalab_command
@@ -49,3 +50,14 @@ def test_doctor_prints_each_check(tmp_path):
     assert result.returncode == 0
     for name in ("docker", "bubblewrap", "nvml", "uv", "ray", "local sandbox", "schema version"):
         assert name in result.stdout
+
+
+def test_readme_lists_every_tool_and_its_commands():
+    from conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    listed = set(re.findall(r"^\| `(\w+)` \|", readme, flags=re.M))
+    assert listed == set(all_tools()), f"README tools table is stale: {sorted(listed ^ set(all_tools()))}"
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "uv run pytest" in readme and ci.rstrip().endswith("uv run pytest"), \
+        ".ci/run must end with the README's test command"
