@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -29,10 +30,16 @@ def cmd_serve(args) -> int:
         if not is_loopback(args.host) and not token:
             return _fail(f"refusing to serve on non-loopback address {args.host} without a bearer token; "
                          "pass --token or set SOTALAB_TOKEN", EXIT_USAGE)
+    # Start-up allocates hundreds of thousands of long-lived objects (fastmcp, the SDK's
+    # types, every tool's models); collecting them as they appear is wasted work. Freeze
+    # them once built instead: about 150 ms less before the first answer.
+    gc.disable()
     from .app import build_server
 
     lab = _open_lab(args)
     mcp = build_server(lab, long_lived=True)
+    gc.freeze()
+    gc.enable()
     if not args.http:
         mcp.run("stdio", show_banner=False)
         return 0

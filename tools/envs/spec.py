@@ -15,7 +15,6 @@ import hashlib
 import json
 import re
 import sys
-import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -118,6 +117,8 @@ def _requirements_file(path: Path, root: Path, depth: int = 0) -> list[str]:
 
 
 def _from_pyproject(path: Path) -> list[str]:
+    import tomllib  # 80 ms to import: not at server start
+
     try:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError):
