@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -214,3 +215,59 @@ def test_diff_against_parent_is_against_where_the_trial_began(call, campaign, ba
     snap = call("trial_snapshot", trial=child["id"])
     assert snap["diff_stat"]["files"] == ["c.py"]
     assert "LR = 0.9" not in call("workspace_diff", trial=child["id"])["diff"]
+
+
+def test_worktree_git_file_repointed_by_a_run_is_never_followed(call, lab, campaign, baseline, tmp_path):
+    """A run can rewrite the worktree's .git file to point at a repository it made; the
+    server's git must not pick up that repository's config (code execution on the
+    server) or its HEAD (a forged commit)."""
+    tid = call("trial_create", campaign=campaign, kind="code")["id"]
+    tree = Path(trials.load(lab, tid).worktree)
+    marker = tmp_path / "fsmonitor-ran"
+    evil = tmp_path / "evil"  # e.g. in the run's output directory
+    sh_git(tmp_path, "init", "-q", str(evil))
+    sh_git(evil, "config", "core.fsmonitor", f"touch {marker}; false")
+    (tree / ".git").write_text(f"gitdir: {evil / '.git'}\n")
+    (tree / "model.py").write_text("LR = 3\n")
+    snap = call("trial_snapshot", trial=tid)
+    assert "model.py" in snap["diff_stat"]["files"]
+    repo = workspaces.campaign_repo(lab, campaign)
+    assert sh_git(repo, "rev-parse", f"trial/{tid}") == snap["commit"]
+    assert "LR = 3" in call("workspace_diff", trial=tid)["diff"]
+    patch = "--- a/model.py\n+++ b/model.py\n@@ -1 +1 @@\n-LR = 3\n+LR = 4\n"
+    assert call("workspace_apply_patch", trial=tid, patch=patch)["files"] == ["model.py"]
+    assert not marker.exists()
+
+
+def test_symlink_into_git_metadata_is_refused(call, call_error, lab, campaign, baseline):
+    tid = call("trial_create", campaign=campaign, kind="code")["id"]
+    tree = Path(trials.load(lab, tid).worktree)
+    before = (tree / ".git").read_text()
+    os.symlink(".git", tree / "gitlink")
+    assert ".git" in call_error("workspace_write", trial=tid, path="gitlink", content="gitdir: /tmp\n")
+    assert (tree / ".git").read_text() == before
+
+
+def test_restore_through_a_symlinked_directory_stays_in_the_worktree(call, lab, campaign, baseline, tmp_path):
+    tid = call("trial_create", campaign=campaign, kind="code")["id"]
+    tree = Path(trials.load(lab, tid).worktree)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "train.csv").write_text("mine\n")
+    shutil.rmtree(tree / "data")
+    os.symlink(outside, tree / "data")
+    assert call("workspace_verify", trial=tid)["changed"] == ["data/train.csv"]
+    assert workspaces.restore_protected(lab, tid) == ["data/train.csv"]
+    assert (outside / "train.csv").read_text() == "mine\n"
+    assert not (tree / "data").is_symlink() and (tree / "data" / "train.csv").read_text() == "x,y\n1,0\n"
+    assert workspaces.verify_protected(lab, tid).ok
+
+
+def test_protected_file_replaced_by_a_directory_is_restored(call, lab, campaign, baseline):
+    tid = call("trial_create", campaign=campaign, kind="code")["id"]
+    tree = Path(trials.load(lab, tid).worktree)
+    (tree / "eval.py").unlink()
+    (tree / "eval.py").mkdir()
+    (tree / "eval.py" / "x").write_text("1\n")
+    assert workspaces.restore_protected(lab, tid) == ["eval.py", "eval.py/x"]
+    assert (tree / "eval.py").read_text() == "print('accuracy=0.5')\n"

@@ -29,13 +29,17 @@ class GitError(LabError):
 
 
 def git(cwd: Path | str | None, *args: str, input: str | None = None, check: bool = True,
-        timeout: float = GIT_TIMEOUT_S, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run ``git <args>`` in ``cwd`` and return the completed process (text mode)."""
+        timeout: float = GIT_TIMEOUT_S, env: dict[str, str] | None = None,
+        git_dir: Path | str | None = None) -> subprocess.CompletedProcess:
+    """Run ``git <args>`` in ``cwd`` and return the completed process (text mode).
+    ``git_dir``: use that git directory, with ``cwd`` as the work tree, instead of
+    whatever ``.git`` in ``cwd`` points at."""
     full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/true", **IDENTITY, **(env or {})}
     full_env.pop("GIT_DIR", None)
     full_env.pop("GIT_WORK_TREE", None)
     try:
-        proc = subprocess.run(["git", *SAFE_CONFIG, *args], cwd=cwd, input=input, text=True,
+        location = [f"--git-dir={git_dir}", f"--work-tree={cwd}"] if git_dir else []
+        proc = subprocess.run(["git", *SAFE_CONFIG, *location, *args], cwd=cwd, input=input, text=True,
                               capture_output=True, timeout=timeout, env=full_env)
     except subprocess.TimeoutExpired:
         raise GitError(f"git {args[0]} took longer than {timeout:.0f} s",

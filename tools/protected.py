@@ -78,6 +78,8 @@ def file_digest(path: Path) -> str:
     """sha256 of a file's bytes; a symlink is hashed by its target, never followed."""
     if path.is_symlink():
         return "symlink:" + hashlib.sha256(os.readlink(path).encode()).hexdigest()
+    if path.is_dir():
+        return "directory"  # a protected file replaced by a directory: never a file's digest
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -87,7 +89,9 @@ def file_digest(path: Path) -> str:
 
 def _copy(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.is_symlink() or dst.exists():
+    if dst.is_dir() and not dst.is_symlink():
+        shutil.rmtree(dst)
+    elif dst.is_symlink() or dst.exists():
         dst.unlink()
     if src.is_symlink():
         os.symlink(os.readlink(src), dst)
@@ -125,7 +129,9 @@ def verify(worktree: Path, store: Path) -> ProtectedReport:
     report = ProtectedReport(ok=True, checked=len(files))
     for rel, digest in files.items():
         path = worktree / rel
-        if not (path.exists() or path.is_symlink()):
+        if _symlinked_parent(worktree, rel):
+            report.changed.append(rel)  # at baseline its directories were real ones
+        elif not (path.exists() or path.is_symlink()):
             report.deleted.append(rel)
         elif file_digest(path) != digest:
             report.changed.append(rel)
@@ -137,14 +143,36 @@ def verify(worktree: Path, store: Path) -> ProtectedReport:
     return report
 
 
+def _symlinked_parent(root: Path, rel: str) -> Path | None:
+    """The first directory on the way from ``root`` to ``rel`` that is a symlink, if any."""
+    path = root
+    for part in Path(rel).parts[:-1]:
+        path = path / part
+        if path.is_symlink():
+            return path
+    return None
+
+
+def _make_real_parents(root: Path, rel: str) -> None:
+    """Replace symlinks or files standing where ``rel``'s directories belong with real
+    directories, so a restore writes inside ``root`` and never through a link out of it."""
+    path = root
+    for part in Path(rel).parts[:-1]:
+        path = path / part
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            path.unlink()
+        path.mkdir(exist_ok=True)
+
+
 def restore(worktree: Path, store: Path) -> list[str]:
     """Put every protected file back as it was at baseline; remove added ones.
     Returns the repo-relative paths it touched."""
     report = verify(worktree, store)
-    for rel in report.changed + report.deleted:
-        _copy(store / FILES / rel, worktree / rel)
-    for rel in report.added:
+    for rel in report.added:  # first: one may sit inside a directory that replaced a protected file
         (worktree / rel).unlink()
+    for rel in report.changed + report.deleted:
+        _make_real_parents(worktree, rel)
+        _copy(store / FILES / rel, worktree / rel)
     return sorted(report.changed + report.deleted + report.added)
 
 

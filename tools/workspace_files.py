@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from . import gitcmd, workspaces
+from . import workspaces
 from .errors import InvalidInput, LabError, NotFound
 from .home import Lab
 from .paging import DEFAULT_LIMIT, MAX_LIMIT, next_cursor, offset_from
@@ -39,6 +39,9 @@ def confine(root: Path, rel: str) -> Path:
     if target != base and base not in target.parents:
         raise InvalidInput(f"path {rel!r} resolves outside the trial's worktree (a symlink escapes)",
                            hint="symlinks that leave the worktree cannot be followed")
+    if ".git" in target.relative_to(base).parts:
+        raise InvalidInput(f"path {rel!r} leads into .git (through a symlink), which the lab owns",
+                           hint="commit changes with trial_snapshot instead")
     return target
 
 
@@ -194,10 +197,10 @@ def workspace_apply_patch(lab: Lab, args: PatchIn) -> PatchOut:
         confine(root, rel)
     patch = args.patch if args.patch.endswith("\n") else args.patch + "\n"
     # git apply refuses paths outside the tree and through symlinks on its own as well.
-    check = gitcmd.git(root, "apply", "--check", "--recount", "-", input=patch, check=False)
+    check = workspaces.worktree_git(root, "apply", "--check", "--recount", "-", input=patch, check=False)
     if check.returncode != 0:
         raise InvalidInput("the patch does not apply: " + " | ".join(check.stderr.strip().splitlines()[:3]),
                            hint="read the current file with workspace_read and rebase the patch on it")
-    applied = gitcmd.git(root, "apply", "--recount", "--numstat", "--apply", "-", input=patch)
+    applied = workspaces.worktree_git(root, "apply", "--recount", "--numstat", "--apply", "-", input=patch)
     files = [line.split("\t", 2)[2] for line in applied.stdout.splitlines() if line.count("\t") >= 2]
     return PatchOut(trial=args.trial, files=sorted(files))

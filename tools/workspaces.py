@@ -14,6 +14,7 @@ tag); ``snapshot`` commits whatever changed and records the diff stat on the tri
 from __future__ import annotations
 
 import fcntl
+import os
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -143,6 +144,30 @@ def ensure_worktree(lab: Lab, trial_id: int) -> Path:
     return path
 
 
+def worktree_git_dir(path: Path) -> Path:
+    """A trial worktree's own git directory, found from the campaign's clone.
+
+    The worktree's ``.git`` file is writable by the trial's runs: one could point it at
+    a repository it made, whose config (core.fsmonitor and the like) git would execute
+    on the server, or whose HEAD names any commit. So the server's git never follows
+    that file; it names this directory instead (see ``worktree_git``)."""
+    path = Path(path)
+    admin_root = path.parent.parent / "repo" / ".git" / "worktrees"
+    want = os.path.realpath(path / ".git")
+    candidates = [admin_root / path.name, *sorted(admin_root.glob("*"))] if admin_root.is_dir() else []
+    for admin in candidates:
+        gitdir = admin / "gitdir"
+        if gitdir.is_file() and os.path.realpath(gitdir.read_text().strip()) == want:
+            return admin
+    raise LabError(f"{path} is not a worktree of its campaign's repository",
+                   hint="the trial's worktree is damaged; create a new trial")
+
+
+def worktree_git(path: Path, *args: str, **kwargs):
+    """``gitcmd.git`` in a trial's worktree, through the worktree's own git directory."""
+    return gitcmd.git(path, *args, git_dir=worktree_git_dir(path), **kwargs)
+
+
 def trial_worktree(lab: Lab, trial_id: int) -> tuple[trials.Trial, Path]:
     """A trial and its (existing or newly made) worktree."""
     path = ensure_worktree(lab, trial_id)
@@ -167,15 +192,15 @@ def snapshot(lab: Lab, trial_id: int) -> str:
     over 50 MB are left uncommitted and listed in diff_stat.skipped_large_files."""
     trial, path = trial_worktree(lab, trial_id)
     # New files too big for git (checkpoints, datasets the run wrote) stay out of the commit.
-    untracked = gitcmd.git(path, "ls-files", "--others", "--exclude-standard", "-z").stdout.split("\0")
+    untracked = worktree_git(path, "ls-files", "--others", "--exclude-standard", "-z").stdout.split("\0")
     too_big = sorted(rel for rel in untracked if rel and (path / rel).is_file()
                      and (path / rel).stat().st_size > MAX_SNAPSHOT_FILE_BYTES)
-    gitcmd.git(path, "add", "--all", "--", ".", *(f":(exclude,literal){rel}" for rel in too_big))
-    if gitcmd.git(path, "diff", "--cached", "--quiet", check=False).returncode != 0:
+    worktree_git(path, "add", "--all", "--", ".", *(f":(exclude,literal){rel}" for rel in too_big))
+    if worktree_git(path, "diff", "--cached", "--quiet", check=False).returncode != 0:
         title = (trial.hypothesis.strip().splitlines() or [""])[0][:72]
-        gitcmd.git(path, "commit", "--quiet", "--no-verify", "-m", f"trial {trial.id}: {title}".strip())
-    sha = gitcmd.out(path, "rev-parse", "HEAD")
-    stat = _numstat(path, parent_commit(lab, trial), sha)
+        worktree_git(path, "commit", "--quiet", "--no-verify", "-m", f"trial {trial.id}: {title}".strip())
+    sha = worktree_git(path, "rev-parse", "HEAD").stdout.strip()
+    stat = _numstat(require_repo(lab, trial.campaign_id), parent_commit(lab, trial), sha)
     if too_big:
         stat["skipped_large_files"] = too_big[:50]
     trials.set_fields(lab, trial.id, commit_sha=sha, diff_stat=stat)
@@ -236,13 +261,12 @@ def diff_text(path: Path, base: str) -> str:
     without touching the trial's index (a throwaway index file does the staging)."""
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(tmp) / "index"
-        real = Path(gitcmd.out(path, "rev-parse", "--git-path", "index"))
-        real = real if real.is_absolute() else path / real
+        real = worktree_git_dir(path) / "index"
         if real.exists():
             shutil.copy2(real, index)
         env = {"GIT_INDEX_FILE": str(index)}
-        gitcmd.git(path, "add", "--all", env=env)
-        return gitcmd.git(path, "diff", "--cached", "--no-color", "--no-ext-diff", "--end-of-options", base,
+        worktree_git(path, "add", "--all", env=env)
+        return worktree_git(path, "diff", "--cached", "--no-color", "--no-ext-diff", "--end-of-options", base,
                           env=env).stdout
 
 

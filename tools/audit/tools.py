@@ -153,7 +153,8 @@ def run_checks(lab: Lab, trial_id: int, depth: str, n_seeds: int,
 
         progress(1, total, "reading the diff against the baseline")
         diff = gather.diff_against_baseline(lab, campaign, trial.commit_sha)
-        checks.append(diff_rules.check(diff, diff_rules.DiffContext.for_campaign(campaign),
+        context = diff_rules.DiffContext.for_campaign(campaign, gather.evaluator_imports(store))
+        checks.append(diff_rules.check(diff, context,
                                        gather.changed_sources(checkout, diff)))
 
         progress(2, total, "matching the ledger with the evaluation runs")
@@ -315,11 +316,9 @@ def _count_finalize_call(lab: Lab, campaign_id: int) -> int:
 
 def _require_at_commit(lab: Lab, trial: trials.Trial) -> None:
     """The held-out run evaluates the trial's worktree: it must hold the audited commit."""
-    from .. import gitcmd
-
     path = workspaces.ensure_worktree(lab, trial.id)
-    head = gitcmd.out(path, "rev-parse", "HEAD")
-    dirty = gitcmd.out(path, "status", "--porcelain", "--untracked-files=no")
+    head = workspaces.worktree_git(path, "rev-parse", "HEAD").stdout.strip()
+    dirty = workspaces.worktree_git(path, "status", "--porcelain", "--untracked-files=no").stdout.strip()
     if head != trial.commit_sha or dirty:
         raise LabError(f"trial {trial.id}'s worktree has changed since its audited commit {trial.commit_sha[:12]}",
                        hint="finalize evaluates the audited code only: undo the edits, or evaluate and audit again")
