@@ -46,8 +46,9 @@ class LabTool(Tool):
             result = await anyio.to_thread.run_sync(invoke, self.lab, self.spec.name, arguments, progress)
         except LabError as exc:
             raise ToolError(str(exc)) from None
-        return ToolResult(content=[TextContent(type="text", text=json.dumps(result, separators=(",", ":")))],
-                          structured_content=result)
+        # UTF-8 as is, not \u escapes: the text stays as long as the result invoke bounded.
+        text = json.dumps(result, separators=(",", ":"), ensure_ascii=False)
+        return ToolResult(content=[TextContent(type="text", text=text)], structured_content=result)
 
 
 def _progress_reporter():

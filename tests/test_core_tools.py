@@ -276,3 +276,82 @@ def test_racing_for_the_baseline_and_the_last_trial_has_one_winner(tmp_path):
     lab = Lab.open(home)
     assert lab.db.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 5
     assert lab.db.execute("SELECT COUNT(*) FROM trials WHERE kind = 'baseline'").fetchone()[0] == 1
+
+
+def test_numbers_too_large_for_the_ledger_are_a_clear_error(lab, call, call_error):
+    make_campaign(call)
+    huge = 10**30
+    assert "too large" in call_error("campaign_get", campaign=huge)
+    assert "too large" in call_error("trial_create", campaign=1, kind="baseline", parent=huge)
+    assert "not one this server gave out" in call_error("campaign_list", cursor=str(huge))
+    assert lab.db.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 0
+    last = list(lab.db.query("SELECT tool, ok FROM journal ORDER BY id DESC LIMIT 1"))[0]
+    assert last == {"tool": "campaign_list", "ok": 0}  # still journaled
+
+
+def test_result_size_counts_characters_not_json_escapes(call):
+    cid = make_campaign(call)["id"]
+    call("trial_create", campaign=cid, kind="baseline")
+    for _ in range(150):  # 150 x 200 CJK characters: ~30k characters, ~180k as \u escapes
+        call("trial_create", campaign=cid, kind="param", hypothesis="学习率" * 70)
+    page = call("trial_list", campaign=cid, limit=200)
+    assert len(page["trials"]) == 151
+
+
+def test_updating_one_budget_keeps_the_others(call):
+    cid = make_campaign(call, budgets={"run_wall_s": 60, "memory_gb": 2, "max_trials": 3})["id"]
+    updated = call("campaign_update", campaign=cid, budgets={"max_trials": 10})
+    assert updated["budgets"]["max_trials"] == 10
+    assert updated["budgets"]["run_wall_s"] == 60 and updated["budgets"]["memory_gb"] == 2
+    cleared = call("campaign_update", campaign=cid, budgets={"memory_gb": None})
+    assert cleared["budgets"]["memory_gb"] is None and cleared["budgets"]["run_wall_s"] == 60
+
+
+def test_non_finite_numbers_are_refused(call_error):
+    for objective in ({"metric": "a", "direction": "max", "reported": float("nan")},
+                      {"metric": "a", "direction": "max", "target": float("inf")}):
+        assert "finite" in call_error("campaign_create", **(SIMPLE_CAMPAIGN | {"objective": objective}))
+    assert "finite" in call_error("campaign_create", **(SIMPLE_CAMPAIGN | {"budgets": {"gpu_hours": float("inf")}}))
+
+
+def test_oversized_path_lists_are_refused_before_anything_is_stored(lab, call_error):
+    assert "at most" in call_error("campaign_create", **(SIMPLE_CAMPAIGN | {"protected_paths": ["a.py"] * 100_000}))
+    assert "at most" in call_error("campaign_create", **(SIMPLE_CAMPAIGN | {"evaluator": SIMPLE_CAMPAIGN["evaluator"] | {"command": ["x" * 90_000]}}))
+    assert lab.db.execute("SELECT COUNT(*) FROM campaigns").fetchone()[0] == 0
+
+
+def test_lineage_of_a_deep_chain_is_bounded(lab, call):
+    cid = make_campaign(call)["id"]
+    parent = call("trial_create", campaign=cid, kind="baseline")["id"]
+    stamp = ledger.now()
+    with ledger.transaction(lab.db) as db:
+        for depth in range(1, 3001):
+            parent = db.execute(
+                "INSERT INTO trials (campaign_id, parent_id, kind, hypothesis, depth, cost, created_at, updated_at) "
+                "VALUES (?, ?, 'param', ?, ?, '{}', ?, ?)", [cid, parent, "h" * 300, depth, stamp, stamp]).lastrowid
+    deepest = call("trial_lineage", trial=parent)
+    assert deepest["ancestors"][-1]["id"] == parent - 1  # nearest ancestors kept, parent last
+    assert deepest["ancestors_omitted"] == 3000 - len(deepest["ancestors"]) > 0
+    middle = call("trial_lineage", trial=parent - 1500, max_depth=50)
+    assert middle["truncated"] and middle["descendants"] == 50
+
+
+def test_lineage_of_a_wide_tree_is_cut_to_a_bounded_result(lab, call):
+    cid = make_campaign(call)["id"]
+    base = call("trial_create", campaign=cid, kind="baseline")["id"]
+    stamp = ledger.now()
+    lab.db["trials"].insert_all({"campaign_id": cid, "parent_id": base, "kind": "param", "depth": 1,
+                                 "hypothesis": "ü" * 300, "cost": "{}", "created_at": stamp, "updated_at": stamp}
+                                for _ in range(1000))
+    wide = call("trial_lineage", trial=base, max_nodes=1000)
+    assert wide["truncated"] and 0 < wide["descendants"] < 1000
+    assert len(wide["tree"]["children"]) == wide["descendants"]
+
+
+def test_note_search_stays_bounded_with_long_notes(call, call_error):
+    for i in range(12):
+        call("note_add", title=f"memory note {i}", body="memory " + "z" * 19_990)
+    result = call("note_search", query="memory", limit=50)
+    assert 1 <= len(result["hits"]) < 12
+    assert result["omitted"] == 12 - len(result["hits"])
+    assert "at most 100 characters" in call_error("note_add", title="t", tags=["x" * 1000])

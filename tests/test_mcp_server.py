@@ -217,3 +217,15 @@ def test_stdio_stdout_carries_only_protocol_messages(tmp_path):
     by_id = {r["id"]: r for r in replies if "id" in r}
     assert by_id[2]["result"]["isError"] is True
     assert by_id[3]["result"]["structuredContent"]["home"] == str((tmp_path / "lab").resolve())
+
+
+def test_text_content_is_as_bounded_as_the_structured_result(lab):
+    """The text block a host reads is the same JSON, not 6x longer in \\u escapes."""
+    async def scenario():
+        async with Client(build_server(lab)) as client:
+            await client.call_tool("campaign_create", SIMPLE_CAMPAIGN)
+            note = await client.call_tool("note_add", {"title": "学习率", "body": "学习率太高" * 1000})
+            assert "学习率太高" in note.content[0].text
+            assert len(note.content[0].text) < 10_000
+
+    asyncio.run(scenario())

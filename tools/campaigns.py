@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from . import ledger
 from .errors import InvalidInput, LabError, NotFound
@@ -14,14 +14,18 @@ from .paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
 from .registry import tool
 
 Direction = Literal["max", "min"]
+FINITE = ConfigDict(allow_inf_nan=False)  # NaN and Infinity are not JSON: hosts could not read them back
+MAX_DEFINITION_CHARS = 40_000  # campaign_get must always fit one bounded result
 
 
 class SecondaryMetric(BaseModel):
+    model_config = FINITE
     direction: Direction = "max"
     tolerance: float = Field(0.0, ge=0, description="how much worse than the baseline it may get")
 
 
 class Objective(BaseModel):
+    model_config = FINITE
     metric: str = Field(..., min_length=1, max_length=100, description="primary metric name")
     direction: Direction = Field(..., description="max: higher is better; min: lower is better")
     reported: float | None = Field(None, description="value the paper reports for the baseline")
@@ -66,6 +70,7 @@ class Evaluator(BaseModel):
 
 
 class Budgets(BaseModel):
+    model_config = FINITE
     run_wall_s: int | None = Field(None, ge=1)
     memory_gb: float | None = Field(None, gt=0)
     gpu_memory_gb: float | None = Field(None, gt=0)
@@ -107,7 +112,7 @@ class CampaignUpdate(BaseModel):
     evaluator: Evaluator | None = None
     protected_paths: list[str] | None = None
     held_out_paths: list[str] | None = None
-    budgets: Budgets | None = None
+    budgets: Budgets | None = Field(None, description="only the budgets given change; null clears one")
 
     _globs = field_validator("protected_paths", "held_out_paths")(lambda v: v if v is None else _check_globs(v))
 
@@ -169,6 +174,13 @@ def load(lab: Lab, campaign_id: int) -> Campaign:
     return row_to_campaign(lab, rows[0])
 
 
+def check_definition_size(definition: dict) -> None:
+    size = len(ledger.dumps(definition))
+    if size > MAX_DEFINITION_CHARS:
+        raise InvalidInput(f"the campaign definition is {size} characters; at most {MAX_DEFINITION_CHARS} are allowed",
+                           hint="shorten the evaluator, metric rules or path lists (use globs)")
+
+
 def set_fields(lab: Lab, campaign_id: int, **fields) -> None:
     """Write campaign columns (JSON-encoding the structured ones) and bump updated_at."""
     encoded = {k: ledger.dumps(v) if k in _JSON_FIELDS else v for k, v in fields.items()}
@@ -197,6 +209,7 @@ def campaign_create(lab: Lab, args: CampaignCreate) -> Campaign:
         row[key] = ledger.dumps(getattr(args, key).model_dump())
     row["protected_paths"] = ledger.dumps(args.protected_paths)
     row["held_out_paths"] = ledger.dumps(args.held_out_paths)
+    check_definition_size(row)
     campaign_id = lab.db["campaigns"].insert(row).last_pk
     return load(lab, campaign_id)
 
@@ -224,6 +237,8 @@ def campaign_update(lab: Lab, args: CampaignUpdate) -> Campaign:
     baseline has been scored) its evaluator, protected and held-out paths."""
     campaign = load(lab, args.campaign)
     changes = args.model_dump(exclude={"campaign"}, exclude_none=True)
+    if args.budgets is not None:  # a partial budgets object must not wipe the budgets it leaves out
+        changes["budgets"] = campaign.budgets.model_dump() | args.budgets.model_dump(exclude_unset=True)
     if not changes:
         raise InvalidInput("nothing to update", hint="pass at least one field to change")
     frozen = [k for k in FROZEN_AFTER_BASELINE if k in changes]
@@ -233,5 +248,6 @@ def campaign_update(lab: Lab, args: CampaignUpdate) -> Campaign:
         if scored and scored[0] is not None:
             raise LabError(f"cannot change {', '.join(frozen)} after the baseline has been scored",
                            hint="scores would no longer be comparable; create a new campaign instead")
+    check_definition_size(campaign.model_dump(include=set(_JSON_FIELDS) | {"description"}) | changes)
     set_fields(lab, args.campaign, **changes)
     return load(lab, args.campaign)

@@ -20,6 +20,18 @@ from .registry import Progress, ToolSpec, all_tools, no_progress
 
 MAX_ARGS_BYTES = 2_000_000
 MAX_RESULT_CHARS = 80_000  # about 20k tokens
+LEDGER_INT = range(-2**63, 2**63)  # what SQLite can store
+
+
+def fits_ledger(value: Any) -> bool:
+    """Whether every integer in ``value`` is one SQLite can store (ids, limits...)."""
+    if isinstance(value, int):
+        return value in LEDGER_INT
+    if isinstance(value, dict):
+        return all(fits_ledger(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(fits_ledger(v) for v in value)
+    return True
 
 
 def describe_validation_error(tool: str, error: ValidationError) -> str:
@@ -59,8 +71,12 @@ def invoke(lab: Lab, name: str, arguments: dict[str, Any] | None,
         except ValidationError as exc:
             raise InvalidInput(describe_validation_error(name, exc),
                                hint="see the input schema with `sotalab tools --json`") from None
+        if not fits_ledger(args.model_dump()):
+            raise InvalidInput(f"a number in the arguments for {name} is too large (at most {LEDGER_INT.stop - 1})",
+                               hint="ids and counts are 64-bit integers; pass one this server gave out")
         result = spec.call(lab, args, progress).model_dump(mode="json")
-        size = len(json.dumps(result, default=str))
+        # Characters as sent (MCP JSON is UTF-8), not as \u escapes: CJK text is not 6x longer.
+        size = len(json.dumps(result, default=str, ensure_ascii=False))
         if size > MAX_RESULT_CHARS:
             raise LabError(f"{name} produced a {size}-character result, over the {MAX_RESULT_CHARS} limit",
                            hint="ask for a smaller page (limit/cursor) or a narrower filter")
@@ -77,7 +93,8 @@ def invoke(lab: Lab, name: str, arguments: dict[str, Any] | None,
             "ts": ledger.now(),
             "tool": name,
             "args_digest": hashlib.sha256(encoded.encode()).hexdigest()[:16],
-            "campaign_id": arguments.get("campaign") if isinstance(arguments.get("campaign"), int) else None,
+            "campaign_id": campaign if isinstance(campaign := arguments.get("campaign"), int)
+            and campaign in LEDGER_INT else None,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
             "ok": error is None,
             "error": error,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -12,6 +12,8 @@ from .home import Lab
 from .paging import MAX_LIMIT
 from .registry import tool
 
+HITS_BUDGET_CHARS = 60_000  # notes run to 20k characters: a page of hits must stay under the 80k cap
+
 NoteKind = Literal["analysis", "failure", "red_line", "decision", "general"]
 
 
@@ -19,7 +21,7 @@ class NoteAdd(BaseModel):
     title: str = Field(..., min_length=1, max_length=200)
     body: str = Field("", max_length=20_000)
     kind: NoteKind = "analysis"
-    tags: list[str] = Field(default_factory=list, max_length=20)
+    tags: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=20)
     campaign: int | None = None
     trial: int | None = None
 
@@ -50,6 +52,8 @@ class NoteHit(BaseModel):
 
 class NoteSearchResult(BaseModel):
     hits: list[NoteHit]
+    omitted: int = Field(0, description="further matches (lower ranked) left out to keep the result bounded; "
+                                        "narrow the query or filter by campaign or kind to reach them")
 
 
 def _note(row: dict) -> Note:
@@ -93,9 +97,14 @@ def note_search(lab: Lab, args: NoteSearchIn) -> NoteSearchResult:
             FROM notes_fts JOIN notes ON notes.id = notes_fts.rowid
             WHERE {' AND '.join(clauses)} ORDER BY rank LIMIT ?""",
         [*params, args.limit])
-    hits = []
+    hits, omitted, budget = [], 0, HITS_BUDGET_CHARS
     for row in rows:
         row = dict(row)
         rank, snippet = row.pop("rank"), row.pop("snippet")
-        hits.append(NoteHit(note=_note(row), rank=rank, snippet=snippet))
-    return NoteSearchResult(hits=hits)
+        hit = NoteHit(note=_note(row), rank=rank, snippet=snippet)
+        budget -= len(hit.model_dump_json())
+        if hits and (omitted or budget < 0):
+            omitted += 1
+            continue
+        hits.append(hit)
+    return NoteSearchResult(hits=hits, omitted=omitted)

@@ -16,7 +16,7 @@ def offset_from(cursor: str | None) -> int:
     except ValueError:
         raise InvalidInput(f"cursor {cursor!r} is not one this server gave out",
                            hint="pass back next_cursor from the previous page, or omit it") from None
-    if offset < 0:
+    if not 0 <= offset < 2**63:  # a cursor this server gave out is a row offset SQLite can take
         raise InvalidInput(f"cursor {cursor!r} is not one this server gave out")
     return offset
 

@@ -85,6 +85,10 @@ class TrialPage(BaseModel):
     next_cursor: str | None
 
 
+MAX_ANCESTORS = 50
+TREE_BUDGET_CHARS = 50_000  # with the ancestors, one lineage stays under the lab's 80k-character cap
+
+
 class LineageIn(BaseModel):
     trial: int
     max_depth: int = Field(3, ge=0, le=50, description="levels of descendants to include")
@@ -102,10 +106,13 @@ class LineageNode(BaseModel):
 
 class Lineage(BaseModel):
     trial: int
-    ancestors: list[TrialSummary] = Field(description="root first, ending with the trial's parent")
+    ancestors: list[TrialSummary] = Field(description=f"the nearest {MAX_ANCESTORS} ancestors at most, "
+                                                      "farthest first, ending with the trial's parent")
+    ancestors_omitted: int = Field(0, description="farther ancestors left out (root included); "
+                                                  "call trial_lineage on the first ancestor listed to see them")
     tree: LineageNode = Field(description="the trial and its descendants")
     descendants: int = Field(description="descendants included in the tree")
-    truncated: bool = Field(description="true when max_depth or max_nodes cut the tree")
+    truncated: bool = Field(description="true when max_depth, max_nodes or the result size cut the tree")
 
 
 class LeaderboardIn(BaseModel):
@@ -235,9 +242,9 @@ def trial_lineage(lab: Lab, args: LineageIn) -> Lineage:
         f"""WITH RECURSIVE up(id, n) AS (
                 SELECT parent_id, 1 FROM trials WHERE id = ?
                 UNION ALL SELECT t.parent_id, up.n + 1 FROM trials t JOIN up ON t.id = up.id
-                WHERE t.parent_id IS NOT NULL)
+                WHERE t.parent_id IS NOT NULL AND up.n < ?)
             SELECT {SUMMARY_COLUMNS}, up.n FROM trials JOIN up USING (id) ORDER BY up.n DESC""",
-        [root.id]))
+        [root.id, MAX_ANCESTORS]))
     # One more row than allowed tells whether the tree was cut.
     below = list(lab.db.query(
         f"""WITH RECURSIVE down(id, level) AS (
@@ -250,17 +257,20 @@ def trial_lineage(lab: Lab, args: LineageIn) -> Lineage:
     nodes: dict[int, LineageNode] = {}
     included = 0
     truncated = False
+    budget = TREE_BUDGET_CHARS
     for row in below:
-        if row["level"] > args.max_depth or (row["level"] > 0 and included >= args.max_nodes):
-            truncated = True
-            continue
         node = LineageNode.model_validate(row)
+        budget -= len(node.model_dump_json())
+        if row["level"] > 0 and (row["level"] > args.max_depth or included >= args.max_nodes or budget < 0):
+            truncated = True
+            break  # rows come level by level: once one is cut, every later one would be too
         nodes[node.id] = node
         if row["level"] > 0:
             included += 1
             nodes[row["parent_id"]].children.append(node)
     return Lineage(trial=root.id,
                    ancestors=[TrialSummary.model_validate(a) for a in ancestors],
+                   ancestors_omitted=root.depth - len(ancestors),
                    tree=nodes[root.id], descendants=included, truncated=truncated)
 
 
