@@ -273,3 +273,74 @@ def test_a_metric_named_default_in_a_signature_is_not_a_literal():
 
 def test_python_map_is_not_a_metric():
     assert not rules_in(change_diff("train.py", "pass", "k = list(map(int, parts))"))
+
+
+@pytest.mark.parametrize("line", [
+    "os.dup2(os.open(os.devnull, os.O_WRONLY), 1)",
+    "os.close(1)",
+    "sys.stdout.close()",
+])
+def test_closing_or_repointing_the_evaluators_stdout_is_output_tamper(line):
+    assert "output-tamper" in rules_in(change_diff("train.py", "pass", line))
+
+
+def test_closing_ordinary_descriptors_is_fine():
+    assert "output-tamper" not in rules_in(change_diff("train.py", "pass", "os.close(handle)"))
+
+
+SHADOW_CTX = diff_rules.DiffContext.for_campaign(
+    CampaignCreate.model_validate(json.loads((TINYNET / "campaign.json").read_text())),
+    frozenset().union(*(diff_rules.top_level_imports((TINYNET / "repo" / name).read_text())
+                        for name in ("evaluate.py", "data.py", "metrics.py"))))
+
+
+@pytest.mark.parametrize("path", ["metrics/__init__.py", "data/__init__.py", "json.py",
+                                  "metrics.cpython-311-x86_64-linux-gnu.so", "numpy/__init__.py"])
+def test_an_added_file_that_shadows_an_evaluator_module_is_caught(path):
+    found = {f.rule for f in diff_rules.scan(added_file_diff(path, "def accuracy(a, b):\n    return 1.0"), SHADOW_CTX)}
+    assert "module-shadow" in found
+
+
+@pytest.mark.parametrize("path", ["model_utils.py", "tinynet/__init__.py", "src/json.py", "notes/metrics.txt"])
+def test_added_files_with_their_own_names_shadow_nothing(path):
+    found = {f.rule for f in diff_rules.scan(added_file_diff(path, "x = 1"), SHADOW_CTX)}
+    assert "module-shadow" not in found
+
+
+def test_top_level_imports_reads_module_names():
+    text = "import os, json as j\nimport numpy.linalg as la\nfrom data import load_splits\nfrom . import local\n"
+    assert diff_rules.top_level_imports(text) == {"os", "json", "numpy", "data"}
+
+
+@pytest.mark.parametrize("line, rule", [
+    ("x_extra, y_extra = data.sample(data.N_TEST, data.HELDOUT_SEED)", "held-out-read"),
+    ("from data import write_test", "held-out-read"),
+    ("x_all, y_all = data.sample(data.N_TRAINVAL, data.TRAINVAL_SEED)", "eval-data-rebuild"),
+    ("from data import TRAINVAL_SEED as s", "eval-data-rebuild"),
+])
+def test_trial_code_reaching_into_the_evaluators_test_data_or_seeds(line, rule):
+    assert rule in rules_in(change_diff("train.py", "pass", line))
+
+
+def test_using_the_evaluators_ordinary_constants_is_fine():
+    found = rules_in(change_diff("train.py", "pass", "onehot = np.eye(data.N_CLASSES)[y]"))
+    assert not found & {"held-out-read", "eval-data-rebuild"}
+
+
+@pytest.mark.parametrize("line, rule", [
+    ('vars(metrics)["accuracy"] = lambda y, p: 0.99', "monkeypatch-metric"),
+    ("metrics.__dict__['accuracy'] = fake", "monkeypatch-metric"),
+    ("vars(d).update(load_splits=my_splits)", "monkeypatch-data"),
+    ("metrics.__dict__.update({'macro_f1': fake})", "monkeypatch-metric"),
+    ("vars(metrics)[name] = fake", "module-patch"),
+])
+def test_writing_into_a_modules_namespace_is_a_monkeypatch(line, rule):
+    body = f"import metrics\nimport data as d\n{line}"
+    found = {(f.line, f.rule) for f in diff_rules.scan(added_file_diff("train.py", body), CTX)}
+    assert (3, rule) in found
+
+
+def test_reading_a_modules_namespace_is_fine():
+    body = ("import metrics\nnames = sorted(vars(metrics))\nfn = metrics.__dict__.get('accuracy')\n"
+            "same = vars(metrics)['accuracy'] == fn")
+    assert not diff_rules.scan(added_file_diff("train.py", body), CTX)

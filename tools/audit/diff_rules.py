@@ -32,7 +32,10 @@ OUTPUT_HOOK_RE = re.compile(r"\batexit\.register\b|\bsys\.excepthook\s*=(?!=)|\b
 OUTPUT_TAMPER_RE = re.compile(r"\bsys\.(stdout|stderr|__stdout__|__stderr__)(\.write)?\s*=(?!=)"
                               r"|\b(builtins|__builtins__)\s*(\.\s*print|\[\s*[\"']print[\"']\s*\])\s*=(?!=)"
                               r"|\bsetattr\(\s*(builtins|sys)\s*,\s*[\"'](print|stdout|stderr)[\"']"
-                              r"|\bredirect_std(out|err)\(")
+                              r"|\bredirect_std(out|err)\("
+                              # closing or re-pointing file descriptors 1 and 2 hides what the evaluator prints next
+                              r"|\bdup2\(|\bos\.closerange\(|\bos\.close\(\s*[12]\s*\)"
+                              r"|\bsys\.(stdout|stderr|__stdout__|__stderr__)\.close\(")
 SEED_PINNED_RE = re.compile(r"\b(default_rng|RandomState|manual_seed|manual_seed_all|set_seed|seed_everything|PRNGKey"
                             r"|random\.seed|np\.random\.seed|numpy\.random\.seed|tf\.random\.set_seed)\(\s*\d+\s*\)")
 SPLIT_RE = re.compile(r"train_test_split|Stratified\w*|stratif|\bGroupKFold\b|\bKFold\b|ShuffleSplit|random_split"
@@ -56,6 +59,13 @@ METRIC_PARAM_RE = re.compile(r"\b(k|top_?k|at_k|window|window_size|best_of|n_bes
 BEST_OF_RE = re.compile(r"\b(max|np\.max|np\.amax|numpy\.max|best)\s*\([^)]*(score|acc|metric|result|seed|run)",
                         re.IGNORECASE)
 BEST_OF_METHOD_RE = re.compile(r"\b\w*(score|acc|metric|result|run|seed)\w*\s*\.max\(\)", re.IGNORECASE)
+# A file the trial adds that Python would import instead of a module of the same name
+# further down sys.path or beside it: a package wins over a module, an extension over
+# source. (__pycache__ is left out: runs write it into the worktree, so honest trials
+# can commit it.)
+SHADOW_FILE_RE = re.compile(r"^(?:(?P<package>[A-Za-z_]\w*)/__init__\.py"
+                            r"|(?P<module>[A-Za-z_]\w*)(?:\.[\w-]+)*\.(?:py|pyc|so|pyd))$")
+HELD_OUT_ATTR_RE = re.compile(r"held_?out|holdout|(^|_)test(_|$)", re.IGNORECASE)
 IMPORT_RE = re.compile(r"^\s*import\s+(.+)$|^\s*from\s+([\w.]+)\s+import\s+(.+)$")
 
 
@@ -70,16 +80,52 @@ class DiffContext:
     held_out_globs: list[str] = field(default_factory=list)
     seed_env: str = "SOTALAB_SEED"
     held_out_env: str = "SOTALAB_HELD_OUT"
+    # Top-level modules the evaluator's own code imports (read from the baseline's protected files).
+    evaluator_imports: frozenset[str] = frozenset()
 
     @classmethod
-    def for_campaign(cls, campaign) -> "DiffContext":
+    def for_campaign(cls, campaign, evaluator_imports: frozenset[str] = frozenset()) -> "DiffContext":
         objective, evaluator = campaign.objective, campaign.evaluator
         names = [objective.metric, *objective.secondary, *(m.name for m in evaluator.metrics)]
         files = [m.json_file for m in evaluator.metrics if m.json_file]
         scripts = [a for a in evaluator.command if re.search(r"\.(py|sh|R|jl|lua)$", a)]
         return cls(metric_names=list(dict.fromkeys(names)), metrics_files=list(dict.fromkeys(files)),
                    evaluator_files=scripts, protected_globs=campaign.protected_paths,
-                   held_out_globs=campaign.held_out_paths, seed_env=evaluator.seed_env)
+                   held_out_globs=campaign.held_out_paths, seed_env=evaluator.seed_env,
+                   evaluator_imports=evaluator_imports)
+
+    @cached_property
+    def protected_modules(self) -> dict[str, set[str]]:
+        """Python modules of the evaluator: directory -> module names (``data.py`` -> "" -> {"data"})."""
+        modules: dict[str, set[str]] = {}
+        for name in (*self.protected_globs, *self.evaluator_files):
+            path = PurePosixPath(name)
+            if path.suffix == ".py" and not re.search(r"[*?\[]", name):
+                parent = "" if str(path.parent) == "." else str(path.parent)
+                modules.setdefault(parent, set()).add(path.stem)
+        return modules
+
+    def shadowed_module(self, path: str) -> str | None:
+        """The evaluator's module a newly added file at ``path`` would be imported in place of."""
+        roots = {"", *self.protected_modules}
+        for root in roots:
+            prefix = f"{root}/" if root else ""
+            if not path.startswith(prefix):
+                continue
+            match = SHADOW_FILE_RE.match(path[len(prefix):])
+            name = match and (match.group("package") or match.group("module"))
+            if name and (name in self.protected_modules.get(root, set()) or name in self.evaluator_imports):
+                return name
+        return None
+
+    @cached_property
+    def protected_attr_re(self) -> re.Pattern | None:
+        """Trial code reaching into an evaluator module for its seeds or its test data."""
+        names = sorted({m for ms in self.protected_modules.values() for m in ms})
+        if not names:
+            return None
+        alias = "|".join(re.escape(n) for n in names)
+        return re.compile(rf"\b(?:{alias})\s*\.\s*(?P<attr>\w+)|^\s*from\s+(?:{alias})\s+import\s+(?P<names>.+)$")
 
     @cached_property
     def metric_word(self) -> str:
@@ -191,13 +237,31 @@ def _imported_modules(lines: list[str]) -> set[str]:
     return names
 
 
+def top_level_imports(text: str) -> set[str]:
+    """Top-level module names a Python file imports (``from a.b import c`` -> a)."""
+    names = set()
+    for line in text.splitlines():
+        match = IMPORT_RE.match(line)
+        if match and match.group(1):
+            names.update(item.strip().split(" as ")[0].split(".")[0] for item in match.group(1).split("#")[0].split(","))
+        elif match and not match.group(2).startswith("."):
+            names.add(match.group(2).split(".")[0])
+    return {n for n in names if n.isidentifier()}
+
+
 def _patch_re(modules: set[str]) -> re.Pattern | None:
     if not modules:
         return None
     alias = "|".join(re.escape(m) for m in sorted(modules))
     return re.compile(rf"^\s*(?:{alias})((?:\.\w+)*)\.(\w+)\s*(?:=(?!=)|[-+*/]=)"
                       rf"""|\bsetattr\(\s*(?:{alias})[\w.]*\s*,\s*["'](\w+)["']"""
-                      rf"""|\bsys\.modules\s*\[\s*["']([\w.]+)["']\s*\]\s*=(?!=)""")
+                      rf"""|\bsys\.modules\s*\[\s*["']([\w.]+)["']\s*\]\s*=(?!=)"""
+                      # the module's namespace itself: vars(m)["accuracy"] = ..., m.__dict__.update(accuracy=...)
+                      rf"""|(?:\bvars\(\s*(?:{alias})\s*\)|\b(?:{alias})\.__dict__)"""
+                      rf"""(?:\s*\[\s*["'](\w+)["']\s*\]\s*=(?!=)|(\s*\[[^\]]*\]\s*=(?!=).*|\.(?:update|setdefault)\(.*))""")
+
+
+PATCH_RULE_ORDER = ["seed-override", "monkeypatch-metric", "monkeypatch-data", "module-patch"]
 
 
 def _classify_patch(chain: str, attr: str, ctx: DiffContext) -> str:
@@ -243,6 +307,10 @@ def _scan_file(fd: diffparse.FileDiff, ctx: DiffContext, source: str | None, out
     if is_eval_file and (fd.added or fd.removed or fd.binary or fd.created or fd.deleted):
         out.add("eval-code-edit", path, line_of_change, None,
                 "evaluation or metric code changed" + (" (deleted)" if fd.deleted else ""))
+    shadowed = ctx.shadowed_module(path) if fd.created else None
+    if shadowed:
+        out.add("module-shadow", path, line_of_change, None,
+                f"added file is imported in place of the evaluator's module {shadowed!r}")
     if fd.binary or suffix in PROSE_SUFFIXES:
         return
     is_config = suffix in CONFIG_SUFFIXES
@@ -277,6 +345,8 @@ def _scan_file(fd: diffparse.FileDiff, ctx: DiffContext, source: str | None, out
         if (METRIC_PARAM_RE.search(text) and ctx.metric_line_re.search(text)) or BEST_OF_RE.search(text) \
                 or BEST_OF_METHOD_RE.search(text):
             out.add("metric-param-change", path, number, text, "changes a metric parameter or takes a best-of-N")
+        if not is_eval_file and ctx.protected_attr_re:
+            _scan_evaluator_names(ctx.protected_attr_re.finditer(text), path, number, text, out)
         if OUTPUT_TAMPER_RE.search(text):
             out.add("output-tamper", path, number, text, "replaces the output the evaluator prints to")
         if OUTPUT_HOOK_RE.search(text):
@@ -289,9 +359,14 @@ def _scan_file(fd: diffparse.FileDiff, ctx: DiffContext, source: str | None, out
                         if DATA_ATTR_RE.search(match.group(4)) else "module-patch"
                     detail = f"replaces module {match.group(4)} in sys.modules"
                 else:
-                    attr = match.group(2) or match.group(3)
-                    rule = _classify_patch(match.group(1) or "", attr, ctx)
-                    detail = f"reassigns {attr} on an imported module"
+                    attr = match.group(2) or match.group(3) or match.group(5)
+                    if attr:
+                        rule = _classify_patch(match.group(1) or "", attr, ctx)
+                        detail = f"reassigns {attr} on an imported module"
+                    else:  # names written into the module's namespace: the worst one counts
+                        found = [_classify_patch("", name, ctx) for name in re.findall(r"\w+", match.group(6))]
+                        rule = min(found, key=PATCH_RULE_ORDER.index) if found else "module-patch"
+                        detail = "writes into an imported module's namespace"
                 out.add(rule, path, number, text, detail)
     # Removing split or metric-parameter code changes them as much as adding it.
     for number, text in removed:
@@ -299,6 +374,17 @@ def _scan_file(fd: diffparse.FileDiff, ctx: DiffContext, source: str | None, out
             out.add("split-change", path, number, text, "removes split construction code (line in the baseline)")
         if METRIC_PARAM_RE.search(text) and ctx.metric_line_re.search(text):
             out.add("metric-param-change", path, number, text, "removes a metric parameter (line in the baseline)")
+
+
+def _scan_evaluator_names(matches, path: str, number: int, text: str, out: _Findings) -> None:
+    """Trial code naming an evaluator module's test data or seeds (``data.HELDOUT_SEED``,
+    ``from data import load_test``) can rebuild the held-out or validation data."""
+    names = [name for m in matches
+             for name in ([m.group("attr")] if m.group("attr") else re.findall(r"\w+", m.group("names")))]
+    if any(HELD_OUT_ATTR_RE.search(n) for n in names):
+        out.add("held-out-read", path, number, text, "names the evaluator's test or held-out data")
+    if any("seed" in n.lower() for n in names):
+        out.add("eval-data-rebuild", path, number, text, "reads a seed of the evaluator's data")
 
 
 def check(diff_text: str, ctx: DiffContext, sources: dict[str, str] | None = None) -> CheckResult:

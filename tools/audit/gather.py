@@ -144,6 +144,20 @@ def diff_against_baseline(lab, campaign: Campaign, commit: str) -> str:
                       base, commit).stdout
 
 
+def evaluator_imports(store: Path) -> frozenset[str]:
+    """Top-level modules the baseline's protected Python files import (a trial file of
+    the same name would be imported in their place)."""
+    from ..protected import FILES, load_manifest
+    from .diff_rules import top_level_imports
+
+    names: set[str] = set()
+    for rel in load_manifest(store)["files"]:
+        path = store / FILES / rel
+        if rel.endswith(".py") and path.is_file() and not path.is_symlink() and path.stat().st_size <= MAX_SOURCE_BYTES:
+            names |= top_level_imports(path.read_text(errors="replace"))
+    return frozenset(names)
+
+
 def changed_sources(checkout: Path, diff_text: str) -> dict[str, str]:
     """Full text of the changed source files at the trial's commit (imports live outside hunks)."""
     from . import diffparse
