@@ -150,6 +150,20 @@ def test_protected_evaluator_changed_by_trial_is_restored_and_reported(call, lab
     assert (tree / "eval.py").read_text() == EVAL_PY
 
 
+def test_protected_evaluator_changed_during_a_run_is_caught_before_the_next_seed(call, lab, campaign, baseline):
+    # The trial's model, imported by the evaluator, rewrites the evaluator for later seeds.
+    tid = child(call, lab, campaign, (
+        "import pathlib\n"
+        "p = pathlib.Path('eval.py')\n"
+        "p.write_text(p.read_text().replace('acc = model.score(seed)', 'acc = 0.99'))\n"
+        "def score(seed):\n    return 0.5\n"))
+    result = call("trial_evaluate", trial=tid, seeds=[0, 1])
+    assert result["label"] == "protected_violation" and result["score"] is None
+    assert result["runs"][0]["protected_changed"] == ["eval.py"]
+    assert 0.99 not in result["seed_scores"].values()
+    assert (Path(trials.load(lab, tid).worktree) / "eval.py").read_text() == EVAL_PY
+
+
 def test_held_out_evaluation_mounts_held_out_dir_and_records_nothing(call, lab, campaign, baseline):
     tid = baseline["trial"]
     result = evaluation.evaluate_trial(lab, tid, held_out=True)

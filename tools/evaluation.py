@@ -14,7 +14,8 @@ the cost charged to the campaign's budgets.
 Labels: keep (better than the parent), discard, crash, preflight_crash (a syntax or
 import error within seconds), timeout, oom, gpu_oom, metric_missing,
 protected_violation (the trial changed protected files: they are restored and the
-score is kept for information, but the trial cannot be kept), size_blocked (artifacts
+score is kept for information, but the trial cannot be kept; a run that changes them
+while it evaluates gets no score, and they are restored before the next seed), size_blocked (artifacts
 over the budget).
 """
 
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from . import campaigns, ledger, trials
+from . import campaigns, ledger, protected, trials, workspaces
 from .campaigns import Campaign, MetricRule
 from .errors import BudgetExceeded, InvalidInput, LabError
 from .home import Lab
@@ -42,7 +43,7 @@ PREFLIGHT_ERRORS = re.compile(r"\b(SyntaxError|IndentationError|TabError|ImportE
 GPU_OOM_SIGNS = re.compile(r"CUDA out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation")
 OOM_SIGNS = re.compile(r"\bMemoryError\b|std::bad_alloc|Cannot allocate memory")
 # When one seed fails, the trial's label is the first failure in this order.
-FAILURE_ORDER = ("size_blocked", "timeout", "gpu_oom", "oom", "preflight_crash", "crash", "metric_missing")
+FAILURE_ORDER = ("protected_violation", "size_blocked", "timeout", "gpu_oom", "oom", "preflight_crash", "crash", "metric_missing")
 
 
 class SeedRun(BaseModel):
@@ -55,6 +56,9 @@ class SeedRun(BaseModel):
     metrics: dict[str, float]
     missing: list[str] = Field(description="metrics the rules did not find")
     telemetry: dict = Field(default_factory=dict, description="the run's telemetry summary")
+    protected_changed: list[str] = Field(default_factory=list,
+                                         description="protected files this run changed or deleted (restored after it; "
+                                                     "the seed's label is then protected_violation)")
 
 
 class MetricSummary(BaseModel):
@@ -199,7 +203,6 @@ def evaluate_trial(lab: Lab, trial_id: int, seeds: list[int] | None = None, held
     ``record=False``) record the score. ``held_out=True`` is the final evaluation:
     ``$SOTALAB_HELD_OUT`` names the campaign's held-out directory, mounted read-only
     into the run, and the result is returned, never written as the trial's score."""
-    from . import workspaces
 
     trial = trials.load(lab, trial_id)
     campaign = campaigns.load(lab, trial.campaign_id)
@@ -252,6 +255,7 @@ def run_seeds(lab: Lab, campaign: Campaign, trial_id: int, directory: Path, seed
     readable = [*settings.pop("readable", []), *extra_readable]
     wall_s = min(evaluator.timeout_s, b.run_wall_s or evaluator.timeout_s)
     primary = campaign.objective.metric
+    store = workspaces.current_store(lab, campaign.id)
     seed_runs: list[SeedRun] = []
     gpu_seconds = 0.0
     for n, seed in enumerate(seeds):
@@ -267,12 +271,20 @@ def run_seeds(lab: Lab, campaign: Campaign, trial_id: int, directory: Path, seed
         output = logcap.read_text(Path(row["run_dir"]))
         found, missing = extract_metrics(evaluator.metrics, output, directory)
         label = classify(row, output, primary in missing)
+        # The trial's code runs inside the evaluator: if it changed evaluator code or data
+        # on disk, this seed cannot count, and the next seed must start from the baseline.
+        check = protected.verify(directory, store)
+        tampered = sorted(check.changed + check.deleted)
+        if not check.ok:
+            protected.restore(directory, store)
+        if tampered:
+            label = "protected_violation"
         lab.db["runs"].update(run_id, {"metrics": ledger.dumps(found)})
         telemetry = ledger.loads(row["telemetry"], {}) or {}
         gpu_seconds += telemetry.get("gpu_s") or 0.0
         seed_runs.append(SeedRun(seed=seed, run=run_id, status=row["status"], outcome=row["outcome"],
                                  label=label, reason=row["reason"], metrics=found, missing=missing,
-                                 telemetry=telemetry))
+                                 telemetry=telemetry, protected_changed=tampered))
         if label != "ok" and stop_on_failure:
             break  # the trial already failed; more seeds would only spend budget
     return seed_runs, gpu_seconds / 3600, env_desc
