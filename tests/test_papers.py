@@ -554,3 +554,17 @@ def test_local_paths_outside_roots_dirs_and_symlinks(call_error, lab, tmp_path, 
     assert "does not exist" in call_error("paper_fetch", source="missing.pdf")
     assert "may not start with '-'" in call_error("paper_fetch", source="-rf.pdf")
     assert papers_dir_entries(lab) == []
+
+
+def test_results_read_thousands_separators_and_leading_dot_decimals():
+    from sotalab.tools.papers import results
+
+    table = {"id": "t1", "caption": "Table 1", "pages": [3], "header": ["Method", "Params", "Acc.", "Perplexity"],
+             "rows": [["Ours", "1,234,567", ".952", "12,345.6"], ["Base", "0,5", "−.5", "3.2 ± 0.1"]]}
+    assert [c["value"] for c in results.find([table], "params")] == [1234567.0, 0.5]
+    assert [c["value"] for c in results.find([table], "accuracy")] == [0.952, -0.5]
+    assert [c["value"] for c in results.find([table], "perplexity")] == [12345.6, 3.2]
+
+
+def test_blank_section_is_refused_not_read_as_the_first_one(call_error, fetched):
+    assert "section" in call_error("paper_read", paper=fetched, section="   ")

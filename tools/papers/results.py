@@ -15,7 +15,11 @@ ABBREVIATIONS = {
 }
 FILLER_WORDS = {"rate", "score", "the", "of", "avg", "average", "mean", "pct", "percent", "percentage"}
 UNIT = re.compile(r"[(\[]\s*(%|‰|[a-zA-Z]{1,4}(?:/[a-zA-Z]{1,4})?)\s*[)\]]")
-NUMBER = re.compile(r"[-+−]?\d+(?:[.,]\d+)?(?:e[-+]?\d+)?", re.IGNORECASE)
+# Thousands separators first ('1,234,567', '12,345.6'), then a decimal point or comma
+# ('95.1', '0,5'), then a bare fraction ('.952').
+NUMBER = re.compile(r"[-+−]?(?:[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?(?![\d,])|\d+(?:[.,]\d+)?|\.\d+)(?:e[-+]?\d+)?",
+                    re.IGNORECASE)
+THOUSANDS = re.compile(r"^[-+]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?$")
 
 
 def tokens(text: str) -> set[str]:
@@ -42,8 +46,11 @@ def number(cell: str) -> float | None:
     found = NUMBER.search(cell.replace("−", "-"))
     if not found:
         return None
+    text = found.group(0)
+    # '1,234' groups thousands (English papers); '0,952' and '95,3' are decimal commas.
+    text = text.replace(",", "") if THOUSANDS.match(text) else text.replace(",", ".")
     try:
-        return float(found.group(0).replace(",", "."))
+        return float(text)
     except ValueError:
         return None
 

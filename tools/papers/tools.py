@@ -227,6 +227,8 @@ def paper_read(lab: Lab, args: PaperReadIn) -> PaperText:
     texts = extraction["texts"]
     if args.pages and args.section:
         raise InvalidInput("give pages or section, not both")
+    if args.section is not None and not args.section.strip():
+        raise InvalidInput("section is blank", hint="give a section title or number from paper_fetch's outline")
     if args.section:
         start, end = _section_span(extraction, args.section)
         text, first, last = _section_text(extraction, start, end)
