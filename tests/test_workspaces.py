@@ -271,3 +271,22 @@ def test_protected_file_replaced_by_a_directory_is_restored(call, lab, campaign,
     (tree / "eval.py" / "x").write_text("1\n")
     assert workspaces.restore_protected(lab, tid) == ["eval.py", "eval.py/x"]
     assert (tree / "eval.py").read_text() == "print('accuracy=0.5')\n"
+
+
+def test_fifo_in_place_of_a_protected_file_is_changed_not_read(call, lab, campaign, baseline):
+    # Opening a FIFO to hash it would block the server forever.
+    tid = call("trial_create", campaign=campaign, kind="code")["id"]
+    tree = Path(trials.load(lab, tid).worktree)
+    (tree / "data" / "train.csv").unlink()
+    os.mkfifo(tree / "data" / "train.csv")
+    assert call("workspace_verify", trial=tid)["changed"] == ["data/train.csv"]
+    assert workspaces.restore_protected(lab, tid) == ["data/train.csv"]
+    assert (tree / "data" / "train.csv").read_text() == "x,y\n1,0\n"
+
+
+@pytest.mark.parametrize("path", ["a" * 300, "d/" * 3000 + "f", "a\0b"])
+def test_unusable_paths_are_refused_plainly(call, call_error, campaign, baseline, path):
+    tid = call("trial_create", campaign=campaign, kind="code")["id"]
+    for tool, extra in (("workspace_read", {}), ("workspace_write", {"content": "x"}), ("workspace_list", {})):
+        message = call_error(tool, trial=tid, path=path, **extra)
+        assert "unexpectedly" not in message and ("too long" in message or "NUL" in message), message

@@ -78,8 +78,8 @@ def file_digest(path: Path) -> str:
     """sha256 of a file's bytes; a symlink is hashed by its target, never followed."""
     if path.is_symlink():
         return "symlink:" + hashlib.sha256(os.readlink(path).encode()).hexdigest()
-    if path.is_dir():
-        return "directory"  # a protected file replaced by a directory: never a file's digest
+    if not path.is_file():  # a directory, FIFO or device: never opened (a FIFO would block)
+        return "special"
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

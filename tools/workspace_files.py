@@ -21,12 +21,19 @@ from .registry import tool
 READ_LIMIT_CHARS = 40_000
 MAX_WRITE_BYTES = 1_000_000
 MAX_READ_BYTES = 20_000_000
+MAX_NAME_BYTES = 255  # the kernel's limits (NAME_MAX, PATH_MAX less room for the worktree)
+MAX_PATH_BYTES = 3072
 
 
 def confine(root: Path, rel: str) -> Path:
     """``rel`` resolved inside ``root``; refuses escapes and the .git directory."""
-    if not rel or "\0" in rel:
+    if not rel:
         raise InvalidInput("empty path", hint="give a path relative to the trial's worktree")
+    if "\0" in rel:
+        raise InvalidInput(f"path {rel!r} contains a NUL byte", hint="give a path relative to the trial's worktree")
+    if len(rel.encode()) > MAX_PATH_BYTES or any(len(p.encode()) > MAX_NAME_BYTES for p in rel.split("/")):
+        raise InvalidInput(f"path {rel[:80]!r}... is too long ({MAX_NAME_BYTES} bytes a name, {MAX_PATH_BYTES} in all)",
+                           hint="give a shorter path relative to the trial's worktree")
     parts = Path(rel).parts
     if Path(rel).is_absolute() or ".." in parts:
         raise InvalidInput(f"path {rel!r} leaves the trial's worktree",
