@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -191,6 +192,22 @@ def test_extract_metrics_rules(tmp_path):
     found, missing = evaluation.extract_metrics(rules, "acc=0.1\nacc=0.25\nnan=nan\n", tmp_path)
     assert found == {"acc": 0.25, "b": 2.0}
     assert missing == ["flag", "s", "esc", "nan"]
+
+
+def test_huge_metrics_file_is_not_read_into_the_server(tmp_path):
+    """A run can write a metrics file of any size into its worktree: the server reads a
+    bounded prefix (here under a 1 GiB address-space limit, a 4 GiB sparse file)."""
+    with open(tmp_path / "m.json", "wb") as f:
+        f.truncate(4 * 1024 ** 3)
+    probe = ("import resource, sys\n"
+             "from pathlib import Path\n"
+             "from sotalab.tools import evaluation\n"
+             "from sotalab.tools.campaigns import MetricRule\n"
+             "resource.setrlimit(resource.RLIMIT_AS, (1024 ** 3, 1024 ** 3))\n"
+             "print(evaluation.extract_metrics([MetricRule(name='a', json_file='m.json')], '', Path(sys.argv[1])))\n")
+    done = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "({}, ['a'])"
 
 
 def test_reconcile_reopens_a_trial_left_evaluating_by_a_dead_server(call, lab, campaign, baseline):

@@ -39,6 +39,7 @@ from .registry import Progress, no_progress, tool
 from .runs import logcap, queue
 
 PREFLIGHT_WINDOW_S = 10.0
+MAX_METRICS_FILE_BYTES = 10_000_000
 PREFLIGHT_ERRORS = re.compile(r"\b(SyntaxError|IndentationError|TabError|ImportError|ModuleNotFoundError)\b")
 GPU_OOM_SIGNS = re.compile(r"CUDA out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation")
 OOM_SIGNS = re.compile(r"\bMemoryError\b|std::bad_alloc|Cannot allocate memory")
@@ -137,7 +138,11 @@ def _read_json(workdir: Path, rel: str):
     if path is None or not path.is_file():
         return None
     try:
-        return json.loads(path.read_text()[:10_000_000])
+        with open(path, "rb") as handle:  # bounded: the run decides how big the file is
+            data = handle.read(MAX_METRICS_FILE_BYTES + 1)
+        if len(data) > MAX_METRICS_FILE_BYTES:
+            return None
+        return json.loads(data.decode())
     except (json.JSONDecodeError, UnicodeDecodeError, OSError):
         return None
 
