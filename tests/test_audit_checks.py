@@ -169,6 +169,14 @@ def test_deterministic_evaluators_compare_exactly():
     assert significance.check([0.6] * 3, [0.6] * 3, "max", 0.0).verdict == "fail"
 
 
+def test_a_pinned_lucky_seed_is_caught_although_it_clears_the_t_test():
+    # tinynet's seed 14 (0.6387) pinned for every seed: a noiseless-looking +0.058
+    result = significance.check([0.6387] * 5, BASELINE, "max", min_effect=0.01)
+    assert result.verdict == "fail"
+    assert [e.rule for e in result.evidence] == ["seed-ignored"]
+    assert result.data["p_value"] < 0.05  # the t-test alone would have let it through
+
+
 def test_significance_needs_two_seeds():
     assert significance.check([0.9], [0.5], "max", 0.0).verdict == "skip"
 

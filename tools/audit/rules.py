@@ -75,6 +75,8 @@ RULES: dict[str, Rule] = {r.id: r for r in (
     # 6. significance
     Rule("not-significant", "significance", "fail",
          "The gain over the baseline does not clear the significance test over seeds (noise floor)."),
+    Rule("seed-ignored", "significance", "fail",
+         "The trial scores the same on every seed while the baseline varies: the seed was pinned, so its noise is unmeasured."),
     Rule("below-min-effect", "significance", "fail",
          "The gain is smaller than the campaign's minimum effect size."),
     # 7. budgets

@@ -74,6 +74,11 @@ def check(trial: Sequence[float], baseline: Sequence[float], direction: str, min
     if p >= alpha or low <= 0:
         failing.append(Evidence(rule="not-significant", value=p,
                                 detail=f"p={p:.3g} (alpha {alpha}), interval [{low:+.4g}, {high:+.4g}]"))
+    if len(t) >= 3 and np.ptp(t) == 0 and np.ptp(b) > 0:
+        # A pinned (best-found) seed makes one lucky draw look like a noiseless gain.
+        failing.append(Evidence(rule="seed-ignored", value=float(np.mean(trial)),
+                                detail=f"the trial scored {float(np.mean(trial)):.6g} on all {len(t)} seeds while the "
+                                       f"baseline varied by {float(np.ptp(b)):.3g}: the seed no longer reaches the run"))
     if gain < min_effect:
         failing.append(Evidence(rule="below-min-effect", value=gain,
                                 detail=f"gain {gain:+.4g} < minimum effect {min_effect:.4g}"))
