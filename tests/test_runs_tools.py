@@ -47,6 +47,16 @@ def test_run_start_refuses_cwd_outside_workspaces(call_error, tmp_path):
     assert "cwd" in call_error("run_start", command=["true"], cwd="../../etc")
 
 
+@pytest.mark.parametrize("where", [(), ("1",), ("1", "repo"), ("1", "repo", ".git"), ("1", "trials")])
+def test_run_start_refuses_cwd_holding_a_campaign_repository(lab, call_error, where):
+    """A run may write its cwd: one holding a campaign's clone could set that clone's git
+    config (core.fsmonitor ran on the server at the next git command) or move its tags."""
+    (lab.path("workspaces", "1", "repo", ".git")).mkdir(parents=True)
+    (lab.path("workspaces", "1", "trials", "2")).mkdir(parents=True)
+    message = call_error("run_start", command=["true"], cwd=str(lab.path("workspaces", *where)))
+    assert "repository" in message or "trial" in message, message
+
+
 def test_run_start_refuses_bad_env_name(call_error, workdir):
     assert "not valid" in call_error("run_start", command=["true"], cwd=str(workdir), env={"BAD-NAME": "1"})
 

@@ -180,7 +180,23 @@ def _confined_cwd(lab: Lab, args: RunStartIn) -> str:
                            hint="runs may only write inside a trial worktree; pass trial= instead")
     if not cwd.is_dir():
         raise InvalidInput(f"cwd {args.cwd} is not a directory")
+    if _holds_lab_state(root, cwd):
+        # The run may write its cwd: a campaign's clone there would let it set git config
+        # the server executes (core.fsmonitor) or move the baseline tag.
+        raise InvalidInput(f"cwd {args.cwd} holds a campaign's git repository or its trials' worktrees",
+                           hint="pass trial= to run in that trial's worktree, or a directory inside one")
     return str(cwd)
+
+
+def _holds_lab_state(root: Path, cwd: Path) -> bool:
+    """Whether ``cwd`` is or contains git metadata, a campaign's main clone, or a
+    campaign's whole trials directory (rather than lying inside one worktree)."""
+    if ".git" in cwd.relative_to(root).parts:
+        return True
+    for held in [*root.glob("*/repo"), *root.glob("*/trials")]:
+        if cwd == held or cwd in held.parents or (held.name == "repo" and held in cwd.parents):
+            return True
+    return False
 
 
 @tool(open_world=False)
