@@ -39,9 +39,10 @@ class ArxivStandIn(ThreadingHTTPServer):
     def base(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
-    def add(self, arxiv_id: str, title: str, pdf: bytes | None, versions: int = 1, abstract: str = "", comment: str = ""):
+    def add(self, arxiv_id: str, title: str, pdf: bytes | None, versions: int = 1, abstract: str = "", comment: str = "",
+            authors: tuple[str, ...] = ("Ada Lovelace", "Alan Turing")):
         self.papers[arxiv_id] = {"title": title, "pdf": pdf, "versions": versions, "abstract": abstract or title,
-                                 "comment": comment}
+                                 "comment": comment, "authors": authors}
 
     def entry(self, arxiv_id: str) -> str:
         p = self.papers[arxiv_id]
@@ -54,7 +55,7 @@ class ArxivStandIn(ThreadingHTTPServer):
   <title>{html.escape(p['title'])}</title>
   <summary>  {html.escape(p['abstract'])}
   </summary>
-  <author><name>Ada Lovelace</name></author><author><name>Alan Turing</name></author>
+  {"".join(f"<author><name>{html.escape(a)}</name></author>" for a in p["authors"])}
   {comment}
   <link href="http://arxiv.org/abs/{vid}" rel="alternate" type="text/html"/>
   <link title="pdf" href="{self.base}/pdf/{vid}" rel="related" type="application/pdf"/>
@@ -568,3 +569,26 @@ def test_results_read_thousands_separators_and_leading_dot_decimals():
 
 def test_blank_section_is_refused_not_read_as_the_first_one(call_error, fetched):
     assert "section" in call_error("paper_read", paper=fetched, section="   ")
+
+
+def test_fetch_result_stays_bounded_for_huge_author_lists_and_outlines(arxiv, call, call_error, tmp_path, monkeypatch):
+    import pymupdf
+
+    arxiv.add("2207.00001", "Observation of a collaboration-sized author list", render(SAMPLE),
+              authors=tuple(f"Physicist Number {i}" for i in range(3000)))
+    info = call("paper_fetch", source="2207.00001")
+    assert len(info["authors"]) == 50 and info["authors"][0] == "Physicist Number 0"
+    assert any("3000 authors" in w for w in info["warnings"])
+
+    doc = pymupdf.open()  # a document whose outline, captions and links are absurdly long
+    for i in range(30):
+        page = doc.new_page()
+        page.insert_text((72, 72), f"Table {i + 1}: " + "very long caption words " * 30, fontsize=6)
+        page.insert_text((72, 100), "https://github.com/" + "a" * 3000, fontsize=4)
+    doc.set_toc([[1, f"Section {i} " + "x" * 5000, 1] for i in range(200)])
+    monkeypatch.chdir(tmp_path)
+    doc.save(tmp_path / "long.pdf")
+    info = call("paper_fetch", source="long.pdf")
+    assert len(info["outline"]) == 200 and all(len(o["title"]) <= 200 for o in info["outline"])
+    assert all(len(c["caption"]) <= 300 for c in info["table_captions"])
+    assert len(call_error("paper_read", paper=info["id"], section="Related work")) < 5000
