@@ -64,6 +64,13 @@ def test_each_tool_a_role_calls_in_order_is_one_it_is_allowed():
         assert called <= set(skill.tools), f"{role}: calls {sorted(called - set(skill.tools))} outside allowed-tools"
 
 
+def test_each_tool_a_role_checklist_names_is_one_it_is_allowed():
+    for role in ROLES:
+        skill = load_skill(role)
+        named = {m for p in skill.references for m in TOOL_MENTION.findall(p.read_text())} & set(all_tools())
+        assert named <= set(skill.tools), f"{role}: references name {sorted(named - set(skill.tools))} outside allowed-tools"
+
+
 def test_supervisor_links_to_the_red_lines():
     assert "references/red-lines.md" in (SKILLS / "supervisor" / "SKILL.md").read_text()
 
