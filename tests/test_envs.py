@@ -118,6 +118,24 @@ def test_venv_build_from_campaign_repo_then_instant_reuse(call, lab, campaign):
     assert status["env"]["build_seconds"] is not None and "six" in status["log_tail"]
 
 
+def test_package_builds_do_not_see_the_servers_secrets(call, lab, tmp_path, monkeypatch):
+    """Building an sdist runs its setup.py on the server: it must get an allowlisted
+    environment, like a run, not the server's tokens and keys."""
+    require(have_uv(), "uv is not installed")
+    monkeypatch.setenv("SOTALAB_TEST_SECRET_TOKEN", "hunter2")
+    seen = tmp_path / "build-env.txt"
+    pkg = tmp_path / "leaky"
+    pkg.mkdir()
+    (pkg / "setup.py").write_text(
+        "import os\nfrom setuptools import setup\n"
+        f"open({str(seen)!r}, 'a').write(repr(sorted(os.environ.items())))\n"
+        "setup(name='leaky', version='0.1', py_modules=[])\n")
+    built = call("env_build", detect=False, overrides={"packages": [f"leaky @ {pkg.as_uri()}"]})
+    assert built["env"]["status"] == "ready", built["log_tail"]
+    assert seen.exists() and "PATH" in seen.read_text()  # setup.py did run
+    assert "hunter2" not in seen.read_text()
+
+
 def test_deleted_venv_is_rebuilt_not_reused(call, lab, campaign):
     require(have_uv(), "uv is not installed")
     built = call("env_build", campaign=campaign)

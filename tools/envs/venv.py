@@ -67,6 +67,20 @@ def run_logged(argv: list[str], log: Path, progress: Progress, env: dict | None 
                               hint="see the log with env_status and the diagnosis with env_diagnose")
 
 
+# What uv needs from the server's environment to find its cache, interpreters, index and
+# network; everything else (tokens, keys) stays out: building an sdist runs its setup.py.
+BUILD_ENV_NAMES = frozenset({"PATH", "HOME", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+                             "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "SOURCE_DATE_EPOCH",
+                             "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"})
+
+
+def build_environment() -> dict[str, str]:
+    """The allowlisted environment for build steps: the names above, uv's own UV_*
+    settings (cache, index), and proxy settings."""
+    return {k: v for k, v in os.environ.items()
+            if k in BUILD_ENV_NAMES or k.startswith("UV_") or k.upper().endswith("_PROXY")}
+
+
 def build(spec: EnvSpec, env_dir: Path, log: Path, progress: Progress) -> str:
     """Build the venv in ``env_dir/venv``; returns its path."""
     uv = str(uv_binary())
@@ -75,8 +89,7 @@ def build(spec: EnvSpec, env_dir: Path, log: Path, progress: Progress) -> str:
         shutil.rmtree(venv)  # a half-built venv from a failed or killed build
     requirements = env_dir / "requirements.txt"
     requirements.write_text("".join(f"{r}\n" for r in spec.requirements))
-    env = {**os.environ, "VIRTUAL_ENV": str(venv)}
-    env.pop("PYTHONPATH", None)
+    env = {**build_environment(), "VIRTUAL_ENV": str(venv)}
     run_logged([uv, "venv", "--no-project", "--python", spec.python, str(venv)], log, progress, env)
     if spec.requirements:
         run_logged([uv, "pip", "install", "--python", str(venv / "bin" / "python"), "-r", str(requirements)],
