@@ -172,6 +172,15 @@ def test_search_returns_entries_with_metadata(arxiv, call):
     assert "sortBy=submittedDate" in arxiv.api_requests[-1][1]
 
 
+def test_fifty_hits_with_long_abstracts_fit_one_result(arxiv, call):
+    for n in range(50):
+        arxiv.add(f"2305.{n:05d}", f"Verbose study {n}", None, abstract=f"verbose study {n} " + "words " * 320,
+                  authors=tuple(f"Author Number {i}" for i in range(40)))
+    hits = call("paper_search", query="verbose", max_results=50)["results"]
+    assert len(hits) == 50 and all(len(h["authors"]) == 25 for h in hits)
+    assert hits[0]["abstract"].startswith("verbose study 0 words") and hits[0]["abstract"].endswith("…")
+
+
 def test_search_flags_withdrawn_papers_only(arxiv, call):
     withdrawn = call("paper_search", query="retracted")["results"]
     assert [(h["arxiv_id"], h["withdrawn"]) for h in withdrawn] == [("2203.00001v2", True)]

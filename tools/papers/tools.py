@@ -30,6 +30,7 @@ MAX_AUTHORS = 50  # collaboration papers list thousands
 MAX_TITLE_CHARS = 200  # outline entries; a PDF can make them any length
 MAX_CAPTION_CHARS = 300
 MAX_URL_CHARS = 300
+SEARCH_BUDGET_CHARS = 60_000
 TABLES_BUDGET_CHARS = 60_000  # one paper_tables result stays under the lab's 80k-character cap
 
 
@@ -45,8 +46,8 @@ class PaperSearchIn(BaseModel):
 class SearchHit(BaseModel):
     arxiv_id: str = Field(description="with version; pass it to paper_fetch")
     title: str
-    authors: list[str]
-    abstract: str
+    authors: list[str] = Field(description="the first 25")
+    abstract: str = Field(description="shortened (ending in …) when many hits share one result; paper_fetch has it whole")
     published: str
     updated: str
     categories: list[str]
@@ -64,12 +65,15 @@ def paper_search(lab: Lab, args: PaperSearchIn) -> PaperSearchOut:
     """Search arXiv: title, authors, abstract, id, dates, categories and PDF URL of each hit.
     At most one arXiv request every 3 s for the whole server; retries with backoff.
     The endpoint is SOTALAB_ARXIV_API_URL (default https://export.arxiv.org/api/query)."""
-    hits = arxiv_api.search(args.query, args.max_results, args.sort)
-    return PaperSearchOut(results=[
-        SearchHit(arxiv_id=e.arxiv_id, title=e.title, authors=e.authors[:25], abstract=e.abstract[:2000],
-                  published=e.published, updated=e.updated, categories=e.categories, pdf_url=e.pdf_url,
-                  comment=e.comment, withdrawn=e.withdrawn)
-        for e in hits])
+    hits = [SearchHit(arxiv_id=e.arxiv_id, title=clip(e.title, 500), authors=e.authors[:25],
+                      abstract=clip(e.abstract, 2000), published=e.published, updated=e.updated,
+                      categories=e.categories[:20], pdf_url=e.pdf_url, comment=e.comment and clip(e.comment, 500),
+                      withdrawn=e.withdrawn)
+            for e in arxiv_api.search(args.query, args.max_results, args.sort)]
+    # Fifty full abstracts do not fit one result: share what is left among them.
+    rest = sum(len(h.model_dump_json()) - len(h.abstract) for h in hits)
+    share = max(200, (SEARCH_BUDGET_CHARS - rest) // max(1, len(hits)))
+    return PaperSearchOut(results=[h.model_copy(update={"abstract": clip(h.abstract, share)}) for h in hits])
 
 
 # ---------------------------------------------------------------- paper_fetch
