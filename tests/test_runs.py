@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -211,6 +212,30 @@ def test_network_is_denied(lab, worktree, executor, host_listener):
     assert row["status"] == "succeeded"
     assert "DENIED" in log_of(lab, run) and "CONNECTED" not in log_of(lab, run)
     assert len(accepted) == 1
+
+
+def test_host_unix_sockets_under_run_are_out_of_reach(lab, worktree):
+    """A read-only bind of / still lets a process connect to host sockets such as
+    /run/docker.sock (a way out of any sandbox): /run is hidden from local runs."""
+    require(sandbox.bwrap_works(), "the local sandbox tests need bubblewrap (apt-get install bubblewrap)")
+    if not os.access("/run", os.W_OK):
+        pytest.skip("placing a host socket needs a writable /run (run the tests as root)")
+    with tempfile.TemporaryDirectory(dir="/run") as where:
+        path = os.path.join(where, "host.sock")
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(path)
+        server.listen(1)
+        probe = ("import socket\n"
+                 "s = socket.socket(socket.AF_UNIX)\n"
+                 "try:\n"
+                 f"    s.connect({path!r}); print('CONNECTED')\n"
+                 "except OSError as e:\n"
+                 "    print('DENIED', e)\n")
+        run = queue.submit(lab, queue.RunRequest(argv=["python3", "-c", probe], cwd=str(worktree), wall_s=30))
+        row = finish(lab, run)
+        server.close()
+    assert row["status"] == "succeeded" and '"sandbox": "bwrap"' in row["resources"]
+    assert "DENIED" in log_of(lab, run) and "CONNECTED" not in log_of(lab, run)
 
 
 def test_writes_outside_worktree_are_denied(lab, worktree, executor, tmp_path):

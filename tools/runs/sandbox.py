@@ -1,8 +1,9 @@
 """How a local run is isolated: bubblewrap where it works, else its own process group.
 
-bubblewrap gives the run no network, a read-only view of the host, a private /tmp,
-the lab home hidden (ledger, protected copies, held-out data), write access only to its
-worktree and its run output directory, and only the GPU device nodes it was given.
+bubblewrap gives the run no network, a read-only view of the host, a private /tmp and
+/run (no host sockets), the lab home hidden (ledger, protected copies, held-out data),
+write access only to its worktree and its run output directory, and only the GPU
+device nodes it was given.
 Both ways the environment is an allowlist: nothing from the server's environment
 (tokens, keys) reaches the run unless it is named here or passed explicitly.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 ALLOWED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # GPU device nodes every CUDA process needs besides its own /dev/nvidiaN.
+RUNTIME_DIRS = ("/run", "/var/run")
 NVIDIA_SHARED_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset")
 
 
@@ -86,6 +88,10 @@ def bwrap_argv(argv: list[str], *, cwd: str, writable: list[str], readable: list
            "--dev", "/dev",
            "--proc", "/proc",
            "--tmpfs", "/tmp"]
+    # Host sockets (docker.sock, the user's D-Bus and agents) live under /run: a read-only
+    # bind still lets a process connect to them, and the Docker socket is a way out.
+    cmd += [arg for run_dir in RUNTIME_DIRS if os.path.isdir(run_dir) and not os.path.islink(run_dir)
+            for arg in ("--tmpfs", run_dir)]
     for path in hidden:
         if not _under(path, "/tmp"):
             cmd += ["--tmpfs", path]
