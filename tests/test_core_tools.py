@@ -355,3 +355,17 @@ def test_note_search_stays_bounded_with_long_notes(call, call_error):
     assert 1 <= len(result["hits"]) < 12
     assert result["omitted"] == 12 - len(result["hits"])
     assert "at most 100 characters" in call_error("note_add", title="t", tags=["x" * 1000])
+
+
+def test_campaign_list_pages_by_size_when_campaigns_are_large(call):
+    big = SIMPLE_CAMPAIGN | {"description": "d" * 3000, "protected_paths": [f"data/split_{i}.csv" for i in range(100)]}
+    for i in range(40):
+        call("campaign_create", **(big | {"name": f"big {i}"}))
+    seen, cursor = [], None
+    while True:
+        page = call("campaign_list", limit=50, cursor=cursor)
+        assert page["campaigns"] and page["total"] == 40
+        seen += [c["name"] for c in page["campaigns"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert seen == [f"big {i}" for i in reversed(range(40))]
