@@ -344,3 +344,25 @@ def test_reading_a_modules_namespace_is_fine():
     body = ("import metrics\nnames = sorted(vars(metrics))\nfn = metrics.__dict__.get('accuracy')\n"
             "same = vars(metrics)['accuracy'] == fn")
     assert not diff_rules.scan(added_file_diff("train.py", body), CTX)
+
+
+@pytest.mark.parametrize("line", [
+    'caller = sys._getframe(1).f_locals',
+    "y_val = inspect.currentframe().f_back.f_locals['y_val']",
+    "frames = inspect.stack()",
+    "arrays = [o for o in gc.get_objects() if isinstance(o, np.ndarray)]",
+    "main = sys.modules['__main__']",
+    "sys.settrace(grab_locals)",
+])
+def test_reaching_into_the_evaluators_frames_or_objects(line):
+    assert "frame-introspection" in rules_in(change_diff("train.py", "pass", line))
+
+
+@pytest.mark.parametrize("line", [
+    "frame = pd.DataFrame(rows)",
+    "stack = np.stack([a, b])",
+    "gc.collect()",
+    "if __name__ == '__main__':",
+])
+def test_ordinary_code_is_not_introspection(line):
+    assert "frame-introspection" not in rules_in(change_diff("train.py", "pass", line))

@@ -65,6 +65,12 @@ BEST_OF_METHOD_RE = re.compile(r"\b\w*(score|acc|metric|result|run|seed)\w*\s*\.
 # can commit it.)
 SHADOW_FILE_RE = re.compile(r"^(?:(?P<package>[A-Za-z_]\w*)/__init__\.py"
                             r"|(?P<module>[A-Za-z_]\w*)(?:\.[\w-]+)*\.(?:py|pyc|so|pyd))$")
+# Reaching the caller's frames (the evaluator's locals hold the validation labels), the
+# interpreter's object graph, or the __main__ module.
+INTROSPECTION_RE = re.compile(r"\b_getframe\(|\b_current_frames\(|\bcurrentframe\(|\binspect\.(stack|getouterframes|trace)\("
+                              r"|\.f_(back|locals|globals)\b|\bgc\.get_(objects|referrers|referents)\("
+                              r"|\b(settrace|setprofile)\(|\btraceback\.(extract_stack|walk_stack)\("
+                              r"""|\bsys\.modules\s*\[\s*["']__main__["']|^\s*(import|from)\s+__main__\b""")
 HELD_OUT_ATTR_RE = re.compile(r"held_?out|holdout|(^|_)test(_|$)", re.IGNORECASE)
 IMPORT_RE = re.compile(r"^\s*import\s+(.+)$|^\s*from\s+([\w.]+)\s+import\s+(.+)$")
 
@@ -347,6 +353,8 @@ def _scan_file(fd: diffparse.FileDiff, ctx: DiffContext, source: str | None, out
             out.add("metric-param-change", path, number, text, "changes a metric parameter or takes a best-of-N")
         if not is_eval_file and ctx.protected_attr_re:
             _scan_evaluator_names(ctx.protected_attr_re.finditer(text), path, number, text, out)
+        if INTROSPECTION_RE.search(text):
+            out.add("frame-introspection", path, number, text, "reads its callers' frames or the interpreter's objects")
         if OUTPUT_TAMPER_RE.search(text):
             out.add("output-tamper", path, number, text, "replaces the output the evaluator prints to")
         if OUTPUT_HOOK_RE.search(text):

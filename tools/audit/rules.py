@@ -52,6 +52,8 @@ RULES: dict[str, Rule] = {r.id: r for r in (
          "Trial code reads a seed of the evaluator's data module, so it can rebuild the validation or test data."),
     Rule("module-shadow", "diff_rules", "fail",
          "An added file (a package, extension or module) is imported in place of an evaluator module or a module the evaluator imports."),
+    Rule("frame-introspection", "diff_rules", "fail",
+         "Trial code reads its callers' frames, the interpreter's object graph or __main__ (where the evaluator keeps its validation labels)."),
     Rule("split-change", "diff_rules", "fail",
          "Split construction, stratification, or filtering/relabelling of validation or test data changed."),
     Rule("data-resample", "diff_rules", "warn",
