@@ -369,3 +369,17 @@ def test_campaign_list_pages_by_size_when_campaigns_are_large(call):
         if not (cursor := page["next_cursor"]):
             break
     assert seen == [f"big {i}" for i in reversed(range(40))]
+
+
+def test_idea_list_pages_by_size_when_descriptions_are_long(call):
+    cid = make_campaign(call)["id"]
+    for i in range(60):
+        call("idea_add", campaign=cid, title=f"idea {i}", type="PARAM", description="why " * 1000)
+    seen, cursor = [], None
+    while True:
+        page = call("idea_list", campaign=cid, limit=200, cursor=cursor)
+        assert page["ideas"] and page["total"] == 60
+        seen += [i["title"] for i in page["ideas"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert seen == [f"idea {i}" for i in range(60)]

@@ -10,13 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from . import ledger
 from .errors import InvalidInput, LabError, NotFound
 from .home import Lab
-from .paging import DEFAULT_LIMIT, MAX_LIMIT, next_cursor, offset_from, select_page
+from .paging import DEFAULT_LIMIT, MAX_LIMIT, fit, next_cursor, offset_from, select_page
 from .registry import tool
 
 Direction = Literal["max", "min"]
 FINITE = ConfigDict(allow_inf_nan=False)  # NaN and Infinity are not JSON: hosts could not read them back
 MAX_DEFINITION_CHARS = 40_000  # campaign_get must always fit one bounded result
-LIST_BUDGET_CHARS = 60_000
 
 
 class SecondaryMetric(BaseModel):
@@ -226,13 +225,7 @@ def campaign_get(lab: Lab, args: CampaignRef) -> Campaign:
 def campaign_list(lab: Lab, args: CampaignListIn) -> CampaignPage:
     """Campaigns, newest first, paged with `cursor`."""
     rows, total, _ = select_page(lab.db, "campaigns", {"status": args.status}, "id DESC", args.limit, args.cursor)
-    page, budget = [], LIST_BUDGET_CHARS
-    for row in rows:  # a campaign runs to 40k characters: a page may hold fewer than `limit`
-        campaign = row_to_campaign(lab, row)
-        budget -= len(campaign.model_dump_json())
-        if page and budget < 0:
-            break
-        page.append(campaign)
+    page = fit([row_to_campaign(lab, r) for r in rows])  # a campaign runs to 40k characters
     return CampaignPage(campaigns=page, total=total,
                         next_cursor=next_cursor(offset_from(args.cursor), len(page), total))
 

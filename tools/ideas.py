@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from . import campaigns, ledger
 from .errors import InvalidInput, NotFound
 from .home import Lab
-from .paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
+from .paging import DEFAULT_LIMIT, MAX_LIMIT, fit, next_cursor, offset_from, select_page
 from .registry import tool
 
 IdeaType = Literal["PARAM", "CODE", "ALGO", "LEAP"]
@@ -40,7 +40,8 @@ class IdeaListIn(BaseModel):
     campaign: int
     status: IdeaStatus | None = None
     type: IdeaType | None = None
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="at most this many; fewer when long "
+                                                                       "descriptions fill the page (follow next_cursor)")
     cursor: str | None = None
 
 
@@ -96,7 +97,8 @@ def idea_update(lab: Lab, args: IdeaUpdate) -> Idea:
 def idea_list(lab: Lab, args: IdeaListIn) -> IdeaPage:
     """A campaign's ideas, highest priority first (then oldest), paged."""
     campaigns.load(lab, args.campaign)
-    rows, total, cursor = select_page(lab.db, "ideas", {"campaign_id": args.campaign, "status": args.status,
-                                                        "type": args.type},
-                                      "priority DESC, id", args.limit, args.cursor)
-    return IdeaPage(ideas=[Idea.model_validate(r) for r in rows], total=total, next_cursor=cursor)
+    rows, total, _ = select_page(lab.db, "ideas", {"campaign_id": args.campaign, "status": args.status,
+                                                   "type": args.type},
+                                 "priority DESC, id", args.limit, args.cursor)
+    ideas = fit([Idea.model_validate(r) for r in rows])  # descriptions run to 4,000 characters
+    return IdeaPage(ideas=ideas, total=total, next_cursor=next_cursor(offset_from(args.cursor), len(ideas), total))

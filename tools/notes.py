@@ -9,10 +9,8 @@ from pydantic import BaseModel, Field
 
 from . import campaigns, ledger, trials
 from .home import Lab
-from .paging import MAX_LIMIT
+from .paging import MAX_LIMIT, fit
 from .registry import tool
-
-HITS_BUDGET_CHARS = 60_000  # notes run to 20k characters: a page of hits must stay under the 80k cap
 
 NoteKind = Literal["analysis", "failure", "red_line", "decision", "general"]
 
@@ -97,14 +95,10 @@ def note_search(lab: Lab, args: NoteSearchIn) -> NoteSearchResult:
             FROM notes_fts JOIN notes ON notes.id = notes_fts.rowid
             WHERE {' AND '.join(clauses)} ORDER BY rank LIMIT ?""",
         [*params, args.limit])
-    hits, omitted, budget = [], 0, HITS_BUDGET_CHARS
+    found = []
     for row in rows:
         row = dict(row)
         rank, snippet = row.pop("rank"), row.pop("snippet")
-        hit = NoteHit(note=_note(row), rank=rank, snippet=snippet)
-        budget -= len(hit.model_dump_json())
-        if hits and (omitted or budget < 0):
-            omitted += 1
-            continue
-        hits.append(hit)
-    return NoteSearchResult(hits=hits, omitted=omitted)
+        found.append(NoteHit(note=_note(row), rank=rank, snippet=snippet))
+    hits = fit(found)  # notes run to 20k characters each
+    return NoteSearchResult(hits=hits, omitted=len(found) - len(hits))

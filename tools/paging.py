@@ -6,6 +6,7 @@ from .errors import InvalidInput
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+PAGE_BUDGET_CHARS = 60_000  # one page stays under the lab's 80k-character result cap
 
 
 def offset_from(cursor: str | None) -> int:
@@ -41,3 +42,15 @@ def select_page(db, table: str, filters: dict, order_by: str, limit: int, cursor
     rows = list(db.query(f"SELECT {columns} FROM {table} {where} ORDER BY {order_by} LIMIT ? OFFSET ?",
                          [*params, limit, offset]))
     return rows, total, next_cursor(offset, len(rows), total)
+
+
+def fit(items: list, budget: int = PAGE_BUDGET_CHARS) -> list:
+    """The longest prefix of ``items`` (pydantic models) whose JSON fits ``budget``
+    characters, and never less than one item: for pages whose items can be large."""
+    kept = []
+    for item in items:
+        budget -= len(item.model_dump_json())
+        if kept and budget < 0:
+            break
+        kept.append(item)
+    return kept
