@@ -235,8 +235,8 @@ def trial_list(lab: Lab, args: TrialListIn) -> TrialPage:
 
 @tool(read_only=True)
 def trial_lineage(lab: Lab, args: LineageIn) -> Lineage:
-    """A trial's ancestors (root first) and its descendants as a tree, bounded by
-    max_depth and max_nodes."""
+    """A trial's ancestors (root first; on a deep chain the nearest 50) and its
+    descendants as a tree, bounded by max_depth, max_nodes and the result size."""
     root = load(lab, args.trial)
     ancestors = list(lab.db.query(
         f"""WITH RECURSIVE up(id, n) AS (
