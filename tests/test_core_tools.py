@@ -383,3 +383,14 @@ def test_idea_list_pages_by_size_when_descriptions_are_long(call):
         if not (cursor := page["next_cursor"]):
             break
     assert seen == [f"idea {i}" for i in range(60)]
+
+
+def test_leaderboard_ties_share_a_rank(lab, call):
+    cid = make_campaign(call)["id"]
+    ids = [call("trial_create", campaign=cid, kind="baseline")["id"]]
+    ids += [call("trial_create", campaign=cid, kind="param")["id"] for _ in range(4)]
+    for trial_id, score in zip(ids, [0.5, 0.9, 0.7, 0.9, 0.7]):
+        lab.db["trials"].update(trial_id, {"score": score})  # as the evaluation path would
+    board = call("leaderboard", campaign=cid)["entries"]
+    assert [(e["rank"], e["trial"]["id"]) for e in board] == [
+        (1, ids[1]), (1, ids[3]), (3, ids[2]), (3, ids[4]), (5, ids[0])]  # equal scores: older first, same rank

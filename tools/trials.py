@@ -124,7 +124,7 @@ class LeaderboardIn(BaseModel):
 
 
 class LeaderboardEntry(BaseModel):
-    rank: int
+    rank: int = Field(description="1 = best; equal scores share a rank (older trial listed first)")
     trial: TrialSummary
     score_std: float | None
     delta_baseline: float | None
@@ -291,8 +291,10 @@ def leaderboard(lab: Lab, args: LeaderboardIn) -> Leaderboard:
             WHERE campaign_id = ? AND score IS NOT NULL {filters}
             ORDER BY score {order}, id LIMIT ?""",
         [campaign.id, *params, args.limit])
-    entries = [LeaderboardEntry(rank=i, trial=TrialSummary.model_validate(r), score_std=r["score_std"],
-                                delta_baseline=r["delta_baseline"])
-               for i, r in enumerate(rows, start=1)]
+    entries: list[LeaderboardEntry] = []
+    for i, r in enumerate(rows, start=1):
+        tied = entries and entries[-1].trial.score == r["score"]  # equal scores share a rank ("1, 1, 3")
+        entries.append(LeaderboardEntry(rank=entries[-1].rank if tied else i, trial=TrialSummary.model_validate(r),
+                                        score_std=r["score_std"], delta_baseline=r["delta_baseline"]))
     return Leaderboard(campaign=campaign.id, metric=campaign.objective.metric,
                        direction=campaign.objective.direction, entries=entries)
