@@ -280,6 +280,24 @@ def test_cancel_of_a_queued_run(lab, worktree, monkeypatch, call):
     assert queue.get_row(lab, waiting)["started_at"] is None
 
 
+def test_cancel_arriving_while_the_run_is_launched_is_not_lost(lab, worktree, monkeypatch):
+    real_start = queue._start_supervisor
+    cancelling = []
+
+    def start_while_a_cancel_arrives(lab_, run_dir):
+        caller = threading.Thread(target=queue.cancel, args=(lab, int(run_dir.name)))
+        caller.start()
+        caller.join(1.0)  # give the cancel its chance to land mid-launch
+        cancelling.append(caller)
+        return real_start(lab_, run_dir)
+
+    monkeypatch.setattr(queue, "_start_supervisor", start_while_a_cancel_arrives)
+    run = start(lab, worktree, "local", "sleep 20")
+    monkeypatch.setattr(queue, "_start_supervisor", real_start)
+    cancelling[0].join(30)
+    assert finish(lab, run)["status"] == "cancelled"
+
+
 def test_process_group_fallback_runs_and_kills_tree(lab, worktree):
     mark = unique_sleep()
     run = start(lab, worktree, "local", f"trap '' TERM; setsid sh -c \"trap '' TERM; sleep {mark}\" & sleep {mark}",

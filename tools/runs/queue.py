@@ -444,10 +444,11 @@ def _clean_up_after_lost(row: dict, run_dir: str) -> None:
 def cancel(lab: Lab, run_id: int) -> str:
     """Cancel a queued run at once, or ask a running run's supervisor to stop it
     (TERM, grace, KILL). Returns what was done."""
-    row = get_row(lab, run_id)
-    if row["status"] == "queued" and _end_without_start(lab, run_id, "cancelled", "cancelled",
-                                                        "cancelled before it started"):
-        return "cancelled before it started"
+    with _dispatch_lock(lab):  # never while a dispatcher launches it (that would mark it running again)
+        row = get_row(lab, run_id)
+        if row["status"] == "queued" and _end_without_start(lab, run_id, "cancelled", "cancelled",
+                                                            "cancelled before it started"):
+            return "cancelled before it started"
     if row["status"] != "running":
         return f"already {row['status']}"
     if supervisor_alive(row):
