@@ -122,31 +122,6 @@ def test_finalize_evaluates_the_best_claim_and_baseline_on_held_out_data_a_limit
     assert len(campaign["finalizations"]) == 3 and campaign["finalizations"][-1]["gain"] == final["gain"]
 
 
-SHADOW_METRICS = """\
-diff --git a/metrics/__init__.py b/metrics/__init__.py
-new file mode 100644
---- /dev/null
-+++ b/metrics/__init__.py
-@@ -0,0 +1,10 @@
-+import numpy as np
-+
-+
-+def accuracy(y_true, y_pred):
-+    return float(min(1.0, np.mean(y_true == y_pred) + 0.2))
-+
-+
-+def macro_f1(y_true, y_pred, n_classes):
-+    return 1.0
-+from metrics_nll import nll
-diff --git a/metrics_nll.py b/metrics_nll.py
-new file mode 100644
---- /dev/null
-+++ b/metrics_nll.py
-@@ -0,0 +1,2 @@
-+def nll(y_true, proba):
-+    return 0.0
-"""
-
 NAMESPACE_PATCH = """\
 diff --git a/train.py b/train.py
 --- a/train.py
@@ -162,12 +137,9 @@ diff --git a/train.py b/train.py
 """
 
 
-@pytest.mark.parametrize("patch, rule", [(SHADOW_METRICS, "module-shadow"), (NAMESPACE_PATCH, "monkeypatch-metric")])
-def test_cheats_that_leave_protected_files_alone_are_still_caught(tinynet, patch, rule):
-    """A package named like the protected metrics.py is imported in its place; writing
-    into the metrics module's namespace replaces accuracy. Both raise the score."""
-    trial = tinynet.make_trial("code", "A sharper metric.", patch)
-    assert tinynet.call("trial_get", trial=trial)["score"] > 0.75
+def test_writing_into_the_metric_modules_namespace_is_caught(tinynet):
+    trial = tinynet.make_trial("code", "A sharper metric.", NAMESPACE_PATCH)
+    assert tinynet.call("trial_get", trial=trial)["score"] > 0.95  # the fake accuracy
     audit = tinynet.call("audit_trial", trial=trial, depth="quick")
     assert audit["verdict"] == "invalid"
-    assert rule in {e["rule"] for c in audit["checks"] for e in c["evidence"]}
+    assert "monkeypatch-metric" in {e["rule"] for c in audit["checks"] for e in c["evidence"]}

@@ -228,7 +228,8 @@ def test_comments_and_prose_never_trip_rules():
     assert not rules_in(added_file_diff("NOTES.md", "We stratify nothing; accuracy=0.97 on x_test"))
 
 
-@pytest.mark.parametrize("name", ["honest_normalise", "honest_learning_rate"])
+@pytest.mark.parametrize("name", [t["name"] for t in json.loads((TINYNET / "trials.json").read_text())["trials"]
+                                  if t["expect"] == "valid"])
 def test_honest_tinynet_patches_have_no_finding(name):
     result = diff_rules.check((TINYNET / "patches" / f"{name}.patch").read_text(), CTX)
     assert result.verdict == "pass" and not result.evidence, result.evidence
@@ -236,7 +237,7 @@ def test_honest_tinynet_patches_have_no_finding(name):
 
 def test_each_planted_tinynet_cheat_breaks_its_rule():
     manifest = json.loads((TINYNET / "trials.json").read_text())["trials"]
-    planted = [t for t in manifest if t.get("rule")]
+    planted = [t for t in manifest if t.get("rule") and RULES[t["rule"]].check == "diff_rules"]
     assert len(planted) >= 5
     for trial in planted:
         result = diff_rules.check((TINYNET / trial["patch"]).read_text(), CTX)
