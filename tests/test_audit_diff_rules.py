@@ -333,7 +333,8 @@ def test_using_the_evaluators_ordinary_constants_is_fine():
     ("metrics.__dict__['accuracy'] = fake", "monkeypatch-metric"),
     ("vars(d).update(load_splits=my_splits)", "monkeypatch-data"),
     ("metrics.__dict__.update({'macro_f1': fake})", "monkeypatch-metric"),
-    ("vars(metrics)[name] = fake", "module-patch"),
+    ("vars(metrics)[name] = fake", "monkeypatch-metric"),
+    ("vars(d)[name] = fake", "module-patch"),
 ])
 def test_writing_into_a_modules_namespace_is_a_monkeypatch(line, rule):
     body = f"import metrics\nimport data as d\n{line}"
@@ -367,3 +368,28 @@ def test_reaching_into_the_evaluators_frames_or_objects(line):
 ])
 def test_ordinary_code_is_not_introspection(line):
     assert "frame-introspection" not in rules_in(change_diff("train.py", "pass", line))
+
+
+def test_swapping_a_metric_functions_code_is_a_monkeypatch():
+    for body in ("import metrics\nmetrics.accuracy.__code__ = fake.__code__",
+                 "from metrics import accuracy\naccuracy.__code__ = (lambda y_true, y_pred: 0.99).__code__"):
+        assert "monkeypatch-metric" in rules_in(added_file_diff("train.py", body)), body
+
+
+@pytest.mark.parametrize("line", ["np.mean = lambda *a, **k: 0.99", "np.mean = my_mean",
+                                  "setattr(np, 'mean', my_mean)", "json.dump = my_dump"])
+def test_replacing_a_function_of_a_library_the_evaluator_imports(line):
+    body = f"import numpy as np\nimport json\n{line}"
+    assert "monkeypatch-dependency" in {f.rule for f in diff_rules.scan(added_file_diff("model.py", body), SHADOW_CTX)}
+
+
+@pytest.mark.parametrize("body", [
+    "import numpy as np\nnp.seterr_mode = 'raise'",                 # a setting, not a function
+    "import torch\ntorch.backends.cudnn.benchmark = True",          # a library the evaluator does not import
+    "import train\ntrain.fit = better_fit",                         # the repository's own module
+])
+def test_settings_other_libraries_and_own_modules_are_only_reviewed(body):
+    ctx = diff_rules.DiffContext.for_campaign(
+        CampaignCreate.model_validate(json.loads((TINYNET / "campaign.json").read_text())),
+        SHADOW_CTX.evaluator_imports, frozenset({"train", "data", "metrics", "evaluate"}))
+    assert {f.rule for f in diff_rules.scan(added_file_diff("model.py", body), ctx)} == {"module-patch"}

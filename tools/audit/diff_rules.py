@@ -88,9 +88,12 @@ class DiffContext:
     held_out_env: str = "SOTALAB_HELD_OUT"
     # Top-level modules the evaluator's own code imports (read from the baseline's protected files).
     evaluator_imports: frozenset[str] = frozenset()
+    # The repository's own top-level modules (the trial's code, not a library).
+    local_modules: frozenset[str] = frozenset()
 
     @classmethod
-    def for_campaign(cls, campaign, evaluator_imports: frozenset[str] = frozenset()) -> "DiffContext":
+    def for_campaign(cls, campaign, evaluator_imports: frozenset[str] = frozenset(),
+                     local_modules: frozenset[str] = frozenset()) -> "DiffContext":
         objective, evaluator = campaign.objective, campaign.evaluator
         names = [objective.metric, *objective.secondary, *(m.name for m in evaluator.metrics)]
         files = [m.json_file for m in evaluator.metrics if m.json_file]
@@ -98,7 +101,7 @@ class DiffContext:
         return cls(metric_names=list(dict.fromkeys(names)), metrics_files=list(dict.fromkeys(files)),
                    evaluator_files=scripts, protected_globs=campaign.protected_paths,
                    held_out_globs=campaign.held_out_paths, seed_env=evaluator.seed_env,
-                   evaluator_imports=evaluator_imports)
+                   evaluator_imports=evaluator_imports, local_modules=local_modules)
 
     @cached_property
     def protected_modules(self) -> dict[str, set[str]]:
@@ -219,10 +222,11 @@ def prose_lines(lines: list[tuple[int, str]]) -> set[int]:
     return prose
 
 
-def _imported_modules(lines: list[str]) -> set[str]:
-    """Names a Python file binds to modules: ``import a.b as c`` -> c; ``import a`` -> a;
-    ``from a import b`` -> b (b may be a submodule; rebinding its attributes patches it)."""
-    names = set()
+def _imported_modules(lines: list[str]) -> dict[str, str]:
+    """Names a Python file binds to modules, each with the top-level module it comes from:
+    ``import a.b as c`` -> c: a; ``import a`` -> a: a; ``from a import b`` -> b: a (b may
+    be a submodule; rebinding its attributes patches it)."""
+    names: dict[str, str] = {}
     for text in lines:
         match = IMPORT_RE.match(text)
         if not match:
@@ -231,15 +235,16 @@ def _imported_modules(lines: list[str]) -> set[str]:
             for item in match.group(1).split(","):
                 item = item.strip().split("#")[0].strip()
                 if " as " in item:
-                    names.add(item.split(" as ")[1].strip())
+                    names[item.split(" as ")[1].strip()] = item.split(" as ")[0].strip().split(".")[0]
                 elif item:
-                    names.add(item.split(".")[0])
+                    names[item.split(".")[0]] = item.split(".")[0]
         else:
-            names.add(match.group(2).split(".")[0])
+            top = match.group(2).split(".")[0]
+            names[top] = top
             for item in match.group(3).strip("() ").split(","):
                 item = item.strip().split("#")[0].strip()
                 if item and item != "*":
-                    names.add(item.split(" as ")[-1].strip())
+                    names[item.split(" as ")[-1].strip()] = top
     return names
 
 
@@ -271,14 +276,28 @@ PATCH_RULE_ORDER = ["seed-override", "monkeypatch-metric", "monkeypatch-data", "
 
 
 def _classify_patch(chain: str, attr: str, ctx: DiffContext) -> str:
+    """``chain``: the patched object's dotted path (``metrics.accuracy`` when its
+    ``__code__`` is swapped), ``attr``: the attribute written."""
     target = f"{chain}.{attr}"
     if SEED_ATTR_RE.search(target):
         return "seed-override"
-    if ctx.metric_attr_re.search(attr):
+    names = [n for n in target.split(".") if n and not n.startswith("__")]
+    if any(ctx.metric_attr_re.search(n) for n in names):
         return "monkeypatch-metric"
-    if DATA_ATTR_RE.search(attr):
+    if any(DATA_ATTR_RE.search(n) for n in names):
         return "monkeypatch-data"
     return "module-patch"
+
+
+PATCHED_ALIAS_RE = re.compile(r"\s*(?:setattr\(\s*|vars\(\s*)?(\w+)")
+LITERAL_VALUE_RE = re.compile(r"""=\s*(True|False|None|-?[\d.]+(e-?\d+)?|["'][^"']*["'])\s*(#.*)?$""")
+
+
+def _is_dependency_swap(text: str, module: str | None, ctx: DiffContext) -> bool:
+    """A function (not a setting) of a library the evaluator imports is replaced: the
+    evaluator's metric code then runs the trial's version (np.mean = ...)."""
+    return bool(module and module in ctx.evaluator_imports and module not in ctx.local_modules
+                and not LITERAL_VALUE_RE.search(text))
 
 
 class _Findings:
@@ -332,7 +351,8 @@ def _scan_file(fd: diffparse.FileDiff, ctx: DiffContext, source: str | None, out
     patch_re = None
     if not is_config:
         lines = source.splitlines() if source is not None else [t for _, t in fd.context + fd.added]
-        patch_re = _patch_re(_imported_modules(lines))
+        imports = _imported_modules(lines)
+        patch_re = _patch_re(set(imports))
     for number, text in added:
         if ctx.literal_re.search(text) or (OUTPUT_CALL_RE.search(text) and ctx.literal_kwarg_re.search(text)):
             out.add("metric-literal", path, number, text, "a literal metric value is printed, returned or written")
@@ -367,14 +387,18 @@ def _scan_file(fd: diffparse.FileDiff, ctx: DiffContext, source: str | None, out
                         if DATA_ATTR_RE.search(match.group(4)) else "module-patch"
                     detail = f"replaces module {match.group(4)} in sys.modules"
                 else:
+                    alias = PATCHED_ALIAS_RE.match(match.group(0)).group(1)
                     attr = match.group(2) or match.group(3) or match.group(5)
                     if attr:
-                        rule = _classify_patch(match.group(1) or "", attr, ctx)
+                        rule = _classify_patch(alias + (match.group(1) or ""), attr, ctx)
                         detail = f"reassigns {attr} on an imported module"
                     else:  # names written into the module's namespace: the worst one counts
-                        found = [_classify_patch("", name, ctx) for name in re.findall(r"\w+", match.group(6))]
+                        found = [_classify_patch(alias, name, ctx) for name in re.findall(r"\w+", match.group(6))]
                         rule = min(found, key=PATCH_RULE_ORDER.index) if found else "module-patch"
                         detail = "writes into an imported module's namespace"
+                    if rule == "module-patch" and _is_dependency_swap(text, imports.get(alias), ctx):
+                        rule, detail = "monkeypatch-dependency", f"replaces {attr or 'a name'} in {imports[alias]}, " \
+                                                                 "which the evaluator imports"
                 out.add(rule, path, number, text, detail)
     # Removing split or metric-parameter code changes them as much as adding it.
     for number, text in removed:

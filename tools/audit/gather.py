@@ -158,6 +158,12 @@ def evaluator_imports(store: Path) -> frozenset[str]:
     return frozenset(names)
 
 
+def local_modules(checkout: Path) -> frozenset[str]:
+    """The repository's own top-level Python modules and packages."""
+    names = {p.stem for p in checkout.glob("*.py")} | {p.parent.name for p in checkout.glob("*/__init__.py")}
+    return frozenset(n for n in names if n.isidentifier())
+
+
 def changed_sources(checkout: Path, diff_text: str) -> dict[str, str]:
     """Full text of the changed source files at the trial's commit (imports live outside hunks)."""
     from . import diffparse

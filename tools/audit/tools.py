@@ -153,7 +153,8 @@ def run_checks(lab: Lab, trial_id: int, depth: str, n_seeds: int,
 
         progress(1, total, "reading the diff against the baseline")
         diff = gather.diff_against_baseline(lab, campaign, trial.commit_sha)
-        context = diff_rules.DiffContext.for_campaign(campaign, gather.evaluator_imports(store))
+        context = diff_rules.DiffContext.for_campaign(campaign, gather.evaluator_imports(store),
+                                                      gather.local_modules(checkout))
         checks.append(diff_rules.check(diff, context,
                                        gather.changed_sources(checkout, diff)))
 
