@@ -143,3 +143,22 @@ def test_writing_into_the_metric_modules_namespace_is_caught(tinynet):
     audit = tinynet.call("audit_trial", trial=trial, depth="quick")
     assert audit["verdict"] == "invalid"
     assert "monkeypatch-metric" in {e["rule"] for c in audit["checks"] for e in c["evidence"]}
+
+
+def test_planted_bytecode_of_a_protected_module_never_runs(tinynet, tmp_path):
+    """An unchecked-hash .pyc in __pycache__ is loaded without looking at the source: a
+    trial (or an earlier seed's run) that plants one for metrics.py would replace the
+    metric while the protected source stays untouched."""
+    import py_compile
+    import sys
+    from pathlib import Path
+
+    trial = tinynet.call("trial_create", campaign=tinynet.id, kind="code", hypothesis="Warm the bytecode cache.")["id"]
+    worktree = Path(tinynet.call("trial_get", trial=trial)["worktree"])
+    fake = tmp_path / "metrics.py"
+    fake.write_text((worktree / "metrics.py").read_text().replace(
+        "return float(np.mean(y_true == y_pred))", "return 0.99"))
+    py_compile.compile(str(fake), cfile=str(worktree / "__pycache__" / f"metrics.{sys.implementation.cache_tag}.pyc"),
+                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    result = tinynet.call("trial_evaluate", trial=trial)
+    assert result["score"] == tinynet.call("trial_get", trial=tinynet.baseline)["score"]  # the real metric ran

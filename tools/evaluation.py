@@ -266,6 +266,7 @@ def run_seeds(lab: Lab, campaign: Campaign, trial_id: int, directory: Path, seed
     for n, seed in enumerate(seeds):
         progress(n, len(seeds), f"seed {seed}: running the evaluator")
         _remove_metric_files(evaluator.metrics, directory)
+        protected.remove_bytecode(directory, store)
         argv = list(evaluator.command) + ([evaluator.seed_arg, str(seed)] if evaluator.seed_arg else [])
         run_id = queue.submit(lab, queue.RunRequest(
             argv=argv, cwd=str(directory), env={**env, evaluator.seed_env: str(seed)},
