@@ -393,3 +393,8 @@ def test_settings_other_libraries_and_own_modules_are_only_reviewed(body):
         CampaignCreate.model_validate(json.loads((TINYNET / "campaign.json").read_text())),
         SHADOW_CTX.evaluator_imports, frozenset({"train", "data", "metrics", "evaluate"}))
     assert {f.rule for f in diff_rules.scan(added_file_diff("model.py", body), ctx)} == {"module-patch"}
+
+
+def test_relative_imports_do_not_turn_every_namespace_update_into_a_patch():
+    body = "from . import helpers\nclass Config:\n    def copy(self, obj):\n        obj.__dict__.update(self.__dict__)"
+    assert not diff_rules.scan(added_file_diff("model.py", body), CTX)

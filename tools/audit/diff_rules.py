@@ -261,6 +261,7 @@ def top_level_imports(text: str) -> set[str]:
 
 
 def _patch_re(modules: set[str]) -> re.Pattern | None:
+    modules = {m for m in modules if m.isidentifier()}  # "from . import x" binds no module name "."
     if not modules:
         return None
     alias = "|".join(re.escape(m) for m in sorted(modules))
