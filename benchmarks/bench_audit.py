@@ -2,8 +2,8 @@
 
     uv run python benchmarks/bench_audit.py [--rounds N]
 
-1. Detection: every trial of examples/tinynet/trials.json (two honest improvements,
-   eight planted cheats) is evaluated by the server and audited at depth full. Caught =
+1. Detection: every trial of examples/tinynet/trials.json (honest improvements and
+   planted cheats) is evaluated by the server and audited at depth full. Caught =
    the expected verdict with the targeted check failing; an honest trial must be valid
    with no finding at all.
 2. Quick-audit wall time on a trial whose diff against the baseline is 2,000 lines (real
@@ -123,7 +123,8 @@ def main() -> None:
         camp = TinynetCampaign(Path(tmp))
         print("## Detection (full audits, tinynet)\n")
         print("\n".join(detection(camp)))
-        print(f"\n(campaign, 11 evaluations and 10 full audits: {time.perf_counter() - started:.0f} s)\n")
+        print(f"\n(campaign, {len(MANIFEST) + 1} evaluations and {len(MANIFEST)} full audits: "
+              f"{time.perf_counter() - started:.0f} s)\n")
         print("## Quick audit wall time\n")
         print("\n".join(quick_audit_time(camp, args.rounds)))
     print("\n## Diff rules on real non-training code\n")
