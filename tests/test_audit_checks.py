@@ -107,10 +107,11 @@ def test_metrics_fail_a_traded_secondary_in_either_direction():
     assert len(wrecked.evidence) == 2 and "macro_f1" in wrecked.summary
 
 
-def test_metrics_warn_when_a_secondary_goes_missing_and_report_the_rest():
+def test_metrics_fail_when_a_secondary_goes_missing_and_report_the_rest():
+    # An evaluator that exits after a planted primary line reports no secondary metric.
     result = metrics_check.check({"accuracy": 0.7, "macro_f1": 0.6},
                                  {"accuracy": 0.6, "macro_f1": 0.6, "nll": 1.0, "params": 484}, OBJECTIVE)
-    assert result.verdict == "warn" and result.evidence[0].rule == "metric-missing"
+    assert result.verdict == "fail" and result.evidence[0].rule == "metric-missing"
     assert result.data["other"] == {"params": {"trial": None, "baseline": 484}}
 
 

@@ -398,3 +398,14 @@ def test_settings_other_libraries_and_own_modules_are_only_reviewed(body):
 def test_relative_imports_do_not_turn_every_namespace_update_into_a_patch():
     body = "from . import helpers\nclass Config:\n    def copy(self, obj):\n        obj.__dict__.update(self.__dict__)"
     assert not diff_rules.scan(added_file_diff("model.py", body), CTX)
+
+
+@pytest.mark.parametrize("line", ["os._exit(0)", "os.kill(os.getpid(), signal.SIGKILL)", "sys.exit(0)",
+                                  "raise SystemExit", "quit()"])
+def test_ending_the_process_from_trial_code_is_an_early_exit(line):
+    assert "early-exit" in rules_in(added_file_diff("train.py", f"import os, sys, signal\n{line}"))
+
+
+def test_an_exit_inside_a_main_guard_is_fine():
+    body = "import sys\n\ndef main():\n    return 0\n\nif __name__ == '__main__':\n    sys.exit(main())"
+    assert "early-exit" not in rules_in(added_file_diff("tools/cli.py", body))

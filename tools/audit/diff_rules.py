@@ -28,7 +28,11 @@ GENERIC_METRICS = ("accuracy", "acc", "f1", "macro_f1", "micro_f1", "auc", "roc_
 DATA_ATTR_RE = re.compile(r"load|split|dataset|data|loader|sampler|fold|fraction|val_|test_|_val|_test", re.IGNORECASE)
 SEED_ATTR_RE = re.compile(r"seed|default_rng|randomstate|prngkey", re.IGNORECASE)
 
-OUTPUT_HOOK_RE = re.compile(r"\batexit\.register\b|\bsys\.excepthook\s*=(?!=)|\bos\._exit\b")
+OUTPUT_HOOK_RE = re.compile(r"\batexit\.register\b|\bsys\.excepthook\s*=(?!=)")
+# Ending the process from trial code: the evaluator never prints (or writes) its own result,
+# so a line the trial printed first is the only score. At module level any exit runs on import.
+EARLY_EXIT_RE = re.compile(r"\bos\._exit\(|\bos\.abort\(|\bos\.kill\(\s*os\.getpid\(\)|\bsignal\.raise_signal\("
+                           r"|^(raise\s+SystemExit\b|(sys\.)?exit\(|quit\()")
 OUTPUT_TAMPER_RE = re.compile(r"\bsys\.(stdout|stderr|__stdout__|__stderr__)(\.write)?\s*=(?!=)"
                               r"|\b(builtins|__builtins__)\s*(\.\s*print|\[\s*[\"']print[\"']\s*\])\s*=(?!=)"
                               r"|\bsetattr\(\s*(builtins|sys)\s*,\s*[\"'](print|stdout|stderr)[\"']"
@@ -378,6 +382,8 @@ def _scan_file(fd: diffparse.FileDiff, ctx: DiffContext, source: str | None, out
             out.add("frame-introspection", path, number, text, "reads its callers' frames or the interpreter's objects")
         if OUTPUT_TAMPER_RE.search(text):
             out.add("output-tamper", path, number, text, "replaces the output the evaluator prints to")
+        if EARLY_EXIT_RE.search(text):
+            out.add("early-exit", path, number, text, "ends the process before the evaluator reports")
         if OUTPUT_HOOK_RE.search(text):
             out.add("output-hook", path, number, text, "runs at interpreter exit or on an uncaught exception")
         if patch_re:

@@ -1,7 +1,7 @@
 """Check 4: every other metric against the baseline; no trading metrics.
 
 A secondary metric the campaign names (``objective.secondary``) that got worse than the
-baseline by more than its tolerance fails the check. Metrics the evaluator reports but
+baseline by more than its tolerance, or that the trial no longer reports, fails the check. Metrics the evaluator reports but
 the campaign does not name are compared and reported, never judged.
 """
 
@@ -24,8 +24,10 @@ def check(trial: Mapping[str, float], baseline: Mapping[str, float], objective) 
         if name not in baseline:
             continue  # the baseline never reported it: nothing to hold the trial to
         if name not in trial:
-            evidence.append(Evidence(rule="metric-missing", value=None,
-                                     detail=f"{name} is reported by the baseline ({baseline[name]:.4g}) but not by the trial"))
+            item = Evidence(rule="metric-missing", value=None,
+                            detail=f"{name} is reported by the baseline ({baseline[name]:.4g}) but not by the trial")
+            evidence.append(item)
+            failing.append(item)  # an unchecked secondary is no better than a wrecked one
             continue
         worse = _worse_by(spec.direction, trial[name], baseline[name])
         compared[name] = {"trial": trial[name], "baseline": baseline[name], "worse_by": worse,

@@ -64,6 +64,8 @@ RULES: dict[str, Rule] = {r.id: r for r in (
          "A metric parameter changed (k in recall@k, windows, averaging, thresholds) or best-of-N replaces the mean."),
     Rule("output-tamper", "diff_rules", "fail",
          "The output channel the evaluator prints to is replaced or closed (print, sys.stdout/sys.stderr or their write, file descriptors 1 and 2)."),
+    Rule("early-exit", "diff_rules", "fail",
+         "Trial code ends the process (os._exit, abort, or an exit at module level), so the evaluator never reports its own result."),
     Rule("output-hook", "diff_rules", "warn",
          "Code runs at interpreter exit or on an uncaught exception, after or around what the evaluator prints."),
     Rule("module-patch", "diff_rules", "warn",
@@ -71,8 +73,8 @@ RULES: dict[str, Rule] = {r.id: r for r in (
     # 4. other metrics
     Rule("secondary-regressed", "metrics", "fail",
          "A secondary metric got worse than the baseline by more than its tolerance (trading metrics)."),
-    Rule("metric-missing", "metrics", "warn",
-         "A metric the baseline reports is missing from the trial's evaluation."),
+    Rule("metric-missing", "metrics", "fail",
+         "A secondary metric the campaign guards, reported by the baseline, is missing from the trial's evaluation (it cannot be checked; an early exit after a planted score looks like this)."),
     # 5. reproducibility
     Rule("not-reproduced", "reproduce", "fail",
          "Re-running the evaluation from a clean checkout of the trial's commit gave a different score."),
