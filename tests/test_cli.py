@@ -61,3 +61,13 @@ def test_readme_lists_every_tool_and_its_commands():
     ci = (REPO / ".ci" / "run").read_text()
     assert "uv run pytest" in readme and ci.rstrip().endswith("uv run pytest"), \
         ".ci/run must end with the README's test command"
+
+
+def test_output_piped_into_head_ends_quietly():
+    """`sotalab tools --json | head -1`: a reader that stops early is no error."""
+    process = subprocess.Popen([*sotalab_command(), "tools", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.read(100)
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    process.wait(timeout=120)
+    assert "BrokenPipe" not in stderr and "Traceback" not in stderr, stderr
