@@ -394,3 +394,13 @@ def test_leaderboard_ties_share_a_rank(lab, call):
     board = call("leaderboard", campaign=cid)["entries"]
     assert [(e["rank"], e["trial"]["id"]) for e in board] == [
         (1, ids[1]), (1, ids[3]), (3, ids[2]), (3, ids[4]), (5, ids[0])]  # equal scores: older first, same rank
+
+
+def test_a_note_on_a_trial_belongs_to_the_trials_campaign(call, call_error):
+    first = make_campaign(call)["id"]
+    second = make_campaign(call, name="other")["id"]
+    trial = call("trial_create", campaign=first, kind="baseline")["id"]
+    note = call("note_add", title="loss diverged at step 200", kind="failure", trial=trial)
+    assert note["campaign_id"] == first
+    assert [h["note"]["id"] for h in call("note_search", query="diverged", campaign=first)["hits"]] == [note["id"]]
+    assert "belongs to campaign" in call_error("note_add", title="x", campaign=second, trial=trial)

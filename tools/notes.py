@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from . import campaigns, ledger, trials
+from .errors import InvalidInput
 from .home import Lab
 from .paging import MAX_LIMIT, fit
 from .registry import tool
@@ -21,7 +22,7 @@ class NoteAdd(BaseModel):
     kind: NoteKind = "analysis"
     tags: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=20)
     campaign: int | None = None
-    trial: int | None = None
+    trial: int | None = Field(None, description="trial the note is about (the note then belongs to its campaign)")
 
 
 class Note(BaseModel):
@@ -68,11 +69,16 @@ def fts_query(text: str) -> str:
 def note_add(lab: Lab, args: NoteAdd) -> Note:
     """Record an analysis, failure memory, red line or decision, optionally tied to a
     campaign or trial."""
-    if args.campaign is not None:
-        campaigns.load(lab, args.campaign)
+    campaign = args.campaign
+    if campaign is not None:
+        campaigns.load(lab, campaign)
     if args.trial is not None:
-        trials.load(lab, args.trial)
-    row = {"campaign_id": args.campaign, "trial_id": args.trial, "kind": args.kind, "title": args.title,
+        trial = trials.load(lab, args.trial)
+        if campaign is not None and trial.campaign_id != campaign:
+            raise InvalidInput(f"trial {trial.id} belongs to campaign {trial.campaign_id}, not {campaign}",
+                               hint="omit campaign: a note on a trial belongs to the trial's campaign")
+        campaign = trial.campaign_id  # so a campaign-filtered note_search finds it
+    row = {"campaign_id": campaign, "trial_id": args.trial, "kind": args.kind, "title": args.title,
            "body": args.body, "tags": " ".join(t.replace(" ", "_") for t in args.tags), "created_at": ledger.now()}
     note_id = lab.db["notes"].insert(row).last_pk
     return _note(next(lab.db.query("SELECT * FROM notes WHERE id = ?", [note_id])))
