@@ -334,7 +334,7 @@ def test_using_the_evaluators_ordinary_constants_is_fine():
     ("vars(d).update(load_splits=my_splits)", "monkeypatch-data"),
     ("metrics.__dict__.update({'macro_f1': fake})", "monkeypatch-metric"),
     ("vars(metrics)[name] = fake", "monkeypatch-metric"),
-    ("vars(d)[name] = fake", "module-patch"),
+    ("vars(d)[name] = fake", "monkeypatch-data"),   # d is the data module
 ])
 def test_writing_into_a_modules_namespace_is_a_monkeypatch(line, rule):
     body = f"import metrics\nimport data as d\n{line}"
@@ -409,3 +409,19 @@ def test_ending_the_process_from_trial_code_is_an_early_exit(line):
 def test_an_exit_inside_a_main_guard_is_fine():
     body = "import sys\n\ndef main():\n    return 0\n\nif __name__ == '__main__':\n    sys.exit(main())"
     assert "early-exit" not in rules_in(added_file_diff("tools/cli.py", body))
+
+
+@pytest.mark.parametrize("line, rule", [
+    ("d.N_TRAINVAL = 500", "monkeypatch-data"),          # the module's real name is data
+    ("d.WORLD_SEED = 3", "seed-override"),
+    ("ev.ROUNDING = 2", "monkeypatch-metric"),
+])
+def test_patches_on_evaluator_modules_are_judged_by_the_modules_real_name(line, rule):
+    body = f"import data as d\nimport evaluate as ev\n{line}"
+    assert rule in rules_in(added_file_diff("model.py", body))
+
+
+def test_any_setting_of_a_protected_module_counts():
+    ctx = diff_rules.DiffContext(protected_globs=["utils.py"])
+    found = {f.rule for f in diff_rules.scan(added_file_diff("model.py", "import utils as u\nu.ROUNDING = 2"), ctx)}
+    assert found == {"monkeypatch-dependency"}

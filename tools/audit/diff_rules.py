@@ -299,8 +299,11 @@ LITERAL_VALUE_RE = re.compile(r"""=\s*(True|False|None|-?[\d.]+(e-?\d+)?|["'][^"
 
 
 def _is_dependency_swap(text: str, module: str | None, ctx: DiffContext) -> bool:
-    """A function (not a setting) of a library the evaluator imports is replaced: the
-    evaluator's metric code then runs the trial's version (np.mean = ...)."""
+    """An attribute of the evaluator's own modules, or a function (not a setting) of a
+    library the evaluator imports, is replaced: the evaluator then runs the trial's
+    version (np.mean = ..., data.N_TRAINVAL = 500)."""
+    if module and any(module in names for names in ctx.protected_modules.values()):
+        return True  # the evaluator's own module: settings count as much as functions
     return bool(module and module in ctx.evaluator_imports and module not in ctx.local_modules
                 and not LITERAL_VALUE_RE.search(text))
 
@@ -395,12 +398,13 @@ def _scan_file(fd: diffparse.FileDiff, ctx: DiffContext, source: str | None, out
                     detail = f"replaces module {match.group(4)} in sys.modules"
                 else:
                     alias = PATCHED_ALIAS_RE.match(match.group(0)).group(1)
+                    owner = f"{imports.get(alias, alias)}.{alias}"  # the module's own name counts too
                     attr = match.group(2) or match.group(3) or match.group(5)
                     if attr:
-                        rule = _classify_patch(alias + (match.group(1) or ""), attr, ctx)
+                        rule = _classify_patch(owner + (match.group(1) or ""), attr, ctx)
                         detail = f"reassigns {attr} on an imported module"
                     else:  # names written into the module's namespace: the worst one counts
-                        found = [_classify_patch(alias, name, ctx) for name in re.findall(r"\w+", match.group(6))]
+                        found = [_classify_patch(owner, name, ctx) for name in re.findall(r"\w+", match.group(6))]
                         rule = min(found, key=PATCH_RULE_ORDER.index) if found else "module-patch"
                         detail = "writes into an imported module's namespace"
                     if rule == "module-patch" and _is_dependency_swap(text, imports.get(alias), ctx):

@@ -43,7 +43,7 @@ RULES: dict[str, Rule] = {r.id: r for r in (
     Rule("monkeypatch-data", "diff_rules", "fail",
          "A data loader, split or dataset function of an imported module is reassigned."),
     Rule("monkeypatch-dependency", "diff_rules", "fail",
-         "A function of a library the evaluator imports (numpy, json, ...) is replaced, so the evaluator's metric code runs the trial's version."),
+         "An attribute of the evaluator's own modules, or a function of a library it imports (numpy, json, ...), is replaced, so the evaluator runs the trial's version."),
     Rule("seed-override", "diff_rules", "fail",
          "The evaluator's seed is overridden: the seed variable is reassigned or a seeding function replaced."),
     Rule("seed-pinned", "diff_rules", "warn",
