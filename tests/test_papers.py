@@ -601,3 +601,37 @@ def test_fetch_result_stays_bounded_for_huge_author_lists_and_outlines(arxiv, ca
     assert len(info["outline"]) == 200 and all(len(o["title"]) <= 200 for o in info["outline"])
     assert all(len(c["caption"]) <= 300 for c in info["table_captions"])
     assert len(call_error("paper_read", paper=info["id"], section="Related work")) < 5000
+
+
+@pytest.mark.timeout(60)
+def test_a_server_that_trickles_bytes_hits_the_download_deadline(tmp_path):
+    from sotalab.tools.errors import LabError
+    from sotalab.tools.papers import fetch
+
+    class Trickle(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/pdf")
+            self.end_headers()
+            try:
+                self.wfile.write(b"%PDF-1.7\n")
+                for _ in range(1000):  # a byte every 0.2 s: never a full chunk, never a read timeout
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                pass  # the client gave up
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    dest = tmp_path / "paper.pdf"
+    try:
+        with pytest.raises(LabError, match="took over 2 s"):
+            fetch.download(f"http://127.0.0.1:{server.server_address[1]}/slow.pdf", dest, timeout_s=2)
+        assert not dest.exists()
+    finally:
+        server.shutdown()

@@ -22,6 +22,7 @@ from ..errors import InvalidInput, LabError
 MAX_PDF_BYTES = 100 * 1024 * 1024
 DOWNLOAD_TIMEOUT_S = 120
 CHUNK = 1 << 16
+HEAD_BYTES = 1024  # check_pdf_head looks for %PDF- this far in
 
 NEW_ID = r"\d{4}\.\d{4,5}(?:v\d+)?"
 OLD_ID = r"[a-z][a-z.-]*(?:\.[A-Z]{2})?/\d{7}(?:v\d+)?"
@@ -131,6 +132,7 @@ def download(url: str, dest: Path, *, polite: bool = False, max_bytes: int = MAX
     is removed: the caller never sees half a file.
     """
     import requests
+    import urllib3
 
     from . import arxiv_api
 
@@ -149,11 +151,15 @@ def download(url: str, dest: Path, *, polite: bool = False, max_bytes: int = MAX
             declared = int(resp.headers.get("content-length") or 0)
             if declared > max_bytes:
                 raise LabError(f"{url} is {declared // 2**20} MiB, over the {max_bytes // 2**20} MiB limit")
-            size = 0
+            size, head = 0, b""
             with open(dest, "wb") as out:
-                for chunk in resp.iter_content(CHUNK):
-                    if size == 0:
-                        check_pdf_head(chunk, url)
+                # read1: whatever has arrived, so the deadline is checked even when a server
+                # trickles bytes (iter_content would wait for a whole chunk, for ever).
+                while chunk := resp.raw.read1(CHUNK, decode_content=True):
+                    if len(head) < HEAD_BYTES:  # reads can be tiny: check a whole head once
+                        head += chunk[:HEAD_BYTES - len(head)]
+                        if len(head) == HEAD_BYTES:
+                            check_pdf_head(head, url)
                     size += len(chunk)
                     if size > max_bytes:
                         raise LabError(f"{url} is over the {max_bytes // 2**20} MiB limit")
@@ -162,7 +168,9 @@ def download(url: str, dest: Path, *, polite: bool = False, max_bytes: int = MAX
                     out.write(chunk)
             if size == 0:
                 raise LabError(f"{url} returned an empty body, not a PDF")
-    except requests.RequestException as exc:
+            if len(head) < HEAD_BYTES:
+                check_pdf_head(head, url)
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
         dest.unlink(missing_ok=True)
         raise LabError(f"downloading {url} failed: {type(exc).__name__}",
                        hint="check the URL and the network") from None
