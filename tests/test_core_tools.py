@@ -84,7 +84,7 @@ def test_evaluator_is_frozen_once_the_baseline_is_scored(lab, call, call_error):
     baseline = call("trial_create", campaign=campaign["id"], kind="baseline")
     call("campaign_update", campaign=campaign["id"], protected_paths=["eval.py"])  # unscored: allowed
     lab.db["trials"].update(baseline["id"], {"score": 0.5})  # as the evaluation path would
-    assert "after the baseline has been scored" in call_error(
+    assert "after a trial has been scored" in call_error(
         "campaign_update", campaign=campaign["id"], evaluator={"command": ["cheat"], "metrics": [{"name": "a", "regex": "(1)"}]})
 
 
@@ -404,3 +404,12 @@ def test_a_note_on_a_trial_belongs_to_the_trials_campaign(call, call_error):
     assert note["campaign_id"] == first
     assert [h["note"]["id"] for h in call("note_search", query="diverged", campaign=first)["hits"]] == [note["id"]]
     assert "belongs to campaign" in call_error("note_add", title="x", campaign=second, trial=trial)
+
+
+def test_evaluator_is_frozen_once_any_trial_is_scored(lab, call, call_error):
+    cid = make_campaign(call)["id"]
+    call("trial_create", campaign=cid, kind="baseline")
+    child = call("trial_create", campaign=cid, kind="param")["id"]
+    lab.db["trials"].update(child, {"score": 0.9})  # scored before the baseline, as the evaluation path allows
+    lenient = {"command": ["python", "eval.py", "--lenient"], "metrics": [{"name": "accuracy", "regex": "(1)"}]}
+    assert "has been scored" in call_error("campaign_update", campaign=cid, evaluator=lenient)

@@ -235,8 +235,8 @@ FROZEN_AFTER_BASELINE = ("evaluator", "protected_paths", "held_out_paths")
 
 @tool(idempotent=True)
 def campaign_update(lab: Lab, args: CampaignUpdate) -> Campaign:
-    """Change a campaign's description, status, objective, budgets, or (until the
-    baseline has been scored) its evaluator, protected and held-out paths."""
+    """Change a campaign's description, status, objective, budgets, or (until a trial
+    has been scored) its evaluator, protected and held-out paths."""
     campaign = load(lab, args.campaign)
     changes = args.model_dump(exclude={"campaign"}, exclude_none=True)
     if args.budgets is not None:  # a partial budgets object must not wipe the budgets it leaves out
@@ -244,12 +244,11 @@ def campaign_update(lab: Lab, args: CampaignUpdate) -> Campaign:
     if not changes:
         raise InvalidInput("nothing to update", hint="pass at least one field to change")
     frozen = [k for k in FROZEN_AFTER_BASELINE if k in changes]
-    if frozen and campaign.baseline_trial_id is not None:
-        scored = lab.db.execute("SELECT score FROM trials WHERE id = ?",
-                                [campaign.baseline_trial_id]).fetchone()
-        if scored and scored[0] is not None:
-            raise LabError(f"cannot change {', '.join(frozen)} after the baseline has been scored",
-                           hint="scores would no longer be comparable; create a new campaign instead")
+    # Any score, not only the baseline's: a trial may be evaluated before the baseline is.
+    if frozen and lab.db.execute("SELECT 1 FROM trials WHERE campaign_id = ? AND score IS NOT NULL LIMIT 1",
+                                 [campaign.id]).fetchone():
+        raise LabError(f"cannot change {', '.join(frozen)} after a trial has been scored",
+                       hint="scores would no longer be comparable; create a new campaign instead")
     check_definition_size(campaign.model_dump(include=set(_JSON_FIELDS) | {"description"}) | changes)
     set_fields(lab, args.campaign, **changes)
     return load(lab, args.campaign)
