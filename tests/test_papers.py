@@ -635,3 +635,17 @@ def test_a_server_that_trickles_bytes_hits_the_download_deadline(tmp_path):
         assert not dest.exists()
     finally:
         server.shutdown()
+
+
+def test_results_stay_bounded_when_a_metric_fills_a_big_table(call, tmp_path, monkeypatch):
+    from papers_pdfgen import Paper, Section, Table
+
+    header = ["Config"] + [f"Top-1 accuracy on benchmark split number {c} (%)" for c in range(8)]
+    rows = [[f"configuration-{i:03d}"] + [f"{50 + (i + c) % 40}.{c}" for c in range(8)] for i in range(60)]
+    caption = "Accuracy of every configuration on every split. " * 5
+    paper = Paper("Wide", "A. B.", "Wide table.", [Section("1 Intro", 1, [Table(1, caption, header, rows)])])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "wide.pdf").write_bytes(render(paper))
+    paper_id = call("paper_fetch", source="wide.pdf")["id"]
+    found = call("paper_results", paper=paper_id, metric="accuracy", limit=200)
+    assert found["total"] >= 200 and 0 < len(found["cells"]) <= 200

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from .. import campaigns, ledger
 from ..errors import InvalidInput, NotFound
 from ..home import Lab
-from ..paging import next_cursor, offset_from
+from ..paging import fit, next_cursor, offset_from
 from ..registry import Progress, tool
 from . import arxiv_api, fetch, results, store
 
@@ -349,7 +349,8 @@ class PaperResultsIn(BaseModel):
     metric: str = Field(..., min_length=1, max_length=100,
                         description="metric name, e.g. 'accuracy', 'top-1 accuracy', 'error rate', 'BLEU'")
     method: str | None = Field(None, max_length=200, description="only rows (or columns) naming this method")
-    limit: int = Field(100, ge=1, le=200)
+    limit: int = Field(100, ge=1, le=200, description="at most this many cells; fewer when long captions "
+                                                       "and headers fill the result (total says how many matched)")
 
 
 class ResultCell(BaseModel):
@@ -380,4 +381,5 @@ def paper_results(lab: Lab, args: PaperResultsIn) -> PaperResultsOut:
     table, row and column each came from: grounds the objective's reported value."""
     row, extraction = store.resolve(lab, args.paper)
     cells = results.find(extraction["tables"], args.metric, args.method)
-    return PaperResultsOut(paper=row["id"], metric=args.metric, cells=cells[:args.limit], total=len(cells))
+    shown = fit([ResultCell.model_validate(c) for c in cells[:args.limit]])  # captions and headers can be long
+    return PaperResultsOut(paper=row["id"], metric=args.metric, cells=shown, total=len(cells))
