@@ -413,3 +413,13 @@ def test_evaluator_is_frozen_once_any_trial_is_scored(lab, call, call_error):
     lab.db["trials"].update(child, {"score": 0.9})  # scored before the baseline, as the evaluation path allows
     lenient = {"command": ["python", "eval.py", "--lenient"], "metrics": [{"name": "accuracy", "regex": "(1)"}]}
     assert "has been scored" in call_error("campaign_update", campaign=cid, evaluator=lenient)
+
+
+def test_updating_the_target_keeps_the_rest_of_the_objective(call):
+    objective = {"metric": "accuracy", "direction": "max", "reported": 0.8, "min_effect": 0.01,
+                 "secondary": {"nll": {"direction": "min", "tolerance": 0.1}}}
+    cid = make_campaign(call, objective=objective)["id"]
+    updated = call("campaign_update", campaign=cid, objective={"metric": "accuracy", "direction": "max", "target": 0.9})
+    assert updated["objective"]["target"] == 0.9
+    assert updated["objective"]["reported"] == 0.8 and updated["objective"]["min_effect"] == 0.01
+    assert updated["objective"]["secondary"] == {"nll": {"direction": "min", "tolerance": 0.1}}

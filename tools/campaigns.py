@@ -108,7 +108,7 @@ class CampaignUpdate(BaseModel):
     campaign: int
     description: str | None = Field(None, max_length=4000)
     status: Literal["active", "paused", "done"] | None = None
-    objective: Objective | None = None
+    objective: Objective | None = Field(None, description="metric and direction, plus only the other fields to change")
     evaluator: Evaluator | None = None
     protected_paths: list[str] | None = None
     held_out_paths: list[str] | None = None
@@ -239,8 +239,10 @@ def campaign_update(lab: Lab, args: CampaignUpdate) -> Campaign:
     has been scored) its evaluator, protected and held-out paths."""
     campaign = load(lab, args.campaign)
     changes = args.model_dump(exclude={"campaign"}, exclude_none=True)
-    if args.budgets is not None:  # a partial budgets object must not wipe the budgets it leaves out
-        changes["budgets"] = campaign.budgets.model_dump() | args.budgets.model_dump(exclude_unset=True)
+    # A partial objective or budgets must not wipe what it leaves out (secondary metrics, limits).
+    for key in ("objective", "budgets"):
+        if (given := getattr(args, key)) is not None:
+            changes[key] = getattr(campaign, key).model_dump() | given.model_dump(exclude_unset=True)
     if not changes:
         raise InvalidInput("nothing to update", hint="pass at least one field to change")
     frozen = [k for k in FROZEN_AFTER_BASELINE if k in changes]
