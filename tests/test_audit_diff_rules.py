@@ -425,3 +425,9 @@ def test_any_setting_of_a_protected_module_counts():
     ctx = diff_rules.DiffContext(protected_globs=["utils.py"])
     found = {f.rule for f in diff_rules.scan(added_file_diff("model.py", "import utils as u\nu.ROUNDING = 2"), ctx)}
     assert found == {"monkeypatch-dependency"}
+
+
+def test_setattr_with_a_computed_name_is_still_a_patch():
+    body = "import data\nimport numpy as np\nfor k, v in overrides.items():\n    setattr(data, k, v)\nsetattr(np, name, fn)"
+    found = {(f.line, f.rule) for f in diff_rules.scan(added_file_diff("model.py", body), CTX)}
+    assert (4, "monkeypatch-data") in found and (5, "module-patch") in found

@@ -270,7 +270,7 @@ def _patch_re(modules: set[str]) -> re.Pattern | None:
         return None
     alias = "|".join(re.escape(m) for m in sorted(modules))
     return re.compile(rf"^\s*(?:{alias})((?:\.\w+)*)\.(\w+)\s*(?:=(?!=)|[-+*/]=)"
-                      rf"""|\bsetattr\(\s*(?:{alias})[\w.]*\s*,\s*["'](\w+)["']"""
+                      rf"""|\bsetattr\(\s*(?:{alias})[\w.]*\s*,\s*(?:["'](\w+)["'])?"""
                       rf"""|\bsys\.modules\s*\[\s*["']([\w.]+)["']\s*\]\s*=(?!=)"""
                       # the module's namespace itself: vars(m)["accuracy"] = ..., m.__dict__.update(accuracy=...)
                       rf"""|(?:\bvars\(\s*(?:{alias})\s*\)|\b(?:{alias})\.__dict__)"""
@@ -404,7 +404,9 @@ def _scan_file(fd: diffparse.FileDiff, ctx: DiffContext, source: str | None, out
                         rule = _classify_patch(owner + (match.group(1) or ""), attr, ctx)
                         detail = f"reassigns {attr} on an imported module"
                     else:  # names written into the module's namespace: the worst one counts
-                        found = [_classify_patch(owner, name, ctx) for name in re.findall(r"\w+", match.group(6))]
+                        # namespace writes, or setattr with a computed name: the rest of the line
+                        rest = match.group(6) if match.group(6) is not None else text[match.end():]
+                        found = [_classify_patch(owner, name, ctx) for name in re.findall(r"\w+", rest)]
                         rule = min(found, key=PATCH_RULE_ORDER.index) if found else "module-patch"
                         detail = "writes into an imported module's namespace"
                     if rule == "module-patch" and _is_dependency_swap(text, imports.get(alias), ctx):
