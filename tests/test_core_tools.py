@@ -423,3 +423,8 @@ def test_updating_the_target_keeps_the_rest_of_the_objective(call):
     assert updated["objective"]["target"] == 0.9
     assert updated["objective"]["reported"] == 0.8 and updated["objective"]["min_effect"] == 0.01
     assert updated["objective"]["secondary"] == {"nll": {"direction": "min", "tolerance": 0.1}}
+
+
+def test_a_huge_bogus_cursor_is_not_echoed_back(call_error):
+    message = call_error("campaign_list", cursor="x" * 1_000_000)
+    assert "not one this server gave out" in message and len(message) < 300

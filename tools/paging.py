@@ -12,13 +12,14 @@ PAGE_BUDGET_CHARS = 60_000  # one page stays under the lab's 80k-character resul
 def offset_from(cursor: str | None) -> int:
     if not cursor:
         return 0
+    bogus = InvalidInput(f"cursor {cursor[:40]!r}{'…' if len(cursor) > 40 else ''} is not one this server gave out",
+                         hint="pass back next_cursor from the previous page, or omit it")
     try:
         offset = int(cursor)
     except ValueError:
-        raise InvalidInput(f"cursor {cursor!r} is not one this server gave out",
-                           hint="pass back next_cursor from the previous page, or omit it") from None
+        raise bogus from None
     if not 0 <= offset < 2**63:  # a cursor this server gave out is a row offset SQLite can take
-        raise InvalidInput(f"cursor {cursor!r} is not one this server gave out")
+        raise bogus
     return offset
 
 
