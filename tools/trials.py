@@ -270,7 +270,7 @@ def trial_lineage(lab: Lab, args: LineageIn) -> Lineage:
             nodes[row["parent_id"]].children.append(node)
     return Lineage(trial=root.id,
                    ancestors=[TrialSummary.model_validate(a) for a in ancestors],
-                   ancestors_omitted=root.depth - len(ancestors),
+                   ancestors_omitted=max(0, root.depth - len(ancestors)),  # depth: set once, by trial_create
                    tree=nodes[root.id], descendants=included, truncated=truncated)
 
 
