@@ -85,6 +85,12 @@ def load_skill(role: str, root: Path | None = None) -> Skill:
     )
 
 
+def _number(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.4g}" if signed else f"{value:.4g}"
+
+
 def campaign_state(lab: Lab, campaign_id: int) -> str:
     """The live state a role needs to act on a campaign, as markdown."""
     c = invoke(lab, "campaign_get", {"campaign": campaign_id})
@@ -101,8 +107,10 @@ def campaign_state(lab: Lab, campaign_id: int) -> str:
     board = invoke(lab, "leaderboard", {"campaign": campaign_id, "limit": STATE_ROWS})
     lines.append("### Best trials")
     lines += [f"{e['rank']}. trial {e['trial']['id']} ({e['trial']['kind']}, {e['trial']['label']}): "
-              f"{e['trial']['score']} ± {e['score_std']}, Δbaseline {e['delta_baseline']} — "
-              f"{e['trial']['hypothesis']}" for e in board["entries"]] or ["(no scored trial yet)"]
+              f"{_number(e['trial']['score'])}"
+              + (f" ± {_number(e['score_std'])}" if e["score_std"] is not None else "")
+              + f", Δbaseline {_number(e['delta_baseline'], signed=True)} — {e['trial']['hypothesis']}"
+              for e in board["entries"]] or ["(no scored trial yet)"]
 
     failed = []
     for label in FAILURE_LABELS:

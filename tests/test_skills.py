@@ -131,6 +131,7 @@ def test_role_prompt_carries_the_live_state_of_a_campaign(lab, call):
     assert "max `accuracy`; reported 0.8" in state
     best = state.split("### Best trials", 1)[1].split("###", 1)[0]
     assert best.index(f"trial {kept}") < best.index(f"trial {baseline}")
+    assert f"trial {kept} (param, keep): 0.84 ± 0.01, Δbaseline +0.04 — higher learning rate" in best
     failures = state.split("### Recent failures", 1)[1].split("###", 1)[0]
     assert f"trial {crashed} (code): preflight_crash" in failures and f"trial {kept}" not in failures
     ideas = state.split("### Open ideas", 1)[1]
