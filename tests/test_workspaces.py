@@ -190,6 +190,9 @@ def test_snapshot_leaves_out_huge_new_files(call, campaign, baseline):
     assert snap["diff_stat"]["files"] == ["small.py"]
     assert snap["diff_stat"]["skipped_large_files"] == ["checkpoint.pt"]
     assert (tree / "checkpoint.pt").exists()
+    (tree / "later.py").write_text("Y = 1\n")
+    diff = call("workspace_diff", trial=trial["id"])["diff"]  # never hashes the checkpoint into git
+    assert "later.py" in diff and "checkpoint.pt" not in diff
 
 
 def test_protected_globs_changed_after_clone_are_rerecorded_from_the_baseline(call, call_error, lab, campaign,
@@ -290,3 +293,16 @@ def test_unusable_paths_are_refused_plainly(call, call_error, campaign, baseline
     for tool, extra in (("workspace_read", {}), ("workspace_write", {"content": "x"}), ("workspace_list", {})):
         message = call_error(tool, trial=tid, path=path, **extra)
         assert "unexpectedly" not in message and ("too long" in message or "NUL" in message), message
+
+
+def test_clean_checkout_carries_no_history_holding_the_held_out_files(call, lab, campaign, baseline, tmp_path):
+    """Audit runs execute trial code in such a checkout: the upstream commit in its .git
+    still holds the held-out labels, so it must not come along."""
+    tid = call("trial_create", campaign=campaign, kind="code")["id"]
+    call("workspace_write", trial=tid, path="model.py", content="LR = 0.9\n")
+    sha = call("trial_snapshot", trial=tid)["commit"]
+    upstream = sh_git(workspaces.campaign_repo(lab, campaign), "rev-parse", f"{workspaces.BASELINE_TAG}~1")
+    dest = workspaces.clean_checkout(lab, tid, tmp_path / "audit")
+    assert sh_git(dest, "rev-parse", "HEAD") == sha and (dest / "model.py").read_text() == "LR = 0.9\n"
+    leak = subprocess.run(["git", "cat-file", "-e", f"{upstream}:data/test_labels.csv"], cwd=dest, capture_output=True)
+    assert leak.returncode != 0

@@ -186,16 +186,25 @@ def _numstat(repo: Path, base: str, head: str) -> dict:
             "files": files[:50], "files_truncated": len(files) > 50}
 
 
+def _large_new_files(path: Path) -> list[str]:
+    """Untracked files too big for git (checkpoints, datasets a run wrote)."""
+    untracked = worktree_git(path, "ls-files", "--others", "--exclude-standard", "-z").stdout.split("\0")
+    return sorted(rel for rel in untracked if rel and (path / rel).is_file()
+                  and (path / rel).stat().st_size > MAX_SNAPSHOT_FILE_BYTES)
+
+
+def _excluding(rels: list[str]) -> list[str]:
+    return [f":(exclude,literal){rel}" for rel in rels]
+
+
 def snapshot(lab: Lab, trial_id: int) -> str:
     """Commit everything that changed in the trial's worktree (nothing changed: the
     parent's commit stands) and record commit_sha and diff_stat on the trial. New files
     over 50 MB are left uncommitted and listed in diff_stat.skipped_large_files."""
     trial, path = trial_worktree(lab, trial_id)
     # New files too big for git (checkpoints, datasets the run wrote) stay out of the commit.
-    untracked = worktree_git(path, "ls-files", "--others", "--exclude-standard", "-z").stdout.split("\0")
-    too_big = sorted(rel for rel in untracked if rel and (path / rel).is_file()
-                     and (path / rel).stat().st_size > MAX_SNAPSHOT_FILE_BYTES)
-    worktree_git(path, "add", "--all", "--", ".", *(f":(exclude,literal){rel}" for rel in too_big))
+    too_big = _large_new_files(path)
+    worktree_git(path, "add", "--all", "--", ".", *_excluding(too_big))
     if worktree_git(path, "diff", "--cached", "--quiet", check=False).returncode != 0:
         title = (trial.hypothesis.strip().splitlines() or [""])[0][:72]
         worktree_git(path, "commit", "--quiet", "--no-verify", "-m", f"trial {trial.id}: {title}".strip())
@@ -243,7 +252,8 @@ def restore_protected(lab: Lab, trial_id: int) -> list[str]:
 
 
 def clean_checkout(lab: Lab, trial_id: int, dest: Path) -> Path:
-    """A fresh checkout of the trial's snapshot commit at ``dest`` (for audits)."""
+    """A fresh checkout of the trial's snapshot commit at ``dest`` (for audits), with
+    that one commit and none of its history."""
     trial = trials.load(lab, trial_id)
     if not trial.commit_sha:
         raise LabError(f"trial {trial_id} has no snapshot commit", hint="snapshot it first with trial_snapshot")
@@ -251,13 +261,18 @@ def clean_checkout(lab: Lab, trial_id: int, dest: Path) -> Path:
     if dest.exists() and any(dest.iterdir()):
         raise InvalidInput(f"{dest} exists and is not empty", hint="give an empty or new directory")
     repo = require_repo(lab, trial.campaign_id)
-    gitcmd.git(None, "clone", "--quiet", "--no-checkout", "--", str(repo), str(dest))
+    # Only the commit itself, no history: runs execute trial code here, and the upstream
+    # commit below the baseline still holds the held-out files.
+    dest.mkdir(parents=True, exist_ok=True)
+    gitcmd.git(dest, "init", "--quiet")
+    gitcmd.git(dest, "fetch", "--quiet", "--depth", "1", "--end-of-options", repo.resolve().as_uri(), trial.commit_sha)
     gitcmd.git(dest, "checkout", "--quiet", "--detach", trial.commit_sha)
     return dest
 
 
 def diff_text(path: Path, base: str) -> str:
-    """The diff from ``base`` to the worktree as it is now, new untracked files included,
+    """The diff from ``base`` to the worktree as it is now, new untracked files included
+    (those a snapshot would leave out as too big excepted),
     without touching the trial's index (a throwaway index file does the staging)."""
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(tmp) / "index"
@@ -265,9 +280,9 @@ def diff_text(path: Path, base: str) -> str:
         if real.exists():
             shutil.copy2(real, index)
         env = {"GIT_INDEX_FILE": str(index)}
-        worktree_git(path, "add", "--all", env=env)
+        worktree_git(path, "add", "--all", "--", ".", *_excluding(_large_new_files(path)), env=env)
         return worktree_git(path, "diff", "--cached", "--no-color", "--no-ext-diff", "--end-of-options", base,
-                          env=env).stdout
+                            env=env).stdout
 
 
 # --- tools -------------------------------------------------------------------------------
