@@ -194,6 +194,16 @@ def test_extract_metrics_rules(tmp_path):
     assert missing == ["flag", "s", "esc", "nan"]
 
 
+def test_a_second_evaluation_of_a_trial_being_evaluated_is_refused(call, call_error, lab, campaign, baseline):
+    tid = child(call, lab, campaign, "def score(seed):\n    return 0.7\n")
+    trials.set_fields(lab, tid, status="evaluating")  # as an evaluation under way leaves it
+    assert "being evaluated already" in call_error("trial_evaluate", trial=tid)
+    assert call("trial_get", trial=tid)["status"] == "evaluating"
+    assert call("run_list", trial=tid)["total"] == 0
+    trials.set_fields(lab, tid, status="open")
+    assert call("trial_evaluate", trial=tid)["label"] == "keep"
+
+
 def test_huge_metrics_file_is_not_read_into_the_server(tmp_path):
     """A run can write a metrics file of any size into its worktree: the server reads a
     bounded prefix (here under a 1 GiB address-space limit, a 4 GiB sparse file)."""

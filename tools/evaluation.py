@@ -215,28 +215,28 @@ def evaluate_trial(lab: Lab, trial_id: int, seeds: list[int] | None = None, held
     _charge_check(lab, campaign, trial)
     evaluator = campaign.evaluator
     seeds = list(seeds or evaluator.seeds)
-    worktree = workspaces.ensure_worktree(lab, trial_id)
-    _remove_metric_files(evaluator.metrics, worktree)  # never snapshot or score a stale one
-    commit = workspaces.snapshot(lab, trial_id) if record else trials.load(lab, trial_id).commit_sha
-    restored = workspaces.restore_protected(lab, trial_id)
-    check = workspaces.verify_protected(lab, trial_id)
-    if not check.ok:
-        raise LabError(f"protected files still differ after restoring them: {check.changed + check.added + check.deleted}",
-                       hint="the baseline copies may be damaged; re-clone the campaign's repository")
-    extra_env, readable = {}, []
-    if held_out:
-        held = workspaces.held_out_dir(lab, campaign.id)
-        extra_env["SOTALAB_HELD_OUT"] = str(held)
-        readable.append(str(held))
     if record:
-        trials.set_fields(lab, trial_id, status="evaluating")
+        _claim(lab, trial)
     try:
+        worktree = workspaces.ensure_worktree(lab, trial_id)
+        _remove_metric_files(evaluator.metrics, worktree)  # never snapshot or score a stale one
+        commit = workspaces.snapshot(lab, trial_id) if record else trials.load(lab, trial_id).commit_sha
+        restored = workspaces.restore_protected(lab, trial_id)
+        check = workspaces.verify_protected(lab, trial_id)
+        if not check.ok:
+            raise LabError(f"protected files still differ after restoring them: {check.changed + check.added + check.deleted}",
+                           hint="the baseline copies may be damaged; re-clone the campaign's repository")
+        extra_env, readable = {}, []
+        if held_out:
+            held = workspaces.held_out_dir(lab, campaign.id)
+            extra_env["SOTALAB_HELD_OUT"] = str(held)
+            readable.append(str(held))
         seed_runs, gpu_hours, env_desc = run_seeds(
             lab, campaign, trial_id, worktree, seeds, purpose="held_out" if held_out else "evaluation",
             extra_env=extra_env, extra_readable=readable, progress=progress)
     except BaseException:
         if record:
-            trials.set_fields(lab, trial_id, status="open")
+            trials.set_fields(lab, trial_id, status=trial.status)
         raise
     result = _summarise(lab, campaign, trial, seed_runs, restored, held_out, record, gpu_hours,
                         commit, env_desc)
@@ -245,6 +245,17 @@ def evaluate_trial(lab: Lab, trial_id: int, seeds: list[int] | None = None, held
         _record(lab, result)
     progress(len(seeds), len(seeds), f"label {result.label}, score {result.score}")
     return result
+
+
+def _claim(lab: Lab, trial: trials.Trial) -> None:
+    """Mark the trial evaluating, unless an evaluation of it is already under way (a
+    retried call would share its worktree, metrics files and budget charge)."""
+    claimed = lab.db.execute("UPDATE trials SET status = 'evaluating', updated_at = ? "
+                             "WHERE id = ? AND status != 'evaluating'", [ledger.now(), trial.id]).rowcount
+    if not claimed:
+        raise LabError(f"trial {trial.id} is being evaluated already",
+                       hint="wait for that evaluation (run_list trial=... shows its runs); a trial left "
+                            "evaluating by a server that died is reopened when the server starts")
 
 
 def run_seeds(lab: Lab, campaign: Campaign, trial_id: int, directory: Path, seeds: list[int], *,
