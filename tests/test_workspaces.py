@@ -240,6 +240,13 @@ def test_worktree_git_file_repointed_by_a_run_is_never_followed(call, lab, campa
     patch = "--- a/model.py\n+++ b/model.py\n@@ -1 +1 @@\n-LR = 3\n+LR = 4\n"
     assert call("workspace_apply_patch", trial=tid, patch=patch)["files"] == ["model.py"]
     assert not marker.exists()
+    # And the file points home again, for git run by hand in the worktree.
+    subprocess.run(["git", "status", "--porcelain"], cwd=tree, check=True, capture_output=True)
+    assert not marker.exists()
+    assert sh_git(tree, "rev-parse", "--abbrev-ref", "HEAD") == f"trial/{tid}"
+    (tree / ".git").unlink()
+    assert call("workspace_read", trial=tid, path="model.py")["content"] == "LR = 4\n"
+    assert sh_git(tree, "rev-parse", "--abbrev-ref", "HEAD") == f"trial/{tid}"
 
 
 def test_symlink_into_git_metadata_is_refused(call, call_error, lab, campaign, baseline):

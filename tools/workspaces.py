@@ -121,7 +121,7 @@ def ensure_worktree(lab: Lab, trial_id: int) -> Path:
     trial = trials.load(lab, trial_id)
     path = worktree_path(lab, trial.campaign_id, trial.id)
     branch = f"trial/{trial.id}"
-    if (path / ".git").exists():
+    if path.is_dir() and _repair_git_link(path):
         if trial.worktree != str(path):
             trials.set_fields(lab, trial.id, branch=branch, worktree=str(path))
         return path
@@ -161,6 +161,27 @@ def worktree_git_dir(path: Path) -> Path:
             return admin
     raise LabError(f"{path} is not a worktree of its campaign's repository",
                    hint="the trial's worktree is damaged; create a new trial")
+
+
+def _repair_git_link(path: Path) -> bool:
+    """Point the worktree's ``.git`` file back at the worktree's own git directory if a
+    run changed or removed it, so git run by hand there (a local host's agent) never
+    follows a repository a run made. False when ``path`` is no worktree of the clone."""
+    try:
+        admin = worktree_git_dir(path)
+    except LabError:
+        return False
+    link = path / ".git"
+    if not link.is_symlink() and link.is_file():
+        text = link.read_text(errors="replace").strip()
+        if text.startswith("gitdir: ") and os.path.realpath(text[8:]) == os.path.realpath(admin):
+            return True
+    if link.is_dir() and not link.is_symlink():
+        shutil.rmtree(link)
+    elif link.is_symlink() or link.exists():
+        link.unlink()
+    link.write_text(f"gitdir: {admin}\n")
+    return True
 
 
 def worktree_git(path: Path, *args: str, **kwargs):
