@@ -649,3 +649,14 @@ def test_results_stay_bounded_when_a_metric_fills_a_big_table(call, tmp_path, mo
     paper_id = call("paper_fetch", source="wide.pdf")["id"]
     found = call("paper_results", paper=paper_id, metric="accuracy", limit=200)
     assert found["total"] >= 200 and 0 < len(found["cells"]) <= 200
+
+
+def test_a_server_started_in_the_filesystem_root_does_not_open_every_pdf(call_error, lab, tmp_path, monkeypatch,
+                                                                         paper_pdf):
+    """Some hosts start MCP servers with cwd=/; the working directory then allows nothing more."""
+    monkeypatch.chdir("/")
+    monkeypatch.delenv("SOTALAB_PAPER_ROOTS", raising=False)
+    elsewhere = tmp_path / "private" / "statement.pdf"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(paper_pdf)
+    assert "outside the directories" in call_error("paper_fetch", source=str(elsewhere))

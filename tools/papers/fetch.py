@@ -2,8 +2,8 @@
 
 A source is an arXiv id (``2106.01234``, ``2106.01234v2``, ``hep-th/9901001``), an arxiv.org
 abs/pdf URL, an https URL of a PDF, or a local file. Local files must lie under an allowed
-root: the lab home, the current working directory, or a directory listed in
-``SOTALAB_PAPER_ROOTS`` (separated by ``os.pathsep``).
+root: the lab home, the current working directory (unless it is the filesystem root), or
+a directory listed in ``SOTALAB_PAPER_ROOTS`` (separated by ``os.pathsep``).
 """
 
 from __future__ import annotations
@@ -55,7 +55,10 @@ def _file_digest(path: Path) -> str:
 
 
 def allowed_roots(lab_home: Path) -> list[Path]:
-    roots = [lab_home, Path.cwd()]
+    roots = [lab_home]
+    cwd = Path.cwd().resolve()
+    if cwd != Path(cwd.anchor):  # some hosts start servers in /: that would allow every file
+        roots.append(cwd)
     roots += [Path(p) for p in os.environ.get("SOTALAB_PAPER_ROOTS", "").split(os.pathsep) if p.strip()]
     return [r.expanduser().resolve() for r in roots]
 
