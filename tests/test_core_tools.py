@@ -138,10 +138,14 @@ def test_leaderboard_is_direction_aware_and_skips_unscored(lab, call):
         lab.db["trials"].update(trial_id, {"score": score})  # as the evaluation path would
     board = call("leaderboard", campaign=cid)
     assert [e["trial"]["id"] for e in board["entries"]] == [ids[0], ids[1], base]
-    call("campaign_update", campaign=cid, objective={"metric": "loss", "direction": "min"})
-    board = call("leaderboard", campaign=cid)
-    assert [e["trial"]["score"] for e in board["entries"]] == [0.5, 0.7, 0.9]
     assert ids[2] not in [e["trial"]["id"] for e in board["entries"]]
+    loss = make_campaign(call, name="loss", objective={"metric": "loss", "direction": "min"})["id"]
+    base = call("trial_create", campaign=loss, kind="baseline")["id"]
+    others = [call("trial_create", campaign=loss, kind="param")["id"] for _ in range(2)]
+    for trial_id, score in zip([base, *others], [0.5, 0.9, 0.7]):
+        lab.db["trials"].update(trial_id, {"score": score})
+    board = call("leaderboard", campaign=loss)
+    assert [e["trial"]["score"] for e in board["entries"]] == [0.5, 0.7, 0.9]
 
 
 def test_trial_list_filters_and_pages(call, call_error):
@@ -415,6 +419,20 @@ def test_evaluator_is_frozen_once_any_trial_is_scored(lab, call, call_error):
     assert "has been scored" in call_error("campaign_update", campaign=cid, evaluator=lenient)
 
 
+def test_goalposts_do_not_move_once_a_trial_is_scored(lab, call, call_error):
+    cid = make_campaign(call)["id"]
+    call("campaign_update", campaign=cid, objective={"metric": "accuracy", "direction": "max", "min_effect": 0.02})
+    baseline = call("trial_create", campaign=cid, kind="baseline")["id"]
+    lab.db["trials"].update(baseline, {"score": 0.8})  # as the evaluation path would
+    for change in ({"min_effect": 0.0}, {"direction": "min"}, {"metric": "loss"},
+                   {"secondary": {"nll": {"direction": "min", "tolerance": 9}}}):
+        message = call_error("campaign_update", campaign=cid,
+                             objective={"metric": "accuracy", "direction": "max"} | change)
+        assert "after a trial has been scored" in message and f"objective.{next(iter(change))}" in message
+    moved = call("campaign_update", campaign=cid, objective={"metric": "accuracy", "direction": "max", "target": 0.9})
+    assert moved["objective"]["target"] == 0.9 and moved["objective"]["min_effect"] == 0.02
+
+
 def test_updating_the_target_keeps_the_rest_of_the_objective(call):
     objective = {"metric": "accuracy", "direction": "max", "reported": 0.8, "min_effect": 0.01,
                  "secondary": {"nll": {"direction": "min", "tolerance": 0.1}}}
@@ -428,3 +446,11 @@ def test_updating_the_target_keeps_the_rest_of_the_objective(call):
 def test_a_huge_bogus_cursor_is_not_echoed_back(call_error):
     message = call_error("campaign_list", cursor="x" * 1_000_000)
     assert "not one this server gave out" in message and len(message) < 300
+
+
+def test_unknown_arguments_are_refused_not_ignored(lab, call, call_error):
+    cid = make_campaign(call)["id"]
+    message = call_error("campaign_update", campaign=cid, name="renamed")
+    assert "campaign_update has no argument 'name'" in message and "description" in message
+    assert call("campaign_get", campaign=cid)["name"] == "demo"
+    assert "no argument 'verbose'" in call_error("lab_status", verbose=True)

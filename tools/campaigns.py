@@ -231,12 +231,15 @@ def campaign_list(lab: Lab, args: CampaignListIn) -> CampaignPage:
 
 
 FROZEN_AFTER_BASELINE = ("evaluator", "protected_paths", "held_out_paths")
+OBJECTIVE_ALWAYS_EDITABLE = ("reported", "target")
 
 
 @tool(idempotent=True)
 def campaign_update(lab: Lab, args: CampaignUpdate) -> Campaign:
-    """Change a campaign's description, status, objective, budgets, or (until a trial
-    has been scored) its evaluator, protected and held-out paths."""
+    """Change a campaign's description, status, budgets, the objective's reported value
+    and target, or (until a trial has been scored) the rest of the objective (metric,
+    direction, minimum effect, tolerances, secondary metrics), the evaluator, and the
+    protected and held-out paths."""
     campaign = load(lab, args.campaign)
     changes = args.model_dump(exclude={"campaign"}, exclude_none=True)
     # A partial objective or budgets must not wipe what it leaves out (secondary metrics, limits).
@@ -246,11 +249,15 @@ def campaign_update(lab: Lab, args: CampaignUpdate) -> Campaign:
     if not changes:
         raise InvalidInput("nothing to update", hint="pass at least one field to change")
     frozen = [k for k in FROZEN_AFTER_BASELINE if k in changes]
+    if "objective" in changes:  # the goalposts: what is measured and what counts as a gain
+        old = campaign.objective.model_dump()
+        frozen += [f"objective.{k}" for k in old if k not in OBJECTIVE_ALWAYS_EDITABLE
+                   and changes["objective"][k] != old[k]]
     # Any score, not only the baseline's: a trial may be evaluated before the baseline is.
     if frozen and lab.db.execute("SELECT 1 FROM trials WHERE campaign_id = ? AND score IS NOT NULL LIMIT 1",
                                  [campaign.id]).fetchone():
         raise LabError(f"cannot change {', '.join(frozen)} after a trial has been scored",
-                       hint="scores would no longer be comparable; create a new campaign instead")
+                       hint="scores and audits would no longer be comparable; create a new campaign instead")
     check_definition_size(campaign.model_dump(include=set(_JSON_FIELDS) | {"description"}) | changes)
     set_fields(lab, args.campaign, **changes)
     return load(lab, args.campaign)

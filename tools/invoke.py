@@ -66,6 +66,10 @@ def invoke(lab: Lab, name: str, arguments: dict[str, Any] | None,
     started = time.perf_counter()
     error: str | None = None
     try:
+        unknown = sorted(set(arguments) - set(spec.input_model.model_fields))
+        if unknown:  # a misspelt argument must not be silently dropped
+            raise InvalidInput(f"{name} has no argument {', '.join(map(repr, unknown))}",
+                               hint=f"it takes: {', '.join(spec.input_model.model_fields) or 'no arguments'}")
         try:
             args = spec.input_model.model_validate(arguments)
         except ValidationError as exc:

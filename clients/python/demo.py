@@ -142,7 +142,12 @@ class Demo:
     async def objective(self, reported: float) -> None:
         self.role(2, "objective", "create the campaign with the paper's number as the target to reproduce")
         definition = json.loads((EXAMPLE / "campaign.json").read_text())
-        existing = {c["name"]: c for c in (await self.call("campaign_list", limit=100))["campaigns"]}
+        existing, cursor = {}, None
+        while True:  # every page: a lab with many campaigns must still find this one
+            page = await self.call("campaign_list", limit=100, cursor=cursor, quiet=True)
+            existing.update({c["name"]: c for c in page["campaigns"]})
+            if not (cursor := page["next_cursor"]):
+                break
         name = CAMPAIGN_NAME
         if self.fresh and name in existing:
             n = 2
