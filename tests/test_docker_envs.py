@@ -99,3 +99,10 @@ def test_missing_base_image_fails_the_build_with_a_diagnosis(call, engine):
     assert "sotalab-test-no-such-base" in built["log_tail"]
     assert built["env"]["diagnostics"][0]["signature"] == "image_pull_failed", built["log_tail"]
     assert "make_base_image.sh" in built["env"]["diagnostics"][0]["fixes"][0]
+
+
+def test_docker_builds_never_share_the_users_uv_cache(lab):
+    """The build container runs build scripts as root over a writable cache mount: it
+    must not be the cache uv uses on the host."""
+    own = subprocess.run([str(docker_backend.uv_binary()), "cache", "dir"], capture_output=True, text=True).stdout.strip()
+    assert own and os.path.realpath(docker_backend._uv_cache_dir(lab.path("envs"))) != os.path.realpath(own)

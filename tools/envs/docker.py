@@ -79,15 +79,15 @@ def image_exists(tag: str) -> bool:
         return False
 
 
-def _uv_cache_dir() -> Path:
-    """uv's own cache when we are root (the build container writes as root); otherwise a
-    separate one, so root-owned files never land in the user's cache."""
+def _uv_cache_dir(envs_dir: Path) -> Path:
+    """A uv cache for Docker builds only, never the user's own: the build container runs
+    packages' build scripts as root with the cache mounted writable, and could plant code
+    there that a later uv install on the host would pick up. As root it lives in the
+    lab's envs directory; otherwise in the temp directory, so root-owned files never land
+    in the user's lab home."""
     if os.getuid() != 0:
         return Path(tempfile.gettempdir()) / f"sotalab-docker-uv-cache-{os.getuid()}"
-    if os.environ.get("UV_CACHE_DIR"):
-        return Path(os.environ["UV_CACHE_DIR"])
-    out = subprocess.run([str(uv_binary()), "cache", "dir"], capture_output=True, text=True, check=True)
-    return Path(out.stdout.strip())
+    return envs_dir / ".docker-uv-cache"
 
 
 def _log_lines(chunks, log: Path, progress: Progress) -> None:
@@ -158,7 +158,7 @@ def _build(spec: EnvSpec, env_dir: Path, log: Path, progress: Progress) -> str:
     engine = client()
     sandbox = sandbox_image(engine, spec.base, spec.docker_base or default_base(spec.base), log, progress)
     (env_dir / "requirements.txt").write_text("".join(f"{r}\n" for r in spec.requirements))
-    cache = _uv_cache_dir()
+    cache = _uv_cache_dir(env_dir.parent)
     cache.mkdir(parents=True, exist_ok=True)
     from docker.types import Mount
 
