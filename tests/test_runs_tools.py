@@ -57,6 +57,23 @@ def test_run_start_refuses_cwd_holding_a_campaign_repository(lab, call_error, wh
     assert "repository" in message or "trial" in message, message
 
 
+def test_run_start_refuses_a_trial_whose_files_are_frozen(lab, call, call_error, tmp_path):
+    """An evaluated (or evaluating) trial's worktree is what its score and audit rest on:
+    a run must not add to it (say, a module the held-out evaluation would then import)."""
+    from conftest import SIMPLE_CAMPAIGN
+    from test_repos import make_upstream
+
+    from sotalab.tools import trials
+
+    cid = call("campaign_create", **SIMPLE_CAMPAIGN)["id"]
+    call("repo_clone", campaign=cid, url=str(make_upstream(tmp_path)))
+    tid = call("trial_create", campaign=cid, kind="baseline")["id"]
+    for status in ("evaluating", "evaluated"):
+        trials.set_fields(lab, tid, status=status)
+        assert "frozen" in call_error("run_start", command=["touch", "json.py"], trial=tid)
+    assert call("run_list", trial=tid)["total"] == 0
+
+
 def test_run_start_refuses_bad_env_name(call_error, workdir):
     assert "not valid" in call_error("run_start", command=["true"], cwd=str(workdir), env={"BAD-NAME": "1"})
 

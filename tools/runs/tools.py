@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from .. import ledger
-from ..errors import InvalidInput
+from ..errors import InvalidInput, LabError
 from ..home import Lab
 from ..paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
 from ..registry import Progress, tool
@@ -167,8 +167,14 @@ def run_info(row: dict) -> RunInfo:
 
 def _confined_cwd(lab: Lab, args: RunStartIn) -> str:
     if args.trial is not None:
-        from .. import workspaces
+        from .. import trials, workspaces
 
+        trial = trials.load(lab, args.trial)
+        if trial.status != "open":
+            # Its files are frozen: a run could change them after the score (or the audit)
+            # that rests on them, e.g. drop in a module the held-out evaluation would import.
+            raise LabError(f"trial {trial.id} is {trial.status}; its files are frozen",
+                           hint="create a child trial with trial_create and run there")
         return str(workspaces.ensure_worktree(lab, args.trial))
     if not args.cwd:
         raise InvalidInput("give a trial or a cwd", hint="runs execute in a trial's worktree")
