@@ -34,6 +34,17 @@ def test_run_start_wait_logs_metrics_list(lab, workdir, call):
     assert [r["id"] for r in listed["runs"]] == [started["id"]]
 
 
+def test_grep_with_a_runaway_pattern_is_stopped_and_the_server_answers(lab, workdir, call, call_error, monkeypatch):
+    from sotalab.tools.runs import tools as run_tools
+
+    run = call("run_start", command=["sh", "-c", "for i in 1 2 3; do echo xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; done"],
+               cwd=str(workdir))
+    call("run_wait", run=run["id"], timeout_s=30)
+    monkeypatch.setattr(run_tools, "GREP_TIMEOUT_S", 2.0)
+    assert "took longer" in call_error("run_logs", run=run["id"], mode="grep", pattern=r"(x+x+)+y")
+    assert call("run_logs", run=run["id"], mode="grep", pattern=r"x{5}")["matches"] == 3
+
+
 def test_run_wait_is_bounded_and_returns_running_status(call, workdir):
     run = call("run_start", command=["sleep", "5"], cwd=str(workdir))
     waited = call("run_wait", run=run["id"], timeout_s=0.3)

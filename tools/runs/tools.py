@@ -281,21 +281,52 @@ def run_logs(lab: Lab, args: RunLogsIn) -> RunLogs:
     if not args.pattern:
         raise InvalidInput("grep needs a pattern")
     try:
-        rx = re.compile(args.pattern)
+        re.compile(args.pattern)
     except re.error as exc:
         raise InvalidInput(f"pattern does not compile: {exc}") from None
-    found, size, matches, truncated = [], 0, 0, False
-    for number, line in enumerate(logcap.read_text(run_dir).splitlines(), start=1):
-        if rx.search(line):
-            matches += 1
-            entry = f"{number}: {line[:1000]}\n"
-            if matches > MAX_GREP_MATCHES or size + len(entry) > args.max_bytes:
-                truncated = True
-                continue
-            found.append(entry)
-            size += len(entry)
-    return RunLogs(run=args.run, text="".join(found), start=0, next_cursor=None, total_bytes=snap.total,
-                   dropped_bytes=snap.dropped, matches=matches, truncated=truncated)
+    found, matches = _grep(args.pattern, logcap.read_text(run_dir))
+    kept, size = [], 0
+    for number, line in found:
+        entry = f"{number}: {line}\n"
+        if len(kept) >= MAX_GREP_MATCHES or size + len(entry) > args.max_bytes:
+            break
+        kept.append(entry)
+        size += len(entry)
+    return RunLogs(run=args.run, text="".join(kept), start=0, next_cursor=None, total_bytes=snap.total,
+                   dropped_bytes=snap.dropped, matches=matches, truncated=len(kept) < matches)
+
+
+GREP_TIMEOUT_S = 10.0
+# Runs in a child process: Python's re cannot be interrupted, and a pattern that
+# backtracks catastrophically would otherwise hold the whole server.
+_GREP_CHILD = """
+import json, re, sys
+rx = re.compile(sys.argv[1])
+found, matches = [], 0
+for number, line in enumerate(sys.stdin.read().splitlines(), start=1):
+    if rx.search(line):
+        matches += 1
+        if len(found) <= int(sys.argv[2]):
+            found.append((number, line[:1000]))
+json.dump([found, matches], sys.stdout)
+"""
+
+
+def _grep(pattern: str, text: str) -> tuple[list[tuple[int, str]], int]:
+    """Lines of ``text`` matching ``pattern`` (number, line clipped), at most a page's
+    worth, and how many matched in all."""
+    import json
+    import subprocess
+    import sys
+
+    try:
+        done = subprocess.run([sys.executable, "-c", _GREP_CHILD, pattern, str(MAX_GREP_MATCHES)], input=text,
+                              capture_output=True, text=True, timeout=GREP_TIMEOUT_S, errors="replace")
+    except subprocess.TimeoutExpired:
+        raise InvalidInput(f"pattern {pattern[:80]!r} took longer than {GREP_TIMEOUT_S:g} s on this log",
+                           hint="simplify it (nested repeats like (a+)+ backtrack without end), or use mode=tail") from None
+    found, matches = json.loads(done.stdout)
+    return [tuple(item) for item in found], matches
 
 
 @tool(read_only=True)
