@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import psutil
 import pytest
@@ -365,3 +366,42 @@ def test_sandbox_hides_the_lab_home_but_its_own_directories(lab_outside_tmp):
     assert "secret labels" not in text and "SQLite" not in text
     assert "env visible" in text and not (venv / "written").exists()
     assert (worktree / "result.txt").read_text() == "work\n"
+
+
+def test_sandbox_hides_credentials_and_the_campaign_clone_source(lab_outside_tmp, monkeypatch):
+    """The host stays readable, but not the user's keys, nor the local directory the
+    campaign was cloned from (it still holds the held-out split)."""
+    require(sandbox.bwrap_works(), "the local sandbox tests need bubblewrap (apt-get install bubblewrap)")
+    import shutil
+    import tempfile
+
+    from sotalab.tools import campaigns
+    from sotalab.tools.invoke import invoke
+    from conftest import SIMPLE_CAMPAIGN
+
+    lab = lab_outside_tmp
+    outside = Path(tempfile.mkdtemp(dir="/var/tmp", prefix="sotalab-host-"))
+    try:
+        home = outside / "home"
+        (home / ".ssh").mkdir(parents=True)
+        (home / ".ssh" / "id_ed25519").write_text("PRIVATE KEY\n")
+        (home / ".netrc").write_text("machine x password hunter2\n")
+        (home / "notes.txt").write_text("ordinary file\n")
+        source = outside / "paper-code"
+        (source / "heldout").mkdir(parents=True)
+        (source / "heldout" / "test.csv").write_text("held-out labels\n")
+        monkeypatch.setenv("HOME", str(home))
+        cid = invoke(lab, "campaign_create", SIMPLE_CAMPAIGN)["id"]
+        campaigns.set_fields(lab, cid, repo_url=str(source))
+        worktree = lab.path("workspaces", str(cid), "trials", "1")
+        worktree.mkdir(parents=True)
+        script = (f"cat {home}/.ssh/id_ed25519; cat {home}/.netrc; cat {home}/notes.txt; "
+                  f"cat {source}/heldout/test.csv; echo done")
+        run = queue.submit(lab, queue.RunRequest(argv=["sh", "-c", script], cwd=str(worktree), campaign_id=cid))
+        row = finish(lab, run)
+        text = log_of(lab, run)
+        assert row["status"] == "succeeded", text
+        assert "ordinary file" in text and "done" in text  # the rest of the host is still there
+        assert "PRIVATE KEY" not in text and "hunter2" not in text and "held-out labels" not in text
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)

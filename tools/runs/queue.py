@@ -267,7 +267,7 @@ def _launch(lab: Lab, row: dict, gpu_ids: list[int]) -> None:
     spec = {
         "run_id": run_id, "home": str(lab.home), "argv": req.argv, "env": env, "cwd": req.cwd,
         "executor": req.executor, "sandbox": kind, "docker": docker,
-        "writable": [req.cwd, output_dir], "readable": req.readable, "hidden": [str(lab.home)],
+        "writable": [req.cwd, output_dir], "readable": req.readable, "hidden": hidden_paths(lab, req),
         "path_prefix": req.path_prefix, "output_dir": output_dir,
         "gpu_ids": gpu_ids, "gpu_uuids": uuids,
         "wall_s": req.wall_s, "grace_s": req.grace_s, "memory_gb": req.memory_gb,
@@ -284,6 +284,23 @@ def _launch(lab: Lab, row: dict, gpu_ids: list[int]) -> None:
         "supervisor_ctime": _ctime(supervisor_pid), "resources": ledger.dumps(resources),
         "container": docker["name"] if docker else None,
     })
+
+
+def hidden_paths(lab: Lab, req: RunRequest) -> list[str]:
+    """What a local sandbox covers: the lab home, the user's credential files, and the
+    local directory the campaign was cloned from (it still holds the held-out files)."""
+    hidden = [str(lab.home), *sandbox.secret_paths()]
+    row = lab.db.execute("SELECT repo_url FROM campaigns WHERE id = ?", [req.campaign_id]).fetchone() \
+        if req.campaign_id is not None else None
+    url = row[0] if row and row[0] else ""
+    if url and ("://" not in url or url.startswith("file://")):
+        source = Path(url.removeprefix("file://")).expanduser()
+        # Never a directory the run itself needs: one holding its interpreter or worktree.
+        needed = [Path(p).resolve() for p in (sys.prefix, sys.base_prefix, req.cwd, *req.path_prefix, *req.readable)]
+        if source.is_absolute() and source.is_dir() and not any(
+                source.resolve() == n or source.resolve() in n.parents for n in needed):
+            hidden.append(str(source.resolve()))
+    return hidden
 
 
 def _start_supervisor(lab: Lab, run_dir: Path) -> int:

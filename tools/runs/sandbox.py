@@ -2,6 +2,7 @@
 
 bubblewrap gives the run no network, a read-only view of the host, a private /tmp and
 /run (no host sockets), the lab home hidden (ledger, protected copies, held-out data),
+so are the usual credential files of the user's home and a campaign's local clone source,
 write access only to its worktree and its run output directory, and only the GPU
 device nodes it was given.
 Both ways the environment is an allowlist: nothing from the server's environment
@@ -23,7 +24,17 @@ ALLOWED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # GPU device nodes every CUDA process needs besides its own /dev/nvidiaN.
 RUNTIME_DIRS = ("/run", "/var/run")
+# Where credentials usually live in the server user's home: hidden from every local run,
+# since the rest of the host stays readable (interpreters and venvs may live under home).
+SECRET_HOME_PATHS = (".ssh", ".aws", ".azure", ".gnupg", ".docker", ".kube", ".config/gcloud", ".config/gh",
+                     ".netrc", ".git-credentials", ".pypirc", ".npmrc")
 NVIDIA_SHARED_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset")
+
+
+def secret_paths(home: str | os.PathLike | None = None) -> list[str]:
+    """The credential files and folders under ``home`` (default: the user's) that exist."""
+    base = Path(home) if home else Path.home()
+    return [str((base / rel).resolve()) for rel in SECRET_HOME_PATHS if (base / rel).exists()]
 
 
 def run_env(explicit: dict[str, str], *, run_id: int, output_dir: str, gpu_visible: str,
@@ -93,8 +104,9 @@ def bwrap_argv(argv: list[str], *, cwd: str, writable: list[str], readable: list
     cmd += [arg for run_dir in RUNTIME_DIRS if os.path.isdir(run_dir) and not os.path.islink(run_dir)
             for arg in ("--tmpfs", run_dir)]
     for path in hidden:
-        if not _under(path, "/tmp"):
-            cmd += ["--tmpfs", path]
+        if _under(path, "/tmp") or not os.path.exists(path):
+            continue
+        cmd += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
     for path in readable:
         cmd += ["--ro-bind", path, path]
     for path in writable:
