@@ -454,3 +454,13 @@ def test_unknown_arguments_are_refused_not_ignored(lab, call, call_error):
     assert "campaign_update has no argument 'name'" in message and "description" in message
     assert call("campaign_get", campaign=cid)["name"] == "demo"
     assert "no argument 'verbose'" in call_error("lab_status", verbose=True)
+
+
+def test_a_paused_or_done_campaign_takes_no_new_trials(call, call_error):
+    cid = make_campaign(call)["id"]
+    call("trial_create", campaign=cid, kind="baseline")
+    for status in ("paused", "done"):
+        call("campaign_update", campaign=cid, status=status)
+        assert f"is {status}: it takes no new trials" in call_error("trial_create", campaign=cid, kind="param")
+    call("campaign_update", campaign=cid, status="active")
+    assert call("trial_create", campaign=cid, kind="param")["parent_id"] is not None

@@ -168,6 +168,9 @@ def trial_create(lab: Lab, args: TrialCreate) -> Trial:
     The trial starts unscored; only trial_evaluate gives it a score. Once the campaign's
     code is cloned, the trial gets its own git worktree on branch trial/<id> at once."""
     campaign = campaigns.load(lab, args.campaign)
+    if campaign.status != "active":
+        raise InvalidInput(f"campaign {campaign.id} is {campaign.status}: it takes no new trials",
+                           hint="set status=active with campaign_update to resume it")
     if args.kind == "baseline":
         if args.parent is not None:
             raise InvalidInput("a baseline trial has no parent")
