@@ -49,15 +49,12 @@ def check_docker() -> Capability:
 
 
 def check_bubblewrap() -> Capability:
-    path = shutil.which("bwrap")
-    if not path:
-        return Capability(name="bubblewrap", available=False, detail="bwrap is not on PATH (apt-get install bubblewrap)")
-    probe = subprocess.run([path, "--ro-bind", "/", "/", "--unshare-net", "--", "true"],
-                           capture_output=True, text=True, timeout=10)
-    if probe.returncode != 0:
-        return Capability(name="bubblewrap", available=False,
-                          detail=f"bwrap cannot create a sandbox here: {probe.stderr.strip()[:160]}")
-    return Capability(name="bubblewrap", available=True, detail=path)
+    from .runs.sandbox import bwrap_problem
+
+    problem = bwrap_problem()
+    if problem:
+        return Capability(name="bubblewrap", available=False, detail=problem)
+    return Capability(name="bubblewrap", available=True, detail=shutil.which("bwrap"))
 
 
 def check_nvml() -> Capability:

@@ -64,17 +64,26 @@ def check_env_names(env: dict[str, str]) -> None:
 
 
 @functools.lru_cache(maxsize=1)
-def bwrap_works() -> bool:
-    """Whether bubblewrap can build a sandbox here (it needs user namespaces)."""
+def bwrap_problem() -> str | None:
+    """Why bubblewrap cannot build the sandbox runs use here, or None when it can.
+
+    The probe uses the same namespaces as a run (it needs user namespaces), so
+    ``lab_status`` and the local executor never disagree."""
     path = shutil.which("bwrap")
     if not path:
-        return False
+        return "bwrap is not on PATH (apt-get install bubblewrap)"
     try:
         probe = subprocess.run([path, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid",
-                                "--proc", "/proc", "--", "true"], capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return probe.returncode == 0
+                                "--proc", "/proc", "--", "true"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bwrap did not run: {exc}"
+    if probe.returncode != 0:
+        return f"bwrap cannot create a sandbox here: {probe.stderr.strip()[:160]}"
+    return None
+
+
+def bwrap_works() -> bool:
+    return bwrap_problem() is None
 
 
 def gpu_device_nodes(gpu_ids: list[int]) -> list[str]:
