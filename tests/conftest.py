@@ -22,6 +22,14 @@ def lab(tmp_path) -> Lab:
 
 
 @pytest.fixture
+def worktree(lab):
+    """A working directory inside the lab's workspaces, where runs may work."""
+    path = lab.path("workspaces", "scratch")
+    path.mkdir(parents=True)
+    return path
+
+
+@pytest.fixture
 def call(lab):
     """call("tool_name", **arguments) -> result dict, through the same path as MCP."""
 

@@ -44,12 +44,6 @@ def need_gpu():
         pytest.skip("torch is not installed in this Python; the GPU checks train a small torch model")
 
 
-@pytest.fixture
-def worktree(lab):
-    path = lab.path("workspaces", "gpu")
-    path.mkdir()
-    return path
-
 
 def test_training_run_shows_gpu_utilisation_and_memory_of_the_run(lab, worktree, call):
     run = queue.submit(lab, queue.RunRequest(argv=[sys.executable, "-c", TRAIN.format(seconds=6)],

@@ -46,12 +46,6 @@ def executor(request):
     return request.param
 
 
-@pytest.fixture
-def worktree(lab):
-    path = lab.path("workspaces", "trial-1")
-    path.mkdir(parents=True)
-    return path
-
 
 def start(lab, worktree, executor, script: str, **kw):
     """Submit `sh -c script` and return the run id."""

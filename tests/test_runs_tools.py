@@ -9,16 +9,10 @@ from sotalab.tools.runs import queue
 from sotalab.tools.runs.telemetry import GpuState, Sampler, nvml_error
 
 
-@pytest.fixture
-def workdir(lab):
-    path = lab.path("workspaces", "t")
-    path.mkdir()
-    return path
 
-
-def test_run_start_wait_logs_metrics_list(lab, workdir, call):
+def test_run_start_wait_logs_metrics_list(lab, worktree, call):
     started = call("run_start", command=["sh", "-c", "for i in 1 2 3; do echo step $i loss=0.$i; sleep 0.2; done"],
-                   cwd=str(workdir), telemetry_hz=10)
+                   cwd=str(worktree), telemetry_hz=10)
     assert started["status"] in ("queued", "running") and started["sandbox"] in ("bwrap", "process-group")
     ticks = []
     done = invoke(lab, "run_wait", {"run": started["id"], "timeout_s": 30},
@@ -34,19 +28,19 @@ def test_run_start_wait_logs_metrics_list(lab, workdir, call):
     assert [r["id"] for r in listed["runs"]] == [started["id"]]
 
 
-def test_grep_with_a_runaway_pattern_is_stopped_and_the_server_answers(lab, workdir, call, call_error, monkeypatch):
+def test_grep_with_a_runaway_pattern_is_stopped_and_the_server_answers(lab, worktree, call, call_error, monkeypatch):
     from sotalab.tools.runs import tools as run_tools
 
     run = call("run_start", command=["sh", "-c", "for i in 1 2 3; do echo xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; done"],
-               cwd=str(workdir))
+               cwd=str(worktree))
     call("run_wait", run=run["id"], timeout_s=30)
     monkeypatch.setattr(run_tools, "GREP_TIMEOUT_S", 2.0)
     assert "took longer" in call_error("run_logs", run=run["id"], mode="grep", pattern=r"(x+x+)+y")
     assert call("run_logs", run=run["id"], mode="grep", pattern=r"x{5}")["matches"] == 3
 
 
-def test_run_wait_is_bounded_and_returns_running_status(call, workdir):
-    run = call("run_start", command=["sleep", "5"], cwd=str(workdir))
+def test_run_wait_is_bounded_and_returns_running_status(call, worktree):
+    run = call("run_start", command=["sleep", "5"], cwd=str(worktree))
     waited = call("run_wait", run=run["id"], timeout_s=0.3)
     assert waited["status"] == "running"
     assert call("run_cancel", run=run["id"])["id"] == run["id"]
@@ -85,17 +79,17 @@ def test_run_start_refuses_a_trial_whose_files_are_frozen(lab, call, call_error,
     assert call("run_list", trial=tid)["total"] == 0
 
 
-def test_run_start_refuses_bad_env_name(call_error, workdir):
-    assert "not valid" in call_error("run_start", command=["true"], cwd=str(workdir), env={"BAD-NAME": "1"})
+def test_run_start_refuses_bad_env_name(call_error, worktree):
+    assert "not valid" in call_error("run_start", command=["true"], cwd=str(worktree), env={"BAD-NAME": "1"})
 
 
-def test_gpu_requests_without_nvml_are_refused_plainly(call, call_error, workdir):
+def test_gpu_requests_without_nvml_are_refused_plainly(call, call_error, worktree):
     if not nvml_error():
         pytest.skip("this machine has a GPU; the no-NVML path is tested where there is none")
-    assert "NVML found no GPU" in call_error("run_start", command=["true"], cwd=str(workdir), gpus=1)
+    assert "NVML found no GPU" in call_error("run_start", command=["true"], cwd=str(worktree), gpus=1)
     status = call("gpu_status")
     assert status["available"] is False and "NVML" in status["detail"] and status["gpus"] == []
-    auto = call("run_start", command=["true"], cwd=str(workdir), gpus="auto")
+    auto = call("run_start", command=["true"], cwd=str(worktree), gpus="auto")
     assert auto["gpu_ids"] == []  # auto falls back to CPU
 
 
@@ -129,7 +123,7 @@ def test_gpu_placement_by_free_memory_then_utilisation_and_sharing():
     assert queue.choose_gpus([0], None, states, {0: [10]}) is None
 
 
-def test_launcher_forks_supervisors_and_runs_go_on_without_it(lab, workdir):
+def test_launcher_forks_supervisors_and_runs_go_on_without_it(lab, worktree):
     import os
     import signal
     import time
@@ -138,7 +132,7 @@ def test_launcher_forks_supervisors_and_runs_go_on_without_it(lab, workdir):
 
     from sotalab.tools.runs import launcher
 
-    first = queue.submit(lab, queue.RunRequest(argv=["true"], cwd=str(workdir)))
+    first = queue.submit(lab, queue.RunRequest(argv=["true"], cwd=str(worktree)))
     assert queue.wait(lab, first, 30)["status"] == "succeeded"
     sock = lab.path("runs", launcher.SOCKET)
     assert not sock.exists(), "one-shot callers leave no launcher behind"
@@ -147,7 +141,7 @@ def test_launcher_forks_supervisors_and_runs_go_on_without_it(lab, workdir):
     while not sock.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sock.exists(), "the first run should have started a launcher"
-    second = queue.submit(lab, queue.RunRequest(argv=["sleep", "1"], cwd=str(workdir)))
+    second = queue.submit(lab, queue.RunRequest(argv=["sleep", "1"], cwd=str(worktree)))
     supervisor = psutil.Process(queue.get_row(lab, second)["supervisor_pid"])
     forker = supervisor.parent()
     assert "sotalab.tools.runs.launcher" in " ".join(forker.cmdline())
@@ -155,7 +149,7 @@ def test_launcher_forks_supervisors_and_runs_go_on_without_it(lab, workdir):
     forker.wait(10)
     assert sock.exists()  # stale socket: nobody answers
     assert queue.wait(lab, second, 30)["status"] == "succeeded"
-    third = queue.submit(lab, queue.RunRequest(argv=["echo", "fallback"], cwd=str(workdir)))
+    third = queue.submit(lab, queue.RunRequest(argv=["echo", "fallback"], cwd=str(worktree)))
     assert queue.wait(lab, third, 30)["status"] == "succeeded"
     assert os.path.getsize(lab.path("runs", third, "output.head")) > 0
 
