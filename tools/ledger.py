@@ -238,11 +238,24 @@ def _audit_commit(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE audits ADD COLUMN commit_sha TEXT")
 
 
+def _campaign_overlay(db: sqlite_utils.Database) -> None:
+    """Campaigns: the overlay (files and data splits the campaign brings to a repository
+    that lacks them, with their hashes) and the code's provenance (upstream URL and
+    commit, whatever local mirror it was cloned from)."""
+    db.executescript(
+        """
+        ALTER TABLE campaigns ADD COLUMN overlay TEXT;
+        ALTER TABLE campaigns ADD COLUMN provenance TEXT;
+        """
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _initial_schema),
     ("0002_runs_supervision", _runs_supervision),
     ("0003_audit_finalizations", _audit_finalizations),
     ("0004_audit_commit", _audit_commit),
+    ("0005_campaign_overlay", _campaign_overlay),
 ]
 
 
