@@ -8,6 +8,7 @@ appending to ``MIGRATIONS``; never edit one that has shipped.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import sqlite3
 from collections.abc import Callable
@@ -250,13 +251,77 @@ def _campaign_overlay(db: sqlite_utils.Database) -> None:
     )
 
 
+def _scale_out(db: sqlite_utils.Database) -> None:
+    """Clusters and many agents: a run's job on a Slurm or Ray cluster; a campaign's
+    execution settings (executor, partition, account, ...) and surfaces (named sets of
+    paths a specialist may change); the surface a trial declares; leases on ideas and
+    trials, so two agents never work the same one."""
+    db.executescript(
+        """
+        ALTER TABLE runs ADD COLUMN cluster_job TEXT;
+        ALTER TABLE campaigns ADD COLUMN execution TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE campaigns ADD COLUMN surfaces TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE trials ADD COLUMN surface TEXT;
+        CREATE TABLE claims (
+            kind TEXT NOT NULL,
+            item_id INTEGER NOT NULL,
+            campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+            agent TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            claimed_at TEXT NOT NULL,
+            PRIMARY KEY (kind, item_id)
+        );
+        CREATE INDEX claims_campaign ON claims(campaign_id, kind);
+        """
+    )
+
+
+def _integrity_levels(db: sqlite_utils.Database) -> None:
+    """Trust by construction: label and data globs on campaigns; the integrity level and
+    the evaluation's own record (tests used, reproduction, failed seeds) on trials; the
+    level and the server-drawn seeds on audits."""
+    db.executescript(
+        """
+        ALTER TABLE campaigns ADD COLUMN label_paths TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE campaigns ADD COLUMN data_paths TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE trials ADD COLUMN integrity TEXT;
+        ALTER TABLE trials ADD COLUMN evaluation TEXT;
+        ALTER TABLE audits ADD COLUMN integrity TEXT;
+        ALTER TABLE audits ADD COLUMN seeds TEXT;
+        """
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _initial_schema),
     ("0002_runs_supervision", _runs_supervision),
     ("0003_audit_finalizations", _audit_finalizations),
     ("0004_audit_commit", _audit_commit),
+    ("0005_scale_out", _scale_out),
     ("0005_campaign_overlay", _campaign_overlay),
+    ("0006_integrity_levels", _integrity_levels),
 ]
+
+
+@functools.cache
+def _ledger_class():
+    import sqlite_utils
+
+    class Ledger(sqlite_utils.Database):
+        """sqlite-utils' Database whose ``query`` returns every row at once.
+
+        Why: a SELECT still being iterated keeps its connection's read snapshot open.
+        In WAL mode a write on that connection after another connection has committed
+        fails at once with "database is locked" (SQLITE_BUSY_SNAPSHOT): the busy
+        timeout cannot help, because waiting never makes a stale snapshot current.
+        ``collect`` hit this by recording a run's end while iterating the running runs.
+        Materialised rows end the statement before any caller can write.
+        """
+
+        def query(self, sql, params=None):
+            return list(super().query(sql, params))
+
+    return Ledger
 
 
 def connect(path: Path) -> sqlite_utils.Database:
@@ -265,15 +330,13 @@ def connect(path: Path) -> sqlite_utils.Database:
     Autocommit mode: every statement commits at once unless wrapped in
     ``with db.conn:``, so a state change is on disk before it is reported.
     """
-    import sqlite_utils
-
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                            check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
-    db = sqlite_utils.Database(conn)
+    db = _ledger_class()(conn)
     migrate(db)
     return db
 
