@@ -292,6 +292,33 @@ def _integrity_levels(db: sqlite_utils.Database) -> None:
     )
 
 
+def _jobs(db: sqlite_utils.Database) -> None:
+    """Jobs: long tool calls run in the background (tools/jobs.py), with their progress,
+    result or error, and the server process that ran them (``owner``), so a job whose
+    server stopped is reported lost, never left running forever."""
+    db.executescript(
+        """
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            tool TEXT NOT NULL,
+            arguments TEXT NOT NULL,
+            campaign_id INTEGER,
+            status TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            progress REAL,
+            total REAL,
+            message TEXT,
+            result TEXT,
+            error TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            ended_at TEXT
+        );
+        CREATE INDEX jobs_status ON jobs(status);
+        """
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _initial_schema),
     ("0002_runs_supervision", _runs_supervision),
@@ -300,6 +327,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0005_scale_out", _scale_out),
     ("0005_campaign_overlay", _campaign_overlay),
     ("0006_integrity_levels", _integrity_levels),
+    ("0007_jobs", _jobs),
 ]
 
 
