@@ -11,7 +11,7 @@ import json
 import time
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from . import ledger
 from .errors import InvalidInput, LabError
@@ -49,6 +49,36 @@ def find_tool(name: str) -> ToolSpec:
     return tools[name]
 
 
+def encode_arguments(name: str, arguments: Any) -> str:
+    """The arguments as canonical JSON (what the journal digests), refused when they are
+    not an object or too large."""
+    if not isinstance(arguments, dict):
+        raise InvalidInput(f"arguments for {name} must be a JSON object, got {type(arguments).__name__}")
+    encoded = json.dumps(arguments, sort_keys=True, default=str)
+    if len(encoded) > MAX_ARGS_BYTES:
+        raise InvalidInput(f"arguments for {name} are {len(encoded)} bytes; the limit is {MAX_ARGS_BYTES}",
+                           hint="send large files in pieces or as a patch")
+    return encoded
+
+
+def parse_arguments(spec: ToolSpec, arguments: dict[str, Any]) -> BaseModel:
+    """The tool's input model from ``arguments``, or InvalidInput saying what to fix."""
+    name = spec.name
+    unknown = sorted(set(arguments) - set(spec.input_model.model_fields))
+    if unknown:  # a misspelt argument must not be silently dropped
+        raise InvalidInput(f"{name} has no argument {', '.join(map(repr, unknown))}",
+                           hint=f"it takes: {', '.join(spec.input_model.model_fields) or 'no arguments'}")
+    try:
+        args = spec.input_model.model_validate(arguments)
+    except ValidationError as exc:
+        raise InvalidInput(describe_validation_error(name, exc),
+                           hint="see the input schema with `sotalab tools --json`") from None
+    if not fits_ledger(args.model_dump()):
+        raise InvalidInput(f"a number in the arguments for {name} is too large (at most {LEDGER_INT.stop - 1})",
+                           hint="ids and counts are 64-bit integers; pass one this server gave out")
+    return args
+
+
 def invoke(lab: Lab, name: str, arguments: dict[str, Any] | None,
            progress: Progress = no_progress) -> dict[str, Any]:
     """Run tool ``name`` and return its result as JSON-ready data.
@@ -57,27 +87,11 @@ def invoke(lab: Lab, name: str, arguments: dict[str, Any] | None,
     """
     spec = find_tool(name)
     arguments = arguments or {}
-    if not isinstance(arguments, dict):
-        raise InvalidInput(f"arguments for {name} must be a JSON object, got {type(arguments).__name__}")
-    encoded = json.dumps(arguments, sort_keys=True, default=str)
-    if len(encoded) > MAX_ARGS_BYTES:
-        raise InvalidInput(f"arguments for {name} are {len(encoded)} bytes; the limit is {MAX_ARGS_BYTES}",
-                           hint="send large files in pieces or as a patch")
+    encoded = encode_arguments(name, arguments)
     started = time.perf_counter()
     error: str | None = None
     try:
-        unknown = sorted(set(arguments) - set(spec.input_model.model_fields))
-        if unknown:  # a misspelt argument must not be silently dropped
-            raise InvalidInput(f"{name} has no argument {', '.join(map(repr, unknown))}",
-                               hint=f"it takes: {', '.join(spec.input_model.model_fields) or 'no arguments'}")
-        try:
-            args = spec.input_model.model_validate(arguments)
-        except ValidationError as exc:
-            raise InvalidInput(describe_validation_error(name, exc),
-                               hint="see the input schema with `sotalab tools --json`") from None
-        if not fits_ledger(args.model_dump()):
-            raise InvalidInput(f"a number in the arguments for {name} is too large (at most {LEDGER_INT.stop - 1})",
-                               hint="ids and counts are 64-bit integers; pass one this server gave out")
+        args = parse_arguments(spec, arguments)
         result = spec.call(lab, args, progress).model_dump(mode="json")
         # Characters as sent (MCP JSON is UTF-8), not as \u escapes: CJK text is not 6x longer.
         size = len(json.dumps(result, default=str, ensure_ascii=False))

@@ -3,6 +3,10 @@
 A tool is a plain function ``fn(lab, args) -> OutputModel`` (or ``fn(lab, args,
 progress)`` for long work) whose ``args`` is a pydantic model. Decorate it with
 ``@tool(...)`` and list its module in ``TOOL_MODULES``.
+
+Work that can take longer than a few seconds is declared ``@tool(job=True)``: called from
+Python it still runs to the end and returns its model, but over MCP it answers at once with
+a job handle that ``job_wait`` follows (see ``tools/jobs.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, get_type_hints
+from typing import Protocol, get_type_hints
 
 from pydantic import BaseModel
 
@@ -30,6 +34,7 @@ TOOL_MODULES = [
     "runs.tools",
     "evaluation",
     "audit.tools",
+    "plots",
 ]
 
 
@@ -53,6 +58,7 @@ class ToolSpec:
     idempotent: bool
     open_world: bool
     wants_progress: bool
+    job: bool
 
     def call(self, lab, args: BaseModel, progress: Progress = no_progress) -> BaseModel:
         if self.wants_progress:
@@ -63,9 +69,19 @@ class ToolSpec:
 _SPECS: dict[str, ToolSpec] = {}
 
 
+def one_paragraph(docstring: str | None) -> str:
+    """A docstring as one paragraph: hosts show descriptions as they are, and hard line
+    breaks from source indentation read as broken text there."""
+    return " ".join(inspect.cleandoc(docstring or "").split())
+
+
 def tool(*, read_only: bool = False, destructive: bool = False, idempotent: bool = False,
-         open_world: bool = False, name: str | None = None):
-    """Register a lab tool. The annotations must be honest: they reach every MCP host."""
+         open_world: bool = False, name: str | None = None, job: bool = False):
+    """Register a lab tool. The annotations must be honest: they reach every MCP host.
+
+    ``job=True``: the work can outlast a host's tool-call timeout, so over MCP the call
+    starts a background job and returns its handle at once (``tools/jobs.py``).
+    """
 
     def register(fn: Callable[..., BaseModel]) -> Callable[..., BaseModel]:
         hints = get_type_hints(fn)
@@ -75,12 +91,13 @@ def tool(*, read_only: bool = False, destructive: bool = False, idempotent: bool
             fn=fn,
             input_model=hints[params[1]],
             output_model=hints["return"],
-            description=inspect.cleandoc(fn.__doc__ or ""),
+            description=one_paragraph(fn.__doc__),
             read_only=read_only,
             destructive=destructive,
             idempotent=idempotent or read_only,
             open_world=open_world,
             wants_progress=len(params) > 2,
+            job=job,
         )
         if spec.name in _SPECS and _SPECS[spec.name].fn is not fn:
             raise RuntimeError(f"tool {spec.name!r} registered twice")
@@ -96,10 +113,3 @@ def all_tools() -> dict[str, ToolSpec]:
         importlib.import_module(f"{__package__}.{module}")
     return dict(_SPECS)
 
-
-def input_schema(spec: ToolSpec) -> dict[str, Any]:
-    return spec.input_model.model_json_schema()
-
-
-def output_schema(spec: ToolSpec) -> dict[str, Any]:
-    return spec.output_model.model_json_schema()
