@@ -35,6 +35,7 @@ TOOL_MODULES = [
     "evaluation",
     "audit.tools",
     "plots",
+    "jobs",
 ]
 
 
