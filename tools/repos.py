@@ -103,7 +103,7 @@ def _clone_and_fix_baseline(lab: Lab, campaign: campaigns.Campaign, url: str, re
     return pinned, baseline, manifest, moved
 
 
-@tool(destructive=True, open_world=True)
+@tool(destructive=True, open_world=True, job=True)
 def repo_clone(lab: Lab, args: RepoCloneIn, progress: Progress) -> RepoInfo:
     """Clone the paper's code into the campaign (https, ssh, file:// or a local path),
     pin a commit, and fix the baseline: hash and copy the protected files, move the

@@ -223,7 +223,7 @@ def _source_dir(lab: Lab, args: EnvBuildIn) -> Path | None:
     return None
 
 
-@tool(idempotent=True, open_world=True)
+@tool(idempotent=True, open_world=True, job=True)
 def env_build(lab: Lab, args: EnvBuildIn, progress: Progress) -> EnvBuildOut:
     """Build (or reuse) an environment: detect the spec from the code (requirements*.txt,
     pyproject.toml, setup.cfg/setup.py, environment.yml pip section, README pip line),

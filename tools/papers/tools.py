@@ -151,7 +151,7 @@ def _info(row: dict, extraction: dict, cached: bool) -> PaperInfo:
     )
 
 
-@tool(idempotent=True, open_world=True)
+@tool(idempotent=True, open_world=True, job=True)
 def paper_fetch(lab: Lab, args: PaperFetchIn, progress: Progress) -> PaperInfo:
     """Fetch a paper into the lab (once: fetching it again is a cache hit) and extract it:
     metadata, page count, abstract, section outline, code links (GitHub/GitLab/Hugging Face/
