@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from . import ledger
+from . import ledger, overlay as overlays
 from .errors import InvalidInput, LabError, NotFound
 from .home import Lab
 from .paging import DEFAULT_LIMIT, MAX_LIMIT, fit, next_cursor, offset_from, select_page
@@ -96,6 +96,8 @@ class CampaignCreate(BaseModel):
     held_out_paths: list[str] = Field(default_factory=list, description="globs of test labels/splits hidden from ordinary trials")
     budgets: Budgets = Field(default_factory=Budgets)
     repo_url: str | None = Field(None, description="where the paper's code lives (clone it with repo_clone)")
+    overlay: overlays.Overlay | None = Field(None, description="files (evaluator, scorer) and data splits the "
+                                             "repository lacks, applied at the baseline as protected files")
 
     _globs = field_validator("protected_paths", "held_out_paths")(_check_globs)
 
@@ -137,6 +139,10 @@ class Campaign(BaseModel):
     spent: dict = Field(description="what the campaign has used: trials, gpu_hours, finalize_calls")
     repo_url: str | None
     repo_commit: str | None
+    provenance: dict = Field(default_factory=dict, description="upstream_url and upstream_commit of the code, "
+                             "and the local path or mirror it was cloned from")
+    overlay: overlays.OverlayRecord = Field(default_factory=overlays.OverlayRecord,
+                                            description="files and splits the campaign brings, with their hashes")
     paper_id: str | None
     env_id: str | None
     baseline_trial_id: int | None
@@ -153,7 +159,8 @@ class CampaignPage(BaseModel):
     next_cursor: str | None
 
 
-_JSON_FIELDS = ("objective", "evaluator", "protected_paths", "held_out_paths", "budgets", "spent")
+_JSON_FIELDS = ("objective", "evaluator", "protected_paths", "held_out_paths", "budgets", "spent",
+                "overlay", "provenance")
 
 
 def row_to_campaign(lab: Lab, row: dict) -> Campaign:
@@ -210,8 +217,15 @@ def campaign_create(lab: Lab, args: CampaignCreate) -> Campaign:
         row[key] = ledger.dumps(getattr(args, key).model_dump())
     row["protected_paths"] = ledger.dumps(args.protected_paths)
     row["held_out_paths"] = ledger.dumps(args.held_out_paths)
+    if args.overlay:  # its paths are guarded like the repository's own evaluator and splits
+        files = overlays.read(lab, args.overlay)
+        guarded = overlays.guarded_paths([f[0] for f in files], args.overlay.splits,
+                                         args.protected_paths, args.held_out_paths)
+        row["protected_paths"], row["held_out_paths"] = map(ledger.dumps, guarded)
     check_definition_size(row)
     campaign_id = lab.db["campaigns"].insert(row).last_pk
+    if args.overlay:
+        set_fields(lab, campaign_id, overlay=overlays.store(lab, campaign_id, args.overlay, files).model_dump())
     return load(lab, campaign_id)
 
 
@@ -248,6 +262,11 @@ def campaign_update(lab: Lab, args: CampaignUpdate) -> Campaign:
             changes[key] = getattr(campaign, key).model_dump() | given.model_dump(exclude_unset=True)
     if not changes:
         raise InvalidInput("nothing to update", hint="pass at least one field to change")
+    if {"protected_paths", "held_out_paths"} & changes.keys():  # the overlay's paths stay guarded
+        changes["protected_paths"], changes["held_out_paths"] = overlays.guarded_paths(
+            [f.path for f in campaign.overlay.files], campaign.overlay.splits,
+            changes.get("protected_paths", campaign.protected_paths),
+            changes.get("held_out_paths", campaign.held_out_paths))
     frozen = [k for k in FROZEN_AFTER_BASELINE if k in changes]
     if "objective" in changes:  # the goalposts: what is measured and what counts as a gain
         old = campaign.objective.model_dump()

@@ -1,19 +1,31 @@
 """repo_clone: bring a paper's code into a campaign and fix its baseline.
 
 Baseline handling happens here, at clone time: the pinned commit is checked out on
-branch ``sotalab/main``; the protected files are hashed and copied into the lab home;
-the held-out files are moved into the lab home and their removal committed; the
-resulting commit is tagged ``sotalab/baseline``. Every trial worktree starts from it.
+branch ``sotalab/main``; the campaign's overlay (evaluator, scorer, data splits) is
+written in; the protected files are hashed and copied into the lab home; the held-out
+files are moved into the lab home; the changes are committed and the resulting commit
+is tagged ``sotalab/baseline``. Every trial worktree starts from it.
+
+The clone keeps none of the repository's own branches and tags as local refs (they
+stay under ``refs/remotes/origin``): the lab's refs (``sotalab/main``,
+``sotalab/baseline``, ``trial/<id>``) then cannot collide with an upstream branch or
+tag named ``sotalab`` or ``trial``.
+
+Provenance: the campaign keeps the code's upstream URL and commit, whatever local
+mirror or directory it was cloned from (``upstream``, else the source's ``origin``).
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field
 
 from . import campaigns, gitcmd, protected, workspaces
+from .overlay import OverlayRecord, apply_overlay
 from .errors import InvalidInput, LabError
 from .home import Lab
 from .registry import Progress, tool
@@ -27,6 +39,10 @@ class RepoCloneIn(BaseModel):
     shallow: bool = Field(False, description="fetch only the pinned commit (depth 1)")
     submodules: bool = Field(True, description="also clone the repository's submodules")
     replace: bool = Field(False, description="discard an existing clone of this campaign (only before any trial has a worktree)")
+    upstream: str | None = Field(None, max_length=2000, description="the code's public URL when `url` is a local "
+                                 "mirror or copy; default: the local source's origin remote")
+    upstream_commit: str | None = Field(None, pattern=r"^[0-9a-f]{40}$", description="the upstream commit a plain "
+                                        "directory was taken from (a git source gives its own)")
 
 
 class RepoInfo(BaseModel):
@@ -38,6 +54,8 @@ class RepoInfo(BaseModel):
     protected_files: int = Field(description="files hashed and copied as protected")
     held_out_files: list[str] = Field(description="files moved out of the repository (first 100)")
     held_out_count: int
+    provenance: dict = Field(description="upstream_url, upstream_commit and cloned_from")
+    overlay: OverlayRecord = Field(description="files and splits written at the baseline, with their hashes")
 
 
 def _fetch_pinned(repo, ref: str, shallow: bool) -> str:
@@ -54,6 +72,41 @@ def _fetch_pinned(repo, ref: str, shallow: bool) -> str:
     raise InvalidInput(f"ref {ref!r} is not in the repository", hint="give an existing branch, tag or commit sha")
 
 
+def _public_url(url: str | None) -> str | None:
+    """``url`` without credentials (https://user:token@host/... -> https://host/...)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme and "@" in parts.netloc:
+        return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return url
+
+
+def _origin_of(source: str) -> str | None:
+    """The ``origin`` remote of a local git repository or mirror, when it is a URL."""
+    path = Path(source.removeprefix("file://"))
+    if not path.is_dir():
+        return None
+    origin = gitcmd.out(path, "config", "--get", "remote.origin.url", check=False)
+    return origin if re.match(r"^(https?|ssh|git)://|^[\w.-]+@[\w.-]+:", origin) else None
+
+
+def _drop_upstream_refs(repo: Path) -> None:
+    """Delete the clone's local branches and tags (origin's stay as remote-tracking refs),
+    so no upstream name can block the lab's own refs."""
+    refs = gitcmd.out(repo, "for-each-ref", "--format=%(refname)", "refs/heads", "refs/tags").split()
+    if refs:
+        gitcmd.git(repo, "update-ref", "--stdin", input="".join(f"delete {ref}\n" for ref in refs))
+
+
+def _plain_directory(url: str) -> bool:
+    """A local directory of code that is no git repository (neither a work tree nor a bare
+    repository or mirror): it is imported as one commit."""
+    path = Path(url)
+    bare = (path / "HEAD").is_file() and (path / "objects").is_dir()
+    return path.is_dir() and not (path / ".git").exists() and not bare
+
+
 def _import_directory(source: Path, repo: Path) -> str:
     """Code that came as a plain directory (an unpacked archive): copy it, symlinks kept
     as links, into a new repository with one commit; returns that commit."""
@@ -65,11 +118,12 @@ def _import_directory(source: Path, repo: Path) -> str:
 
 
 def _clone_and_fix_baseline(lab: Lab, campaign: campaigns.Campaign, url: str, ref: str | None,
-                            args: RepoCloneIn, repo: Path, progress: Progress) -> tuple[str, str, dict, list[str]]:
-    """Clone, pin, record protected files, move held-out files, tag the baseline.
-    Returns (pinned commit, baseline commit, protected manifest, held-out files)."""
+                            args: RepoCloneIn, repo: Path, progress: Progress):
+    """Clone, pin, apply the overlay, record protected files, move held-out files, tag
+    the baseline. Returns (pinned commit, baseline commit, protected manifest, held-out
+    files, the overlay as applied)."""
     progress(0, 4, f"cloning {url}")
-    if Path(url).is_dir() and not (Path(url) / ".git").exists():
+    if _plain_directory(url):
         if ref:
             raise InvalidInput(f"{url} is a plain directory, not a git repository; it has no ref {ref!r}",
                                hint="omit ref to import the directory as it is")
@@ -81,34 +135,39 @@ def _clone_and_fix_baseline(lab: Lab, campaign: campaigns.Campaign, url: str, re
         gitcmd.git(None, *clone, "--", url, str(repo))
         progress(1, 4, "checking out the pinned commit")
         pinned = _fetch_pinned(repo, ref, args.shallow) if ref else gitcmd.out(repo, "rev-parse", "HEAD")
+    gitcmd.git(repo, "checkout", "--quiet", "--detach", pinned)
+    _drop_upstream_refs(repo)
     gitcmd.git(repo, "checkout", "--quiet", "-B", "sotalab/main", pinned)
     if args.submodules and (repo / ".gitmodules").exists():
         progress(2, 4, "cloning submodules")
         gitcmd.git(repo, "submodule", "update", "--init", "--recursive",
                    *(["--depth", "1"] if args.shallow else []))
-    progress(3, 4, "recording protected files and moving held-out files")
-    manifest = protected.record_baseline(repo, workspaces.protected_store(lab, campaign.id),
-                                         campaign.protected_paths, campaign.held_out_paths)
+    progress(3, 4, "applying the overlay, recording protected files and moving held-out files")
     held_dir = workspaces.held_out_dir(lab, campaign.id)
     if held_dir.exists():
         shutil.rmtree(held_dir)
     held_dir.mkdir(parents=True)
+    applied = apply_overlay(lab, campaign.id, campaign.overlay, repo, held_dir)
+    manifest = protected.record_baseline(repo, workspaces.protected_store(lab, campaign.id),
+                                         campaign.protected_paths, campaign.held_out_paths)
     moved = protected.move_held_out(repo, held_dir, campaign.held_out_paths)
     gitcmd.git(repo, "add", "--all")
     if gitcmd.git(repo, "diff", "--cached", "--quiet", check=False).returncode != 0:
         gitcmd.git(repo, "commit", "--quiet", "--no-verify", "-m",
-                   f"sotalab: hold out {len(moved)} files from every trial")
+                   f"sotalab: campaign overlay ({len(applied.files)} files, {len(applied.applied)} splits); "
+                   f"hold out {len(moved)} files from every trial")
     baseline = gitcmd.out(repo, "rev-parse", "HEAD")
     gitcmd.git(repo, "tag", "--force", workspaces.BASELINE_TAG, baseline)
-    return pinned, baseline, manifest, moved
+    return pinned, baseline, manifest, sorted(set(moved) | set(protected.repo_files(held_dir))), applied
 
 
 @tool(destructive=True, open_world=True, job=True)
 def repo_clone(lab: Lab, args: RepoCloneIn, progress: Progress) -> RepoInfo:
     """Clone the paper's code into the campaign (https, ssh, file:// or a local path),
-    pin a commit, and fix the baseline: hash and copy the protected files, move the
-    held-out files out of the repository, and tag the result sotalab/baseline.
-    Every trial's worktree starts from that tag."""
+    pin a commit, and fix the baseline: write the campaign's overlay (evaluator, scorer,
+    data splits), hash and copy the protected files, move the held-out files out of the
+    repository, and tag the result sotalab/baseline. Every trial's worktree starts from
+    that tag. The campaign keeps the upstream URL and commit as provenance."""
     campaign = campaigns.load(lab, args.campaign)
     url = gitcmd.check_url(args.url)
     ref = gitcmd.check_ref(args.ref) if args.ref else None
@@ -124,13 +183,20 @@ def repo_clone(lab: Lab, args: RepoCloneIn, progress: Progress) -> RepoInfo:
                                if has_worktrees else "pass replace=true to discard it")
             shutil.rmtree(repo)
         try:
-            pinned, baseline, manifest, moved = _clone_and_fix_baseline(lab, campaign, url, ref, args, repo, progress)
+            pinned, baseline, manifest, moved, applied = _clone_and_fix_baseline(
+                lab, campaign, url, ref, args, repo, progress)
         except BaseException:
             shutil.rmtree(repo, ignore_errors=True)  # a half-made clone must not block the next try
             raise
-    campaigns.set_fields(lab, campaign.id, repo_url=args.url, repo_commit=pinned)
+    provenance = {"upstream_url": _public_url(args.upstream or _origin_of(url) or args.url),
+                  "upstream_commit": args.upstream_commit if _plain_directory(url) else pinned,
+                  "cloned_from": _public_url(args.url)}
+    # repo_url stays the source cloned from: a local one is hidden from runs (it holds the held-out files).
+    campaigns.set_fields(lab, campaign.id, repo_url=args.url, repo_commit=pinned, provenance=provenance,
+                         overlay=applied.model_dump())
     if campaign.baseline_trial_id is not None:
         workspaces.ensure_worktree(lab, campaign.baseline_trial_id)
     progress(4, 4, "done")
     return RepoInfo(campaign=campaign.id, path=str(repo), url=args.url, commit=pinned, baseline_commit=baseline,
-                    protected_files=len(manifest), held_out_files=moved[:100], held_out_count=len(moved))
+                    protected_files=len(manifest), held_out_files=moved[:100], held_out_count=len(moved),
+                    provenance=provenance, overlay=applied)
