@@ -34,7 +34,9 @@ TOOL_MODULES = [
     "runs.tools",
     "evaluation",
     "audit.tools",
+    "campaign_view",
     "plots",
+    "report",
     "jobs",
 ]
 
