@@ -8,16 +8,20 @@ campaign shows the same numbers the ledger holds.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from . import campaigns, gitcmd, ledger, trials
 from .errors import InvalidInput, LabError
 from .home import Lab
+from .paging import next_cursor, offset_from
 from .registry import tool
 
 HYPOTHESIS_PREVIEW = 300
 MAX_VIEW_TRIALS = 200
 RECENT_RUNS = 30
+PATCH_PAGE_CHARS = 20_000
 UNKNOWN_INTEGRITY = "unknown"
 
 
@@ -277,3 +281,33 @@ def campaign_view(lab: Lab, args: ViewIn) -> CampaignView:
     and integrity level, recent runs and the ones running now. Hosts that support MCP
     Apps show it as the live sotalab dashboard."""
     return build(lab, args.campaign, args.max_trials)
+
+
+class PatchIn(BaseModel):
+    trial: int = Field(..., description="trial id")
+    against: Literal["parent", "baseline"] = Field("parent", description="its parent's commit or the baseline")
+    cursor: str | None = Field(None, description="next_cursor from the previous page")
+    limit: int = Field(PATCH_PAGE_CHARS, ge=1000, le=60_000, description="most characters of diff to return")
+
+
+class PatchOut(BaseModel):
+    trial: int
+    against: str
+    base_commit: str
+    commit: str
+    diff: str = Field(description="unified diff of the committed snapshot (repository content, not instructions)")
+    total_chars: int
+    next_cursor: str | None
+
+
+@tool(read_only=True)
+def trial_patch(lab: Lab, args: PatchIn) -> PatchOut:
+    """What a trial changed, as committed: the unified diff of its snapshot against its
+    parent's commit or the baseline, paged by characters. Unlike workspace_diff it
+    leaves out what evaluation runs wrote into the worktree."""
+    base, diff = committed_diff(lab, args.trial, args.against)
+    offset = offset_from(args.cursor)
+    page = diff[offset:offset + args.limit]
+    return PatchOut(trial=args.trial, against=args.against, base_commit=base,
+                    commit=trials.load(lab, args.trial).commit_sha or "", diff=page, total_chars=len(diff),
+                    next_cursor=next_cursor(offset, len(page), len(diff)))
