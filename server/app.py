@@ -17,13 +17,16 @@ from fastmcp.exceptions import ToolError
 from fastmcp.server.dependencies import get_context
 from fastmcp.tools import Tool
 from fastmcp.tools.base import ToolResult
-from mcp.types import TextContent, ToolAnnotations
+from mcp.types import ToolAnnotations
 
 from sotalab.tools.errors import LabError
 from sotalab.tools.home import Lab
 from sotalab.tools.invoke import invoke
 from sotalab.tools.registry import ToolSpec, all_tools
 
+from .content import to_tool_result
+from .dashboard import register as register_dashboard
+from .dashboard import tool_meta
 from .roles import register_roles
 
 INSTRUCTIONS = """sotalab is an ML research lab bench: it reproduces a paper's result, runs
@@ -46,9 +49,7 @@ class LabTool(Tool):
             result = await anyio.to_thread.run_sync(invoke, self.lab, self.spec.name, arguments, progress)
         except LabError as exc:
             raise ToolError(str(exc)) from None
-        # UTF-8 as is, not \u escapes: the text stays as long as the result invoke bounded.
-        text = json.dumps(result, separators=(",", ":"), ensure_ascii=False)
-        return ToolResult(content=[TextContent(type="text", text=text)], structured_content=result)
+        return to_tool_result(result)
 
 
 def _progress_reporter():
@@ -120,6 +121,7 @@ def to_mcp_tool(spec: ToolSpec, lab: Lab) -> LabTool:
             idempotentHint=spec.idempotent,
             openWorldHint=spec.open_world,
         ),
+        meta=tool_meta(spec.name),
         spec=spec,
         lab=lab,
     )
@@ -172,6 +174,7 @@ def build_server(lab: Lab, long_lived: bool = False) -> FastMCP:
     for spec in all_tools().values():
         mcp.add_tool(to_mcp_tool(spec, lab))
     register_roles(mcp, lambda: lab)
+    register_dashboard(mcp, lab)
 
     @mcp.resource("sotalab://campaigns/{campaign_id}", mime_type="application/json",
                   description="A campaign: objective, evaluator, budgets, spend")
