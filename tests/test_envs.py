@@ -12,7 +12,7 @@ import pytest
 from conftest import SIMPLE_CAMPAIGN, require
 from test_repos import make_upstream, sh_git
 
-from sotalab.tools import envs, ledger
+from sotalab.tools import envs, ledger, workspaces
 from sotalab.tools.envs.spec import Overrides, detect, resolve
 from sotalab.tools.envs.venv import uv_binary
 
@@ -223,3 +223,117 @@ def test_signatures(call, line, signature):
 
 def test_clean_log_has_no_findings(call):
     assert call("env_diagnose", log="all good\n")["findings"] == []
+
+
+# --- what detection says, index options, the frozen environment -------------------------------
+
+def makemore_like(root: Path) -> Path:
+    """makemore's shape: no requirements file, a README that only names PyTorch, code that
+    imports torch, tensorboard (through torch.utils) and its own helper module."""
+    (root / "pkg").mkdir(parents=True)
+    (root / "README.md").write_text("# makemore\nPyTorch is the only requirement.\n")
+    (root / "makemore.py").write_text(
+        "import os, sys, argparse\nimport torch\nimport torch.nn as nn\nfrom torch.utils.tensorboard import SummaryWriter\n"
+        "import helpers\nfrom pkg import tools\nfrom . import sibling\n")
+    (root / "helpers.py").write_text("import numpy as np\nimport cv2\nimport sklearn.metrics\n")
+    (root / "pkg" / "__init__.py").write_text("")
+    (root / "pkg" / "tools.py").write_text("import yaml\nfrom PIL import Image\n")
+    (root / "broken.py").write_text("print 'python 2'\n")
+    return root
+
+
+def test_detection_says_what_it_found_and_suggests_what_the_code_imports(call, tmp_path):
+    require(have_uv(), "uv is not installed")
+    out = call("env_build", path=str(makemore_like(tmp_path / "repo")), overrides={"packages": ["numpy"]})
+    detection = out["detection"]
+    assert detection["sources"] == [] and detection["requirements"] == 1
+    assert set(detection["imports"]) == {"torch", "torch.utils.tensorboard", "numpy", "cv2", "sklearn", "yaml", "PIL"}
+    assert detection["imports"]["torch"] == ["makemore.py"]
+    assert detection["suggested_packages"] == ["opencv-python-headless", "pillow", "pyyaml", "scikit-learn", "tensorboard",
+                                               "torch"]
+    assert any("found" in w and "only the overrides" in w for w in detection["warnings"])
+    assert any("tensorboard" in w and "overrides.packages" in w for w in detection["warnings"])
+    assert "add the package 'tensorboard' (env_build overrides.packages)" in detection["fixes"]
+
+
+def test_detection_with_requirements_warns_about_nothing(tmp_path):
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "requirements.txt").write_text("scikit-learn\nnumpy\n")
+    (root / "train.py").write_text("import numpy\nfrom sklearn import svm\n")
+    report = envs.detection_report(root, resolve(root, Overrides(), "venv"))
+    assert report.sources == ["requirements.txt"] and report.warnings == [] and report.suggested_packages == []
+
+
+def test_index_options_reach_the_requirements_file_and_change_the_id(tmp_path):
+    plain = resolve(None, Overrides(packages=["torch==2.13.0"]), "venv")
+    cpu = resolve(None, Overrides(packages=["torch==2.13.0"], extra_index_urls=["https://download.pytorch.org/whl/cpu"],
+                                  find_links=["/opt/wheels"]), "venv")
+    assert plain.env_id() != cpu.env_id()
+    assert cpu.requirements_text() == ("--extra-index-url https://download.pytorch.org/whl/cpu\n"
+                                       "--find-links /opt/wheels\ntorch==2.13.0\n")
+    assert plain.requirements_text() == "torch==2.13.0\n"
+
+
+@pytest.mark.parametrize("overrides, expect", [
+    ({"index_url": "--trusted-host evil"}, "not an http(s):// or file:// URL"),
+    ({"extra_index_urls": ["https://x.example/simple --trusted-host evil"]}, "not an http(s)://"),
+    ({"find_links": ["relative/wheels"]}, "absolute path"),
+])
+def test_index_options_that_would_smuggle_pip_options_are_refused(call_error, overrides, expect):
+    assert expect in call_error("env_build", detect=False, overrides=overrides)
+
+
+def test_a_local_find_links_directory_is_refused_for_docker(call_error):
+    message = call_error("env_build", detect=False, backend="docker", overrides={"find_links": ["/opt/wheels"]})
+    assert "not visible to a Docker build" in message
+
+
+def test_venv_installs_a_wheel_from_a_local_find_links_directory(call, lab, tmp_path):
+    """The offline way to a CPU torch here (a wheel on disk); shown with a wheel made here."""
+    require(have_uv(), "uv is not installed")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels, "sotalab_probe_pkg", "1.0", "VALUE = 42\n")
+    out = call("env_build", detect=False, overrides={"packages": ["sotalab-probe-pkg==1.0"],
+                                                     "find_links": [str(wheels)]})
+    assert out["env"]["status"] == "ready", out["log_tail"]
+    python = envs.python_path(lab, out["env"]["id"])
+    assert subprocess.run([str(python), "-c", "import sotalab_probe_pkg as m; print(m.VALUE)"],
+                          capture_output=True, text=True, check=True).stdout.strip() == "42"
+
+
+def make_wheel(directory: Path, name: str, version: str, code: str) -> Path:
+    """A pure-Python wheel written by hand (a wheel is a zip with three metadata files)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    dist_info = f"{name}-{version}.dist-info"
+    files = {f"{name}/__init__.py": code,
+             f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: {version}\n",
+             f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: sotalab-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    record.append(f"{dist_info}/RECORD,,")
+    wheel = directory / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+        archive.writestr(f"{dist_info}/RECORD", "\n".join(record) + "\n")
+    return wheel
+
+
+def test_a_campaigns_environment_is_frozen_once_a_trial_is_scored(call, call_error, lab, campaign):
+    require(have_uv(), "uv is not installed")
+    first = call("env_build", campaign=campaign)
+    baseline = call("trial_create", campaign=campaign, kind="baseline")
+    # The score as the evaluation path records it; the real path is in test_real_repos.
+    lab.db["trials"].update(baseline["id"], {"score": 0.5})
+    message = call_error("env_build", campaign=campaign, overrides={"packages": ["tomli"]})
+    assert "is frozen: a trial has been scored" in message and "campaign=null" in message
+    assert call("campaign_get", campaign=campaign)["env_id"] == first["env"]["id"]
+    trying = call("env_build", path=str(workspaces.campaign_repo(lab, campaign)), overrides={"packages": ["tomli"]})
+    assert trying["env"]["status"] == "ready"  # trying a spec outside the campaign stays possible

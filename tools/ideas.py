@@ -23,7 +23,8 @@ class IdeaAdd(BaseModel):
     description: str = Field("", max_length=4000)
     type: IdeaType = Field(..., description="PARAM (hyperparameter), CODE (implementation), ALGO (method), LEAP (bold jump)")
     risk: Risk = "medium"
-    priority: int = Field(0, ge=-100, le=100, description="higher runs first")
+    model_config = campaigns.FINITE  # NaN and Infinity cannot be ranked or sent back as JSON
+    priority: float = Field(0, ge=-100, le=100, description="higher runs first; fractions (0.5) rank between whole numbers")
 
 
 class IdeaUpdate(BaseModel):
@@ -32,7 +33,8 @@ class IdeaUpdate(BaseModel):
     description: str | None = Field(None, max_length=4000)
     type: IdeaType | None = None
     risk: Risk | None = None
-    priority: int | None = Field(None, ge=-100, le=100)
+    model_config = campaigns.FINITE  # NaN and Infinity cannot be ranked or sent back as JSON
+    priority: float | None = Field(None, ge=-100, le=100)
     status: IdeaStatus | None = None
 
 
@@ -52,7 +54,7 @@ class Idea(BaseModel):
     description: str
     type: IdeaType
     risk: Risk
-    priority: int
+    priority: float
     status: IdeaStatus
     trial_id: int | None
     created_at: str

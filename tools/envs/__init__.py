@@ -17,11 +17,13 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from .. import campaigns, ledger
+from ..diagnose import classify
 from ..errors import InvalidInput, LabError, NotFound
 from ..home import Lab
 from ..paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
 from ..registry import Progress, tool
-from .spec import EnvSpec, Overrides, resolve
+from .imports import distribution_for, imported_names
+from .spec import EnvSpec, Overrides, canonical_name, resolve
 
 Backend = Literal["venv", "docker"]
 LOG_TAIL_LINES = 40
@@ -168,9 +170,25 @@ class EnvBuildIn(BaseModel):
                                                 "default: the campaign's last failed one. Its failure memories learn whether the change worked")
 
 
+class Detection(BaseModel):
+    """What env_build read from the code, and what it thinks is missing."""
+
+    sources: list[str] = Field(description="files the requirements were read from")
+    requirements: int = Field(description="requirements in the built spec")
+    imports: dict[str, list[str]] = Field(default_factory=dict, description="third-party modules the code imports "
+                                          "(standard library and the repository's own modules excluded), with up "
+                                          "to three files each")
+    suggested_packages: list[str] = Field(default_factory=list, description="distributions for imports no "
+                                          "requirement covers: pass them in overrides.packages")
+    fixes: list[str] = Field(default_factory=list, description="the same fixes env_diagnose gives a missing module")
+    warnings: list[str] = Field(default_factory=list)
+
+
 class EnvBuildOut(BaseModel):
     env: Environment
     reused: bool = Field(description="true when an identical spec was already built (no work done)")
+    detection: Detection | None = Field(None, description="what detection found in the code (null: detect=false "
+                                        "or no code given)")
     log_tail: str = Field(description="last lines of the build log (empty when reused)")
 
 
@@ -223,16 +241,53 @@ def _source_dir(lab: Lab, args: EnvBuildIn) -> Path | None:
     return None
 
 
+def detection_report(root: Path, spec: EnvSpec) -> Detection:
+    """What detection found in ``root`` and what the code imports that ``spec`` lacks."""
+    imports = imported_names(root)
+    have = {canonical_name(r) for r in spec.requirements}
+    missing = {name: distribution_for(name) for name in imports
+               if canonical_name(distribution_for(name)) not in have and canonical_name(name) not in have}
+    # Phrased by env_diagnose's own rule, so a suggestion reads like the fix for the crash it prevents.
+    fixes = [fix for dist in sorted(set(missing.values()))
+             for finding in classify(f"ModuleNotFoundError: No module named '{dist}'") for fix in finding.fixes]
+    warnings = []
+    if not spec.sources:
+        warnings.append("no requirements file, pyproject.toml, setup.py/setup.cfg, environment.yml or README "
+                        "pip line was found: only the overrides were installed")
+    if missing:
+        warnings.append(f"the code imports {', '.join(sorted(missing))}, which no requirement provides: "
+                        f"add {', '.join(sorted(set(missing.values())))} with overrides.packages (a CPU-only "
+                        "torch: overrides.extra_index_urls or find_links)")
+    return Detection(sources=spec.sources, requirements=len(spec.requirements), imports=imports,
+                     suggested_packages=sorted(set(missing.values())), fixes=fixes, warnings=warnings)
+
+
+def _refuse_after_score(lab: Lab, campaign: campaigns.Campaign) -> None:
+    """A campaign's environment is part of what its scores mean: once a trial is scored,
+    building another for it would change the goalposts, like the objective's."""
+    if lab.db.execute("SELECT 1 FROM trials WHERE campaign_id = ? AND score IS NOT NULL LIMIT 1",
+                      [campaign.id]).fetchone():
+        raise LabError(f"campaign {campaign.id}'s environment {campaign.env_id} is frozen: a trial has been scored",
+                       hint="scores would no longer be comparable; build without campaign (env_build campaign=null) "
+                            "to try a spec, or create a new campaign with the new environment")
+
+
 @tool(idempotent=True, open_world=True, job=True)
 def env_build(lab: Lab, args: EnvBuildIn, progress: Progress) -> EnvBuildOut:
     """Build (or reuse) an environment: detect the spec from the code (requirements*.txt,
     pyproject.toml, setup.cfg/setup.py, environment.yml pip section, README pip line),
-    apply overrides, hash it, and build a uv venv or a Docker image. An identical spec is
-    reused instantly. A failed build returns status 'failed' with diagnostics; call
-    env_diagnose for fixes (including fixes that worked before)."""
+    apply overrides (python version, packages, pins, package index URLs, find-links,
+    system packages for docker), hash it, and build a uv venv or a Docker image. An
+    identical spec is reused instantly. `detection` says which files were read, which
+    third-party modules the code imports, and which of them no requirement provides
+    (warnings name them; add them with overrides.packages). A campaign's environment is
+    frozen once a trial is scored. A failed build returns status 'failed' with
+    diagnostics; call env_diagnose for fixes (including fixes that worked before)."""
     if args.campaign is not None:
-        campaigns.load(lab, args.campaign)
-    spec = resolve(_source_dir(lab, args), args.overrides, args.backend)
+        _refuse_after_score(lab, campaigns.load(lab, args.campaign))
+    root = _source_dir(lab, args)
+    spec = resolve(root, args.overrides, args.backend)
+    detection = detection_report(root, spec) if root is not None else None
     started = time.perf_counter()
     env, reused = build_env(lab, spec, args.campaign, progress)
     if not reused:
@@ -242,7 +297,8 @@ def env_build(lab: Lab, args: EnvBuildIn, progress: Progress) -> EnvBuildOut:
     if env.status == "ready" and args.campaign is not None:
         campaigns.set_fields(lab, args.campaign, env_id=env.id)
     progress(1, 1, f"{env.id} {env.status} in {time.perf_counter() - started:.1f} s")
-    return EnvBuildOut(env=env, reused=reused, log_tail="" if reused else log_tail(env.log_path))
+    return EnvBuildOut(env=env, reused=reused, detection=detection,
+                       log_tail="" if reused else log_tail(env.log_path))
 
 
 @tool(read_only=True)

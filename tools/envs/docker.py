@@ -157,7 +157,7 @@ def build(spec: EnvSpec, env_dir: Path, log: Path, progress: Progress) -> str:
 def _build(spec: EnvSpec, env_dir: Path, log: Path, progress: Progress) -> str:
     engine = client()
     sandbox = sandbox_image(engine, spec.base, spec.docker_base or default_base(spec.base), log, progress)
-    (env_dir / "requirements.txt").write_text("".join(f"{r}\n" for r in spec.requirements))
+    (env_dir / "requirements.txt").write_text(spec.requirements_text())
     cache = _uv_cache_dir(env_dir.parent)
     cache.mkdir(parents=True, exist_ok=True)
     from docker.types import Mount

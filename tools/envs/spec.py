@@ -25,6 +25,7 @@ from ..errors import InvalidInput
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _DEB_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+:~-]+)?$")
 _PYTHON = re.compile(r"^3\.\d{1,2}(\.\d{1,3})?$")
+_INDEX_URL = re.compile(r"^(https?|file)://[^\s]+$")
 MAX_INCLUDE_DEPTH = 5
 
 
@@ -53,6 +54,19 @@ class Overrides(BaseModel):
     system_packages: list[str] = Field(default_factory=list, max_length=100, description="Debian/Ubuntu packages (docker backend only)")
     base: Literal["cpu", "cuda"] = Field("cpu", description="sandbox image family (docker backend)")
     docker_base: str | None = Field(None, description="image the sandbox image is built FROM; default: $SOTALAB_SANDBOX_BASE or sotalab-base:bookworm (cpu)")
+    index_url: str | None = Field(None, max_length=500, description="package index instead of PyPI")
+    extra_index_urls: list[str] = Field(default_factory=list, max_length=10, description="indexes searched before "
+                                        "the main one, e.g. https://download.pytorch.org/whl/cpu for a CPU-only torch")
+    find_links: list[str] = Field(default_factory=list, max_length=10, description="directories (absolute paths, "
+                                  "venv backend) or URLs of wheel files to install from, e.g. a local torch wheel")
+
+    @field_validator("index_url", "extra_index_urls", "find_links")
+    @classmethod
+    def _indexes(cls, v):
+        for url in [v] if isinstance(v, str) else v or []:
+            if not (_INDEX_URL.match(url) or (url.startswith("/") and not any(c.isspace() for c in url))):
+                raise ValueError(f"{url!r} is not an http(s):// or file:// URL or an absolute path")
+        return v
 
     @field_validator("python")
     @classmethod
@@ -86,11 +100,26 @@ class EnvSpec(BaseModel):
     system_packages: list[str] = Field(default_factory=list)
     base: Literal["cpu", "cuda"] = "cpu"
     docker_base: str | None = None
+    index_url: str | None = None
+    extra_index_urls: list[str] = Field(default_factory=list)
+    find_links: list[str] = Field(default_factory=list)
     sources: list[str] = Field(default_factory=list, description="files the requirements were read from (not hashed)")
 
+    def requirements_text(self) -> str:
+        """The requirements file both backends install from: the index options first
+        (uv reads them there), then one requirement a line."""
+        options = [f"--index-url {self.index_url}"] if self.index_url else []
+        options += [f"--extra-index-url {url}" for url in self.extra_index_urls]
+        options += [f"--find-links {url}" for url in self.find_links]
+        return "".join(f"{line}\n" for line in options + self.requirements) if self.requirements else ""
+
     def env_id(self) -> str:
-        """Content hash of the spec: identical specs share one environment."""
+        """Content hash of the spec: identical specs share one environment. Index options
+        left at their defaults are not hashed, so specs made before they existed keep their ids."""
         keyed = self.model_dump(exclude={"sources"})
+        for name in ("index_url", "extra_index_urls", "find_links"):
+            if not keyed[name]:
+                del keyed[name]
         digest = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()
         return f"{self.backend}-{digest[:16]}"
 
@@ -244,6 +273,9 @@ def resolve(root: Path | None, overrides: Overrides, backend: str) -> EnvSpec:
     if overrides.system_packages and backend != "docker":
         raise InvalidInput("system_packages need the docker backend",
                            hint="pass backend='docker', or install them on the host")
+    if backend == "docker" and any(link.startswith("/") for link in overrides.find_links):
+        raise InvalidInput("find_links paths on the server are not visible to a Docker build",
+                           hint="use the venv backend, or an https:// index (extra_index_urls) for docker")
     docker_base = None
     if backend == "docker":
         from .docker import default_base
@@ -258,5 +290,8 @@ def resolve(root: Path | None, overrides: Overrides, backend: str) -> EnvSpec:
         system_packages=sorted(set(overrides.system_packages)),
         base=overrides.base,
         docker_base=docker_base,
+        index_url=overrides.index_url,
+        extra_index_urls=overrides.extra_index_urls,
+        find_links=overrides.find_links,
         sources=sources,
     )

@@ -88,7 +88,7 @@ def build(spec: EnvSpec, env_dir: Path, log: Path, progress: Progress) -> str:
     if venv.exists():
         shutil.rmtree(venv)  # a half-built venv from a failed or killed build
     requirements = env_dir / "requirements.txt"
-    requirements.write_text("".join(f"{r}\n" for r in spec.requirements))
+    requirements.write_text(spec.requirements_text())
     env = {**build_environment(), "VIRTUAL_ENV": str(venv)}
     run_logged([uv, "venv", "--no-project", "--python", spec.python, str(venv)], log, progress, env)
     if spec.requirements:
