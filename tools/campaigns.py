@@ -31,6 +31,7 @@ class Objective(BaseModel):
     reported: float | None = Field(None, description="value the paper reports for the baseline")
     target: float | None = Field(None, description="value the campaign aims for")
     reproduce_tolerance: float = Field(0.01, ge=0, description="how close the reproduced baseline must be to `reported`")
+    rerun_tolerance: float = Field(0.01, ge=0, description="how far an audit's clean re-run may land from the recorded score")
     min_effect: float = Field(0.0, ge=0, description="smallest gain over the baseline that counts as an improvement")
     secondary: dict[str, SecondaryMetric] = Field(default_factory=dict,
                                                   description="other metrics that must not get worse")
@@ -61,12 +62,39 @@ class MetricRule(BaseModel):
 
 
 class Evaluator(BaseModel):
-    command: list[str] = Field(..., min_length=1, description="argv of the evaluation command, run in the trial's worktree")
+    """How the server scores a trial, at one of two integrity levels.
+
+    ``isolated`` (``predict`` + ``score``): the trial's predict step never sees labels and
+    writes predictions to ``$SOTALAB_OUTPUT_DIR``; the campaign's scorer, run from the
+    baseline in its own sandbox, reads them (``$SOTALAB_PREDICTIONS``) with the labels
+    (``$SOTALAB_LABELS``) and computes every metric. ``in_process`` (``command``): the
+    paper's own script trains and scores in one process, under a runtime audit hook.
+    """
+
+    command: list[str] | None = Field(None, min_length=1, description="in_process level: argv of the paper's own "
+                                      "evaluation script, run in a fresh export of the trial")
+    predict: list[str] | None = Field(None, min_length=1, description="isolated level: argv of the trial's predict "
+                                      "step (no labels mounted); writes predictions to $SOTALAB_OUTPUT_DIR")
+    score: list[str] | None = Field(None, min_length=1, description="isolated level: argv of the protected scorer, run "
+                                    "from the baseline with $SOTALAB_PREDICTIONS and $SOTALAB_LABELS")
     metrics: list[MetricRule] = Field(..., min_length=1)
     timeout_s: int = Field(600, ge=1, le=7 * 24 * 3600)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=64)
     seed_env: str = Field("SOTALAB_SEED", description="environment variable that carries the seed")
     seed_arg: str | None = Field(None, description="argument the seed is appended with, e.g. '--seed'")
+
+    @model_validator(mode="after")
+    def _one_level(self):
+        if bool(self.predict) != bool(self.score):
+            raise ValueError("an isolated evaluator needs both predict and score")
+        if bool(self.command) == bool(self.predict):
+            raise ValueError("give either command (in_process level) or predict and score (isolated level)")
+        return self
+
+    @property
+    def integrity(self) -> str:
+        """The integrity level every score of this evaluator is recorded with."""
+        return "isolated" if self.predict else "in_process"
 
 
 class Budgets(BaseModel):
@@ -94,12 +122,16 @@ class CampaignCreate(BaseModel):
     evaluator: Evaluator
     protected_paths: list[str] = Field(default_factory=list, description="globs of evaluator code and data, hashed at baseline")
     held_out_paths: list[str] = Field(default_factory=list, description="globs of test labels/splits hidden from ordinary trials")
+    label_paths: list[str] = Field(default_factory=list, description="globs of label files (validation and held-out "
+                                   "targets): moved into the lab home at clone; only the scorer sees them")
+    data_paths: list[str] = Field(default_factory=list, description="globs where a trial may add binary or non-source "
+                                  "files as data without an audit finding")
     budgets: Budgets = Field(default_factory=Budgets)
     repo_url: str | None = Field(None, description="where the paper's code lives (clone it with repo_clone)")
     overlay: overlays.Overlay | None = Field(None, description="files (evaluator, scorer) and data splits the "
                                              "repository lacks, applied at the baseline as protected files")
 
-    _globs = field_validator("protected_paths", "held_out_paths")(_check_globs)
+    _globs = field_validator("protected_paths", "held_out_paths", "label_paths", "data_paths")(_check_globs)
 
 
 class CampaignRef(BaseModel):
@@ -135,6 +167,8 @@ class Campaign(BaseModel):
     evaluator: Evaluator
     protected_paths: list[str]
     held_out_paths: list[str]
+    label_paths: list[str] = Field(default_factory=list)
+    data_paths: list[str] = Field(default_factory=list)
     budgets: Budgets
     spent: dict = Field(description="what the campaign has used: trials, gpu_hours, finalize_calls")
     repo_url: str | None
@@ -152,6 +186,11 @@ class Campaign(BaseModel):
     created_at: str
     updated_at: str
 
+    @property
+    def sealed_paths(self) -> list[str]:
+        """Globs of files no trial's worktree ever holds: held-out files and labels."""
+        return [*self.held_out_paths, *self.label_paths]
+
 
 class CampaignPage(BaseModel):
     campaigns: list[Campaign]
@@ -159,8 +198,8 @@ class CampaignPage(BaseModel):
     next_cursor: str | None
 
 
-_JSON_FIELDS = ("objective", "evaluator", "protected_paths", "held_out_paths", "budgets", "spent",
-                "overlay", "provenance")
+_JSON_FIELDS = ("objective", "evaluator", "protected_paths", "held_out_paths", "label_paths", "data_paths",
+                "budgets", "spent", "overlay", "provenance")
 
 
 def row_to_campaign(lab: Lab, row: dict) -> Campaign:
@@ -215,8 +254,8 @@ def campaign_create(lab: Lab, args: CampaignCreate) -> Campaign:
     }
     for key in ("objective", "evaluator", "budgets"):
         row[key] = ledger.dumps(getattr(args, key).model_dump())
-    row["protected_paths"] = ledger.dumps(args.protected_paths)
-    row["held_out_paths"] = ledger.dumps(args.held_out_paths)
+    for key in ("protected_paths", "held_out_paths", "label_paths", "data_paths"):
+        row[key] = ledger.dumps(getattr(args, key))
     if args.overlay:  # its paths are guarded like the repository's own evaluator and splits
         files = overlays.read(lab, args.overlay)
         guarded = overlays.guarded_paths([f[0] for f in files], args.overlay.splits,

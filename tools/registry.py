@@ -32,7 +32,7 @@ TOOL_MODULES = [
     "envs",
     "diagnose",
     "runs.tools",
-    "evaluation",
+    "evaluation.pipeline",
     "audit.tools",
     "campaign_view",
     "plots",

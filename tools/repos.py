@@ -149,8 +149,11 @@ def _clone_and_fix_baseline(lab: Lab, campaign: campaigns.Campaign, url: str, re
     held_dir.mkdir(parents=True)
     applied = apply_overlay(lab, campaign.id, campaign.overlay, repo, held_dir)
     manifest = protected.record_baseline(repo, workspaces.protected_store(lab, campaign.id),
-                                         campaign.protected_paths, campaign.held_out_paths)
+                                         campaign.protected_paths, campaign.sealed_paths)
     moved = protected.move_held_out(repo, held_dir, campaign.held_out_paths)
+    # Validation labels leave the repository too: only the scorer (or, in_process, the
+    # evaluation's fresh export) ever gets them back.
+    moved += workspaces.seal_labels(lab, campaign, repo)
     gitcmd.git(repo, "add", "--all")
     if gitcmd.git(repo, "diff", "--cached", "--quiet", check=False).returncode != 0:
         gitcmd.git(repo, "commit", "--quiet", "--no-verify", "-m",

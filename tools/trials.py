@@ -54,6 +54,10 @@ class Trial(BaseModel):
     delta_parent: float | None
     delta_baseline: float | None
     cost: dict
+    integrity: str | None = Field(None, description="isolated (labels never reach trial code) or in_process "
+                                                    "(the paper's own script, audited with runtime evidence)")
+    evaluation: dict | None = Field(None, description="how the score was judged: seeds, failed seeds, the keep "
+                                                      "test used, and for the baseline whether it reproduced the paper")
     evaluated_at: str | None
     created_at: str
     updated_at: str
@@ -137,7 +141,7 @@ class Leaderboard(BaseModel):
     entries: list[LeaderboardEntry]
 
 
-_JSON_FIELDS = ("diff_stat", "seed_scores", "metrics", "cost")
+_JSON_FIELDS = ("diff_stat", "seed_scores", "metrics", "cost", "evaluation")
 SUMMARY_COLUMNS = "id, parent_id, kind, label, score, substr(hypothesis, 1, 200) AS hypothesis"
 
 

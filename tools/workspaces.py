@@ -32,6 +32,9 @@ from .registry import tool
 BASELINE_TAG = "sotalab/baseline"
 DIFF_PAGE_CHARS = 40_000
 MAX_SNAPSHOT_FILE_BYTES = 50 * 1024 * 1024
+BYTECODE_PATHSPECS = [":(exclude,glob)**/__pycache__/**", ":(exclude,glob)**/*.pyc", ":(exclude,glob)**/*.pyo"]
+# Reviewers read diffs as text, whatever a trial's .gitattributes says (binary, textconv, diff drivers).
+TEXT_DIFF = ["--text", "--no-textconv", "--no-ext-diff"]
 
 __all__ = ["ProtectedReport", "campaign_repo", "ensure_worktree", "snapshot", "verify_protected",
            "restore_protected", "held_out_dir", "place_held_out", "clean_checkout", "worktree_path", "diff_text"]
@@ -53,6 +56,20 @@ def worktree_path(lab: Lab, campaign_id: int, trial_id: int) -> Path:
 def held_out_dir(lab: Lab, campaign_id: int) -> Path:
     """Where the campaign's held-out files live; only the final evaluation mounts them."""
     return lab.path("held_out", campaign_id)
+
+
+def labels_dir(lab: Lab, campaign_id: int) -> Path:
+    """Where the campaign's validation labels live; only scoring steps mount them."""
+    return lab.path("labels", campaign_id)
+
+
+def seal_labels(lab: Lab, campaign: campaigns.Campaign, repo: Path) -> list[str]:
+    """Move the label files (not held out) from the fresh clone into the lab home."""
+    dest = labels_dir(lab, campaign.id)
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    return protected.move_held_out(repo, dest, campaign.label_paths) if campaign.label_paths else []
 
 
 def place_held_out(lab: Lab, campaign_id: int, dest: Path) -> list[str]:
@@ -215,7 +232,8 @@ def _large_new_files(path: Path) -> list[str]:
 
 
 def _excluding(rels: list[str]) -> list[str]:
-    return [f":(exclude,literal){rel}" for rel in rels]
+    # Bytecode never enters a commit: Python could run it without reading its source.
+    return [f":(exclude,literal){rel}" for rel in rels] + BYTECODE_PATHSPECS
 
 
 def snapshot(lab: Lab, trial_id: int) -> str:
@@ -226,6 +244,9 @@ def snapshot(lab: Lab, trial_id: int) -> str:
     # New files too big for git (checkpoints, datasets the run wrote) stay out of the commit.
     too_big = _large_new_files(path)
     worktree_git(path, "add", "--all", "--", ".", *_excluding(too_big))
+    # Bytecode a parent committed leaves the index too (the files stay on disk).
+    worktree_git(path, "rm", "-r", "--cached", "--quiet", "--ignore-unmatch", "--",
+                 *(spec.replace(":(exclude,glob)", ":(glob)") for spec in BYTECODE_PATHSPECS))
     if worktree_git(path, "diff", "--cached", "--quiet", check=False).returncode != 0:
         title = (trial.hypothesis.strip().splitlines() or [""])[0][:72]
         worktree_git(path, "commit", "--quiet", "--no-verify", "-m", f"trial {trial.id}: {title}".strip())
@@ -245,7 +266,7 @@ def current_store(lab: Lab, campaign_id: int) -> Path:
     campaign = campaigns.load(lab, campaign_id)
     store = protected_store(lab, campaign_id)
     manifest = protected.load_manifest(store)
-    if manifest["held_out"] != campaign.held_out_paths:
+    if manifest["held_out"] != campaign.sealed_paths:
         raise LabError(f"campaign {campaign_id}'s held-out paths changed after its code was cloned",
                        hint="held-out files are fixed at clone time; create a new campaign with the new paths")
     if manifest["globs"] != campaign.protected_paths:
@@ -254,7 +275,7 @@ def current_store(lab: Lab, campaign_id: int) -> Path:
             checkout = Path(tmp) / "baseline"
             gitcmd.git(repo, "worktree", "add", "--detach", "--end-of-options", str(checkout), BASELINE_TAG)
             try:
-                protected.record_baseline(checkout, store, campaign.protected_paths, campaign.held_out_paths)
+                protected.record_baseline(checkout, store, campaign.protected_paths, campaign.sealed_paths)
             finally:
                 gitcmd.git(repo, "worktree", "remove", "--force", str(checkout))
     return store
@@ -302,7 +323,7 @@ def diff_text(path: Path, base: str) -> str:
             shutil.copy2(real, index)
         env = {"GIT_INDEX_FILE": str(index)}
         worktree_git(path, "add", "--all", "--", ".", *_excluding(_large_new_files(path)), env=env)
-        return worktree_git(path, "diff", "--cached", "--no-color", "--no-ext-diff", "--end-of-options", base,
+        return worktree_git(path, "diff", "--cached", "--no-color", *TEXT_DIFF, "--end-of-options", base,
                             env=env).stdout
 
 

@@ -101,7 +101,7 @@ class DiffContext:
         objective, evaluator = campaign.objective, campaign.evaluator
         names = [objective.metric, *objective.secondary, *(m.name for m in evaluator.metrics)]
         files = [m.json_file for m in evaluator.metrics if m.json_file]
-        scripts = [a for a in evaluator.command if re.search(r"\.(py|sh|R|jl|lua)$", a)]
+        scripts = [a for a in [*(evaluator.command or []), *(evaluator.predict or []), *(evaluator.score or [])] if re.search(r"\.(py|sh|R|jl|lua)$", a)]
         return cls(metric_names=list(dict.fromkeys(names)), metrics_files=list(dict.fromkeys(files)),
                    evaluator_files=scripts, protected_globs=campaign.protected_paths,
                    held_out_globs=campaign.held_out_paths, seed_env=evaluator.seed_env,

@@ -14,13 +14,15 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from .. import campaigns, ledger, trials, workspaces
+from ..evaluation import export, pipeline
+from ..evaluation.seeds import draw as draw_seeds
 from .. import protected as protected_files
 from ..errors import BudgetExceeded, InvalidInput, LabError, NotFound
 from ..home import Lab
 from ..paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
 from ..registry import Progress, tool
-from . import budget, diff_rules, gather, integrity, metrics_check, protected, reproduce, runner, significance
-from .result import AuditVerdict, CheckResult, combine
+from . import budget, diff_rules, gather, holdout, integrity, metrics_check, protected, reproduce, runner, significance
+from .result import AuditVerdict, CheckResult, Evidence, combine
 
 MAX_FINALIZE_CALLS = 3
 REASON_PREVIEW = 300
@@ -32,7 +34,7 @@ class AuditIn(BaseModel):
         "quick", description="quick: static and ledger checks, seconds; full: adds a clean re-run and "
                              "significance over several seeds of trial and baseline (runs evaluations)")
     seeds: int = Field(significance.DEFAULT_SEEDS, ge=2, le=20,
-                       description="full only: seeds for trial and baseline each (the evaluator's seeds first)")
+                       description="full only: how many seeds the server draws at random for trial and baseline each")
 
 
 class Audit(BaseModel):
@@ -44,6 +46,8 @@ class Audit(BaseModel):
     reason: str = Field(description="one paragraph: which checks failed or warned, and why")
     checks: list[CheckResult] = Field(description="one entry per check, with its evidence (file, line, value)")
     commit: str | None = Field(None, description="the trial commit the audit examined")
+    integrity: str | None = Field(None, description="the evaluator's integrity level: isolated or in_process")
+    seeds: list[int] = Field(default_factory=list, description="full audits: the seeds the server drew at its start")
     label: str | None = Field(None, description="the trial's label after the audit")
     created_at: str
 
@@ -88,6 +92,7 @@ class HeldOutScores(BaseModel):
     scores: dict[str, float] = Field(description="held-out primary score per seed")
     mean: float
     metrics: dict[str, float] = Field(description="mean of every metric over the seeds")
+    failed_seeds: list[int] = Field(default_factory=list, description="held-out seeds whose runs failed")
 
 
 class Finalization(BaseModel):
@@ -100,22 +105,12 @@ class Finalization(BaseModel):
     gain: float = Field(description="held-out mean gain over the baseline (positive is better)")
     interval: list[float] | None = Field(description="95% bootstrap interval of the gain (needs 2+ seeds)")
     p_value: float | None
+    integrity: str = Field("in_process", description="the evaluator's integrity level: isolated or in_process")
+    anomaly: bool = Field(False, description="the held-out gain disagrees with the validation gain beyond their noise")
+    agreement: dict = Field(default_factory=dict, description="the held-out vs validation gain check, with evidence")
     calls_used: int
     calls_left: int
     created_at: str
-
-
-# --- seeds -------------------------------------------------------------------------------
-
-def seeds_for(campaign, n: int) -> list[int]:
-    """The first ``n`` seeds: the evaluator's own, then 0, 1, 2... not yet used."""
-    seeds = list(dict.fromkeys(campaign.evaluator.seeds))[:n]
-    candidate = 0
-    while len(seeds) < n:
-        if candidate not in seeds:
-            seeds.append(candidate)
-        candidate += 1
-    return seeds
 
 
 # --- the audit ---------------------------------------------------------------------------
@@ -136,19 +131,21 @@ def _load_pair(lab: Lab, trial_id: int) -> tuple[campaigns.Campaign, trials.Tria
     return campaign, trial, baseline
 
 
-def run_checks(lab: Lab, trial_id: int, depth: str, n_seeds: int,
+def run_checks(lab: Lab, trial_id: int, depth: str, seeds: list[int],
                progress: Progress) -> tuple[str, list[CheckResult]]:
-    """The checks of one audit, and the commit they audited."""
+    """The checks of one audit, and the commit they audited. ``seeds``: the server-drawn
+    seeds of a full audit (recorded with the audit before this runs)."""
     campaign, trial, baseline = _load_pair(lab, trial_id)
     objective = campaign.objective
     store = workspaces.protected_store(lab, campaign.id)
     total = 7.0
     checks: list[CheckResult] = []
-    scratch = lab.path("workspaces", campaign.id, "audits")
+    scratch = lab.path("evals")
     scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=scratch) as tmp:
-        progress(0, total, "checking out the trial's commit")
-        checkout = workspaces.clean_checkout(lab, trial.id, Path(tmp) / "trial")
+    with tempfile.TemporaryDirectory(dir=scratch, prefix=f"audit-{trial.id}-") as tmp:
+        progress(0, total, "exporting the trial's commit")
+        checkout = export.export_commit(workspaces.require_repo(lab, campaign.id), trial.commit_sha,
+                                        Path(tmp) / "trial", store=None).root
         checks.append(protected.check(protected_files.verify(checkout, store)))
 
         progress(1, total, "reading the diff against the baseline")
@@ -169,21 +166,21 @@ def run_checks(lab: Lab, trial_id: int, depth: str, n_seeds: int,
                                       committed_after_scoring=gather.committed_after(lab, campaign, trial)))
         budget_usage = gather.usage(runs, checkout, trial_metrics)
         base_metrics = gather.ledger_seed_metrics(baseline)
+        failed: dict[str, dict[int, str]] = {}
         if depth == "full":
-            # Re-runs use the baseline's evaluator, exactly as the scoring path does.
-            protected_files.restore(checkout, store)
-            progress(3, total, "re-running the evaluation from a clean checkout")
-            rerun = runner.evaluate_directory(lab, campaign, trial, checkout, trial.commit_sha,
-                                              sorted(gather.seed_scores(trial)), progress)
+            recorded = sorted(gather.seed_scores(trial))
+            progress(3, total, f"re-running the trial on its recorded seeds {recorded} and on drawn seeds {seeds}")
+            fresh = runner.evaluate_seeds(lab, trial.id, [*recorded, *seeds], progress)
             checks.append(reproduce.check(gather.seed_scores(trial),
-                                          {s: m[objective.metric] for s, m in rerun.items()},
-                                          tolerance=objective.reproduce_tolerance))
-            seeds = seeds_for(campaign, n_seeds)
-            progress(4, total, f"evaluating the trial on seeds {seeds}")
-            trial_metrics = _over_seeds(lab, campaign, trial, checkout, seeds, trial_metrics, progress)
+                                          {s: fresh.metrics[s][objective.metric] for s in recorded
+                                           if objective.metric in fresh.metrics.get(s, {})},
+                                          tolerance=objective.rerun_tolerance))
+            trial_metrics = {s: fresh.metrics[s] for s in seeds if s in fresh.metrics}
             progress(5, total, f"evaluating the baseline on seeds {seeds}")
-            base_checkout = Path(tmp) / "baseline"
-            base_metrics = _over_seeds(lab, campaign, baseline, base_checkout, seeds, base_metrics, progress)
+            base = runner.evaluate_seeds(lab, baseline.id, seeds, progress)
+            base_metrics = base.metrics
+            failed = {"trial": {s: label for s, label in fresh.failed.items() if s in seeds},
+                      "baseline": base.failed}
         common = sorted(set(trial_metrics) & set(base_metrics))
         checks.append(metrics_check.check(gather.mean_metrics(trial_metrics, common),
                                           gather.mean_metrics(base_metrics, common), objective))
@@ -191,25 +188,26 @@ def run_checks(lab: Lab, trial_id: int, depth: str, n_seeds: int,
         if depth == "full":
             progress(6, total, "testing significance against the baseline's noise")
             paired = [s for s in common if objective.metric in trial_metrics[s] and objective.metric in base_metrics[s]]
-            checks.append(significance.check([trial_metrics[s][objective.metric] for s in paired],
-                                             [base_metrics[s][objective.metric] for s in paired],
-                                             objective.direction, objective.min_effect))
+            checks.append(_with_failed_seeds(
+                significance.check([trial_metrics[s][objective.metric] for s in paired],
+                                   [base_metrics[s][objective.metric] for s in paired],
+                                   objective.direction, objective.min_effect), failed))
     progress(total, total, "audit done")
     return trial.commit_sha, checks
 
 
-def _over_seeds(lab: Lab, campaign, trial: trials.Trial, checkout: Path, seeds: list[int],
-                known: dict[int, dict], progress: Progress) -> dict[int, dict]:
-    """Metrics of ``trial`` at every seed: the ledger's, earlier audit runs of the same
-    commit, and fresh audit runs in a clean checkout for the rest."""
-    have = {**runner.cached(lab, trial.id, trial.commit_sha), **known}
-    missing = [s for s in seeds if s not in have]
-    if missing:
-        if not checkout.exists():
-            workspaces.clean_checkout(lab, trial.id, checkout)
-            protected_files.restore(checkout, workspaces.protected_store(lab, campaign.id))
-        have.update(runner.evaluate_directory(lab, campaign, trial, checkout, trial.commit_sha, missing, progress))
-    return {s: have[s] for s in seeds if s in have}
+def _with_failed_seeds(result: CheckResult, failed: dict[str, dict[int, str]]) -> CheckResult:
+    """Significance over the seeds that ran, failed by any drawn seed that did not: a
+    crash, timeout or missing metric counts against the trial, never dropped."""
+    evidence = [Evidence(rule="seed-failed", value=float(seed),
+                         detail=f"{who} seed {seed}: {label} (the audit's drawn seeds must all run)")
+                for who, seeds in failed.items() for seed, label in sorted(seeds.items())]
+    if not evidence:
+        return result
+    data = {**(result.data or {}), "failed_seeds": {who: {str(s): lab for s, lab in seeds.items()}
+                                                   for who, seeds in failed.items()}}
+    return result.model_copy(update={"verdict": "fail", "evidence": [*result.evidence, *evidence], "data": data,
+                                     "summary": f"{len(evidence)} drawn seed(s) failed; {result.summary}"})
 
 
 def _row_to_audit(lab: Lab, row: dict) -> Audit:
@@ -217,7 +215,8 @@ def _row_to_audit(lab: Lab, row: dict) -> Audit:
     return Audit(id=row["id"], trial=row["trial_id"], campaign=row["campaign_id"], depth=row["depth"],
                  verdict=row["verdict"], reason=row["reason"],
                  checks=[CheckResult.model_validate(c) for c in ledger.loads(row["checks"], [])],
-                 commit=row["commit_sha"], label=label[0] if label else None, created_at=row["created_at"])
+                 commit=row["commit_sha"], integrity=row.get("integrity"), seeds=ledger.loads(row.get("seeds"), []) or [],
+                 label=label[0] if label else None, created_at=row["created_at"])
 
 
 def load_audit(lab: Lab, audit_id: int) -> Audit:
@@ -227,7 +226,7 @@ def load_audit(lab: Lab, audit_id: int) -> Audit:
     return _row_to_audit(lab, rows[0])
 
 
-@tool()
+@tool(job=True)
 def audit_trial(lab: Lab, args: AuditIn, progress: Progress) -> Audit:
     """Audit a trial's gain and store the audit. Checks: protected files unchanged;
     the score is the server's own evaluation of this commit; the diff against the
@@ -236,16 +235,21 @@ def audit_trial(lab: Lab, args: AuditIn, progress: Progress) -> Audit:
     checkout and significance over several seeds against the baseline's noise (with
     the interval) - only a valid full audit makes a claim. invalid labels the trial
     disqualified."""
-    commit, checks = run_checks(lab, args.trial, args.depth, args.seeds, progress)
-    verdict, reason = combine(checks, args.depth)
     trial = trials.load(lab, args.trial)
+    campaign, _, _ = _load_pair(lab, trial.id)
+    seeds = draw_seeds(args.seeds, avoid=campaign.evaluator.seeds) if args.depth == "full" else []
+    # The drawn seeds are in the ledger before any run: the audit can always say what it ran.
+    audit_id = lab.db["audits"].insert({
+        "trial_id": trial.id, "campaign_id": trial.campaign_id, "depth": args.depth, "verdict": "inconclusive",
+        "reason": "the audit did not finish", "checks": "[]", "commit_sha": trial.commit_sha,
+        "integrity": campaign.evaluator.integrity, "seeds": ledger.dumps(seeds), "created_at": ledger.now()}).last_pk
+    commit, checks = run_checks(lab, args.trial, args.depth, seeds, progress)
+    verdict, reason = combine(checks, args.depth)
     stamp = ledger.now()
     with ledger.transaction(lab.db) as db:
-        audit_id = db.execute(
-            "INSERT INTO audits (trial_id, campaign_id, depth, verdict, reason, checks, commit_sha, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [trial.id, trial.campaign_id, args.depth, verdict, reason,
-             ledger.dumps([c.model_dump(mode="json") for c in checks]), commit, stamp]).lastrowid
+        db.execute("UPDATE audits SET verdict = ?, reason = ?, checks = ?, commit_sha = ?, created_at = ? WHERE id = ?",
+                   [verdict, reason, ledger.dumps([c.model_dump(mode="json") for c in checks]), commit, stamp,
+                    audit_id])
         if verdict == "invalid":
             db.execute("UPDATE trials SET label = 'disqualified', updated_at = ? WHERE id = ?", [stamp, trial.id])
     return load_audit(lab, audit_id)
@@ -288,16 +292,24 @@ def best_claim(lab: Lab, campaign) -> tuple[int, int] | None:
 
 
 def _held_out_scores(lab: Lab, trial_id: int, seeds: list[int], metric: str) -> HeldOutScores:
-    from .. import evaluation
-
-    result = evaluation.evaluate_trial(lab, trial_id, seeds=seeds, held_out=True, record=False)
+    """The trial's audited commit on the sealed held-out split: its predict step sees the
+    held-out inputs only, and the scorer alone sees the held-out labels."""
+    result = pipeline.evaluate(lab, trial_id, split="held_out", purpose="finalize", seeds=seeds)
     per_seed = {r.seed: r.metrics for r in result.runs if r.label == "ok"}
     scores = {str(s): float(m[metric]) for s, m in per_seed.items() if metric in m}
     if not scores:
         raise LabError(f"the held-out evaluation of trial {trial_id} produced no {metric} ({result.label})",
-                       hint="read its runs with run_list and run_logs")
+                       hint="the held-out runs are sealed; check the same trial on validation with trial_evaluate")
     return HeldOutScores(trial=trial_id, scores=scores, mean=sum(scores.values()) / len(scores),
-                         metrics=gather.mean_metrics(per_seed))
+                         metrics=gather.mean_metrics(per_seed), failed_seeds=result.failed_seeds)
+
+
+def _validation_scores(lab: Lab, audit_id: int) -> tuple[list[float], list[float]]:
+    """(trial, baseline) validation scores per seed from the claim's full audit."""
+    for check in load_audit(lab, audit_id).checks:
+        if check.name == "significance" and check.data:
+            return list(check.data.get("trial_scores") or []), list(check.data.get("baseline_scores") or [])
+    return [], []
 
 
 def _count_finalize_call(lab: Lab, campaign_id: int) -> int:
@@ -315,17 +327,7 @@ def _count_finalize_call(lab: Lab, campaign_id: int) -> int:
     return used
 
 
-def _require_at_commit(lab: Lab, trial: trials.Trial) -> None:
-    """The held-out run evaluates the trial's worktree: it must hold the audited commit."""
-    path = workspaces.ensure_worktree(lab, trial.id)
-    head = workspaces.worktree_git(path, "rev-parse", "HEAD").stdout.strip()
-    dirty = workspaces.worktree_git(path, "status", "--porcelain", "--untracked-files=no").stdout.strip()
-    if head != trial.commit_sha or dirty:
-        raise LabError(f"trial {trial.id}'s worktree has changed since its audited commit {trial.commit_sha[:12]}",
-                       hint="finalize evaluates the audited code only: undo the edits, or evaluate and audit again")
-
-
-@tool()
+@tool(job=True)
 def campaign_finalize(lab: Lab, args: FinalizeIn, progress: Progress) -> Finalization:
     """The held-out final evaluation: the best trial with a valid full audit and the
     baseline, each once per seed, with the held-out paths mounted - the only path that
@@ -339,10 +341,8 @@ def campaign_finalize(lab: Lab, args: FinalizeIn, progress: Progress) -> Finaliz
     if campaign.baseline_trial_id is None:
         raise LabError(f"campaign {campaign.id} has no baseline trial", hint="create and evaluate the baseline first")
     best_id, audit_id = claim
-    for trial_id in (best_id, campaign.baseline_trial_id):
-        _require_at_commit(lab, trials.load(lab, trial_id))
     used = _count_finalize_call(lab, campaign.id)
-    seeds = seeds_for(campaign, args.seeds)
+    seeds = draw_seeds(args.seeds)
     metric = campaign.objective.metric
     progress(0, 2, f"held-out evaluation of trial {best_id}")
     best = _held_out_scores(lab, best_id, seeds, metric)
@@ -352,9 +352,14 @@ def campaign_finalize(lab: Lab, args: FinalizeIn, progress: Progress) -> Finaliz
     sig = significance.check([best.scores[s] for s in paired], [base.scores[s] for s in paired],
                              campaign.objective.direction, campaign.objective.min_effect)
     sign = 1.0 if campaign.objective.direction == "max" else -1.0
-    result = {"metric": metric, "audit": audit_id, "best": best.model_dump(), "baseline": base.model_dump(),
+    agreement = holdout.check(_validation_scores(lab, audit_id),
+                              ([best.scores[s] for s in paired], [base.scores[s] for s in paired]),
+                              campaign.objective.direction)
+    result = {"metric": metric, "audit": audit_id, "integrity": campaign.evaluator.integrity,
+              "best": best.model_dump(), "baseline": base.model_dump(),
               "gain": sign * (best.mean - base.mean), "interval": sig.data.get("interval"),
-              "p_value": sig.data.get("p_value")}
+              "p_value": sig.data.get("p_value"), "anomaly": agreement.verdict == "fail",
+              "agreement": agreement.model_dump(mode="json")}
     stamp = ledger.now()
     final_id = lab.db["finalizations"].insert({
         "campaign_id": campaign.id, "trial_id": best_id, "baseline_trial_id": campaign.baseline_trial_id,

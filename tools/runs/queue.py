@@ -26,16 +26,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .. import ledger
-from ..errors import InvalidInput, LabError, NotFound
+from .. import execution, ledger
+from ..errors import InvalidInput, LabError
 from ..home import Lab
-from . import launcher, sandbox
+from . import cluster_runs, launcher, sandbox
 from .logcap import DEFAULT_CAP_BYTES, write_json_atomic
 
+from .records import TERMINAL, get_row, read_status, record_end
+from .records import end_without_start as _end_without_start
+from .records import started as _started
 log = logging.getLogger(__name__)
 
 ACTIVE = ("queued", "running")
-TERMINAL = ("succeeded", "failed", "timeout", "cancelled", "lost")
 REQUEST = "request.json"
 # Variables the supervisor itself may see (the run's own environment is built from the
 # allowlist in sandbox.run_env): never the server's tokens, which a run could otherwise
@@ -55,7 +57,9 @@ class RunRequest:
     argv: list[str]
     cwd: str
     env: dict[str, str] = field(default_factory=dict)
-    executor: str = "local"  # local | docker
+    executor: str | None = None  # local | docker | slurm | ray; None: the campaign's (execution_set), else local
+    cluster: dict = field(default_factory=dict)  # slurm/ray settings, copied from the campaign's when submitted
+    cpus: int | None = None  # cluster runs: CPUs asked of the cluster (default: the settings' cpus_per_run)
     sandbox: str = "auto"  # auto (bubblewrap when it works) | bwrap | process-group
     image: str | None = None
     gpus: int | list[int] | str = 0  # count, explicit indices, or "auto"
@@ -104,11 +108,16 @@ def submit(lab: Lab, req: RunRequest) -> int:
     if not cwd.is_dir():
         raise InvalidInput(f"working directory {req.cwd} does not exist",
                            hint="create the trial's worktree first (workspace tools)")
-    if req.executor not in ("local", "docker"):
-        raise InvalidInput(f"unknown executor {req.executor!r}", hint="use 'local' or 'docker'")
+    settings = execution.resolve(lab, req.campaign_id)
+    req.executor = req.executor or settings.executor
+    if req.executor not in execution.Executor.__args__:
+        raise InvalidInput(f"unknown executor {req.executor!r}", hint=f"use one of {', '.join(execution.Executor.__args__)}")
     sandbox.check_env_names(req.env)
-    want = gpus_wanted(req.gpus)
-    _check_gpus_exist(want)
+    if req.executor in execution.CLUSTER_EXECUTORS:
+        want = cluster_runs.check_request(req, settings)  # the cluster's GPUs, not this machine's
+    else:
+        want = gpus_wanted(req.gpus)
+        _check_gpus_exist(want)
     req.gpus = want
     stamp = ledger.now()
     row = {
@@ -164,10 +173,11 @@ def dispatch(lab: Lab) -> None:
     with _dispatch_lock(lab):
         _reap_children()
         collect(lab)
-        queued = list(lab.db.query("SELECT * FROM runs WHERE status = 'queued' ORDER BY id"))
+        cluster_runs.advance(lab)
+        queued = lab.db.query("SELECT * FROM runs WHERE status = 'queued' AND cluster_job IS NULL ORDER BY id")
         if not queued:
             return
-        running = list(lab.db.query("SELECT id, resources FROM runs WHERE status = 'running'"))
+        running = lab.db.query("SELECT id, resources FROM runs WHERE status = 'running' AND cluster_job IS NULL")
         cpu_busy = sum(1 for r in running if not ledger.loads(r["resources"], {}).get("gpu_ids"))
         gpu_view = None
         for row in queued:
@@ -175,7 +185,9 @@ def dispatch(lab: Lab) -> None:
             resources = ledger.loads(row["resources"], {})
             waited = now_ts() - _parse_ts(row["created_at"])
             want = resources.get("gpus") or 0
-            if want:
+            if row["executor"] in execution.CLUSTER_EXECUTORS:
+                placed, waiting_for = [], "the cluster"  # the cluster places it; no slot or GPU here
+            elif want:
                 if gpu_view is None:
                     gpu_view = _gpu_view(lab)
                 placed = choose_gpus(want, resources.get("gpu_memory_gb"), *gpu_view)
@@ -211,7 +223,7 @@ def _gpu_view(lab: Lab):
     except RuntimeError:
         states = []
     reserved: dict[int, list[float | None]] = {}
-    for r in lab.db.query("SELECT resources FROM runs WHERE status = 'running'"):
+    for r in lab.db.query("SELECT resources FROM runs WHERE status = 'running' AND cluster_job IS NULL"):
         res = ledger.loads(r["resources"], {})
         for i in res.get("gpu_ids") or []:
             reserved.setdefault(i, []).append(res.get("gpu_memory_gb"))
@@ -238,6 +250,8 @@ def choose_gpus(want: int | list[int], memory_gb: float | None, states: list,
         else:
             ok = free_mb >= memory_gb * 1024
         if ok:
+            if row["executor"] in execution.CLUSTER_EXECUTORS:
+                continue
             fitting.append((-free_mb, g.utilization_pct, g.index))
     fitting.sort()
     ids = [index for _, _, index in fitting]
@@ -252,7 +266,10 @@ def _launch(lab: Lab, row: dict, gpu_ids: list[int]) -> None:
     req = RunRequest(**json.loads((run_dir / REQUEST).read_text()))
     uuids = _gpu_uuids(gpu_ids)
     output_dir = str(run_dir / "out")
-    if req.executor == "docker":
+    cluster = req.executor in execution.CLUSTER_EXECUTORS
+    if cluster:
+        kind, docker = req.sandbox, None  # "auto" is settled on the node the cluster picks (cluster_job)
+    elif req.executor == "docker":
         from .docker_exec import DEFAULT_IMAGE, container_name
 
         kind = "docker"
@@ -332,6 +349,11 @@ def enable_launcher(lab: Lab) -> None:
 
 
 def _gpu_uuids(gpu_ids: list[int]) -> list[str]:
+    if cluster:
+        spec.update(gpus_wanted=ledger.loads(row["resources"], {}).get("gpus") or 0, record_in_ledger=False)
+        write_json_atomic(run_dir / "spec.json", spec, durable=False)
+        cluster_runs.submit(lab, run_id, run_dir, req)
+        return
     if not gpu_ids:
         return []
     from .telemetry import gpu_states
@@ -371,39 +393,6 @@ def _reap_children() -> None:
             del _children[pid]
 
 
-def read_status(run_dir: str | Path) -> dict | None:
-    path = Path(run_dir) / "status.json"
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-def record_end(lab: Lab, run_id: int, status: dict) -> bool:
-    """Write a supervisor's final status into the ledger; False if already recorded."""
-    started = _started(lab.path("runs", run_id))
-    cur = lab.db.execute(
-        """UPDATE runs SET status = ?, outcome = ?, reason = ?, exit_code = ?, ended_at = ?,
-               telemetry = ?, pid = COALESCE(pid, ?) WHERE id = ? AND status = 'running'""",
-        [status["status"], status["outcome"], status["reason"], status["exit_code"],
-         status["ended_at"], ledger.dumps(status.get("telemetry") or {}), started.get("pid"), run_id])
-    return cur.rowcount > 0
-
-
-def _started(run_dir: Path) -> dict:
-    try:
-        return json.loads((Path(run_dir) / "started.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-
-
-def _end_without_start(lab: Lab, run_id: int, status: str, outcome: str, reason: str) -> bool:
-    cur = lab.db.execute(
-        "UPDATE runs SET status = ?, outcome = ?, reason = ?, ended_at = ? WHERE id = ? AND status = 'queued'",
-        [status, outcome, reason, ledger.now(), run_id])
-    return cur.rowcount > 0
-
-
 def collect(lab: Lab) -> dict[str, list[int]]:
     """Bring every running run's ledger row up to date with its supervisor.
 
@@ -412,7 +401,7 @@ def collect(lab: Lab) -> dict[str, list[int]]:
     its log kept.
     """
     report = {"reattached": [], "collected": [], "lost": []}
-    for row in lab.db.query("SELECT * FROM runs WHERE status = 'running'"):
+    for row in lab.db.query("SELECT * FROM runs WHERE status = 'running' AND cluster_job IS NULL"):
         run_dir = row["run_dir"] or str(lab.path("runs", row["id"]))
         status = read_status(run_dir)
         if status is None and supervisor_alive(row):
@@ -481,13 +470,6 @@ def cancel(lab: Lab, run_id: int) -> str:
     return "the supervisor had already ended"
 
 
-def get_row(lab: Lab, run_id: int) -> dict:
-    rows = list(lab.db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
-    if not rows:
-        raise NotFound(f"no run with id {run_id}", hint="list runs with run_list")
-    return rows[0]
-
-
 def wait(lab: Lab, run_id: int, timeout_s: float, on_tick=None, poll_s: float = 0.1) -> dict:
     """Block until the run ends or ``timeout_s`` passes; returns its ledger row."""
     end = time.monotonic() + timeout_s
@@ -534,3 +516,5 @@ def start_dispatcher(lab: Lab, interval_s: float = 1.0) -> Dispatcher:
     and a thread that dispatches the queue every ``interval_s``."""
     enable_launcher(lab)
     return Dispatcher(lab, interval_s).start()
+        if row["cluster_job"]:
+            return cluster_runs.cancel(lab, row)

@@ -1,76 +1,62 @@
-"""Data for tinynet: a synthetic, deterministic 4-class problem.
+"""Data for tinynet: a fixed 4-class task, shipped as files.
 
-The "world" (class centres, a nonlinear twist, and the raw feature scales) is fixed by
-WORLD_SEED, so every checkout sees the same task. Train and validation come from one
-fixed draw and one fixed split; the held-out test split is a separate draw stored in
-heldout/test.npz, which ordinary trials never see.
+    data/train.npz          training inputs and labels (x, y)
+    data/val_inputs.npz     validation inputs (x)
+    labels/val_labels.npz   validation labels (y): the scorer's alone
+    heldout/...             the held-out split (inputs and labels), never in a trial's tree
 
 The raw features come in wildly different units (some near 0.01, some near 100) and
 the classes are imbalanced: leave-room-to-improve properties of the task, not bugs.
+The files were drawn once by examples/tinynet/make_data.py, which is not part of this
+repository: no code here can redraw the validation or held-out labels.
 
 This file belongs to the evaluator: campaigns protect it.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 
-WORLD_SEED = 20240611
-TRAINVAL_SEED = 7
-HELDOUT_SEED = 99
-N_FEATURES = 10
 N_CLASSES = 4
-CLASS_PRIORS = (0.45, 0.30, 0.15, 0.10)
-N_TRAINVAL = 3000
-N_TEST = 1500
-VAL_FRACTION = 0.25
-TEST_FILE = "heldout/test.npz"
+HERE = Path(__file__).resolve().parent
+TRAIN_FILE = "data/train.npz"
+VAL_INPUTS = "data/val_inputs.npz"
+VAL_LABELS = "labels/val_labels.npz"
+TEST_INPUTS = "heldout/test_inputs.npz"
+TEST_LABELS = "heldout/test_labels.npz"
 
 
-def _world():
-    rng = np.random.default_rng(WORLD_SEED)
-    centres = rng.normal(0.0, 1.1, size=(N_CLASSES, N_FEATURES))
-    mixing = rng.normal(0.0, 1.0, size=(N_FEATURES, N_FEATURES)) / np.sqrt(N_FEATURES)
-    scales = 10.0 ** rng.uniform(-1.0, 1.0, size=N_FEATURES)
-    offsets = rng.normal(0.0, 6.0, size=N_FEATURES) * scales
-    return centres, mixing, scales, offsets
+def _load(path: Path, key: str) -> np.ndarray:
+    with np.load(path) as archive:
+        return archive[key]
 
 
-def sample(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """n labelled examples in raw (unnormalised) units."""
-    centres, mixing, scales, offsets = _world()
-    rng = np.random.default_rng(seed)
-    y = rng.choice(N_CLASSES, size=n, p=CLASS_PRIORS)
-    latent = centres[y] + rng.normal(0.0, 1.0, size=(n, N_FEATURES))
-    # A mild nonlinearity: a linear model does well, not perfectly.
-    latent = latent + 0.5 * np.tanh(latent @ mixing)
-    return (latent * scales + offsets).astype(np.float64), y.astype(np.int64)
+def load_train() -> tuple[np.ndarray, np.ndarray]:
+    """(x_train, y_train)."""
+    return _load(HERE / TRAIN_FILE, "x"), _load(HERE / TRAIN_FILE, "y")
+
+
+def load_inputs(held_out_root: str | Path | None = None) -> np.ndarray:
+    """The inputs to predict: validation, or the held-out test inputs under
+    ``held_out_root`` (a directory laid out like this repository)."""
+    if held_out_root:
+        return _load(Path(held_out_root) / TEST_INPUTS, "x").astype(np.float64)
+    return _load(HERE / VAL_INPUTS, "x")
+
+
+def load_labels(root: str | Path, held_out: bool) -> np.ndarray:
+    """The labels of the validation or held-out inputs under ``root``."""
+    return _load(Path(root) / (TEST_LABELS if held_out else VAL_LABELS), "y").astype(np.int64)
 
 
 def load_splits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x_train, y_train, x_val, y_val): one fixed draw, one fixed split."""
-    x, y = sample(N_TRAINVAL, TRAINVAL_SEED)
-    order = np.random.default_rng(TRAINVAL_SEED + 1).permutation(len(y))
-    n_val = int(round(VAL_FRACTION * len(y)))
-    val, train = order[:n_val], order[n_val:]
-    return x[train], y[train], x[val], y[val]
+    """(x_train, y_train, x_val, y_val), for scripts that train and score in one process."""
+    x_train, y_train = load_train()
+    return x_train, y_train, load_inputs(), load_labels(HERE, held_out=False)
 
 
 def load_test(root: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """The held-out test split under ``root``, a directory laid out like this repository
-    (the lab mounts its held-out copy as $SOTALAB_HELD_OUT only for the final evaluation)."""
-    with np.load(Path(root) / TEST_FILE) as archive:
-        return archive["x"], archive["y"]
-
-
-def write_test(path: str | Path) -> None:
-    x, y = sample(N_TEST, HELDOUT_SEED)
-    np.savez_compressed(path, x=x.astype(np.float32), y=y.astype(np.int8))
-
-
-if __name__ == "__main__":
-    # Regenerate the held-out split: python data.py [path, default heldout/test.npz]
-    write_test(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / TEST_FILE)
+    """The held-out test split under ``root``."""
+    return load_inputs(root), load_labels(root, held_out=True)

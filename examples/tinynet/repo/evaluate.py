@@ -1,11 +1,13 @@
-"""The tinynet evaluator: train with a seed, score on validation (or the held-out test).
+"""The tinynet evaluator in one process: train with a seed, score on validation (or the held-out test).
 
     python evaluate.py [--seed N]
 
+The paper's own script: it trains and scores in one interpreter, so a campaign that uses
+it runs at the in_process integrity level (predict.py + score.py are the isolated pair).
 The seed comes from --seed, else $SOTALAB_SEED, else 0. The score is measured on the
 validation split, unless $SOTALAB_HELD_OUT names a directory holding the held-out
-files laid out as in this repository (heldout/test.npz; the lab mounts it only for the
-final evaluation). Prints
+files laid out as in this repository (heldout/test_*.npz; the lab mounts it only for
+the final evaluation). Prints
 `accuracy=0.xxxx` and writes metrics.json (accuracy, macro_f1, nll, params, split).
 
 This file belongs to the evaluator: campaigns protect it.
