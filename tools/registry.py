@@ -32,6 +32,7 @@ TOOL_MODULES = [
     "envs",
     "diagnose",
     "runs.tools",
+    "execution",
     "evaluation.pipeline",
     "audit.tools",
     "campaign_view",

@@ -31,10 +31,10 @@ from ..errors import InvalidInput, LabError
 from ..home import Lab
 from . import cluster_runs, launcher, sandbox
 from .logcap import DEFAULT_CAP_BYTES, write_json_atomic
-
 from .records import TERMINAL, get_row, read_status, record_end
 from .records import end_without_start as _end_without_start
 from .records import started as _started
+
 log = logging.getLogger(__name__)
 
 ACTIVE = ("queued", "running")
@@ -452,6 +452,8 @@ def cancel(lab: Lab, run_id: int) -> str:
     (TERM, grace, KILL). Returns what was done."""
     with _dispatch_lock(lab):  # never while a dispatcher launches it (that would mark it running again)
         row = get_row(lab, run_id)
+        if row["cluster_job"]:
+            return cluster_runs.cancel(lab, row)
         if row["status"] == "queued" and _end_without_start(lab, run_id, "cancelled", "cancelled",
                                                             "cancelled before it started"):
             return "cancelled before it started"
@@ -516,5 +518,3 @@ def start_dispatcher(lab: Lab, interval_s: float = 1.0) -> Dispatcher:
     and a thread that dispatches the queue every ``interval_s``."""
     enable_launcher(lab)
     return Dispatcher(lab, interval_s).start()
-        if row["cluster_job"]:
-            return cluster_runs.cancel(lab, row)

@@ -301,6 +301,8 @@ def main(argv: list[str]) -> int:
             pass  # it never started
         status = sup._status("failed", "supervisor_error", f"the supervisor failed: {exc}; the run was killed",
                              None, stamp(), {})
+    if not sup.spec.get("record_in_ledger", True):
+        return 0  # a cluster job: the server collects status.json (the ledger need not be on the node's storage)
     # Record the end and start whatever was waiting for this run's slot. The status
     # file is already on disk, so a failure here loses nothing: reconcile reads it.
     from ..home import Lab

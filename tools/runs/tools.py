@@ -34,7 +34,9 @@ class RunStartIn(BaseModel):
     trial: int | None = Field(None, description="run in this trial's worktree")
     cwd: str | None = Field(None, description="working directory inside the lab's workspaces (when no trial is given)")
     env: dict[str, str] = Field(default_factory=dict, description="extra environment; the server's own environment is never passed")
-    executor: Literal["local", "docker"] = "local"
+    executor: Literal["local", "docker", "slurm", "ray"] | None = Field(
+        None, description="where it runs; default: the campaign's executor (execution_set), else local")
+    cpus: int | None = Field(None, ge=1, le=512, description="slurm/ray runs: CPUs asked of the cluster")
     image: str | None = Field(None, description="Docker image (docker executor); default sotalab-base:bookworm")
     gpus: int | list[int] | Literal["auto"] = Field(0, description="0 (CPU), a count, explicit GPU indices, or 'auto' (one if any)")
     gpu_memory_gb: float | None = Field(None, gt=0, description="GPU memory the run needs; lets runs share a GPU")
@@ -219,7 +221,7 @@ def run_start(lab: Lab, args: RunStartIn) -> RunInfo:
         trial_campaign = trials.load(lab, args.trial).campaign_id
     b = args.budget
     req = queue.RunRequest(
-        argv=args.command, cwd=_confined_cwd(lab, args), env=args.env, executor=args.executor,
+        argv=args.command, cwd=_confined_cwd(lab, args), env=args.env, executor=args.executor, cpus=args.cpus,
         image=args.image, gpus=args.gpus, gpu_memory_gb=args.gpu_memory_gb or b.gpu_memory_gb,
         wall_s=b.wall_s, grace_s=b.grace_s, memory_gb=b.memory_gb, artifact_mb=b.artifact_mb,
         pending_timeout_s=b.pending_timeout_s, telemetry_interval_s=1.0 / args.telemetry_hz,
