@@ -343,11 +343,12 @@ def _ledger_class():
         fails at once with "database is locked" (SQLITE_BUSY_SNAPSHOT): the busy
         timeout cannot help, because waiting never makes a stale snapshot current.
         ``collect`` hit this by recording a run's end while iterating the running runs.
-        Materialised rows end the statement before any caller can write.
+        Materialised rows end the statement before any caller can write; they come
+        back as an iterator, as sqlite-utils' own ``query`` does.
         """
 
         def query(self, sql, params=None):
-            return list(super().query(sql, params))
+            return iter(list(super().query(sql, params)))
 
     return Ledger
 

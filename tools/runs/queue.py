@@ -174,10 +174,10 @@ def dispatch(lab: Lab) -> None:
         _reap_children()
         collect(lab)
         cluster_runs.advance(lab)
-        queued = lab.db.query("SELECT * FROM runs WHERE status = 'queued' AND cluster_job IS NULL ORDER BY id")
+        queued = list(lab.db.query("SELECT * FROM runs WHERE status = 'queued' AND cluster_job IS NULL ORDER BY id"))
         if not queued:
             return
-        running = lab.db.query("SELECT id, resources FROM runs WHERE status = 'running' AND cluster_job IS NULL")
+        running = list(lab.db.query("SELECT id, resources FROM runs WHERE status = 'running' AND cluster_job IS NULL"))
         cpu_busy = sum(1 for r in running if not ledger.loads(r["resources"], {}).get("gpu_ids"))
         gpu_view = None
         for row in queued:
