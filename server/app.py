@@ -19,6 +19,7 @@ from fastmcp.tools import Tool
 from fastmcp.tools.base import ToolResult
 from mcp.types import ToolAnnotations
 
+from sotalab.tools import jobs
 from sotalab.tools.errors import LabError
 from sotalab.tools.home import Lab
 from sotalab.tools.invoke import invoke
@@ -28,15 +29,30 @@ from .content import to_tool_result
 from .dashboard import register as register_dashboard
 from .dashboard import tool_meta
 from .roles import register_roles
+from .toolsets import select
 
 INSTRUCTIONS = """sotalab is an ML research lab bench: it reproduces a paper's result, runs
 improvement trials, and audits every claimed gain. Scores come only from the server's
 own evaluation runs (trial_evaluate); no tool accepts a score from you. Start with
-lab_status, then campaign_create / campaign_list. Long work is start-and-poll."""
+lab_status, then campaign_create / campaign_list. Long work is start-and-poll: a tool
+marked "runs as a job" returns a job handle at once; call job_wait(job=...) until its
+status is no longer running, and read the tool's result there."""
+
+JOB_NOTE = " Runs as a job: returns a job handle at once; follow it with job_wait until it ends."
+
+
+def sotalab_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sotalab")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "0+unknown"
 
 
 class LabTool(Tool):
-    """An MCP tool that runs one registry entry through the shared invoke path."""
+    """An MCP tool that runs one registry entry through the shared invoke path; a job
+    tool starts it in the background instead and answers with the job's handle."""
 
     spec: ToolSpec
     lab: Lab
@@ -44,9 +60,13 @@ class LabTool(Tool):
     model_config = {"arbitrary_types_allowed": True}
 
     async def run(self, arguments: dict[str, Any]) -> ToolResult:
-        progress = _progress_reporter()
         try:
-            result = await anyio.to_thread.run_sync(invoke, self.lab, self.spec.name, arguments, progress)
+            if self.spec.job:
+                job = await anyio.to_thread.run_sync(jobs.start, self.lab, self.spec.name, arguments)
+                result = job.model_dump(mode="json")
+            else:
+                progress = _progress_reporter()
+                result = await anyio.to_thread.run_sync(invoke, self.lab, self.spec.name, arguments, progress)
         except LabError as exc:
             raise ToolError(str(exc)) from None
         return to_tool_result(result)
@@ -68,15 +88,24 @@ def _progress_reporter():
     return report
 
 
-def wire_schema(schema: dict) -> dict:
-    """A pydantic schema as sent to hosts, computed once per tool.
+UNSENT_KEYWORDS = frozenset({"$defs", "title", "maxLength", "minLength", "pattern", "minItems", "maxItems",
+                             "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "uniqueItems"})
+
+
+def lean_schema(schema: dict) -> dict:
+    """An input schema as sent to hosts, computed once per tool: what a model needs to
+    call the tool, in as few tokens as hosts read portably.
 
     - ``$defs`` are inlined, so hosts that do not follow ``$ref`` see whole schemas
-      (recursive models, the lineage tree, keep their ``$ref``). Doing it here instead
-      of in fastmcp's per-``tools/list`` middleware halves server start-up.
-    - ``anyOf: [{type: X}, {type: null}]`` becomes ``type: [X, "null"]``: the same
-      meaning, and clients that validate every result (the official SDK does) check
-      a list page about a third faster.
+      (a recursive model keeps its ``$ref``).
+    - An optional field is its plain type: ``anyOf [X, null]`` with ``default: null``
+      becomes X and is simply not required. Type arrays (``["string", "null"]``) are
+      what the Inspector's portability check flags, and the null branch tells a model
+      nothing it needs.
+    - No ``title``s (pydantic derives them from the names), no class docstrings of nested
+      models (the field's own description says what it is there), descriptions on one line.
+    - No length, pattern or range limits: every call is validated again on the server,
+      whose error names the field and the limit, so these only cost every request tokens.
     """
     defs = schema.get("$defs", {})
     kept: dict[str, dict] = {}
@@ -93,28 +122,40 @@ def wire_schema(schema: dict) -> dict:
                 kept[name] = defs[name]
                 return node
             rest = {k: v for k, v in node.items() if k != "$ref"}
-            return resolve(defs[name], (*stack, name)) | resolve(rest, stack)
-        node = {key: resolve(value, stack) for key, value in node.items() if key != "$defs"}
-        options = node.get("anyOf")
-        if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
-            other = options[0] if options[1] == {"type": "null"} else options[1]
-            if set(other) == {"type"} and isinstance(other["type"], str):
-                del node["anyOf"]
-                node["type"] = [other["type"], "null"]
-        return node
+            body = {k: v for k, v in defs[name].items() if k != "description"}
+            return resolve(body, (*stack, name)) | resolve(rest, stack)
+        out = {}
+        for key, value in node.items():
+            if key in UNSENT_KEYWORDS or (key == "default" and value is None):
+                continue
+            if key == "properties":  # a mapping of names to schemas: a property may be called "title"
+                out[key] = {name: resolve(sub, stack) for name, sub in value.items()}
+            elif key == "description" and isinstance(value, str):
+                out[key] = " ".join(value.split())
+            else:
+                out[key] = resolve(value, stack)
+        options = out.get("anyOf")
+        if isinstance(options, list) and {"type": "null"} in options:
+            rest = [option for option in options if option != {"type": "null"}]
+            del out["anyOf"]
+            out = (rest[0] | out) if len(rest) == 1 else out | {"anyOf": rest}
+        return out
 
-    inlined = resolve(schema, ())
+    lean = resolve(schema, ())
     if kept:
-        inlined["$defs"] = {name: resolve(body, (name,)) for name, body in kept.items()}
-    return inlined
+        lean["$defs"] = {name: resolve(body, (name,)) for name, body in kept.items()}
+    return lean
 
 
 def to_mcp_tool(spec: ToolSpec, lab: Lab) -> LabTool:
+    """No output schema: results still come as structuredContent, but an outputSchema
+    per tool more than doubled what every host loads and re-sends (58% of tools/list),
+    for clients that mostly do not use it. `sotalab tools --json` has the full models."""
     return LabTool(
         name=spec.name,
-        description=spec.description,
-        parameters=wire_schema(spec.input_model.model_json_schema()),
-        output_schema=wire_schema(spec.output_model.model_json_schema(mode="serialization")),
+        description=spec.description + (JOB_NOTE if spec.job else ""),
+        parameters=lean_schema(spec.input_model.model_json_schema()),
+        output_schema=None,
         annotations=ToolAnnotations(
             readOnlyHint=spec.read_only,
             destructiveHint=spec.destructive,
@@ -166,13 +207,17 @@ def run_services(lab: Lab):
     return lifespan
 
 
-def build_server(lab: Lab, long_lived: bool = False) -> FastMCP:
-    """The MCP server for ``lab``. ``long_lived`` (``sotalab serve``) also reconciles
-    runs at start and dispatches the run queue in the background."""
-    mcp = FastMCP("sotalab", instructions=INSTRUCTIONS, mask_error_details=True, dereference_schemas=False,
-                  lifespan=run_services(lab) if long_lived else None)
-    for spec in all_tools().values():
-        mcp.add_tool(to_mcp_tool(spec, lab))
+def build_server(lab: Lab, long_lived: bool = False, toolset: str = "all") -> FastMCP:
+    """The MCP server for ``lab`` offering the tools ``toolset`` selects (see toolsets.py).
+    ``long_lived`` (``sotalab serve``) also reconciles runs at start and dispatches the
+    run queue in the background."""
+    mcp = FastMCP("sotalab", instructions=INSTRUCTIONS, version=sotalab_version(), mask_error_details=True,
+                  dereference_schemas=False, lifespan=run_services(lab) if long_lived else None)
+    specs = all_tools()
+    offered = select(toolset, set(specs))
+    for spec in specs.values():
+        if spec.name in offered:
+            mcp.add_tool(to_mcp_tool(spec, lab))
     register_roles(mcp, lambda: lab)
     register_dashboard(mcp, lab)
 

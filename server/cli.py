@@ -37,21 +37,24 @@ def cmd_serve(args) -> int:
     from .app import build_server
 
     lab = _open_lab(args)
-    mcp = build_server(lab, long_lived=True)
+    mcp = build_server(lab, long_lived=True, toolset=args.toolset)
     gc.freeze()
     gc.enable()
+    # Hosts log whatever a stdio server writes to stderr as errors: quiet unless asked.
+    log_level = args.log_level.upper()
     if not args.http:
-        mcp.run("stdio", show_banner=False)
+        mcp.run("stdio", show_banner=False, log_level=log_level)
         return 0
     from starlette.middleware import Middleware
 
-    from .http_auth import BearerTokenMiddleware
+    from .http_auth import BareAcceptedMiddleware, BearerTokenMiddleware
 
-    middleware = [Middleware(BearerTokenMiddleware, token=token)] if token else []
+    middleware = [Middleware(BareAcceptedMiddleware)]
+    middleware += [Middleware(BearerTokenMiddleware, token=token)] if token else []
     print(f"sotalab: serving {lab.home} on http://{args.host}:{args.port}/mcp", file=sys.stderr)
     mcp.run("http", show_banner=False, host=args.host, port=args.port, middleware=middleware,
             host_origin_protection=True, allowed_hosts=[args.host, *args.allowed_host],
-            allowed_origins=args.allowed_origin or None, log_level="warning")
+            allowed_origins=args.allowed_origin or None, log_level=log_level)
     return 0
 
 
@@ -140,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token", help="bearer token required on every HTTP request (or $SOTALAB_TOKEN)")
     serve.add_argument("--allowed-host", action="append", default=[], help="extra Host header value to accept")
     serve.add_argument("--allowed-origin", action="append", default=[], help="browser Origin to accept")
+    serve.add_argument("--toolset", default=os.environ.get("SOTALAB_TOOLSET") or "default",
+                       help="which tools to offer, comma-separated: default (30 tools), all, an area (lab, papers, "
+                            "code, envs, runs, evaluation) or a role (init, scheduler, ...); "
+                            "default: $SOTALAB_TOOLSET, else 'default'")
+    serve.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
+                       help="what the server logs to stderr (default: warning)")
     serve.set_defaults(run=cmd_serve)
 
     tools = sub.add_parser("tools", parents=[common], help="list the tools")

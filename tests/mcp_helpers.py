@@ -25,7 +25,7 @@ def free_port() -> int:
 @contextlib.asynccontextmanager
 async def stdio_session(home: Path, env: dict | None = None):
     command = sotalab_command()
-    params = StdioServerParameters(command=command[0], args=[*command[1:], "serve"],
+    params = StdioServerParameters(command=command[0], args=[*command[1:], "serve", "--toolset", "all"],
                                    env={"SOTALAB_HOME": str(home), **(env or {})})
     with open(home.parent / "stdio-server.err", "w") as errlog:
         async with stdio_client(params, errlog=errlog) as (read, write):
@@ -50,7 +50,7 @@ def http_server(home: Path, *extra: str, env: dict | None = None):
     """`sotalab serve --http` as a real process; yields (base_url, process)."""
     port = free_port()
     log = open(home.parent / f"http-server-{port}.log", "w")
-    proc = subprocess.Popen([*sotalab_command(), "serve", "--http", "--port", str(port), *extra],
+    proc = subprocess.Popen([*sotalab_command(), "serve", "--toolset", "all", "--http", "--port", str(port), *extra],
                             env={**os.environ, "SOTALAB_HOME": str(home), **(env or {})},
                             stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -29,7 +29,7 @@ def test_in_memory_client_sees_typed_tools_and_resources(lab):
             tools = {t.name: t for t in await client.list_tools()}
             assert set(tools) == set(all_tools())
             status = tools["lab_status"]
-            assert status.annotations.read_only_hint is True and status.output_schema
+            assert status.annotations.read_only_hint is True
             assert tools["campaign_create"].annotations.read_only_hint is False
             created = await client.call_tool("campaign_create", SIMPLE_CAMPAIGN)
             assert created.structured_content["name"] == "demo"
@@ -92,19 +92,38 @@ def test_http_with_the_official_sdk(tmp_path):
         asyncio.run(scenario())
 
 
-def test_schemas_are_inlined_except_for_recursion(lab):
+def test_tool_list_is_lean_and_portable(lab):
+    """What every host loads and every model request carries: inlined input schemas with
+    no type arrays (the Inspector's portability warnings), no titles, one-line
+    descriptions, no output schemas; results still come as structuredContent."""
     async def scenario():
         async with Client(build_server(lab)) as client:
             return {t.name: t for t in await client.list_tools()}
 
     tools = asyncio.run(scenario())
+
+    def walk(node):
+        if isinstance(node, dict):
+            yield node
+            for value in node.values():
+                yield from walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from walk(value)
+
     for tool in tools.values():
-        for schema in (tool.input_schema, tool.output_schema):
-            text = json.dumps(schema)
-            assert '"$ref"' not in text or tool.name == "trial_lineage", tool.name
-    assert set(tools["trial_lineage"].output_schema["$defs"]) == {"LineageNode"}
-    assert tools["trial_get"].output_schema["properties"]["score"]["type"] == ["number", "null"]
-    assert tools["campaign_create"].input_schema["properties"]["objective"]["properties"]["direction"]["enum"] == ["max", "min"]
+        assert tool.output_schema is None, tool.name
+        assert "\n" not in tool.description, tool.name
+        assert '"$ref"' not in json.dumps(tool.input_schema), tool.name
+        for node in walk(tool.input_schema):
+            assert not isinstance(node.get("type"), list), (tool.name, node)
+            assert not isinstance(node.get("title"), str), (tool.name, node)
+            assert "\n" not in str(node.get("description", "")), tool.name
+    objective = tools["campaign_create"].input_schema["properties"]["objective"]
+    assert objective["properties"]["direction"]["enum"] == ["max", "min"]
+    assert objective["properties"]["reported"]["type"] == "number"  # was anyOf [number, null]
+    assert "reported" not in objective["required"]
+    assert "job_wait" in tools["env_build"].description and "job_wait" not in tools["env_status"].description
 
 
 def raw_post(url: str, headers: dict) -> int:
@@ -177,7 +196,8 @@ def test_concurrent_http_clients_lose_no_trial(tmp_path):
 def inspector(home, *args: str) -> dict:
     require(shutil.which("npx") is not None, "npx (Node.js) is needed for the MCP Inspector CLI")
     command = sotalab_command()
-    result = subprocess.run(["npx", "-y", INSPECTOR, "--cli", "-e", f"SOTALAB_HOME={home}", *command, "serve", *args],
+    result = subprocess.run(["npx", "-y", INSPECTOR, "--cli", "-e", f"SOTALAB_HOME={home}", *command, "serve",
+                             "--toolset", "all", *args],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout)

@@ -102,14 +102,14 @@ def _alive(owner: str) -> bool:
 
 
 def _row(lab: Lab, job_id: int) -> dict:
-    rows = lab.db.query("SELECT * FROM jobs WHERE id = ?", [job_id])
+    rows = list(lab.db.query("SELECT * FROM jobs WHERE id = ?", [job_id]))
     if not rows:
         raise NotFound(f"no job with id {job_id}", hint="list jobs with job_list")
     row = rows[0]
     if row["status"] == "running" and job_id not in _finished and not _alive(row["owner"]):
         _end(lab, job_id, "lost", error="the server running this job stopped before it ended; "
                                         f"call {row['tool']} again to start it anew")
-        row = lab.db.query("SELECT * FROM jobs WHERE id = ?", [job_id])[0]
+        row = next(iter(lab.db.query("SELECT * FROM jobs WHERE id = ?", [job_id])))
     return row
 
 

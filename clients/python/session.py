@@ -2,8 +2,10 @@
 
 ``LabSession`` spawns ``sotalab serve`` over stdio, initializes an MCP session and calls
 tools by name, printing each call, its progress notifications and its outcome as it
-goes. It is the engine of ``sotalab demo`` and a starting point for any script that
-drives a campaign without a model::
+goes. Long tools answer over MCP with a job handle; ``call`` follows the job with
+``job_wait`` (each wait at most 30 s, so no single call nears a host's timeout) and
+returns the tool's own result. It is the engine of ``sotalab demo`` and a starting point
+for any script that drives a campaign without a model::
 
     async with LabSession(home="/tmp/lab") as lab:
         campaign = await lab.call("campaign_create", name="x", objective={...}, evaluator={...})
@@ -48,10 +50,20 @@ def server_environment(home: Path) -> dict[str, str]:
     return env
 
 
+JOB_WAIT_S = 20  # one job_wait call; the server allows at most 30
+
+
 def server_command() -> list[str]:
-    """How to start this installation's server: the ``sotalab`` script beside this Python."""
+    """How to start this installation's server with every tool (a script drives them all):
+    the ``sotalab`` script beside this Python."""
     script = Path(sys.executable).parent / "sotalab"
-    return [str(script), "serve"] if script.exists() else [sys.executable, "-m", "sotalab.server.cli", "serve"]
+    serve = ["serve", "--toolset", "all"]
+    return [str(script), *serve] if script.exists() else [sys.executable, "-m", "sotalab.server.cli", *serve]
+
+
+def is_job_handle(tool: str, result: dict) -> bool:
+    """Whether ``tool`` answered with a job handle (tools/jobs.py) instead of its result."""
+    return result.get("tool") == tool and isinstance(result.get("job"), int) and "next" in result
 
 
 def _summary(value: Any, limit: int = 100) -> str:
@@ -110,22 +122,39 @@ class LabSession:
         return on_progress
 
     async def call(self, tool: str, quiet: bool = False, **arguments) -> dict:
-        """Call ``tool`` and return its structured result; raise ToolCallError on an error result."""
+        """Call ``tool`` and return its structured result, following a job to its end;
+        raise ToolCallError on an error result or a failed job."""
         if self.tools and tool not in self.tools:
             raise ToolCallError(tool, f"the server has no tool {tool!r} (this sotalab build lacks it)")
         self.calls += 1
         started = time.perf_counter()
         if self.verbose and not quiet:
             self.say(f"    → {tool}({_summary(', '.join(f'{k}={v!r}' for k, v in arguments.items()), 90)})")
-        result = await self.session.call_tool(tool, arguments, progress_callback=self._progress_printer(tool))
+        result = await self._call_once(tool, arguments, started)
+        while is_job_handle(tool, result) and result["status"] == "running":
+            result = await self._call_once("job_wait", {"job": result["job"], "timeout_s": JOB_WAIT_S},
+                                           started, progress_label=tool)
+        if is_job_handle(tool, result):
+            if result["status"] != "succeeded":
+                message = result["error"] or f"job {result['job']} ended {result['status']}"
+                if self.verbose:
+                    self.say(f"      ✗ {tool} failed after {time.perf_counter() - started:.1f}s: {_summary(message, 200)}")
+                raise ToolCallError(tool, message)
+            result = result["result"] or {}
         elapsed = time.perf_counter() - started
+        if self.verbose and not quiet and elapsed >= 1.0:
+            self.say(f"      ✓ {tool} {elapsed:.1f}s")
+        return result
+
+    async def _call_once(self, tool: str, arguments: dict, started: float, progress_label: str | None = None) -> dict:
+        result = await self.session.call_tool(tool, arguments,
+                                              progress_callback=self._progress_printer(progress_label or tool))
         if result.is_error:
             message = " ".join(c.text for c in result.content if getattr(c, "text", None))
             if self.verbose:
-                self.say(f"      ✗ {tool} failed after {elapsed:.1f}s: {_summary(message, 200)}")
-            raise ToolCallError(tool, message)
-        if self.verbose and not quiet and elapsed >= 1.0:
-            self.say(f"      ✓ {tool} {elapsed:.1f}s")
+                self.say(f"      ✗ {progress_label or tool} failed after {time.perf_counter() - started:.1f}s: "
+                         f"{_summary(message, 200)}")
+            raise ToolCallError(progress_label or tool, message)
         return result.structured_content or {}
 
     async def prompt(self, name: str, **arguments: str) -> str:

@@ -1,0 +1,70 @@
+"""Which tools a server offers: `sotalab serve --toolset NAME[,NAME...]`.
+
+Every tool a host lists costs context in every model request, and some hosts cap the
+number of tools, so a host sees what its work needs:
+
+- ``default``: the research loop end to end in 30 tools (what the shipped host configs serve);
+- an area (``lab``, ``papers``, ``code``, ``envs``, ``runs``, ``evaluation``) to add to it;
+- a role (``init``, ``scheduler``, ...): the tools its skill lists (``allowed-tools``);
+- ``all``: every tool.
+
+``job_wait`` comes with every selection: a tool that starts a job is useless without it.
+"""
+
+from __future__ import annotations
+
+from sotalab.tools.errors import InvalidInput
+
+ALWAYS = ("job_wait",)
+
+AREAS: dict[str, tuple[str, ...]] = {
+    "lab": ("lab_status", "campaign_create", "campaign_get", "campaign_list", "campaign_update", "campaign_view",
+            "leaderboard", "trial_create", "trial_get", "trial_list", "trial_lineage", "idea_add", "idea_list",
+            "idea_update", "note_add", "note_search", "job_wait", "job_list"),
+    "papers": ("paper_search", "paper_fetch", "paper_read", "paper_tables", "paper_results"),
+    "code": ("repo_clone", "workspace_list", "workspace_read", "workspace_write", "workspace_apply_patch",
+             "workspace_diff", "workspace_verify", "trial_snapshot"),
+    "envs": ("env_build", "env_status", "env_list", "env_diagnose", "env_fix_record"),
+    "runs": ("run_start", "run_status", "run_wait", "run_logs", "run_metrics", "run_cancel", "run_list",
+             "gpu_status"),
+    "evaluation": ("trial_evaluate", "audit_trial", "audit_get", "audit_list", "campaign_finalize",
+                   "campaign_plot"),
+}
+
+DEFAULT = (
+    "lab_status", "campaign_create", "campaign_get", "campaign_list", "campaign_update", "leaderboard",
+    "trial_create", "trial_get", "trial_list", "idea_add", "idea_list", "idea_update", "note_add",
+    "note_search", "paper_fetch", "paper_read", "paper_results", "repo_clone", "workspace_read",
+    "workspace_write", "workspace_apply_patch", "workspace_diff", "trial_snapshot", "env_build",
+    "env_diagnose", "run_logs", "trial_evaluate", "audit_trial", "campaign_finalize", "job_wait",
+)
+
+
+def toolset_names() -> list[str]:
+    from .roles import ROLES
+
+    return ["default", "all", *AREAS, *ROLES]
+
+
+def select(spec: str, available: set[str]) -> set[str]:
+    """The tool names ``spec`` (comma-separated toolset names) selects among ``available``.
+
+    Names a toolset lists that this build lacks are left out, so a toolset never breaks
+    a server; an unknown toolset name is refused with the known ones.
+    """
+    from .roles import ROLES, load_skill
+
+    chosen: set[str] = set(ALWAYS)
+    for name in (part.strip() for part in spec.split(",")):
+        if name == "all":
+            chosen |= available
+        elif name == "default":
+            chosen |= set(DEFAULT)
+        elif name in AREAS:
+            chosen |= set(AREAS[name])
+        elif name in ROLES:
+            chosen |= set(load_skill(name).tools)
+        else:
+            raise InvalidInput(f"unknown toolset {name!r}",
+                               hint=f"use one or more of: {', '.join(toolset_names())}, separated by commas")
+    return chosen & available
