@@ -33,11 +33,15 @@ TOOL_MODULES = [
     "diagnose",
     "runs.tools",
     "execution",
+    "leases",
+    "surfaces",
+    "parents",
     "evaluation.pipeline",
     "audit.tools",
     "campaign_view",
     "plots",
     "report",
+    "mlflow_export",
     "jobs",
 ]
 
