@@ -11,6 +11,7 @@ from ..trials import Trial
 from .integrity import RunRecord
 
 MAX_SOURCE_BYTES = 1_000_000
+COMMIT_ENV = "SOTALAB_COMMIT"
 PARAM_METRICS = ("params", "n_params", "num_params", "param_count", "parameters")
 SOURCE_SUFFIXES = (".py",)
 
@@ -35,9 +36,7 @@ def scoring_runs(trial: Trial, runs: list[dict]) -> list[dict]:
 
 
 def run_commit(run: dict) -> str | None:
-    """The commit a run evaluated, where it was recorded (audit runs carry it)."""
-    from .runner import COMMIT_ENV
-
+    """The commit a run evaluated, where the run recorded it."""
     return (run.get("env") or {}).get(COMMIT_ENV)
 
 
@@ -67,12 +66,12 @@ def run_output(run: dict) -> str:
 def run_records(runs: list[dict], regex_rules: list) -> list[RunRecord]:
     """Runs as the integrity check sees them, with the regex metrics read again from
     each run's own log (JSON metric files are gone once the next run starts)."""
-    from ..evaluation import extract_metrics
+    from ..evaluation.metrics import extract
 
     records = []
     for r in runs:
         output = run_output(r)
-        reparsed = extract_metrics(regex_rules, output, Path(r["cwd"]))[0] if regex_rules and output else {}
+        reparsed = extract(regex_rules, output, Path(r["cwd"]))[0] if regex_rules and output else {}
         records.append(RunRecord(id=r["id"], seed=r.get("seed"), status=r["status"], metrics=r["metrics"],
                                  output=output, commit=run_commit(r), reparsed=reparsed))
     return records
