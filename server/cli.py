@@ -58,6 +58,31 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_dashboard(args) -> int:
+    """`sotalab serve --http` on loopback, announcing the dashboard's URL."""
+    url = f"http://127.0.0.1:{args.port}/ui/"
+    print(f"sotalab: dashboard of {_open_lab(args).home} at {url} (Ctrl-C stops it)", flush=True)
+    if args.open:
+        import threading
+        import webbrowser
+
+        threading.Timer(1.0, webbrowser.open, [url]).start()
+    # Loopback only and no bearer token: a browser cannot send one when it opens a URL.
+    os.environ.pop("SOTALAB_TOKEN", None)
+    args.http, args.host, args.token, args.allowed_host, args.allowed_origin = True, "127.0.0.1", None, [], []
+    args.toolset, args.log_level = "default", "warning"
+    return cmd_serve(args)
+
+
+def cmd_export(args) -> int:
+    from sotalab.tools.mlflow_export import export
+
+    result = export(_open_lab(args), args.campaign, args.tracking_uri)
+    print(f"campaign {result.campaign} -> MLflow {result.tracking_uri}, experiment {result.experiment!r} "
+          f"(id {result.experiment_id}): {result.created} run(s) created, {result.updated} updated")
+    return 0
+
+
 def cmd_tools(args) -> int:
     from sotalab.tools.registry import all_tools
 
@@ -162,6 +187,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", parents=[common], help="what this machine offers the lab")
     doctor.set_defaults(run=cmd_doctor)
+
+    dashboard = sub.add_parser("dashboard", parents=[common], help="serve the dashboard on loopback and print its URL")
+    dashboard.add_argument("--port", type=int, default=8765)
+    dashboard.add_argument("--open", action="store_true", help="open it in the default browser")
+    dashboard.set_defaults(run=cmd_dashboard)
+
+    export = sub.add_parser("export", parents=[common], help="export a campaign to another tool")
+    targets = export.add_subparsers(dest="target", required=True)
+    mlflow = targets.add_parser("mlflow", parents=[common], help="each trial as an MLflow run (needs sotalab[mlflow])")
+    mlflow.add_argument("--campaign", type=int, required=True, help="campaign id")
+    mlflow.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite in the lab home)")
+    mlflow.set_defaults(run=cmd_export)
 
     # These two parse their own options; the rest of the command line is passed through.
     sub.add_parser("install", help="add sotalab to a host's MCP config (see `sotalab install -h`)",

@@ -166,10 +166,10 @@ def _artifacts(lab: Lab, client, run_id: str, view: CampaignView, trial: TrialVi
 def export(lab: Lab, campaign_id: int, tracking_uri: str | None = None) -> ExportOut:
     view = campaign_view.build(lab, campaign_id)
     uri = tracking_uri or default_tracking_uri(lab)
-    client = _client(uri)
-    from mlflow.entities import Metric, Param, RunTag
-
     try:
+        client = _client(uri)
+        from mlflow.entities import Metric, Param, RunTag
+
         name, experiment_id = _experiment(client, view, uri)
         existing = {r.data.tags["sotalab.trial"]: r for r in client.search_runs(
             [experiment_id], filter_string=f"tags.`sotalab.campaign` = '{view.id}'", max_results=10_000)
