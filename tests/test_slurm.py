@@ -80,7 +80,7 @@ def test_a_run_is_a_job_with_its_log_and_telemetry(slurm, slurm_lab, call, workt
     assert "hello from the node" in log and f"run={info['id']}" in log
     assert done["telemetry"] and done["telemetry"].get("samples", 0) >= 1, done["telemetry"]
     assert done["sandbox"] in ("bwrap", "process-group")  # settled on the node
-    assert squeue(slurm, row["cluster_job"]) == "COMPLETED"
+    wait_until(lambda: squeue(slurm, row["cluster_job"]) == "COMPLETED", 30, "Slurm to call the job completed")
 
 
 def test_the_wall_time_budget_kills_the_job(slurm_lab, call, worktree):

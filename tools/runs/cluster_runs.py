@@ -70,7 +70,7 @@ def advance(lab: Lab, *, force: bool = False) -> None:
     for row in rows:
         status = read_status(row["run_dir"])
         if status is not None:
-            record_end(lab, row["id"], status)
+            _record_end(lab, row, status)
         else:
             open_rows.append(row)
     if not open_rows or not _poll_due(lab, force):
@@ -117,16 +117,13 @@ def _follow(lab: Lab, row: dict, state, settings) -> None:
         return
     if state.phase == "running":
         if row["status"] == "queued":
-            resources = ledger.loads(row["resources"], {})
-            spec = _spec(row)
-            resources.update(sandbox=spec.get("sandbox"), node=spec.get("node"), gpu_ids=spec.get("gpu_ids") or [])
             lab.db.execute("UPDATE runs SET status = 'running', reason = NULL, started_at = ?, resources = ? "
-                           "WHERE id = ? AND status = 'queued'", [ledger.now(), ledger.dumps(resources), row["id"]])
+                           "WHERE id = ? AND status = 'queued'", [ledger.now(), _placement(row), row["id"]])
         return
     # Ended. The supervisor writes its status before it exits, so a status now is the end.
     status = read_status(row["run_dir"])
     if status is not None:
-        record_end(lab, row["id"], status)
+        _record_end(lab, row, status)
         return
     lab.db.execute("UPDATE runs SET status = 'lost', outcome = 'lost', reason = ?, ended_at = ? "
                    "WHERE id = ? AND status IN ('queued', 'running')",
@@ -134,11 +131,20 @@ def _follow(lab: Lab, row: dict, state, settings) -> None:
                     f"its log and {name}'s own output (cluster.log) are kept", ledger.now(), row["id"]])
 
 
-def _spec(row: dict) -> dict:
+def _placement(row: dict) -> str:
+    """The run's resources with what the node settled: sandbox, node name, GPUs."""
     try:
-        return json.loads((Path(row["run_dir"]) / "spec.json").read_text())
+        spec = json.loads((Path(row["run_dir"]) / "spec.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
-        return {}
+        spec = {}
+    resources = ledger.loads(row["resources"], {})
+    resources.update(sandbox=spec.get("sandbox"), node=spec.get("node"), gpu_ids=spec.get("gpu_ids") or [])
+    return ledger.dumps(resources)
+
+
+def _record_end(lab: Lab, row: dict, status: dict) -> None:
+    if record_end(lab, row["id"], status):
+        lab.db.execute("UPDATE runs SET resources = ? WHERE id = ?", [_placement(row), row["id"]])
 
 
 def cancel(lab: Lab, row: dict) -> str:
