@@ -14,7 +14,7 @@ import threading
 DEFAULT_IMAGE = "sotalab-base:bookworm"
 DEFAULT_USER = "65534:65534"  # nobody: never root inside a run's container
 PIDS_LIMIT = 1024
-TMPFS_SIZE = "1g"
+TMPFS_SIZE = 1 << 30
 
 
 def container_name(run_id: int, home: str) -> str:
@@ -43,8 +43,9 @@ def container_kwargs(spec: dict) -> dict:
         cap_drop=["ALL"],
         security_opt=["no-new-privileges"],
         read_only=True,
-        tmpfs={"/tmp": f"rw,nosuid,nodev,size={TMPFS_SIZE},mode=1777"},
-        pids_limit=dk.get("pids_limit", PIDS_LIMIT),
+        # /tmp's pages count toward the container's memory limit as well as its own size.
+        tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.get('tmp_bytes') or TMPFS_SIZE},mode=1777"},
+        pids_limit=spec.get("pids_max") or PIDS_LIMIT,
         nano_cpus=int(dk.get("cpus", os.cpu_count() or 1) * 1e9),
         volumes=volumes,
         init=True,  # a real PID 1: signals reach the run, zombies are reaped
@@ -52,6 +53,8 @@ def container_kwargs(spec: dict) -> dict:
         log_config=LogConfig(type="json-file", config={"max-size": "8m", "max-file": "2"}),
         detach=True,
     )
+    if spec.get("cpus"):
+        kwargs["cpuset_cpus"] = ",".join(map(str, spec["cpus"]))
     if spec.get("memory_gb"):
         kwargs["mem_limit"] = kwargs["memswap_limit"] = int(spec["memory_gb"] * 1024**3)
     if spec["gpu_ids"]:
@@ -104,6 +107,7 @@ class DockerChild:
         self.container = None
         self.exit_code: int | None = None
         self.oom_killed = False
+        self.layers = spec.get("layers") or {"describe": "docker"}
 
     def start(self) -> None:
         from docker.models.containers import _create_container_args
@@ -181,10 +185,4 @@ def remove_container(name: str) -> bool:
         return True
     except Exception:
         return False
-
-
-def docker_run_argv(image: str, argv: list[str]) -> list[str]:
-    """The plain ``docker run`` a user would type for the same image (benchmark reference)."""
-    return ["docker", "run", "--rm", "--network", "none", image, *argv]
-
 

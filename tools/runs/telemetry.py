@@ -127,6 +127,8 @@ class Sampler:
     """Samples a process tree (and its GPUs) and keeps the series and the summary."""
 
     def __init__(self, run_dir: Path, gpu_ids: list[int], interval_s: float):
+        import os
+
         import psutil
 
         self.psutil = psutil
@@ -134,10 +136,13 @@ class Sampler:
         self.interval_s = interval_s
         self.started = time.monotonic()
         self.summary = Summary(gpu_count=len(gpu_ids))
+        # CPU % is of one core, clipped to the machine's cores: a process's first sample
+        # carries CPU time it spent before it was first seen, which over a short interval
+        # would read as more cores than the machine has.
+        self.max_cpu_pct = 100.0 * (os.cpu_count() or 1)
         self._procs: dict[int, object] = {}
         self._cpu_seen: dict[int, float] = {}
         self._last_t = 0.0
-        self._cpu_sum_pct = 0.0
         self._util_sum = 0.0
         self._handles = []
         if gpu_ids:
@@ -197,18 +202,17 @@ class Sampler:
             if io:
                 read += io.read_bytes
                 write += io.write_bytes
-        cpu_pct = 100.0 * cpu_delta / dt
+        cpu_pct = min(100.0 * cpu_delta / dt, self.max_cpu_pct)
         s = self.summary
         s.samples += 1
         s.wall_s = t
         s.cpu_s += cpu_delta
-        self._cpu_sum_pct += cpu_pct
-        s.mean_cpu_pct = self._cpu_sum_pct / s.samples
+        s.mean_cpu_pct = min(100.0 * s.cpu_s / t, self.max_cpu_pct) if t > 0 else 0.0
         s.peak_rss_mb = max(s.peak_rss_mb, rss / MB)
         row = [round(t, 2), round(cpu_pct, 1), round(rss / MB, 1), round(read / MB, 1), round(write / MB, 1), len(pids)]
         run_gpu_mb = self._sample_gpus(pids, dt, row)
         self.series.write(json.dumps(row, separators=(",", ":")) + "\n")
-        return {"rss_mb": rss / MB, "run_gpu_mb": run_gpu_mb}
+        return {"rss_mb": rss / MB, "run_gpu_mb": run_gpu_mb, "nproc": len(pids)}
 
     def _sample_gpus(self, pids: set[int], dt: float, row: list) -> float | None:
         if not self._handles:
@@ -238,6 +242,8 @@ class Sampler:
 
     def finish(self) -> dict:
         self.summary.wall_s = time.monotonic() - self.started
+        if self.summary.wall_s > 0:
+            self.summary.mean_cpu_pct = min(100.0 * self.summary.cpu_s / self.summary.wall_s, self.max_cpu_pct)
         self.summary.gpu_s = self.summary.wall_s * len(self._handles or self.gpu_ids)
         self.series.close()
         return self.summary.as_dict()
@@ -257,3 +263,24 @@ def read_series(run_dir: Path, max_points: int = 200) -> dict:
         points.append(rows[-1])
     return {"fields": header.get("fields", []), "gpu": header.get("gpu"), "points": points,
             "total_points": len(rows)}
+
+
+def latest_sample(run_dir: Path) -> dict | None:
+    """The newest sample of a run's series as {field: value}, read from the file's end
+    (the series of a long run is large); None before the first sample."""
+    path = Path(run_dir) / SERIES
+    try:
+        with open(path, "rb") as fh:
+            header = json.loads(fh.readline() or b"{}")
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(size - 4096, 0))
+            lines = [line for line in fh.read().splitlines() if line.startswith(b"[")]
+    except (OSError, ValueError):
+        return None
+    for line in reversed(lines):
+        try:
+            return dict(zip(header.get("fields", []), json.loads(line)))
+        except ValueError:
+            continue  # a line cut by the 4 KiB window or still being written
+    return None

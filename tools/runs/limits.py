@@ -1,0 +1,129 @@
+"""The run's limits as the supervisor checks them while it runs: processes, memory, disk,
+CPU time. Each check returns ``(outcome, reason)`` when a limit is broken, else None.
+
+Where the kernel enforces a limit (the run's cgroup), the check reads what the kernel
+did (forks refused, OOM kills); elsewhere it measures: the process count against the
+rlimit, the tree's RSS plus its private /tmp and /dev/shm (tmpfs pages are memory), and
+the growth of every writable directory plus /tmp against the disk budget.
+"""
+
+from __future__ import annotations
+
+import os
+
+MB = 1024 * 1024
+DISK_CHECK_S = 1.0  # walking a worktree costs more than a sample; once a second is enough
+
+
+def tree_bytes(path: str) -> int:
+    """Bytes held by the files under ``path`` (allocated blocks, so sparse files count
+    what they use), never following symlinks; hard links counted once."""
+    total, seen = 0, set()
+    stack = [path]
+    while stack:
+        try:
+            entries = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    total += st.st_blocks * 512
+    return total
+
+
+def private_tmp(inside_pid: int | None) -> tuple[int, bool]:
+    """What the run holds in its private /tmp and /dev/shm (tmpfs), seen through a
+    process inside its mount namespace, and whether either is full."""
+    used, full = 0, False
+    for mount in ("tmp", "dev/shm") if inside_pid else ():
+        try:
+            st = os.statvfs(f"/proc/{inside_pid}/root/{mount}")
+        except OSError:
+            continue
+        used += (st.f_blocks - st.f_bfree) * st.f_frsize
+        full = full or (st.f_blocks > 0 and st.f_bavail == 0)
+    return used, full
+
+
+class LimitWatch:
+    """Checks one run's limits; built from its spec before the run starts (the sizes it
+    grows from), given the run's cgroup once there is one."""
+
+    def __init__(self, spec: dict):
+        self.spec = spec
+        self.cgroup = None
+        self.writable = list(dict.fromkeys(spec["writable"]))
+        self.disk_start = sum(tree_bytes(p) for p in self.writable)
+        self.out_start = tree_bytes(spec["output_dir"])
+        self.next_disk_check = 0.0
+        self.tmp_used = 0
+
+    def processes(self, nproc: int):
+        limit = self.spec["pids_max"]
+        if self.cgroup is not None:
+            refused = self.cgroup.pids_refused()
+            if refused:
+                return "pids_exceeded", f"the run tried to exceed its limit of {limit} processes ({refused} forks refused)"
+        elif self.spec.get("pids_rlimit") and nproc >= limit - 1:
+            return "pids_exceeded", f"the run reached its limit of {limit} processes"
+        return None
+
+    def memory(self, rss_mb: float):
+        budget = self.spec.get("memory_gb")
+        if self.cgroup is not None and self.cgroup.oom_kills():
+            return "oom", f"the kernel killed the run for exceeding its memory budget of {budget * 1024:.0f} MB" \
+                if budget else "the kernel killed the run for running out of memory"
+        if not budget:
+            return None
+        used = rss_mb + self.tmp_used / MB  # tmpfs pages are memory, whoever holds them
+        if used > budget * 1024:
+            return "oom", f"memory {used:.0f} MB (processes and /tmp) exceeded the budget of {budget * 1024:.0f} MB"
+        return None
+
+    def disk(self, now: float, inside_pid: int | None, force: bool = False):
+        """Growth of the writable directories plus /tmp against ``disk_mb``, and of the
+        output directory against ``artifact_mb``; measured at most once a second."""
+        used, full = private_tmp(inside_pid)
+        self.tmp_used = used or self.tmp_used
+        if full:
+            return "disk_exceeded", f"the run filled its private /tmp ({self.spec['tmp_bytes'] / MB:.0f} MB)"
+        if not force and now < self.next_disk_check:
+            return None
+        self.next_disk_check = now + DISK_CHECK_S
+        grown = max(sum(tree_bytes(p) for p in self.writable) - self.disk_start, 0)
+        written = grown + self.tmp_used
+        cap = self.spec.get("disk_mb")
+        if cap and written >= cap * MB:
+            return "disk_exceeded", (f"the run wrote {written / MB:.0f} MB (worktree, outputs and /tmp together), "
+                                     f"over its disk budget of {cap:g} MB")
+        artifact_cap = self.spec.get("artifact_mb")
+        out = tree_bytes(self.spec["output_dir"]) - self.out_start
+        if artifact_cap and out > artifact_cap * MB:
+            return "artifact_exceeded", f"artifacts {out / MB:.1f} MB exceeded the budget of {artifact_cap:g} MB"
+        return None
+
+    def cpu_time(self, cpu_s: float):
+        cap = self.spec.get("cpu_s")
+        if cap and cpu_s > cap:
+            return "cpu_exceeded", f"the run used {cpu_s:.1f} s of CPU time, over its budget of {cap:g} s"
+        return None
+
+
+def first_inside(root_pid: int) -> int | None:
+    """A process inside the sandbox (a descendant of bwrap), for looking at its mounts."""
+    import psutil
+
+    try:
+        children = psutil.Process(root_pid).children(recursive=True)
+    except psutil.Error:
+        return None
+    return children[0].pid if children else None
+
