@@ -336,19 +336,43 @@ def _ledger_class():
     import sqlite_utils
 
     class Ledger(sqlite_utils.Database):
-        """sqlite-utils' Database whose ``query`` returns every row at once.
+        """sqlite-utils' Database that never writes from a stale read snapshot.
 
-        Why: a SELECT still being iterated keeps its connection's read snapshot open.
-        In WAL mode a write on that connection after another connection has committed
-        fails at once with "database is locked" (SQLITE_BUSY_SNAPSHOT): the busy
-        timeout cannot help, because waiting never makes a stale snapshot current.
-        ``collect`` hit this by recording a run's end while iterating the running runs.
-        Materialised rows end the statement before any caller can write; they come
-        back as an iterator, as sqlite-utils' own ``query`` does.
+        In WAL mode, a connection that holds a read snapshot and then writes after
+        another connection has committed fails at once with "database is locked"
+        (SQLITE_BUSY_SNAPSHOT): the busy timeout cannot help, because waiting never
+        makes a stale snapshot current. Two paths led there under concurrency:
+        ``collect`` recorded a run's end while still iterating a SELECT (``query`` now
+        returns its rows at once, as an iterator like sqlite-utils' own), and
+        sqlite-utils' deferred write transactions (``atomic``, below).
         """
 
         def query(self, sql, params=None):
             return iter(list(super().query(sql, params)))
+
+        @contextmanager
+        def atomic(self):
+            """sqlite-utils' write transaction (every insert, update, delete), begun
+            IMMEDIATE. Why: its plain BEGIN is deferred, and a statement inside may read
+            before it writes (an insert into ``notes`` loads the FTS5 config first);
+            upgrading that read to a write after another connection committed fails at
+            once with "database is locked". IMMEDIATE takes the write lock first, and
+            waits for it under the busy timeout."""
+            if self.conn.in_transaction:  # nested: sqlite-utils' savepoint
+                with super().atomic():
+                    yield self
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self
+            except BaseException:
+                self.rollback()
+                raise
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.rollback()
+                raise
 
     return Ledger
 

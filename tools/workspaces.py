@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from . import campaigns, gitcmd, protected, trials
+from . import campaigns, gitcmd, protected, surfaces, trials
 from .errors import InvalidInput, LabError
 from .home import Lab
 from .protected import ProtectedReport
@@ -251,6 +251,7 @@ def snapshot(lab: Lab, trial_id: int) -> str:
         title = (trial.hypothesis.strip().splitlines() or [""])[0][:72]
         worktree_git(path, "commit", "--quiet", "--no-verify", "-m", f"trial {trial.id}: {title}".strip())
     sha = worktree_git(path, "rev-parse", "HEAD").stdout.strip()
+    surfaces.enforce(lab, trial, require_repo(lab, trial.campaign_id), parent_commit(lab, trial), sha)
     stat = _numstat(require_repo(lab, trial.campaign_id), parent_commit(lab, trial), sha)
     if too_big:
         stat["skipped_large_files"] = too_big[:50]

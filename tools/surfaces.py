@@ -1,0 +1,135 @@
+"""Surfaces: the named parts of a campaign's code a specialist agent may change.
+
+A campaign declares surfaces (``optimizer: ["train/optim.py", "configs/opt/**"]``,
+``data: ["data/**"]``). A trial may declare one; from then on its own diff (against
+its parent) must stay inside that surface's globs. It is checked when the trial is
+snapshotted, which every evaluation does first, so a trial whose diff leaves its
+surface is never scored: the error names the files outside and what to do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+
+from . import campaigns, gitcmd, ledger, trials
+from .errors import InvalidInput, LabError
+from .home import Lab
+from .protected import matches
+from .registry import tool
+
+SURFACE_NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+MAX_SHOWN = 20
+
+
+class SurfacesSetIn(BaseModel):
+    campaign: int
+    surfaces: dict[str, list[str]] = Field(..., max_length=20, description="name -> globs of repo-relative paths "
+                                           "('**' spans directories), e.g. {'optimizer': ['train/optim.py']}")
+
+    @field_validator("surfaces")
+    @classmethod
+    def _check(cls, surfaces):
+        import re
+
+        for name, globs in surfaces.items():
+            if not re.match(SURFACE_NAME, name):
+                raise ValueError(f"surface name {name[:60]!r}: lower-case letters, digits, '_' and '-', at most 40")
+            if not 1 <= len(globs) <= 50:
+                raise ValueError(f"surface {name!r} needs 1 to 50 globs")
+            campaigns._check_globs(globs)
+        return surfaces
+
+
+class TrialSurfaceIn(BaseModel):
+    trial: int
+    surface: str | None = Field(..., description="one of the campaign's surfaces; null: the trial may change anything")
+
+
+class Surfaces(BaseModel):
+    campaign: int
+    surfaces: dict[str, list[str]]
+
+
+class TrialSurface(BaseModel):
+    trial: int
+    surface: str | None
+    globs: list[str]
+
+
+def of_campaign(lab: Lab, campaign_id: int) -> dict[str, list[str]]:
+    row = lab.db.execute("SELECT surfaces FROM campaigns WHERE id = ?", [campaign_id]).fetchone()
+    if row is None:
+        campaigns.load(lab, campaign_id)  # NotFound with its hint
+    return ledger.loads(row[0], {})
+
+
+def declared(lab: Lab, trial_id: int) -> str | None:
+    row = lab.db.execute("SELECT surface FROM trials WHERE id = ?", [trial_id]).fetchone()
+    return row[0] if row else None
+
+
+def outside(globs: list[str], changed: list[str]) -> list[str]:
+    """Changed paths no glob of the surface covers."""
+    return [path for path in changed if not matches(path, globs)]
+
+
+def enforce(lab: Lab, trial: trials.Trial, repo: Path, base: str, head: str) -> None:
+    """Refuse a snapshot whose diff from ``base`` to ``head`` leaves the trial's surface."""
+    name = declared(lab, trial.id)
+    if not name:
+        return
+    globs = of_campaign(lab, trial.campaign_id).get(name)
+    if globs is None:
+        raise LabError(f"trial {trial.id} declares surface {name!r}, which campaign {trial.campaign_id} no longer has",
+                       hint="declare one of its surfaces with trial_surface_set (surfaces_get lists them)")
+    # Both sides of a rename count: moving a file out of the surface changes the old path too.
+    changed = [p for p in gitcmd.out(repo, "diff", "--name-only", "--no-renames", "-z", "--end-of-options",
+                                     base, head).split("\0") if p]
+    stray = outside(globs, changed)
+    if stray:
+        shown = ", ".join(stray[:MAX_SHOWN]) + (f" and {len(stray) - MAX_SHOWN} more" if len(stray) > MAX_SHOWN else "")
+        raise LabError(f"surface_violation: trial {trial.id} declares surface {name!r} ({', '.join(globs)}) but "
+                       f"changes {len(stray)} file(s) outside it: {shown}",
+                       hint="undo those changes in the worktree (workspace_apply_patch), or make them in a trial "
+                            "of the surface that owns them")
+
+
+@tool(idempotent=True)
+def surfaces_set(lab: Lab, args: SurfacesSetIn) -> Surfaces:
+    """Declare a campaign's surfaces: named sets of paths a specialist may change
+    (optimizer, architecture, data pipeline...). Replaces the campaign's surfaces;
+    trials that declare a surface must then keep their diff inside it."""
+    campaigns.load(lab, args.campaign)
+    lab.db.execute("UPDATE campaigns SET surfaces = ?, updated_at = ? WHERE id = ?",
+                   [ledger.dumps(args.surfaces), ledger.now(), args.campaign])
+    return Surfaces(campaign=args.campaign, surfaces=args.surfaces)
+
+
+@tool(read_only=True)
+def surfaces_get(lab: Lab, args: campaigns.CampaignRef) -> Surfaces:
+    """A campaign's surfaces: each name with the globs of paths it covers."""
+    return Surfaces(campaign=args.campaign, surfaces=of_campaign(lab, args.campaign))
+
+
+@tool(idempotent=True)
+def trial_surface_set(lab: Lab, args: TrialSurfaceIn) -> TrialSurface:
+    """Declare the surface an open trial works on (or null for none): its diff against
+    its parent must then stay inside that surface, checked at every snapshot and
+    evaluation."""
+    trial = trials.load(lab, args.trial)
+    if trial.status != "open":
+        raise LabError(f"trial {trial.id} is {trial.status}; its surface is fixed",
+                       hint="declare the surface when the trial is created, before it is evaluated")
+    globs: list[str] = []
+    if args.surface is not None:
+        known = of_campaign(lab, trial.campaign_id)
+        if args.surface not in known:
+            raise InvalidInput(f"campaign {trial.campaign_id} has no surface {args.surface!r}",
+                               hint=f"use one of {sorted(known)} or declare it with surfaces_set" if known
+                               else "declare the campaign's surfaces with surfaces_set first")
+        globs = known[args.surface]
+    lab.db.execute("UPDATE trials SET surface = ?, updated_at = ? WHERE id = ? AND status = 'open'",
+                   [args.surface, ledger.now(), trial.id])
+    return TrialSurface(trial=trial.id, surface=args.surface, globs=globs)
