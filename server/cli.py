@@ -30,6 +30,8 @@ def cmd_serve(args) -> int:
         if not is_loopback(args.host) and not token:
             return _fail(f"refusing to serve on non-loopback address {args.host} without a bearer token; "
                          "pass --token or set SOTALAB_TOKEN", EXIT_USAGE)
+    if getattr(args, "allow_weak_sandbox", False):  # read where runs are submitted (runs/sandbox.weak_allowed)
+        os.environ["SOTALAB_ALLOW_WEAK_SANDBOX"] = "1"
     # Start-up allocates hundreds of thousands of long-lived objects (fastmcp, the SDK's
     # types, every tool's models); collecting them as they appear is wasted work. Freeze
     # them once built instead: about 150 ms less before the first answer.
@@ -174,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "default: $SOTALAB_TOOLSET, else 'default'")
     serve.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
                        help="what the server logs to stderr (default: warning)")
+    serve.add_argument("--allow-weak-sandbox", action="store_true",
+                       help="run untrusted code even where a sandbox layer is missing (lab_status names it; see docs/runs.md)")
     serve.set_defaults(run=cmd_serve)
 
     tools = sub.add_parser("tools", parents=[common], help="list the tools")

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from sotalab.tools.invoke import invoke
 from sotalab.tools.runs import queue
 from sotalab.tools.runs.telemetry import GpuState, Sampler, nvml_error
 
+
+@pytest.fixture
+def worktree(lab, call):
+    """An open trial's worktree (not the baseline's): the only place run_start lets a run work."""
+    from conftest import SIMPLE_CAMPAIGN
+
+    from sotalab.tools import workspaces
+
+    cid = call("campaign_create", **SIMPLE_CAMPAIGN)["id"]
+    call("trial_create", campaign=cid, kind="baseline")
+    tid = call("trial_create", campaign=cid, kind="param", hypothesis="side runs")["id"]
+    path = workspaces.worktree_path(lab, cid, tid)
+    path.mkdir(parents=True)
+    return path
 
 
 def test_run_start_wait_logs_metrics_list(lab, worktree, call):
@@ -48,7 +64,7 @@ def test_run_wait_is_bounded_and_returns_running_status(call, worktree):
 
 def test_run_start_refuses_cwd_outside_workspaces(call_error, tmp_path):
     message = call_error("run_start", command=["true"], cwd=str(tmp_path))
-    assert "outside the lab's workspaces" in message
+    assert "not inside an open trial's worktree" in message
     assert "cwd" in call_error("run_start", command=["true"], cwd="../../etc")
 
 
@@ -190,3 +206,69 @@ def test_launcher_leaves_with_the_server_that_started_it(lab):
     while launchers() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not launchers(), "the launcher must leave once its server is gone and nothing runs"
+
+
+def test_run_start_works_only_in_an_open_trials_own_worktree(lab, call, call_error, worktree):
+    """Not the baseline's worktree, not another trial's, not audit scratch (lab/evals)."""
+    cid = int(worktree.parent.parent.name)
+    baseline = call("campaign_get", campaign=cid)["baseline_trial_id"]
+    base_dir = worktree.parent / str(baseline)
+    base_dir.mkdir()
+    assert "baseline" in call_error("run_start", command=["true"], cwd=str(base_dir))
+    assert "baseline" in call_error("run_start", command=["true"], trial=baseline)
+    other = call("trial_create", campaign=cid, kind="param", hypothesis="other")["id"]
+    message = call_error("run_start", command=["true"], trial=other, cwd=str(worktree))
+    assert f"outside trial {other}'s worktree" in message
+    scratch = lab.path("evals", "audit-1-x")
+    scratch.mkdir(parents=True)
+    assert "not inside an open trial's worktree" in call_error("run_start", command=["true"], cwd=str(scratch))
+    (worktree / "sub").mkdir()
+    inside = call("run_start", command=["pwd"], cwd=str(worktree / "sub"))
+    assert inside["trial_id"] == int(worktree.name) and inside["campaign_id"] == cid
+
+
+def test_run_start_uses_an_explicit_interpreter_and_says_so(lab, call, worktree):
+    """No campaign environment: the server's own Python, visible inside the sandbox and
+    named in the record; thread variables match the CPUs the run was pinned to."""
+    import sys
+    from pathlib import Path
+
+    run = call("run_start", command=["sh", "-c", "command -v python; echo threads=$OMP_NUM_THREADS/$MKL_NUM_THREADS; "
+                                     "python -c 'import sys; print(sys.prefix)'"], cwd=str(worktree))
+    done = call("run_wait", run=run["id"], timeout_s=30)
+    text = call("run_logs", run=run["id"])["text"]
+    assert done["status"] == "succeeded", text
+    assert done["interpreter"] == str(Path(sys.executable).parent / "python")
+    assert text.splitlines()[0] == done["interpreter"] and sys.prefix in text
+    assert f"threads={len(done['cpus'])}/{len(done['cpus'])}" in text and done["cpus"]
+    assert done["layers"].startswith("userns+capdrop+seccomp+allowlist")
+
+
+def test_run_status_shows_the_latest_sample_and_wait_progress_the_last_log_line(lab, call, worktree):
+    import time
+
+    run = call("run_start", command=["sh", "-c", "echo warming up; echo epoch=1 loss=0.5; sleep 5"],
+               cwd=str(worktree), telemetry_hz=10)
+    deadline = time.monotonic() + 20
+    status = call("run_status", run=run["id"])
+    while status["latest"] is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        status = call("run_status", run=run["id"])
+    assert status["status"] == "running" and {"t", "cpu_pct", "rss_mb", "nproc"} <= set(status["latest"])
+    ticks = []
+    invoke(lab, "run_wait", {"run": run["id"], "timeout_s": 1.5}, progress=lambda d, t=None, m=None: ticks.append(m))
+    assert any("last log line: 'epoch=1 loss=0.5'" in tick and "rss=" in tick for tick in ticks), ticks
+    call("run_cancel", run=run["id"])
+    assert call("run_wait", run=run["id"], timeout_s=30)["latest"] is None  # ended: the summary says it all
+
+
+def test_cpu_time_budget_and_side_run_cost(lab, call, worktree):
+    from sotalab.tools.runs.cost import side_run_cost
+
+    run = call("run_start", command=["python", "-c", "while True: pass"], cwd=str(worktree),
+               budget={"cpu_s": 0.5, "wall_s": 60})
+    done = call("run_wait", run=run["id"], timeout_s=30)
+    assert (done["status"], done["outcome"]) == ("timeout", "cpu_exceeded"), done["reason"]
+    assert done["telemetry"]["mean_cpu_pct"] <= 100.0 * (os.cpu_count() or 1)
+    cost = side_run_cost(lab, int(worktree.name))
+    assert cost["runs"] == 1 and cost["cpu_s"] >= 0.5 and cost["wall_s"] >= cost["cpu_s"] / (os.cpu_count() or 1)

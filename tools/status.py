@@ -31,6 +31,12 @@ class LabStatus(BaseModel):
     counts: dict[str, int]
     capabilities: list[Capability]
     local_sandbox: str = Field(description="how the local executor isolates runs: bubblewrap or process-group")
+    sandbox_layers: str = Field(description="the layers a local run gets here, e.g. 'userns+capdrop+seccomp+allowlist, "
+                                            "cgroup1 memory/pids, disk polled', or 'process-group only, sampled memory'")
+    sandbox_missing: list[str] = Field(description="layers this machine cannot give, with why; while any is missing, "
+                                                   "local runs are refused unless weak mode is allowed")
+    weak_sandbox_allowed: bool = Field(description="whether runs may go ahead without the missing layers "
+                                                   "(sotalab serve --allow-weak-sandbox / SOTALAB_ALLOW_WEAK_SANDBOX=1)")
 
 
 def check_docker() -> Capability:
@@ -54,7 +60,8 @@ def check_bubblewrap() -> Capability:
     problem = bwrap_problem()
     if problem:
         return Capability(name="bubblewrap", available=False, detail=problem)
-    return Capability(name="bubblewrap", available=True, detail=shutil.which("bwrap"))
+    return Capability(name="bubblewrap", available=True,
+                      detail=f"{shutil.which('bwrap')}: user namespace (uid 65534), no capabilities, seccomp, mount allowlist")
 
 
 def check_nvml() -> Capability:
@@ -96,10 +103,16 @@ def capabilities() -> list[Capability]:
 
 @tool(read_only=True)
 def lab_status(lab: Lab, args: LabStatusIn) -> LabStatus:
-    """The lab home, ledger counts, and what this machine offers (Docker engine,
-    bubblewrap, NVML GPUs, uv, Ray), each with a one-line reason when absent."""
+    """The lab home, ledger counts, what this machine offers (Docker engine,
+    bubblewrap, NVML GPUs, uv, Ray), each with a one-line reason when absent, and the
+    sandbox layers a local run gets here (and which are missing)."""
     counts = {t: lab.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in COUNTED_TABLES}
     caps = capabilities()
+    from .runs import sandbox
+
     bwrap = next(c for c in caps if c.name == "bubblewrap")
+    layers = sandbox.layers_for("bwrap" if bwrap.available else "process-group")
     return LabStatus(home=str(lab.home), schema_version=ledger.schema_version(lab.db), counts=counts,
-                     capabilities=caps, local_sandbox="bubblewrap" if bwrap.available else "process-group")
+                     capabilities=caps, local_sandbox="bubblewrap" if bwrap.available else "process-group",
+                     sandbox_layers=layers["describe"], sandbox_missing=layers["missing"],
+                     weak_sandbox_allowed=sandbox.weak_allowed())

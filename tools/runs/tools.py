@@ -14,7 +14,8 @@ from ..home import Lab
 from ..paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
 from ..registry import Progress, tool
 from . import logcap, queue
-from .telemetry import read_series
+from .environments import RunEnvironment, for_env_id
+from .telemetry import latest_sample, read_series
 
 MAX_LOG_BYTES = 48_000
 MAX_GREP_MATCHES = 200
@@ -26,14 +27,19 @@ class RunBudget(BaseModel):
     memory_gb: float | None = Field(None, gt=0, description="RAM limit for the whole process tree; exceeding it kills the run (outcome oom)")
     gpu_memory_gb: float | None = Field(None, gt=0, description="GPU memory limit for the run's processes (outcome gpu_oom)")
     artifact_mb: float | None = Field(None, gt=0, description="limit on files written to $SOTALAB_OUTPUT_DIR")
+    disk_mb: float | None = Field(None, gt=0, description="limit on what the run writes to its worktree, outputs and /tmp together (outcome disk_exceeded); default 20480")
+    cpu_s: float | None = Field(None, gt=0, description="CPU-time limit, summed over the run's processes (outcome cpu_exceeded): unlike wall time, other load does not decide it")
     pending_timeout_s: float = Field(3600, gt=0, description="how long the run may wait in the queue before it fails")
 
 
 class RunStartIn(BaseModel):
     command: list[str] = Field(..., min_length=1, max_length=1000, description="argv; no shell: use ['sh','-c','...'] for one")
-    trial: int | None = Field(None, description="run in this trial's worktree")
-    cwd: str | None = Field(None, description="working directory inside the lab's workspaces (when no trial is given)")
-    env: dict[str, str] = Field(default_factory=dict, description="extra environment; the server's own environment is never passed")
+    trial: int | None = Field(None, description="run in this trial's worktree (it must be open)")
+    cwd: str | None = Field(None, description="working directory: an open trial's worktree or a directory inside it")
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment variables; the server's own environment is never passed")
+    environment: str | None = Field(None, max_length=200, description="interpreter and packages: an environment id (env_list), "
+                                    "'server' for the server's own Python, or omitted for the trial's campaign environment "
+                                    "(the server's Python when the campaign has none)")
     executor: Literal["local", "docker", "slurm", "ray"] | None = Field(
         None, description="where it runs; default: the campaign's executor (execution_set), else local")
     cpus: int | None = Field(None, ge=1, le=512, description="slurm/ray runs: CPUs asked of the cluster")
@@ -82,11 +88,14 @@ class GpuStatusIn(BaseModel):
 class RunInfo(BaseModel):
     id: int
     status: str = Field(description="queued, running, succeeded, failed, timeout, cancelled, lost")
-    outcome: str | None = Field(description="why it ended: exited, timeout, oom, gpu_oom, cancelled, artifact_exceeded, pending_timeout, start_failed, supervisor_error, lost")
+    outcome: str | None = Field(description="why it ended: exited, timeout, cpu_exceeded, oom, gpu_oom, pids_exceeded, disk_exceeded, cancelled, artifact_exceeded, pending_timeout, start_failed, supervisor_error, lost")
     reason: str | None = Field(description="one line: what happened, or what a queued run waits for")
     exit_code: int | None
     executor: str
     sandbox: str | None = Field(description="bwrap, process-group or docker")
+    layers: str | None = Field(None, description="what isolated and limited the run, e.g. 'userns+capdrop+seccomp+allowlist, cgroup1 memory/pids, disk polled'")
+    interpreter: str | None = Field(None, description="the Python first on the run's PATH (its environment's, or the server's)")
+    cpus: list[int] = Field(default_factory=list, description="CPUs the run was pinned to; thread variables (OMP_NUM_THREADS, ...) match their count")
     command: list[str]
     cwd: str
     trial_id: int | None
@@ -96,6 +105,7 @@ class RunInfo(BaseModel):
     gpu_ids: list[int]
     budget: dict
     telemetry: dict | None = Field(description="summary: peak RSS, CPU, GPU memory/utilisation, energy, wall and GPU seconds")
+    latest: dict | None = Field(None, description="while it runs: the newest telemetry sample (t, cpu_pct, rss_mb, nproc, GPU fields)")
     created_at: str
     started_at: str | None
     ended_at: str | None
@@ -154,57 +164,86 @@ class GpuStatus(BaseModel):
     queued: int
 
 
-def run_info(row: dict) -> RunInfo:
+def run_info(row: dict, live: bool = False) -> RunInfo:
+    """The run's record; ``live`` adds the newest telemetry sample of a running run."""
     resources = ledger.loads(row["resources"], {})
+    latest = latest_sample(Path(row["run_dir"])) if live and row["status"] == "running" and row["run_dir"] else None
     argv = ledger.loads(row["argv"], [])
     shown = [a if len(a) <= 500 else a[:500] + "..." for a in argv[:50]]
     return RunInfo(
         id=row["id"], status=row["status"], outcome=row["outcome"], reason=row["reason"],
         exit_code=row["exit_code"], executor=row["executor"], sandbox=resources.get("sandbox"),
+        layers=(resources.get("layers") or {}).get("describe"), interpreter=resources.get("interpreter"),
+        cpus=resources.get("cpus") or [], latest=latest,
         command=shown, cwd=row["cwd"], trial_id=row["trial_id"], campaign_id=row["campaign_id"],
         purpose=row["purpose"], seed=row["seed"], gpu_ids=resources.get("gpu_ids") or [],
         budget=ledger.loads(row["budget"], {}), telemetry=ledger.loads(row["telemetry"], None),
         created_at=row["created_at"], started_at=row["started_at"], ended_at=row["ended_at"])
 
 
-def _confined_cwd(lab: Lab, args: RunStartIn) -> str:
-    if args.trial is not None:
-        from .. import trials, workspaces
+def _confined_cwd(lab: Lab, args: RunStartIn):
+    """The run's working directory and its trial: the trial's own worktree or a directory
+    inside it, for an open trial that is not the baseline. Never audit scratch, another
+    trial's worktree, a frozen one, or anything else the lab holds."""
+    from .. import trials, workspaces
 
-        trial = trials.load(lab, args.trial)
-        if trial.status != "open":
-            # Its files are frozen: a run could change them after the score (or the audit)
-            # that rests on them, e.g. drop in a module the held-out evaluation would import.
-            raise LabError(f"trial {trial.id} is {trial.status}; its files are frozen",
-                           hint="create a child trial with trial_create and run there")
-        return str(workspaces.ensure_worktree(lab, args.trial))
-    if not args.cwd:
-        raise InvalidInput("give a trial or a cwd", hint="runs execute in a trial's worktree")
     root = lab.path("workspaces").resolve()
-    cwd = Path(args.cwd)
-    cwd = (root / cwd if not cwd.is_absolute() else cwd).resolve()
-    if cwd != root and root not in cwd.parents:
-        raise InvalidInput(f"cwd {args.cwd} is outside the lab's workspaces ({root})",
-                           hint="runs may only write inside a trial worktree; pass trial= instead")
+    cwd = None
+    if args.cwd:
+        cwd = Path(args.cwd)
+        cwd = (root / cwd if not cwd.is_absolute() else cwd).resolve()
+    if args.trial is None:
+        if cwd is None:
+            raise InvalidInput("give a trial or a cwd", hint="runs execute in an open trial's worktree: pass trial=")
+        trial_id = _trial_of(root, cwd)
+        if trial_id is None:
+            raise InvalidInput(f"cwd {args.cwd} is not inside an open trial's worktree",
+                               hint="pass trial= (runs may only work in an open trial's worktree, "
+                                    "never in the campaign's clone, audit scratch or elsewhere)")
+    else:
+        trial_id = args.trial
+    trial = trials.load(lab, trial_id)
+    if trial.status != "open":
+        # Its files are frozen: a run could change them after the score (or the audit)
+        # that rests on them, e.g. drop in a module the held-out evaluation would import.
+        raise LabError(f"trial {trial.id} is {trial.status}; its files are frozen",
+                       hint="create a child trial with trial_create and run there")
+    if trial.kind == "baseline":
+        raise LabError(f"trial {trial.id} is the campaign's baseline; runs may not change its files",
+                       hint="create a child trial with trial_create (kind=param or code) and run there")
+    worktree = workspaces.worktree_path(lab, trial.campaign_id, trial.id).resolve()
+    if cwd is None:
+        return str(workspaces.ensure_worktree(lab, trial.id)), trial
+    if cwd != worktree and worktree not in cwd.parents:
+        raise InvalidInput(f"cwd {args.cwd} is outside trial {trial.id}'s worktree ({worktree})",
+                           hint="omit cwd to run at the worktree's top, or give a directory inside it")
+    if ".git" in cwd.relative_to(worktree).parts:
+        # git config there is executed by the server (core.fsmonitor)
+        raise InvalidInput(f"cwd {args.cwd} is inside git metadata", hint="run in the worktree itself")
     if not cwd.is_dir():
         raise InvalidInput(f"cwd {args.cwd} is not a directory")
-    if _holds_lab_state(root, cwd):
-        # The run may write its cwd: a campaign's clone there would let it set git config
-        # the server executes (core.fsmonitor) or move the baseline tag.
-        raise InvalidInput(f"cwd {args.cwd} holds a campaign's git repository or its trials' worktrees",
-                           hint="pass trial= to run in that trial's worktree, or a directory inside one")
-    return str(cwd)
+    return str(cwd), trial
 
 
-def _holds_lab_state(root: Path, cwd: Path) -> bool:
-    """Whether ``cwd`` is or contains git metadata, a campaign's main clone, or a
-    campaign's whole trials directory (rather than lying inside one worktree)."""
-    if ".git" in cwd.relative_to(root).parts:
-        return True
-    for held in [*root.glob("*/repo"), *root.glob("*/trials")]:
-        if cwd == held or cwd in held.parents or (held.name == "repo" and held in cwd.parents):
-            return True
-    return False
+def _trial_of(root: Path, cwd: Path) -> int | None:
+    """The trial whose worktree holds ``cwd`` (workspaces/<campaign>/trials/<trial>/...)."""
+    if root not in cwd.parents:
+        return None
+    parts = cwd.relative_to(root).parts
+    if len(parts) >= 3 and parts[1] == "trials" and parts[0].isdigit() and parts[2].isdigit():
+        return int(parts[2])
+    return None
+
+
+def _run_environment(lab: Lab, choice: str | None, campaign_id: int) -> tuple[RunEnvironment, str | None]:
+    """The environment the run asked for, the campaign's, or the server's Python; and its id."""
+    if choice == "server":
+        return for_env_id(lab, None), None
+    if choice is None:
+        from .. import campaigns
+
+        choice = campaigns.load(lab, campaign_id).env_id
+    return for_env_id(lab, choice), choice
 
 
 @tool(open_world=False)
@@ -214,18 +253,20 @@ def run_start(lab: Lab, args: RunStartIn) -> RunInfo:
     host, writable worktree and $SOTALAB_OUTPUT_DIR) or a locked-down Docker container,
     an allowlisted environment, a wall-time/memory/GPU-memory budget, a capped log and
     telemetry. Follow it with run_wait, run_status, run_logs; stop it with run_cancel."""
-    trial_campaign = None
-    if args.trial is not None:
-        from .. import trials
-
-        trial_campaign = trials.load(lab, args.trial).campaign_id
+    cwd, trial = _confined_cwd(lab, args)
+    environment, env_id = _run_environment(lab, args.environment, trial.campaign_id)
+    settings = dict(environment.settings)
+    if args.executor == "docker" and "image" not in settings:
+        settings.pop("path_prefix", None)  # the image's own interpreter
     b = args.budget
     req = queue.RunRequest(
-        argv=args.command, cwd=_confined_cwd(lab, args), env=args.env, executor=args.executor, cpus=args.cpus,
-        image=args.image, gpus=args.gpus, gpu_memory_gb=args.gpu_memory_gb or b.gpu_memory_gb,
+        argv=args.command, cwd=cwd, env={**environment.env, **args.env}, cpus=args.cpus,
+        executor=settings.pop("executor", args.executor), image=settings.pop("image", args.image),
+        gpus=args.gpus, gpu_memory_gb=args.gpu_memory_gb or b.gpu_memory_gb,
         wall_s=b.wall_s, grace_s=b.grace_s, memory_gb=b.memory_gb, artifact_mb=b.artifact_mb,
-        pending_timeout_s=b.pending_timeout_s, telemetry_interval_s=1.0 / args.telemetry_hz,
-        trial_id=args.trial, campaign_id=trial_campaign)
+        disk_mb=b.disk_mb, cpu_s=b.cpu_s, pending_timeout_s=b.pending_timeout_s,
+        telemetry_interval_s=1.0 / args.telemetry_hz, trial_id=trial.id, campaign_id=trial.campaign_id,
+        env_id=env_id, **settings)
     try:
         run_id = queue.submit(lab, req)
     except ValueError as exc:  # a bad environment variable name
@@ -235,25 +276,40 @@ def run_start(lab: Lab, args: RunStartIn) -> RunInfo:
 
 @tool(read_only=True)
 def run_status(lab: Lab, args: RunRef) -> RunInfo:
-    """A run's status, outcome and reason, exit code, placement, budget and telemetry summary."""
+    """A run's status, outcome and reason, exit code, placement, sandbox layers, budget,
+    telemetry summary, and while it runs its newest telemetry sample (`latest`)."""
     queue.dispatch(lab)
-    return run_info(queue.get_row(lab, args.run))
+    return run_info(queue.get_row(lab, args.run), live=True)
 
 
 @tool(read_only=True)
 def run_wait(lab: Lab, args: RunWaitIn, progress: Progress) -> RunInfo:
     """Wait up to timeout_s (at most 60) for a run to end, sending progress while it
-    waits; returns its status either way. Call again to keep waiting."""
+    waits (its last log line and current CPU/memory); returns its status either way.
+    Call again to keep waiting."""
     started = [None]
 
     def tick(row):
         import time
 
         started[0] = started[0] or time.monotonic()
-        progress(time.monotonic() - started[0], args.timeout_s,
-                 f"run {args.run} {row['status']}" + (f": {row['reason']}" if row["reason"] else ""))
+        progress(time.monotonic() - started[0], args.timeout_s, _progress_line(row))
 
-    return run_info(queue.wait(lab, args.run, args.timeout_s, on_tick=tick))
+    return run_info(queue.wait(lab, args.run, args.timeout_s, on_tick=tick), live=True)
+
+
+def _progress_line(row: dict) -> str:
+    """What a waiting caller sees: the status, the newest sample and the last log line
+    (clipped, quoted: the log is the run's own text)."""
+    line = f"run {row['id']} {row['status']}" + (f": {row['reason']}" if row["reason"] else "")
+    if row["status"] != "running" or not row["run_dir"]:
+        return line
+    sample = latest_sample(Path(row["run_dir"]))
+    if sample:
+        line += f"; t={sample.get('t')}s cpu={sample.get('cpu_pct')}% rss={sample.get('rss_mb')}MB"
+    _, tail = logcap.view(Path(row["run_dir"])).tail_bytes(400)
+    last = tail.decode("utf-8", "replace").rstrip("\n").rsplit("\n", 1)[-1][-200:]
+    return line + (f"; last log line: {last!r}" if last else "")
 
 
 @tool(read_only=True)
