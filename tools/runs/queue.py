@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ from pathlib import Path
 from .. import execution, ledger
 from ..errors import InvalidInput, LabError
 from ..home import Lab
-from . import cluster_runs, launcher, sandbox
+from . import cluster_runs, events, launcher, sandbox
 from .logcap import DEFAULT_CAP_BYTES, write_json_atomic
 from .records import TERMINAL, get_row, read_status, record_end
 from .records import end_without_start as _end_without_start
@@ -44,6 +45,10 @@ REQUEST = "request.json"
 # read from its parent's /proc/<pid>/environ.
 SUPERVISOR_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "HOME", "PYTHONPATH", "VIRTUAL_ENV",
                   "DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "CUDA_DEVICE_ORDER")
+
+DEFAULT_PIDS_MAX = 1024
+DEFAULT_DISK_MB = 20_480.0
+DEFAULT_TMP_BYTES = 1 << 30  # private /tmp (and /dev/shm) size, at most the memory and disk budgets
 
 _children: dict[int, subprocess.Popen] = {}  # supervisors this process started, reaped in dispatch
 _launcher_homes: set[str] = set()  # labs whose long-lived server keeps a launcher running
@@ -73,6 +78,12 @@ class RunRequest:
     log_cap_bytes: int = DEFAULT_CAP_BYTES
     path_prefix: list[str] = field(default_factory=list)  # local runs: e.g. the venv's bin/ (Docker: the image's PATH)
     readable: list[str] = field(default_factory=list)  # extra read-only paths (the env)
+    writable: list[str] = field(default_factory=list)  # extra writable paths, besides cwd and the output dir
+    cwd_read_only: bool = False  # the run may read its cwd but not change it
+    disk_mb: float | None = None  # cwd + outputs + writable + /tmp growth; None: DEFAULT_DISK_MB
+    cpu_s: float | None = None  # CPU-time budget (outcome cpu_exceeded), besides wall_s
+    pids_max: int = DEFAULT_PIDS_MAX
+    events: bool = False  # give the run an append-only event channel (runs/events.py): $SOTALAB_EVENTS
     campaign_id: int | None = None
     trial_id: int | None = None
     purpose: str = "adhoc"
@@ -113,6 +124,9 @@ def submit(lab: Lab, req: RunRequest) -> int:
     if req.executor not in execution.Executor.__args__:
         raise InvalidInput(f"unknown executor {req.executor!r}", hint=f"use one of {', '.join(execution.Executor.__args__)}")
     sandbox.check_env_names(req.env)
+    _check_run_paths(req)
+    if req.executor == "local":
+        _check_sandbox_strength(req)
     if req.executor in execution.CLUSTER_EXECUTORS:
         want = cluster_runs.check_request(req, settings)  # the cluster's GPUs, not this machine's
     else:
@@ -158,6 +172,34 @@ def _check_gpus_exist(want) -> None:
     if missing or count > len(present):
         raise InvalidInput(f"this run asks for GPUs {want} but the machine has {present}",
                            hint="ask for fewer GPUs or for ids gpu_status lists")
+
+
+def _check_run_paths(req: RunRequest) -> None:
+    """Every path the sandbox will mount exists, and every interpreter directory the
+    run's PATH starts with is there: a run never silently falls back to another Python."""
+    for entry in req.path_prefix:
+        if not Path(entry).is_dir():
+            raise InvalidInput(f"the run's interpreter directory {entry} does not exist",
+                               hint="rebuild the environment (env_build) or pass an existing venv's bin/")
+    for path in [*req.readable, *req.writable]:
+        if not Path(path).is_absolute() or not Path(path).exists():
+            raise InvalidInput(f"path {path} given to the run does not exist (or is not absolute)")
+
+
+def _check_sandbox_strength(req: RunRequest) -> None:
+    """Refuse a local run whose sandbox would lack a layer, unless weak mode is allowed.
+    A request for ``sandbox="process-group"`` is itself that explicit choice (library
+    callers only: ``run_start`` never offers it)."""
+    if req.sandbox == "process-group":
+        return
+    layers = sandbox.layers_for("bwrap" if sandbox.bwrap_works() else "process-group")
+    if req.sandbox == "bwrap" and not sandbox.bwrap_works():
+        raise LabError(f"bubblewrap was asked for but cannot build a sandbox here: {sandbox.bwrap_problem()}")
+    if layers["missing"] and not sandbox.weak_allowed():
+        raise LabError("this machine cannot sandbox the run fully: " + "; ".join(layers["missing"]),
+                       hint="fix what is missing (lab_status lists it), use executor='docker', or allow the "
+                            f"weaker sandbox explicitly: `sotalab serve --allow-weak-sandbox` or "
+                            f"{sandbox.WEAK_ENV}=1 (docs/runs.md says what it gives up)")
 
 
 @contextlib.contextmanager
@@ -208,6 +250,8 @@ def dispatch(lab: Lab) -> None:
             except Exception as exc:
                 _end_without_start(lab, row["id"], "failed", "start_failed", f"could not start the supervisor: {exc}")
                 continue
+            if row["executor"] in execution.CLUSTER_EXECUTORS:
+                continue
             if placed:
                 gpu_view[1].update({i: gpu_view[1].get(i, []) + [resources.get("gpu_memory_gb")] for i in placed})
             else:
@@ -250,8 +294,6 @@ def choose_gpus(want: int | list[int], memory_gb: float | None, states: list,
         else:
             ok = free_mb >= memory_gb * 1024
         if ok:
-            if row["executor"] in execution.CLUSTER_EXECUTORS:
-                continue
             fitting.append((-free_mb, g.utilization_pct, g.index))
     fitting.sort()
     ids = [index for _, _, index in fitting]
@@ -279,23 +321,44 @@ def _launch(lab: Lab, row: dict, gpu_ids: list[int]) -> None:
         if req.sandbox == "bwrap" and kind != "bwrap":
             raise LabError("bubblewrap was asked for but cannot build a sandbox here")
         docker = None
+    cpus = [] if cluster else _cpu_allotment(lab, run_id)
+    threads = len(cpus) or max(1, (os.cpu_count() or 1) // cpu_slots())
+    if docker is not None:
+        docker["cpus"] = threads
     env = sandbox.run_env(req.env, run_id=run_id, output_dir=output_dir,
-                          gpu_visible=",".join(uuids or [str(i) for i in gpu_ids]))
+                          gpu_visible=",".join(uuids or [str(i) for i in gpu_ids]), path_prefix=req.path_prefix,
+                          threads=threads, home=sandbox.SANDBOX_HOME if kind == "bwrap" else "/tmp")
+    disk_mb = req.disk_mb or DEFAULT_DISK_MB
+    tmp_bytes = int(min(DEFAULT_TMP_BYTES, disk_mb * 2**20, (req.memory_gb or 1 << 20) * 2**30))
+    writable = ([] if req.cwd_read_only else [req.cwd]) + [output_dir, *req.writable]
+    readable = [*sandbox.interpreter_roots(req.path_prefix), *req.readable, *([req.cwd] if req.cwd_read_only else [])]
+    channel = [str(events.fifo_path(run_dir))] if req.events else []  # the supervisor makes it before the start
+    if channel:
+        env["SOTALAB_EVENTS"] = channel[0]
     spec = {
         "run_id": run_id, "home": str(lab.home), "argv": req.argv, "env": env, "cwd": req.cwd,
         "executor": req.executor, "sandbox": kind, "docker": docker,
-        "writable": [req.cwd, output_dir], "readable": req.readable, "hidden": hidden_paths(lab, req),
+        "writable": [*writable, *channel], "readable": readable, "events": req.events, "hidden": hidden_paths(lab, req),
         "path_prefix": req.path_prefix, "output_dir": output_dir,
         "gpu_ids": gpu_ids, "gpu_uuids": uuids,
         "wall_s": req.wall_s, "grace_s": req.grace_s, "memory_gb": req.memory_gb,
         "gpu_memory_gb": req.gpu_memory_gb, "artifact_mb": req.artifact_mb,
         "telemetry_interval_s": req.telemetry_interval_s, "log_cap_bytes": req.log_cap_bytes,
         "cpu_slots": cpu_slots(),  # the supervisor dispatches at its end with the server's setting
+        "pids_max": req.pids_max, "disk_mb": disk_mb, "tmp_bytes": tmp_bytes, "cpu_s": req.cpu_s,
+        "cpus": cpus, "layers": sandbox.layers_for(kind) if not cluster else None,
+        "home_tag": hashlib.sha256(str(lab.home).encode()).hexdigest()[:8],
     }
+    if cluster:
+        spec.update(gpus_wanted=ledger.loads(row["resources"], {}).get("gpus") or 0, record_in_ledger=False)
+        write_json_atomic(run_dir / "spec.json", spec, durable=False)
+        cluster_runs.submit(lab, run_id, run_dir, req)
+        return
     write_json_atomic(run_dir / "spec.json", spec, durable=False)
     supervisor_pid = _start_supervisor(lab, run_dir)
     resources = ledger.loads(row["resources"], {})
-    resources.update({"gpu_ids": gpu_ids, "gpu_uuids": uuids, "sandbox": kind})
+    resources.update({"gpu_ids": gpu_ids, "gpu_uuids": uuids, "sandbox": kind, "cpus": cpus, "threads": threads,
+                      "layers": spec["layers"], "interpreter": _interpreter(req)})
     lab.db["runs"].update(run_id, {
         "status": "running", "reason": None, "started_at": ledger.now(), "supervisor_pid": supervisor_pid,
         "supervisor_ctime": _ctime(supervisor_pid), "resources": ledger.dumps(resources),
@@ -303,10 +366,36 @@ def _launch(lab: Lab, row: dict, gpu_ids: list[int]) -> None:
     })
 
 
+def _cpu_allotment(lab: Lab, run_id: int) -> list[int]:
+    """The CPUs this run is pinned to: its share of the machine (cores / CPU slots),
+    the least used by this lab's other running runs; [] where affinity is unavailable."""
+    try:
+        usable = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return []
+    share = max(1, len(usable) // cpu_slots())
+    load = {cpu: 0 for cpu in usable}
+    for r in lab.db.query("SELECT resources FROM runs WHERE status = 'running' AND id != ?", [run_id]):
+        for cpu in ledger.loads(r["resources"], {}).get("cpus") or []:
+            if cpu in load:
+                load[cpu] += 1
+    return sorted(sorted(usable, key=lambda cpu: (load[cpu], cpu))[:share])
+
+
+def _interpreter(req: RunRequest) -> str | None:
+    """The Python the run's PATH finds first, as the run record states it."""
+    for entry in req.path_prefix:
+        for name in ("python", "python3"):
+            if (Path(entry) / name).exists():
+                return str(Path(entry) / name)
+    return None
+
+
 def hidden_paths(lab: Lab, req: RunRequest) -> list[str]:
-    """What a local sandbox covers: the lab home, the user's credential files, and the
-    local directory the campaign was cloned from (it still holds the held-out files)."""
-    hidden = [str(lab.home), *sandbox.secret_paths()]
+    """What a local sandbox covers where a mounted path would show it: the lab home and
+    the local directory the campaign was cloned from (it still holds the held-out files).
+    Nothing else of the host is mounted, so the user's credentials need no list."""
+    hidden = [str(lab.home)]
     row = lab.db.execute("SELECT repo_url FROM campaigns WHERE id = ?", [req.campaign_id]).fetchone() \
         if req.campaign_id is not None else None
     url = row[0] if row and row[0] else ""
@@ -349,11 +438,6 @@ def enable_launcher(lab: Lab) -> None:
 
 
 def _gpu_uuids(gpu_ids: list[int]) -> list[str]:
-    if cluster:
-        spec.update(gpus_wanted=ledger.loads(row["resources"], {}).get("gpus") or 0, record_in_ledger=False)
-        write_json_atomic(run_dir / "spec.json", spec, durable=False)
-        cluster_runs.submit(lab, run_id, run_dir, req)
-        return
     if not gpu_ids:
         return []
     from .telemetry import gpu_states

@@ -27,7 +27,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import sandbox
+from . import cgroups, limits, sandbox, seccomp
+from .events import EventSink
 from .logcap import CappedLog, write_json_atomic
 
 SPEC = "spec.json"
@@ -35,7 +36,8 @@ STARTED = "started.json"
 STATUS = "status.json"
 CANCEL = "cancel"  # written by run_cancel; a signal alone could arrive before the handler exists
 PR_SET_CHILD_SUBREAPER = 36
-STATUS_OF_OUTCOME = {"timeout": "timeout", "cancelled": "cancelled"}  # others: failed unless exit 0
+STATUS_OF_OUTCOME = {"timeout": "timeout", "cpu_exceeded": "timeout", "cancelled": "cancelled"}  # others: failed unless exit 0
+FAST_SAMPLE_S, FAST_SAMPLE_FOR_S = 0.05, 3.0  # 20 Hz for the first seconds
 
 
 def stamp() -> str:
@@ -53,21 +55,48 @@ class LocalChild:
     def __init__(self, spec: dict):
         self.spec = spec
         self.oom_killed = False
+        self.cgroup = None
+        self.layers = spec.get("layers") or sandbox.layers_for(spec["sandbox"])  # cluster nodes settle it here
 
     def start(self) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         spec = self.spec
         argv = spec["argv"]
+        self.cgroup = cgroups.RunCgroup.create(f"sotalab-{spec['home_tag']}-run{spec['run_id']}",
+                                               pids_max=spec["pids_max"], memory_bytes=_memory_bytes(spec))
+        pass_fds = []
         if spec["sandbox"] == "bwrap":
+            # Without a cgroup, the process count is an rlimit taken inside the new user
+            # namespace, where it counts only the run's own processes.
+            pids_rlimit = None if self.cgroup else spec["pids_max"]
+            seccomp_fd = seccomp.program_fd()
+            pass_fds.append(seccomp_fd)
             argv = sandbox.bwrap_argv(argv, cwd=spec["cwd"], writable=spec["writable"],
                                       readable=spec["readable"], hidden=spec["hidden"],
-                                      gpu_ids=spec["gpu_ids"])
-        env = dict(spec["env"])
-        if spec.get("path_prefix"):
-            env["PATH"] = os.pathsep.join([*spec["path_prefix"], env.get("PATH", "")])
-        self.proc = subprocess.Popen(argv, cwd=spec["cwd"], env=env, stdin=subprocess.DEVNULL,
+                                      gpu_ids=spec["gpu_ids"], seccomp_fd=seccomp_fd,
+                                      tmp_bytes=spec["tmp_bytes"], pids_rlimit=pids_rlimit)
+        if self.cgroup is None and self.layers["limits"][0].startswith("cgroup"):
+            # The cgroup the queue expected could not be made: say what holds instead.
+            held = ["rlimit pids", "sampled memory", "disk polled"] if spec["sandbox"] == "bwrap" \
+                else ["sampled memory", "disk polled"]
+            self.layers = dict(self.layers, limits=held,
+                               describe=", ".join(["+".join(self.layers["isolation"]) or "process-group only", *held]))
+        cgroup, cpus = self.cgroup, spec.get("cpus") or []
+
+        def confine() -> None:  # in the child, before exec: everything it starts inherits both
+            if cgroup is not None:
+                cgroup.join()
+            if cpus:
+                try:
+                    os.sched_setaffinity(0, cpus)
+                except OSError:
+                    pass  # CPUs outside what this machine lets us use: the thread variables still hold
+        self.proc = subprocess.Popen(argv, cwd=spec["cwd"], env=dict(spec["env"]), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True, close_fds=True)
+                                     start_new_session=True, close_fds=True, pass_fds=pass_fds,
+                                     preexec_fn=confine)
+        for fd in pass_fds:
+            os.close(fd)
         self.pid = self.proc.pid
         self.exit_fd = os.pidfd_open(self.proc.pid)
         self.output_fd = self.proc.stdout.fileno()
@@ -121,6 +150,8 @@ class LocalChild:
             time.sleep(0.02)
             self._reap()
         self._reap()
+        if self.cgroup is not None:
+            self.oom_killed = self.cgroup.oom_kills() > 0
         return code
 
     @staticmethod
@@ -171,16 +202,22 @@ class Supervisor:
         started_at = stamp()
         if self._cancel_file_present():
             return self._status("cancelled", "cancelled", "cancelled before it started", None, started_at, {})
+        events = EventSink(self.run_dir) if spec.get("events") else None  # before the sandbox binds it
+        self.watch = limits.LimitWatch(spec)  # sizes before the run writes anything
         try:
             self.child.start()
         except Exception as exc:
+            if events:
+                events.close()
             return self._status("failed", "start_failed", f"could not start the run: {exc}", None,
                                 started_at, {})
         write_json_atomic(self.run_dir / STARTED, {"pid": self.child.pid, "started_at": started_at,
-                                                   "supervisor_pid": os.getpid()}, durable=False)
+                                                   "supervisor_pid": os.getpid(), "layers": self.child.layers},
+                          durable=False)
         from .telemetry import Sampler  # psutil: only once the run is on its way
 
         sampler = Sampler(self.run_dir, spec["gpu_ids"], spec["telemetry_interval_s"])
+        self.watch.cgroup = getattr(self.child, "cgroup", None)
         start = time.monotonic()
         deadline = start + spec["wall_s"]
         next_sample = start
@@ -209,14 +246,21 @@ class Supervisor:
                 self.child.kill()
                 self.kill_at = now + 1.0
             if now >= next_sample and not exited:
-                self._check_budgets(sampler)
-                next_sample = now + spec["telemetry_interval_s"]
+                self._check_budgets(sampler, now)
+                # Fast at first: a run shorter than the interval must not slip past its budget.
+                next_sample = now + (FAST_SAMPLE_S if now - start < FAST_SAMPLE_FOR_S
+                                     else spec["telemetry_interval_s"])
         exit_code = self.child.finish()
         if self.child.output_fd is not None:
             self._drain(self.child.output_fd, None)
+        if events:
+            events.close()
         if self.child.oom_killed and self.outcome is None:
-            self.outcome, self.reason = "oom", "the container was killed for exceeding its memory limit"
-        self._check_artifacts()
+            self.outcome, self.reason = "oom", (f"the kernel killed the run for exceeding its memory budget of "
+                                                f"{(spec.get('memory_gb') or 0) * 1024:.0f} MB")
+        self._check_end_limits()
+        if getattr(self.child, "cgroup", None) is not None:
+            self.child.cgroup.remove()  # empty now: finish() reaped everything in it
         summary = sampler.finish()
         if self.outcome is None:
             self.outcome = "exited"
@@ -243,34 +287,41 @@ class Supervisor:
                 return
             self.log.write(data)
 
-    def _check_budgets(self, sampler) -> None:
+    def _check_budgets(self, sampler, now: float) -> None:
         spec = self.spec
         root, include_root = self.child.telemetry_root()
         seen = sampler.sample(sampler.tree(root, include_root))
-        if spec.get("memory_gb") and seen["rss_mb"] > spec["memory_gb"] * 1024:
-            self.stop("oom", f"memory {seen['rss_mb']:.0f} MB exceeded the budget of "
-                             f"{spec['memory_gb'] * 1024:.0f} MB", 0)
+        inside = limits.first_inside(self.child.pid) if spec["sandbox"] == "bwrap" else None
+        broken = (self.watch.processes(seen["nproc"]) or self.watch.disk(now, inside)
+                  or self.watch.memory(seen["rss_mb"]) or self.watch.cpu_time(sampler.summary.cpu_s))
+        if broken:
+            self.stop(*broken, 0)
         if spec.get("gpu_memory_gb") and seen["run_gpu_mb"] and seen["run_gpu_mb"] > spec["gpu_memory_gb"] * 1024:
             self.stop("gpu_oom", f"GPU memory {seen['run_gpu_mb']:.0f} MB exceeded the budget of "
                                  f"{spec['gpu_memory_gb'] * 1024:.0f} MB", 0)
 
-    def _check_artifacts(self) -> None:
-        limit = self.spec.get("artifact_mb")
-        if not limit or self.outcome not in (None, "exited"):
+    def _check_end_limits(self) -> None:
+        """What the run left behind, measured once more after it ended (a short run may
+        have written all of it between two checks)."""
+        if self.outcome not in (None, "exited"):
             return
-        out = Path(self.spec["output_dir"])
-        size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and not p.is_symlink())
-        if size > limit * 1024 * 1024:
-            self.outcome = "artifact_exceeded"
-            self.reason = f"artifacts {size / 2**20:.1f} MB exceeded the budget of {limit:g} MB"
+        broken = self.watch.disk(time.monotonic(), None, force=True) or self.watch.processes(0)
+        if broken:
+            self.outcome, self.reason = broken
 
     def _status(self, status, outcome, reason, exit_code, started_at, summary) -> dict:
         self.log.close()
+        child = getattr(self, "child", None)
         result = {"status": status, "outcome": outcome, "reason": reason, "exit_code": exit_code,
                   "started_at": started_at, "ended_at": stamp(), "telemetry": summary,
+                  "layers": getattr(child, "layers", self.spec.get("layers")),
                   "log_bytes": self.log.total, "log_dropped": self.log.dropped}
         write_json_atomic(self.run_dir / STATUS, result)
         return result
+
+
+def _memory_bytes(spec: dict) -> int | None:
+    return int(spec["memory_gb"] * 1024**3) if spec.get("memory_gb") else None
 
 
 def _describe_exit(code: int | None) -> str:
