@@ -123,9 +123,9 @@ def test_a_job_whose_server_stopped_reads_lost_not_running(lab):
 SLOW_EVAL = """\
 import os, time
 seed = int(os.environ["SOTALAB_SEED"])
-for second in range(60):
+for second in range(180):
     time.sleep(1)
-    if second % 20 == 0:
+    if second % 30 == 0:
         print(f"seed {seed}: {second}s", flush=True)
 print(f"accuracy={0.5 + seed / 100:.4f}")
 """
@@ -133,8 +133,9 @@ print(f"accuracy={0.5 + seed / 100:.4f}")
 
 @pytest.mark.slow
 def test_no_tool_call_exceeds_60s_while_a_3_minute_evaluation_runs_to_the_end(tmp_path):
-    """Over stdio with the official SDK, as a host: three 60-second seeds, followed only
-    through handles. Every single call returns well inside a host's tool timeout."""
+    """Over stdio with the official SDK, as a host: an evaluator that runs for three
+    minutes, followed only through handles. Every single call returns well inside a
+    host's tool timeout."""
     upstream = make_repo(tmp_path / "upstream", SLOW_EVAL)
     home = tmp_path / "lab"
     longest = 0.0
@@ -149,7 +150,7 @@ def test_no_tool_call_exceeds_60s_while_a_3_minute_evaluation_runs_to_the_end(tm
 
     async def scenario():
         async with stdio_session(home) as session:
-            spec = dict(SIMPLE_CAMPAIGN, evaluator=dict(SIMPLE_CAMPAIGN["evaluator"], timeout_s=300, seeds=[0, 1, 2]),
+            spec = dict(SIMPLE_CAMPAIGN, evaluator=dict(SIMPLE_CAMPAIGN["evaluator"], timeout_s=300, seeds=[7]),
                         budgets={"run_wall_s": 300})
             await call(session, "campaign_create", spec)
             clone = await call(session, "repo_clone", {"campaign": 1, "url": str(upstream)})
@@ -168,5 +169,5 @@ def test_no_tool_call_exceeds_60s_while_a_3_minute_evaluation_runs_to_the_end(tm
     done, elapsed, waits = asyncio.run(scenario())
     assert done["status"] == "succeeded", done["error"]
     assert elapsed >= 180 and waits >= 6, (elapsed, waits)
-    assert done["result"]["score"] == pytest.approx(0.51, abs=1e-6)  # mean of 0.50, 0.51, 0.52
+    assert done["result"]["score"] == pytest.approx(0.57, abs=1e-6)  # what seed 7's run printed
     assert longest < HOST_TIMEOUT_S / 2, f"a tool call took {longest:.1f}s"
