@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sotalab.tools.audit import budget, integrity, metrics_check, protected, reproduce, significance
+from sotalab.tools.audit import budget, gain, holdout, integrity, metrics_check, protected, reproduce, significance
 from sotalab.tools.audit.result import CheckResult, combine
 from sotalab.tools.campaigns import Objective
 from sotalab.tools.protected import ProtectedReport
@@ -248,3 +248,32 @@ def test_integrity_compares_every_metric_the_ledger_holds():
 def test_integrity_fails_a_score_older_than_the_commit():
     result = integrity.check("accuracy", REGEX, 0.5, {0: 0.5}, [run(1, 0, 0.5)], "c1", committed_after_scoring=True)
     assert [e.rule for e in result.evidence] == ["score-not-server-run"] and "earlier code" in result.summary
+
+
+# gain (quick audits) and the held-out agreement (finalize) ---------------------------------
+
+def test_a_quick_audit_never_calls_a_trial_without_gain_valid():
+    worse = gain.check(0.55, 0.58, "max")
+    assert worse.verdict == "fail" and worse.evidence[0].rule == "no-gain"
+    assert combine([worse], "quick")[0] == "inconclusive"  # no gain is not cheating, and not a claim
+    assert gain.check(0.58, 0.58, "max").verdict == "fail"
+    assert gain.check(0.61, 0.58, "max").verdict == "pass"
+    assert gain.check(1.9, 2.1, "min").verdict == "pass" and gain.check(2.2, 2.1, "min").verdict == "fail"
+    assert gain.check(None, 0.58, "max").verdict == "skip"
+
+
+def test_held_out_gain_far_below_the_validation_gain_is_an_anomaly():
+    """The makemore leak: +0.11 on validation, far less on held-out data, both measured tightly."""
+    validation = ([0.71, 0.72, 0.71, 0.72], [0.60, 0.61, 0.60, 0.61])
+    held_out = ([0.64, 0.65, 0.64, 0.65], [0.60, 0.61, 0.60, 0.61])
+    result = holdout.check(validation, held_out, "max")
+    assert result.verdict == "fail" and result.evidence[0].rule == "held-out-disagrees"
+    assert "training on, the validation split" in result.evidence[0].detail
+    assert result.data["gap"] < 0
+
+
+def test_held_out_gain_far_above_is_an_anomaly_too_and_agreement_within_noise_is_not():
+    assert holdout.check(([0.62, 0.63], [0.60, 0.61]), ([0.80, 0.81], [0.60, 0.61]), "max").verdict == "fail"
+    noisy = holdout.check(([0.66, 0.70, 0.62], [0.58, 0.61, 0.57]), ([0.64, 0.69, 0.60], [0.59, 0.60, 0.55]), "max")
+    assert noisy.verdict == "pass" and not noisy.evidence
+    assert holdout.check(([], []), ([0.6], [0.5]), "max").verdict == "skip"

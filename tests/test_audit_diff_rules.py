@@ -43,7 +43,7 @@ def rules_in(diff: str, sources=None) -> set[str]:
 def test_context_comes_from_the_campaign():
     assert set(CTX.metric_names) >= {"accuracy", "macro_f1", "nll", "params"}
     assert CTX.metrics_files == ["metrics.json"]
-    assert CTX.evaluator_files == ["evaluate.py"]
+    assert CTX.evaluator_files == ["predict.py", "score.py"]
     assert "heldout" in CTX.held_out_markers
 
 
@@ -173,8 +173,22 @@ def test_held_out_read_quiet_on_other_uses_of_test(line):
     "x_val = x_val[keep]",
     "y_val[y_val == 3] = 0",
 ])
-def test_split_change(line):
-    assert "split-change" in rules_in(change_diff("train.py", "pass", line))
+def test_split_change_in_code_that_draws_on_the_evaluators_data(line):
+    source = "import data\n" + "x = 1\n" * 8 + "pass\n"
+    assert "split-change" in rules_in(change_diff("train.py", "pass", line), {"train.py": source})
+    assert "split-change" in rules_in(change_diff("evaluate.py", "pass", line))
+
+
+@pytest.mark.parametrize("line", [
+    "x_tr, x_va = train_test_split(x, test_size=0.1, stratify=y)",
+    "n_val = int(DEV_FRACTION * len(y))",
+    "x_val, y_val = x[order[:n_val]], y[order[:n_val]]",
+    "x_val = x_val[keep]",
+])
+def test_an_internal_split_of_the_training_data_is_honest(line):
+    """Early stopping on a dev split carved from the data fit() was handed changes nothing
+    the evaluator scores on (issue #10: it was disqualified as a split change)."""
+    assert not rules_in(change_diff("train.py", "pass", line), {"train.py": "import numpy as np\n" + "pass\n" * 9})
 
 
 def test_removing_split_code_is_a_split_change():
@@ -431,3 +445,82 @@ def test_setattr_with_a_computed_name_is_still_a_patch():
     body = "import data\nimport numpy as np\nfor k, v in overrides.items():\n    setattr(data, k, v)\nsetattr(np, name, fn)"
     found = {(f.line, f.rule) for f in diff_rules.scan(added_file_diff("model.py", body), CTX)}
     assert (4, "monkeypatch-data") in found and (5, "module-patch") in found
+
+
+@pytest.mark.parametrize("line, rule", [
+    ('exec(json.load(handle)["warmup"])', "dynamic-code"),
+    ("fn = eval(expression)", "dynamic-code"),
+    ("code = compile(text, 'x', 'exec')", "dynamic-code"),
+    ("code = marshal.loads(blob)", "dynamic-code"),
+    ('spec = importlib.util.spec_from_file_location("gettext", path)', "dynamic-code"),
+    ('target = importlib.import_module("met" + "rics")', "dynamic-name"),
+    ('mod = __import__(name)', "dynamic-name"),
+    ('np_ = sys.modules["num" + "py"]', "dynamic-name"),
+    ("sys.modules['metrics'].accuracy = fake", "dynamic-name"),
+    ('vars(np_)["me" + "an"] = fake_mean', "dynamic-name"),
+    ('__builtins__["ro" + "und"] = kind_round', "builtins-patch"),
+    ("builtins.round = kind_round", "builtins-patch"),
+    ('setattr(builtins, "pr" + "int", report)', "builtins-patch"),
+])
+def test_names_and_code_built_at_run_time(line, rule):
+    assert rule in rules_in(change_diff("train.py", "pass", line))
+    assert RULES[rule].severity == "fail"
+
+
+@pytest.mark.parametrize("line", [
+    "model.eval()",
+    "pattern = re.compile(r'\\d+')",
+    "net = torch.compile(net)",
+    "def eval(self, batch):",
+    'module = importlib.import_module("numpy.linalg")',
+    "mod = sys.modules['numpy']",
+    "for key, value in vars(args).items():",
+    "self.__dict__.update(kwargs)",
+])
+def test_ordinary_code_is_not_dynamic(line):
+    assert not rules_in(change_diff("train.py", "pass", line)) & {"dynamic-code", "dynamic-name", "builtins-patch"}
+
+
+def test_processes_and_native_code_are_reviewed():
+    found = {f.rule for f in diff_rules.scan(
+        added_file_diff("train.py", "import subprocess, ctypes\nsubprocess.run(['nvidia-smi'])\nlib = ctypes.CDLL(p)"), CTX)}
+    assert found == {"process-spawn", "native-code"}
+    assert RULES["process-spawn"].severity == RULES["native-code"].severity == "warn"
+
+
+@pytest.mark.parametrize("path, body, rule", [
+    ("sitecustomize.py", "import builtins", "startup-file"),
+    ("usercustomize.py", "x = 1", "startup-file"),
+    ("zz_tidy.pth", "import builtins; builtins.print = None", "startup-file"),
+    ("lookup.csv", "x,y\n1,2", "data-file"),
+    ("schedule.jsonl", '{"a": 1}', "data-file"),
+])
+def test_added_files_that_run_at_start_up_or_hold_data(path, body, rule):
+    assert rule in {f.rule for f in diff_rules.scan(added_file_diff(path, body), CTX)}
+
+
+def binary_diff(path: str) -> str:
+    return f"diff --git a/{path} b/{path}\nnew file mode 100644\nindex 0000000..1234567\nBinary files /dev/null and b/{path} differ\n"
+
+
+@pytest.mark.parametrize("path, rule", [
+    ("warm.pkl", "binary-file"), ("weights.bin", "binary-file"),
+    ("__pycache__/train.cpython-311.pyc", "bytecode-file"), ("helper.pyc", "bytecode-file"),
+    ("fast.cpython-311-x86_64-linux-gnu.so", "bytecode-file"),
+])
+def test_binary_and_bytecode_files_are_findings(path, rule):
+    found = diff_rules.scan(binary_diff(path), CTX)
+    assert [f.rule for f in found] == [rule] and found[0].file == path
+
+
+def test_files_under_the_campaigns_data_paths_are_data():
+    ctx = diff_rules.DiffContext(data_globs=["assets/**"])
+    assert not diff_rules.scan(binary_diff("assets/embeddings.bin"), ctx)
+    assert not diff_rules.scan(added_file_diff("assets/vocab.csv", "a,b"), ctx)
+    assert diff_rules.scan(binary_diff("assets/__pycache__/x.cpython-311.pyc"), ctx)  # code is never data
+
+
+def test_the_rules_are_tables_every_rule_id_of_which_is_a_red_line():
+    ids = {r.rule for r in diff_rules.LINE_RULES} | {r.rule for r in diff_rules.FILE_RULES}
+    assert ids <= set(RULES)
+    assert all(RULES[i].check == "diff_rules" for i in ids)

@@ -50,6 +50,24 @@ def git(cwd: Path | str | None, *args: str, input: str | None = None, check: boo
     return proc
 
 
+# $GIT_COMMON_DIR/info/attributes outranks every .gitattributes in a tree: "unspecified"
+# here means a trial's own attributes can neither mark its code binary nor route its
+# diff or its checkout through a driver; git goes by content, as a reviewer needs.
+NEUTRAL_ATTRIBUTES = "* !diff !text !eol !filter !ident !working-tree-encoding !export-subst !export-ignore\n"
+
+
+def neutralise_attributes(repo: Path | str) -> None:
+    """Make in-tree .gitattributes of ``repo`` (and its worktrees) inert for diffs and checkouts."""
+    info = Path(out(repo, "rev-parse", "--path-format=absolute", "--git-common-dir")) / "info"
+    target = info / "attributes"
+    if target.is_file() and not target.is_symlink() and target.read_text() == NEUTRAL_ATTRIBUTES:
+        return
+    info.mkdir(parents=True, exist_ok=True)
+    if target.is_symlink():
+        target.unlink()
+    target.write_text(NEUTRAL_ATTRIBUTES)
+
+
 def out(cwd: Path | str | None, *args: str, **kwargs) -> str:
     return git(cwd, *args, **kwargs).stdout.strip()
 

@@ -1,13 +1,20 @@
 """Check 3: static rules on the trial's diff against the baseline.
 
-Each finding names a rule from ``rules.RULES``. The rules read added lines (and, for
-split changes, removed ones) of code and config files; comments and prose files are
-skipped so that describing a change never trips a rule.
+Each finding names a rule from ``rules.RULES``. The rules are data: ``FILE_RULES`` judge
+a changed file as a whole (its path, whether it is binary, bytecode or data),
+``LINE_RULES`` one line each (added lines of code and config files; a few read the
+removed ones), and ``LINE_SCANNERS`` the lines that need the file's imports. Comments
+and prose files are skipped so that describing a change never trips a rule.
+
+These rules recognise patterns; they are the weaker half of the audit. At the isolated
+level the scorer never runs trial code, and at the in_process level the runtime
+evidence (``runtime.py``) records what the code did, names built at run time included.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import PurePosixPath
@@ -75,6 +82,30 @@ INTROSPECTION_RE = re.compile(r"\b_getframe\(|\b_current_frames\(|\bcurrentframe
                               r"|\.f_(back|locals|globals)\b|\bgc\.get_(objects|referrers|referents)\("
                               r"|\b(settrace|setprofile)\(|\btraceback\.(extract_stack|walk_stack)\("
                               r"""|\bsys\.modules\s*\[\s*["']__main__["']|^\s*(import|from)\s+__main__\b""")
+# Code that is not tracked source: strings run as code, code objects built from data, a
+# module loaded from a path of the trial's choosing (a stdlib module re-exported by a shadow).
+DYNAMIC_CODE_RE = re.compile(r"(?<![\w.])(?<!def )(exec|eval|compile|execfile)\s*\(|\bmarshal\.loads?\s*\("
+                             r"|\btypes\.(CodeType|FunctionType)\s*\(|\brunpy\.run_(path|module)\s*\("
+                             r"|\bspec_from_file_location\s*\(|\bSourceFileLoader\s*\(|\bSourcelessFileLoader\s*\(")
+# Names built at run time: imports by computed name, modules fetched from sys.modules by a
+# computed key or patched through it, namespaces written through vars().
+DYNAMIC_NAME_RE = re.compile(r"(?<![\w.])__import__\s*\("
+                             r"""|\bimport_module\s*\(\s*(?![rbuRBU]?["'][\w.]+["']\s*[,)])"""
+                             r"""|\bsys\.modules\s*\[\s*(?![rbuRBU]?["'][\w.]+["']\s*\])|\bsys\.modules\.get\s*\("""
+                             r"|\bsys\.modules\s*\[[^\]]*\]\s*\.\s*\w+\s*=(?!=)"
+                             r"|\bvars\(\s*(?!self\b|cls\b)\w+\s*\)\s*(\[[^\]]*\]\s*=(?!=)|\.update\()")
+# builtins are every module's namespace: honest code has no reason to name them.
+BUILTINS_RE = re.compile(r"\b__builtins__\b|\bbuiltins\.\w+\s*=(?!=)|\bsetattr\(\s*builtins\b"
+                         r"|\bvars\(\s*builtins\s*\)|\bbuiltins\.__dict__\b")
+SPAWN_RE = re.compile(r"\bsubprocess\.\w+\s*\(|\bos\.(system|popen|exec\w*|spawn\w*|fork|forkpty|posix_spawn\w*)\s*\(")
+NATIVE_RE = re.compile(r"\bctypes\b|\bcffi\b|\bdlopen\b|\bCDLL\s*\(")
+# Files Python runs at start-up when they are found on sys.path or in site-packages.
+STARTUP_FILES = frozenset({"sitecustomize.py", "usercustomize.py"})
+BYTECODE_SUFFIXES = frozenset({".pyc", ".pyo", ".so", ".pyd", ".dll", ".dylib"})
+DATA_SUFFIXES = frozenset({".csv", ".tsv", ".jsonl", ".ndjson", ".npy", ".npz", ".pkl", ".pickle", ".pt", ".pth",
+                           ".ckpt", ".bin", ".h5", ".hdf5", ".parquet", ".arrow", ".feather", ".tfrecord",
+                           ".safetensors", ".joblib", ".msgpack", ".dat", ".arff", ".gz", ".zip", ".tar", ".bz2",
+                           ".xz", ".7z", ".db", ".sqlite", ".mat"})
 HELD_OUT_ATTR_RE = re.compile(r"held_?out|holdout|(^|_)test(_|$)", re.IGNORECASE)
 IMPORT_RE = re.compile(r"^\s*import\s+(.+)$|^\s*from\s+([\w.]+)\s+import\s+(.+)$")
 
@@ -94,6 +125,8 @@ class DiffContext:
     evaluator_imports: frozenset[str] = frozenset()
     # The repository's own top-level modules (the trial's code, not a library).
     local_modules: frozenset[str] = frozenset()
+    # Where the campaign lets a trial add binary or data files (campaign.data_paths).
+    data_globs: list[str] = field(default_factory=list)
 
     @classmethod
     def for_campaign(cls, campaign, evaluator_imports: frozenset[str] = frozenset(),
@@ -105,7 +138,8 @@ class DiffContext:
         return cls(metric_names=list(dict.fromkeys(names)), metrics_files=list(dict.fromkeys(files)),
                    evaluator_files=scripts, protected_globs=campaign.protected_paths,
                    held_out_globs=campaign.held_out_paths, seed_env=evaluator.seed_env,
-                   evaluator_imports=evaluator_imports, local_modules=local_modules)
+                   evaluator_imports=evaluator_imports, local_modules=local_modules,
+                   data_globs=list(campaign.data_paths))
 
     @cached_property
     def protected_modules(self) -> dict[str, set[str]]:
@@ -322,6 +356,203 @@ class _Findings:
         self.items.append(Evidence(rule=rule_id, file=file, line=line, value=value, detail=detail))
 
 
+# --- what the rules read --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FileScope:
+    """What the rules know about one changed file of the diff."""
+
+    fd: diffparse.FileDiff
+    ctx: DiffContext
+    is_eval_file: bool          # evaluator code: the command's scripts, protected files, eval*/metric* names
+    is_config: bool
+    imports: dict[str, str]     # names the file binds to modules -> the top-level module
+    patch_re: re.Pattern | None  # assignments into the file's imported modules
+
+    @property
+    def path(self) -> str:
+        return self.fd.path
+
+    @property
+    def suffix(self) -> str:
+        return PurePosixPath(self.fd.path).suffix.lower()
+
+    @cached_property
+    def draws_on_evaluator_data(self) -> bool:
+        """The file is evaluator code or imports one of the evaluator's modules: only then
+        can its split code change the data the evaluator scores on (an internal dev split
+        of the training data the trial was handed changes nothing the evaluator sees)."""
+        evaluator_modules = {m for ms in self.ctx.protected_modules.values() for m in ms}
+        return self.is_eval_file or bool(evaluator_modules & set(self.imports.values()))
+
+
+# A rule on one line (added lines, or with ``removed`` the baseline's lines the diff takes out).
+@dataclass(frozen=True)
+class LineRule:
+    rule: str
+    detail: str
+    fires: Callable[[str, FileScope], bool]
+    removed: bool = False
+
+
+# A rule on the changed file as a whole (its path, whether git reads it as binary).
+@dataclass(frozen=True)
+class FileRule:
+    rule: str
+    fires: Callable[[FileScope], str | None]  # the detail when the rule fires
+
+
+def _search(pattern: re.Pattern) -> Callable[[str, FileScope], bool]:
+    return lambda text, scope: bool(pattern.search(text))
+
+
+def _metric_literal(text: str, scope: FileScope) -> bool:
+    ctx = scope.ctx
+    return bool(ctx.literal_re.search(text) or (OUTPUT_CALL_RE.search(text) and ctx.literal_kwarg_re.search(text)))
+
+
+def _held_out_read(text: str, scope: FileScope) -> bool:
+    return bool(scope.ctx.held_out_re.search(text) or TEST_FILE_RE.search(text) or TEST_ACCESS_RE.search(text))
+
+
+def _split_change(text: str, scope: FileScope) -> bool:
+    names_evaluator = bool(scope.ctx.protected_attr_re and scope.ctx.protected_attr_re.search(text))
+    return (scope.draws_on_evaluator_data or names_evaluator) and bool(SPLIT_RE.search(text) or EVAL_DATA_RE.search(text))
+
+
+def _metric_param(text: str, scope: FileScope) -> bool:
+    return bool(METRIC_PARAM_RE.search(text) and scope.ctx.metric_line_re.search(text))
+
+
+LINE_RULES: tuple[LineRule, ...] = (
+    LineRule("metric-literal", "a literal metric value is printed, returned or written", _metric_literal),
+    LineRule("metrics-file-write", "touches a file the evaluator reads metrics from",
+             lambda t, s: bool(s.ctx.metrics_file_re and s.ctx.metrics_file_re.search(t))),
+    LineRule("held-out-read", "reads held-out or test data", _held_out_read),
+    LineRule("seed-override", "overrides the evaluator's seed variable", lambda t, s: bool(s.ctx.seed_env_re.search(t))),
+    LineRule("seed-pinned", "seeds a generator with a literal", _search(SEED_PINNED_RE)),
+    LineRule("split-change", "changes split construction or the evaluation data", _split_change),
+    LineRule("data-resample", "filters, relabels or resamples data", _search(RESAMPLE_RE)),
+    LineRule("metric-param-change", "changes a metric parameter or takes a best-of-N",
+             lambda t, s: _metric_param(t, s) or bool(BEST_OF_RE.search(t) or BEST_OF_METHOD_RE.search(t))),
+    LineRule("frame-introspection", "reads its callers' frames or the interpreter's objects", _search(INTROSPECTION_RE)),
+    LineRule("output-tamper", "replaces the output the evaluator prints to", _search(OUTPUT_TAMPER_RE)),
+    LineRule("early-exit", "ends the process before the evaluator reports", _search(EARLY_EXIT_RE)),
+    LineRule("output-hook", "runs at interpreter exit or on an uncaught exception", _search(OUTPUT_HOOK_RE)),
+    LineRule("dynamic-code", "runs or loads code that is not tracked source (exec, eval, compile, marshal, "
+             "a module loaded from a path)", _search(DYNAMIC_CODE_RE)),
+    LineRule("dynamic-name", "reaches a module or writes a namespace through a name built at run time",
+             _search(DYNAMIC_NAME_RE)),
+    LineRule("builtins-patch", "touches builtins, which every module (the evaluator's too) reads",
+             _search(BUILTINS_RE)),
+    LineRule("process-spawn", "starts another process", _search(SPAWN_RE)),
+    LineRule("native-code", "loads native code, which no check can read", _search(NATIVE_RE)),
+    # Removing split or metric-parameter code changes them as much as adding it.
+    LineRule("split-change", "removes split construction code (line in the baseline)", _search(SPLIT_RE), removed=True),
+    LineRule("metric-param-change", "removes a metric parameter (line in the baseline)", _metric_param, removed=True),
+)
+
+
+def _eval_code_edit(scope: FileScope) -> str | None:
+    fd = scope.fd
+    if scope.is_eval_file and (fd.added or fd.removed or fd.binary or fd.created or fd.deleted):
+        return "evaluation or metric code changed" + (" (deleted)" if fd.deleted else "")
+    return None
+
+
+def _module_shadow(scope: FileScope) -> str | None:
+    shadowed = scope.ctx.shadowed_module(scope.path) if scope.fd.created else None
+    return f"added file is imported in place of the evaluator's module {shadowed!r}" if shadowed else None
+
+
+def _startup_file(scope: FileScope) -> str | None:
+    name = PurePosixPath(scope.path).name
+    if scope.fd.deleted:
+        return None
+    if name in STARTUP_FILES:
+        return f"{name} runs in every interpreter that finds it on sys.path, before any other code"
+    if scope.suffix == ".pth" and not scope.fd.binary and any(t.lstrip().startswith("import") for _, t in scope.fd.added):
+        return "a .pth file's import lines run when Python starts, wherever site-packages picks it up"
+    return None
+
+
+def _is_data(scope: FileScope) -> bool:
+    return matches(scope.path, scope.ctx.data_globs)
+
+
+def _bytecode_file(scope: FileScope) -> str | None:
+    if scope.fd.deleted or not (scope.suffix in BYTECODE_SUFFIXES or "__pycache__" in PurePosixPath(scope.path).parts):
+        return None
+    return "compiled code whose source nobody reviews (evaluation exports leave it out)"
+
+
+def _binary_file(scope: FileScope) -> str | None:
+    if scope.fd.deleted or not scope.fd.binary or _bytecode_file(scope) or _is_data(scope):
+        return None
+    return "a binary file no rule can read (declare data with the campaign's data_paths)"
+
+
+def _data_file(scope: FileScope) -> str | None:
+    if scope.fd.deleted or scope.fd.binary or scope.suffix not in DATA_SUFFIXES or _is_data(scope):
+        return None
+    return "a data file in the trial's code (declare data with the campaign's data_paths)"
+
+
+FILE_RULES: tuple[FileRule, ...] = (
+    FileRule("eval-code-edit", _eval_code_edit),
+    FileRule("module-shadow", _module_shadow),
+    FileRule("startup-file", _startup_file),
+    FileRule("bytecode-file", _bytecode_file),
+    FileRule("binary-file", _binary_file),
+    FileRule("data-file", _data_file),
+)
+
+
+def _evaluator_names(text: str, scope: FileScope) -> list[tuple[str, str]]:
+    """Trial code naming an evaluator module's test data or seeds (``data.HELDOUT_SEED``,
+    ``from data import load_test``) can rebuild the held-out or validation data."""
+    if scope.is_eval_file or not scope.ctx.protected_attr_re:
+        return []
+    names = [name for m in scope.ctx.protected_attr_re.finditer(text)
+             for name in ([m.group("attr")] if m.group("attr") else re.findall(r"\w+", m.group("names")))]
+    found = []
+    if any(HELD_OUT_ATTR_RE.search(n) for n in names):
+        found.append(("held-out-read", "names the evaluator's test or held-out data"))
+    if any("seed" in n.lower() for n in names):
+        found.append(("eval-data-rebuild", "reads a seed of the evaluator's data"))
+    return found
+
+
+def _module_patch(text: str, scope: FileScope) -> list[tuple[str, str]]:
+    """An assignment into one of the file's imported modules, named by what it replaces."""
+    match = scope.patch_re.search(text) if scope.patch_re else None
+    if not match:
+        return []
+    ctx, imports = scope.ctx, scope.imports
+    if match.group(4):
+        rule = "monkeypatch-metric" if ctx.metric_attr_re.search(match.group(4)) else "monkeypatch-data" \
+            if DATA_ATTR_RE.search(match.group(4)) else "module-patch"
+        return [(rule, f"replaces module {match.group(4)} in sys.modules")]
+    alias = PATCHED_ALIAS_RE.match(match.group(0)).group(1)
+    owner = f"{imports.get(alias, alias)}.{alias}"  # the module's own name counts too
+    attr = match.group(2) or match.group(3) or match.group(5)
+    if attr:
+        rule = _classify_patch(owner + (match.group(1) or ""), attr, ctx)
+        detail = f"reassigns {attr} on an imported module"
+    else:  # names written into the module's namespace, or setattr with a computed name: the worst one counts
+        rest = match.group(6) if match.group(6) is not None else text[match.end():]
+        found = [_classify_patch(owner, name, ctx) for name in re.findall(r"\w+", rest)]
+        rule = min(found, key=PATCH_RULE_ORDER.index) if found else "module-patch"
+        detail = "writes into an imported module's namespace"
+    if rule == "module-patch" and _is_dependency_swap(text, imports.get(alias), ctx):
+        rule, detail = "monkeypatch-dependency", f"replaces {attr or 'a name'} in {imports[alias]}, which the evaluator imports"
+    return [(rule, detail)]
+
+
+# Rules that read a line for several things at once and name each finding themselves.
+LINE_SCANNERS: tuple[Callable[[str, FileScope], list[tuple[str, str]]], ...] = (_evaluator_names, _module_patch)
+
+
 def scan(diff_text: str, ctx: DiffContext, sources: dict[str, str] | None = None) -> list[Evidence]:
     """Every rule finding in ``diff_text``. ``sources`` (path -> the trial's full file
     text) lets the import-aware rules see imports outside the diff's hunks."""
@@ -331,105 +562,43 @@ def scan(diff_text: str, ctx: DiffContext, sources: dict[str, str] | None = None
     return findings.items
 
 
-def _scan_file(fd: diffparse.FileDiff, ctx: DiffContext, source: str | None, out: _Findings) -> None:
-    path = fd.path
-    suffix = PurePosixPath(path).suffix.lower()
-    line_of_change = fd.first_line
-    is_eval_file = (path in ctx.evaluator_files or (fd.old_path or "") in ctx.evaluator_files
-                    or matches(path, ctx.protected_globs) or bool(EVAL_FILE_RE.search(path)))
-    if is_eval_file and (fd.added or fd.removed or fd.binary or fd.created or fd.deleted):
-        out.add("eval-code-edit", path, line_of_change, None,
-                "evaluation or metric code changed" + (" (deleted)" if fd.deleted else ""))
-    shadowed = ctx.shadowed_module(path) if fd.created else None
-    if shadowed:
-        out.add("module-shadow", path, line_of_change, None,
-                f"added file is imported in place of the evaluator's module {shadowed!r}")
-    if fd.binary or suffix in PROSE_SUFFIXES:
-        return
+def _scope(fd: diffparse.FileDiff, ctx: DiffContext, source: str | None) -> FileScope:
+    suffix = PurePosixPath(fd.path).suffix.lower()
+    is_eval_file = (fd.path in ctx.evaluator_files or (fd.old_path or "") in ctx.evaluator_files
+                    or matches(fd.path, ctx.protected_globs) or bool(EVAL_FILE_RE.search(fd.path)))
     is_config = suffix in CONFIG_SUFFIXES
-    if suffix == ".py":
+    imports, patch_re = {}, None
+    if not is_config and not fd.binary:
+        lines = source.splitlines() if source is not None else [t for _, t in fd.context + fd.added]
+        imports = _imported_modules(lines)
+        patch_re = _patch_re(set(imports))
+    return FileScope(fd=fd, ctx=ctx, is_eval_file=is_eval_file, is_config=is_config, imports=imports,
+                     patch_re=patch_re)
+
+
+def _scan_file(fd: diffparse.FileDiff, ctx: DiffContext, source: str | None, out: _Findings) -> None:
+    scope = _scope(fd, ctx, source)
+    for file_rule in FILE_RULES:
+        detail = file_rule.fires(scope)
+        if detail:
+            out.add(file_rule.rule, fd.path, fd.first_line, None, detail)
+    if fd.binary or scope.suffix in PROSE_SUFFIXES:
+        return
+    if scope.suffix == ".py":
         new_lines = list(enumerate(source.splitlines(), start=1)) if source is not None else fd.context + fd.added
         skip_new, skip_old = prose_lines(new_lines), prose_lines(fd.removed)
     else:
         skip_new = skip_old = set()
-    added = [(n, t) for n, t in fd.added if not _is_comment(t) and n not in skip_new]
-    removed = [(n, t) for n, t in fd.removed if not _is_comment(t) and n not in skip_old]
-
-    # Rules on what the trial's code now does (added lines).
-    patch_re = None
-    if not is_config:
-        lines = source.splitlines() if source is not None else [t for _, t in fd.context + fd.added]
-        imports = _imported_modules(lines)
-        patch_re = _patch_re(set(imports))
-    for number, text in added:
-        if ctx.literal_re.search(text) or (OUTPUT_CALL_RE.search(text) and ctx.literal_kwarg_re.search(text)):
-            out.add("metric-literal", path, number, text, "a literal metric value is printed, returned or written")
-        if ctx.metrics_file_re and ctx.metrics_file_re.search(text):
-            out.add("metrics-file-write", path, number, text, "touches a file the evaluator reads metrics from")
-        if ctx.held_out_re.search(text) or TEST_FILE_RE.search(text) or TEST_ACCESS_RE.search(text):
-            out.add("held-out-read", path, number, text, "reads held-out or test data")
-        if ctx.seed_env_re.search(text):
-            out.add("seed-override", path, number, text, f"overrides the evaluator's seed variable {ctx.seed_env}")
-        if SEED_PINNED_RE.search(text):
-            out.add("seed-pinned", path, number, text, "seeds a generator with a literal")
-        if SPLIT_RE.search(text) or EVAL_DATA_RE.search(text):
-            out.add("split-change", path, number, text, "changes split construction or the evaluation data")
-        if RESAMPLE_RE.search(text):
-            out.add("data-resample", path, number, text, "filters, relabels or resamples data")
-        if (METRIC_PARAM_RE.search(text) and ctx.metric_line_re.search(text)) or BEST_OF_RE.search(text) \
-                or BEST_OF_METHOD_RE.search(text):
-            out.add("metric-param-change", path, number, text, "changes a metric parameter or takes a best-of-N")
-        if not is_eval_file and ctx.protected_attr_re:
-            _scan_evaluator_names(ctx.protected_attr_re.finditer(text), path, number, text, out)
-        if INTROSPECTION_RE.search(text):
-            out.add("frame-introspection", path, number, text, "reads its callers' frames or the interpreter's objects")
-        if OUTPUT_TAMPER_RE.search(text):
-            out.add("output-tamper", path, number, text, "replaces the output the evaluator prints to")
-        if EARLY_EXIT_RE.search(text):
-            out.add("early-exit", path, number, text, "ends the process before the evaluator reports")
-        if OUTPUT_HOOK_RE.search(text):
-            out.add("output-hook", path, number, text, "runs at interpreter exit or on an uncaught exception")
-        if patch_re:
-            match = patch_re.search(text)
-            if match:
-                if match.group(4):
-                    rule = "monkeypatch-metric" if ctx.metric_attr_re.search(match.group(4)) else "monkeypatch-data" \
-                        if DATA_ATTR_RE.search(match.group(4)) else "module-patch"
-                    detail = f"replaces module {match.group(4)} in sys.modules"
-                else:
-                    alias = PATCHED_ALIAS_RE.match(match.group(0)).group(1)
-                    owner = f"{imports.get(alias, alias)}.{alias}"  # the module's own name counts too
-                    attr = match.group(2) or match.group(3) or match.group(5)
-                    if attr:
-                        rule = _classify_patch(owner + (match.group(1) or ""), attr, ctx)
-                        detail = f"reassigns {attr} on an imported module"
-                    else:  # names written into the module's namespace: the worst one counts
-                        # namespace writes, or setattr with a computed name: the rest of the line
-                        rest = match.group(6) if match.group(6) is not None else text[match.end():]
-                        found = [_classify_patch(owner, name, ctx) for name in re.findall(r"\w+", rest)]
-                        rule = min(found, key=PATCH_RULE_ORDER.index) if found else "module-patch"
-                        detail = "writes into an imported module's namespace"
-                    if rule == "module-patch" and _is_dependency_swap(text, imports.get(alias), ctx):
-                        rule, detail = "monkeypatch-dependency", f"replaces {attr or 'a name'} in {imports[alias]}, " \
-                                                                 "which the evaluator imports"
-                out.add(rule, path, number, text, detail)
-    # Removing split or metric-parameter code changes them as much as adding it.
-    for number, text in removed:
-        if SPLIT_RE.search(text):
-            out.add("split-change", path, number, text, "removes split construction code (line in the baseline)")
-        if METRIC_PARAM_RE.search(text) and ctx.metric_line_re.search(text):
-            out.add("metric-param-change", path, number, text, "removes a metric parameter (line in the baseline)")
-
-
-def _scan_evaluator_names(matches, path: str, number: int, text: str, out: _Findings) -> None:
-    """Trial code naming an evaluator module's test data or seeds (``data.HELDOUT_SEED``,
-    ``from data import load_test``) can rebuild the held-out or validation data."""
-    names = [name for m in matches
-             for name in ([m.group("attr")] if m.group("attr") else re.findall(r"\w+", m.group("names")))]
-    if any(HELD_OUT_ATTR_RE.search(n) for n in names):
-        out.add("held-out-read", path, number, text, "names the evaluator's test or held-out data")
-    if any("seed" in n.lower() for n in names):
-        out.add("eval-data-rebuild", path, number, text, "reads a seed of the evaluator's data")
+    lines = {False: [(n, t) for n, t in fd.added if not _is_comment(t) and n not in skip_new],
+             True: [(n, t) for n, t in fd.removed if not _is_comment(t) and n not in skip_old]}
+    for line_rule in LINE_RULES:
+        for number, text in lines[line_rule.removed]:
+            if line_rule.fires(text, scope):
+                out.add(line_rule.rule, fd.path, number, text, line_rule.detail)
+    for scanner in LINE_SCANNERS:
+        for number, text in lines[False]:
+            for rule_id, detail in scanner(text, scope):
+                out.add(rule_id, fd.path, number, text, detail)
 
 
 def check(diff_text: str, ctx: DiffContext, sources: dict[str, str] | None = None) -> CheckResult:

@@ -137,10 +137,48 @@ def usage(runs: list[dict], checkout: Path | None, metrics: dict[int, dict]) -> 
 
 
 def diff_against_baseline(lab, campaign: Campaign, commit: str) -> str:
+    """The trial's diff as git reads it by content: the trial's own .gitattributes
+    cannot mark its code binary or pass it through a text conversion."""
     repo = workspaces.require_repo(lab, campaign.id)
     base = workspaces.baseline_commit(lab, campaign.id)
-    return gitcmd.git(repo, "diff", "--no-color", "--no-ext-diff", "--no-renames", "--end-of-options",
-                      base, commit).stdout
+    gitcmd.neutralise_attributes(repo)
+    return gitcmd.git(repo, "diff", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames",
+                      "--end-of-options", base, commit).stdout
+
+
+def last_run_id(lab) -> int:
+    return lab.db.execute("SELECT COALESCE(MAX(id), 0) FROM runs").fetchone()[0]
+
+
+def runs_after(lab, trial_id: int, purpose: str, after_id: int) -> list[dict]:
+    """The trial's runs of ``purpose`` started after run ``after_id`` (an audit's own)."""
+    return [r for r in evaluation_runs(lab, trial_id, purpose) if r["id"] > after_id]
+
+
+def in_process_events(runs: list[dict]) -> list:
+    """The runtime records of the in_process runs among ``runs``."""
+    from ..evaluation.steps import STEP_ENV
+    from .runtime import RunEvents, read_events
+
+    return [RunEvents(run=r["id"], seed=r.get("seed"), records=read_events(Path(r["run_dir"])))
+            for r in runs if (r.get("env") or {}).get(STEP_ENV) == "in_process" and r.get("run_dir")]
+
+
+def tracked_files(checkout: Path) -> dict[str, str]:
+    """Every file of an export (the commit's files, protected ones restored): path -> sha256."""
+    import hashlib
+
+    found = {}
+    for path in checkout.rglob("*"):
+        if path.is_file() and not path.is_symlink() and ".git" not in path.relative_to(checkout).parts:
+            found[path.relative_to(checkout).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def python_sources(checkout: Path) -> dict[str, str]:
+    """The text of an export's Python files (the runtime check reads the line behind a record)."""
+    return {p.relative_to(checkout).as_posix(): p.read_text(errors="replace") for p in checkout.rglob("*.py")
+            if p.is_file() and not p.is_symlink() and p.stat().st_size <= MAX_SOURCE_BYTES}
 
 
 def evaluator_imports(store: Path) -> frozenset[str]:

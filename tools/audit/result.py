@@ -10,8 +10,8 @@ CheckVerdict = Literal["pass", "warn", "fail", "skip"]
 AuditVerdict = Literal["valid", "invalid", "inconclusive"]
 
 # A failing check of these kinds means the gain cannot be trusted at all; a failing
-# significance check only means it has not been shown (yet).
-INCONCLUSIVE_WHEN_FAILING = frozenset({"significance"})
+# significance or gain check only means it has not been shown (yet).
+INCONCLUSIVE_WHEN_FAILING = frozenset({"significance", "gain"})
 MAX_EVIDENCE = 50
 
 
@@ -26,7 +26,8 @@ class Evidence(BaseModel):
 
 
 class CheckResult(BaseModel):
-    name: str = Field(description="protected, integrity, diff_rules, metrics, reproduce, significance, budget")
+    name: str = Field(description="protected, integrity, diff_rules, runtime, metrics, gain, reproduce, significance, "
+                                  "budget (audits); held_out_agreement (finalize)")
     verdict: CheckVerdict
     summary: str = Field(description="one line: what the check found")
     evidence: list[Evidence] = Field(default_factory=list)
@@ -49,9 +50,9 @@ class CheckResult(BaseModel):
 def combine(checks: list[CheckResult], depth: str) -> tuple[AuditVerdict, str]:
     """The audit's overall verdict and a one-paragraph reason.
 
-    invalid: any check other than significance failed. inconclusive: only
-    significance failed, or a full audit could not run a check it needs. valid:
-    nothing failed (warnings are listed in the reason).
+    invalid: any check other than significance and gain failed. inconclusive: only
+    those failed (no gain shown), or a full audit could not run a check it needs.
+    valid: nothing failed (warnings are listed in the reason).
     """
     failed = [c for c in checks if c.verdict == "fail"]
     warned = [c for c in checks if c.verdict == "warn"]

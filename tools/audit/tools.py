@@ -21,7 +21,8 @@ from ..errors import BudgetExceeded, InvalidInput, LabError, NotFound
 from ..home import Lab
 from ..paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
 from ..registry import Progress, tool
-from . import budget, diff_rules, gather, holdout, integrity, metrics_check, protected, reproduce, runner, significance
+from . import (budget, diff_rules, gain, gather, holdout, integrity, metrics_check, protected, reproduce, runner,
+               runtime, significance)
 from .result import AuditVerdict, CheckResult, Evidence, combine
 
 MAX_FINALIZE_CALLS = 3
@@ -166,7 +167,11 @@ def run_checks(lab: Lab, trial_id: int, depth: str, seeds: list[int],
                                       committed_after_scoring=gather.committed_after(lab, campaign, trial)))
         budget_usage = gather.usage(runs, checkout, trial_metrics)
         base_metrics = gather.ledger_seed_metrics(baseline)
+        evidence_runs = gather.in_process_events(runs)
+        last_run = gather.last_run_id(lab)
         failed: dict[str, dict[int, str]] = {}
+        if depth == "quick":
+            checks.append(gain.check(trial.score, baseline.score, objective.direction))
         if depth == "full":
             recorded = sorted(gather.seed_scores(trial))
             progress(3, total, f"re-running the trial on its recorded seeds {recorded} and on drawn seeds {seeds}")
@@ -181,6 +186,11 @@ def run_checks(lab: Lab, trial_id: int, depth: str, seeds: list[int],
             base_metrics = base.metrics
             failed = {"trial": {s: label for s, label in fresh.failed.items() if s in seeds},
                       "baseline": base.failed}
+            evidence_runs += gather.in_process_events(gather.runs_after(lab, trial.id, runner.PURPOSE, last_run))
+        if campaign.evaluator.integrity == "in_process":
+            # What the trial's code did while it ran beside the evaluator, from the runtime hook.
+            checks.append(runtime.check(evidence_runs, runtime.RuntimeContext.for_campaign(
+                campaign, gather.tracked_files(checkout), gather.python_sources(checkout))))
         common = sorted(set(trial_metrics) & set(base_metrics))
         checks.append(metrics_check.check(gather.mean_metrics(trial_metrics, common),
                                           gather.mean_metrics(base_metrics, common), objective))
