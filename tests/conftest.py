@@ -14,6 +14,9 @@ from sotalab.tools.invoke import invoke
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI") == "true"
+# Audits draw their seeds at random; the tests make the draws reproducible (still not
+# the evaluator's seeds, and never visible to a run) so a verdict does not hang on luck.
+os.environ.setdefault("SOTALAB_SEED_DRAW", "sotalab-tests")
 
 
 @pytest.fixture
@@ -25,6 +28,20 @@ def lab(tmp_path) -> Lab:
 def worktree(lab):
     """A working directory inside the lab's workspaces, where runs may work."""
     path = lab.path("workspaces", "scratch")
+    path.mkdir(parents=True)
+    return path
+
+
+@pytest.fixture
+def trial_worktree(lab):
+    """An open trial's worktree (not the baseline's): the only place run_start lets a run
+    work. The campaign has no repository, so the directory is made by hand."""
+    from sotalab.tools import workspaces
+
+    cid = invoke(lab, "campaign_create", SIMPLE_CAMPAIGN)["id"]
+    invoke(lab, "trial_create", {"campaign": cid, "kind": "baseline"})
+    tid = invoke(lab, "trial_create", {"campaign": cid, "kind": "param", "hypothesis": "side runs"})["id"]
+    path = workspaces.worktree_path(lab, cid, tid)
     path.mkdir(parents=True)
     return path
 

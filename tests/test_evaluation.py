@@ -1,4 +1,4 @@
-"""trial_evaluate: the server runs the evaluator, reads the score, labels the trial.
+"""trial_evaluate: the server runs the evaluator on a fresh export, reads the score, labels the trial.
 
 Every failure label comes from a real run failing that way (gpu_oom: a run printing
 PyTorch's real out-of-memory error, the stand-in for a GPU this machine lacks).
@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import SIMPLE_CAMPAIGN
-from sotalab.tools import campaigns, evaluation, trials
+from sotalab.tools import campaigns, trials
+from sotalab.tools.evaluation import metrics, pipeline
 from sotalab.tools.campaigns import MetricRule
 
 EVAL_PY = """\
@@ -100,17 +101,19 @@ def test_regex_and_json_metrics_multiple_seeds_and_deltas(call, lab, upstream):
     assert [r["seed"] for r in result["runs"]] == [0, 1, 2]
     stored = call("trial_get", trial=base)
     assert stored["score"] == pytest.approx(0.51) and stored["status"] == "evaluated" and stored["commit_sha"]
-    assert stored["cost"]["runs"] == [r["run"] for r in result["runs"]]
+    assert stored["cost"]["runs"] == [run for r in result["runs"] for run in r["run_ids"]]
+    assert stored["integrity"] == "in_process" and stored["evaluation"]["seeds"] == [0, 1, 2]
     assert stored["cost"]["telemetry"]["wall_s"] > 0
     assert call("campaign_get", campaign=cid)["spent"]["trials"] == 1
 
     better = child(call, lab, cid, "def score(seed):\n    return 0.6 + seed * 0.01\n")
     got = call("trial_evaluate", trial=better, seeds=[0, 1])
     assert got["label"] == "keep" and got["delta_parent"] == pytest.approx(0.095)
+    assert got["keep"]["test"].startswith("noise") and got["keep"]["threshold"] > 0
     assert got["delta_baseline"] == pytest.approx(0.095)
     worse = child(call, lab, cid, "def score(seed):\n    return 0.3\n")
     assert call("trial_evaluate", trial=worse)["label"] == "discard"
-    run = call("run_metrics", run=got["runs"][0]["run"])
+    run = call("run_metrics", run=got["runs"][0]["run_ids"][0])
     assert run["metrics"] == pytest.approx({"accuracy": 0.6, "f1": 0.5, "loss": 0.4})
 
 
@@ -148,7 +151,6 @@ def test_protected_evaluator_changed_by_trial_is_restored_and_reported(call, lab
     assert result["restored_files"] == ["eval.py"]
     assert result["label"] == "protected_violation"
     assert result["score"] == pytest.approx(0.5)  # the real evaluator's score, not 0.9999
-    assert (tree / "eval.py").read_text() == EVAL_PY
 
 
 def test_protected_evaluator_changed_during_a_run_is_caught_before_the_next_seed(call, lab, campaign, baseline):
@@ -167,20 +169,27 @@ def test_protected_evaluator_changed_during_a_run_is_caught_before_the_next_seed
 
 def test_held_out_evaluation_mounts_held_out_dir_and_records_nothing(call, lab, campaign, baseline):
     tid = baseline["trial"]
-    result = evaluation.evaluate_trial(lab, tid, held_out=True)
-    assert result.held_out and not result.recorded
+    result = pipeline.evaluate(lab, tid, split="held_out", purpose="finalize")
+    assert result.split == "held_out" and not result.recorded
     assert result.score == pytest.approx(0.4242)
     assert call("trial_get", trial=tid)["score"] == pytest.approx(0.5)
-    assert call("run_status", run=result.runs[0].run)["purpose"] == "held_out"
+    purpose = lab.db.execute("SELECT purpose FROM runs WHERE id = ?", [result.runs[0].run_ids[0]]).fetchone()[0]
+    assert purpose == "finalize"
 
 
 def test_budgets_are_charged_and_refused_when_spent(call, call_error, lab, campaign, baseline):
     spare = call("trial_create", campaign=campaign, kind="param")["id"]
-    call("campaign_update", campaign=campaign, budgets={"max_trials": 1, "memory_gb": 0.25})
+    budgets = campaigns.load(lab, campaign).budgets.model_dump()
+    campaigns.set_fields(lab, campaign, budgets={**budgets, "max_trials": 1})  # as created with that budget
     assert "evaluated its 1 trials" in call_error("trial_evaluate", trial=spare)
-    call("campaign_update", campaign=campaign, budgets={"gpu_hours": 0.5})
-    campaigns.set_fields(lab, campaign, spent={"trials": 1, "gpu_hours": 0.5})
+    campaigns.set_fields(lab, campaign, budgets={**budgets, "gpu_hours": 0.5}, spent={"trials": 1, "gpu_hours": 0.5})
     assert "GPU-hours" in call_error("trial_evaluate", trial=baseline["trial"])
+
+
+def test_budgets_freeze_once_a_trial_is_scored(call, call_error, campaign, baseline):
+    """Raising a budget after scoring would let a trial that broke it become a claim."""
+    error = call_error("campaign_update", campaign=campaign, budgets={"max_params": 10**9})
+    assert "budgets" in error and "new campaign" in error
 
 
 def test_extract_metrics_rules(tmp_path):
@@ -189,7 +198,7 @@ def test_extract_metrics_rules(tmp_path):
              MetricRule(name="flag", json_file="m.json"), MetricRule(name="s", json_file="m.json"),
              MetricRule(name="esc", json_file="../outside.json"), MetricRule(name="nan", regex=r"nan=(\S+)")]
     (tmp_path.parent / "outside.json").write_text(json.dumps({"esc": 1}))
-    found, missing = evaluation.extract_metrics(rules, "acc=0.1\nacc=0.25\nnan=nan\n", tmp_path)
+    found, missing = metrics.extract(rules, "acc=0.1\nacc=0.25\nnan=nan\n", tmp_path)
     assert found == {"acc": 0.25, "b": 2.0}
     assert missing == ["flag", "s", "esc", "nan"]
 
@@ -211,10 +220,10 @@ def test_huge_metrics_file_is_not_read_into_the_server(tmp_path):
         f.truncate(4 * 1024 ** 3)
     probe = ("import resource, sys\n"
              "from pathlib import Path\n"
-             "from sotalab.tools import evaluation\n"
+             "from sotalab.tools.evaluation import metrics\n"
              "from sotalab.tools.campaigns import MetricRule\n"
              "resource.setrlimit(resource.RLIMIT_AS, (1024 ** 3, 1024 ** 3))\n"
-             "print(evaluation.extract_metrics([MetricRule(name='a', json_file='m.json')], '', Path(sys.argv[1])))\n")
+             "print(metrics.extract([MetricRule(name='a', json_file='m.json')], '', Path(sys.argv[1])))\n")
     done = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "({}, ['a'])"

@@ -17,9 +17,9 @@ BY_NAME = {t["name"]: t for t in MANIFEST}
 
 
 class TinynetCampaign:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, spec_file: str = "campaign.json"):
         self.lab = Lab.open(root / "lab")
-        spec = json.loads((TINYNET / "campaign.json").read_text())
+        spec = json.loads((TINYNET / spec_file).read_text())
         self.id = self.call("campaign_create", **spec)["id"]
         source = root / "tinynet"
         shutil.copytree(TINYNET / "repo", source, ignore=shutil.ignore_patterns("__pycache__", "metrics.json"))

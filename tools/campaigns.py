@@ -146,9 +146,12 @@ class CampaignUpdate(BaseModel):
     evaluator: Evaluator | None = None
     protected_paths: list[str] | None = None
     held_out_paths: list[str] | None = None
+    label_paths: list[str] | None = None
+    data_paths: list[str] | None = None
     budgets: Budgets | None = Field(None, description="only the budgets given change; null clears one")
 
-    _globs = field_validator("protected_paths", "held_out_paths")(lambda v: v if v is None else _check_globs(v))
+    _globs = field_validator("protected_paths", "held_out_paths", "label_paths", "data_paths")(
+        lambda v: v if v is None else _check_globs(v))
 
 
 class CampaignListIn(BaseModel):
@@ -283,16 +286,17 @@ def campaign_list(lab: Lab, args: CampaignListIn) -> CampaignPage:
                         next_cursor=next_cursor(offset_from(args.cursor), len(page), total))
 
 
-FROZEN_AFTER_BASELINE = ("evaluator", "protected_paths", "held_out_paths")
+# The goalposts: once any trial is scored, changing one would make scores, audits and
+# claims incomparable (a raised budget would turn an over-budget trial into a claim).
+FROZEN_AFTER_SCORE = ("evaluator", "protected_paths", "held_out_paths", "label_paths", "data_paths", "budgets")
 OBJECTIVE_ALWAYS_EDITABLE = ("reported", "target")
 
 
 @tool(idempotent=True)
 def campaign_update(lab: Lab, args: CampaignUpdate) -> Campaign:
-    """Change a campaign's description, status, budgets, the objective's reported value
-    and target, or (until a trial has been scored) the rest of the objective (metric,
-    direction, minimum effect, tolerances, secondary metrics), the evaluator, and the
-    protected and held-out paths."""
+    """Change a campaign's description, status, the objective's reported value and target, or (until a trial has
+    been scored) the goalposts: the rest of the objective, the evaluator, budgets and the protected, held-out,
+    label and data paths."""
     campaign = load(lab, args.campaign)
     changes = args.model_dump(exclude={"campaign"}, exclude_none=True)
     # A partial objective or budgets must not wipe what it leaves out (secondary metrics, limits).
@@ -306,7 +310,8 @@ def campaign_update(lab: Lab, args: CampaignUpdate) -> Campaign:
             [f.path for f in campaign.overlay.files], campaign.overlay.splits,
             changes.get("protected_paths", campaign.protected_paths),
             changes.get("held_out_paths", campaign.held_out_paths))
-    frozen = [k for k in FROZEN_AFTER_BASELINE if k in changes]
+    current = campaign.model_dump()
+    frozen = [k for k in FROZEN_AFTER_SCORE if k in changes and changes[k] != current[k]]
     if "objective" in changes:  # the goalposts: what is measured and what counts as a gain
         old = campaign.objective.model_dump()
         frozen += [f"objective.{k}" for k in old if k not in OBJECTIVE_ALWAYS_EDITABLE

@@ -247,7 +247,9 @@ def audit_trial(lab: Lab, args: AuditIn, progress: Progress) -> Audit:
     disqualified."""
     trial = trials.load(lab, args.trial)
     campaign, _, _ = _load_pair(lab, trial.id)
-    seeds = draw_seeds(args.seeds, avoid=campaign.evaluator.seeds) if args.depth == "full" else []
+    earlier = lab.db.execute("SELECT COUNT(*) FROM audits WHERE trial_id = ?", [trial.id]).fetchone()[0]
+    seeds = draw_seeds(args.seeds, avoid=campaign.evaluator.seeds,
+                       key=f"audit:{trial.id}:{earlier}") if args.depth == "full" else []
     # The drawn seeds are in the ledger before any run: the audit can always say what it ran.
     audit_id = lab.db["audits"].insert({
         "trial_id": trial.id, "campaign_id": trial.campaign_id, "depth": args.depth, "verdict": "inconclusive",
@@ -352,7 +354,7 @@ def campaign_finalize(lab: Lab, args: FinalizeIn, progress: Progress) -> Finaliz
         raise LabError(f"campaign {campaign.id} has no baseline trial", hint="create and evaluate the baseline first")
     best_id, audit_id = claim
     used = _count_finalize_call(lab, campaign.id)
-    seeds = draw_seeds(args.seeds)
+    seeds = draw_seeds(args.seeds, key=f"finalize:{campaign.id}:{used}")
     metric = campaign.objective.metric
     progress(0, 2, f"held-out evaluation of trial {best_id}")
     best = _held_out_scores(lab, best_id, seeds, metric)

@@ -81,6 +81,16 @@ def _by():
     return None
 
 
+def _direct():
+    """The file of the Python frame that raised the event (the caller of open, exec...)."""
+    frame = sys._getframe(3)  # _direct <- _handle <- _hook <- the code that raised the event
+    return frame.f_code.co_filename if frame is not None else ""
+
+
+def _from_root(filename):
+    return bool(filename) and not filename.startswith("<") and _under(os.path.realpath(filename)) == _ROOT
+
+
 def _emit(record, dedup=None):
     fd = _state["fd"]
     if fd is None:
@@ -156,10 +166,10 @@ def _handle(event, args):
         if root is None:
             return
         write = bool(isinstance(mode, str) and any(c in mode for c in "wax+")) or bool(flags & (os.O_WRONLY | os.O_RDWR))
+        if not write and _direct().startswith("<frozen importlib"):
+            return  # the import system reading source or bytecode: the "module" record covers it
         by = _by()
         rel = os.path.relpath(real, root)
-        if by is None and not write and rel.endswith(".py"):
-            return  # the import system reading source: the "module" record covers it
         _emit({"ev": "open", "root": "held_out" if root != _ROOT else "tree", "path": rel, "write": write, "by": by},
               dedup=("open", root, rel, write, by))
     elif event == "exec":
@@ -170,26 +180,22 @@ def _handle(event, args):
             record = _module_record(code)
             record["by"] = _by()
             _emit(record, dedup=("module", record["path"], record["sha256"], record["compiled"]))
-        elif not real or _under(real) == _ROOT or not os.path.isfile(real):
+        elif _from_root(_direct()):  # code the evaluated tree itself exec'd or eval'd
             by = _by()
-            if by is not None:
-                _emit({"ev": "exec", "filename": filename[:200], "by": by}, dedup=("exec", filename[:200], by))
+            _emit({"ev": "exec", "filename": filename[:200], "by": by}, dedup=("exec", filename[:200], by))
     elif event == "compile":
         filename = os.fsdecode(args[1]) if len(args) > 1 and isinstance(args[1], (str, bytes)) else "<?>"
-        real = os.path.realpath(filename) if not filename.startswith("<") else ""
-        if real and os.path.isfile(real) and _under(real) is None:
-            return  # a library compiling its own source
-        by = _by()
-        if by is not None:
+        if _from_root(_direct()):  # importlib compiling a module is covered by its "module" record
+            by = _by()
             _emit({"ev": "compile", "filename": filename[:200], "by": by}, dedup=("compile", filename[:200], by))
     elif event in ("marshal.loads", "marshal.load"):
-        by = _by()
-        if by is not None:
+        if _from_root(_direct()):
+            by = _by()
             _emit({"ev": "marshal", "by": by}, dedup=("marshal", by))
     elif event == "pickle.find_class":
         by = _by()
         _emit({"ev": "pickle", "what": "%s.%s" % (args[0], args[1]), "by": by}, dedup=("pickle", args[0], args[1], by))
-    elif event.startswith("ctypes."):
+    elif event.startswith("ctypes.") and _from_root(_direct()):
         by = _by()
         what = str(args[0])[:200] if args else event
         _emit({"ev": "ctypes", "what": "%s %s" % (event, what), "by": by}, dedup=("ctypes", event, what, by))

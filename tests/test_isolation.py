@@ -1,0 +1,195 @@
+"""Trust by construction: what the evaluation path guarantees whatever the trial does.
+
+- every seed runs on a fresh export of the committed snapshot (no untracked files, no
+  bytecode, no links out, repository attributes ignored);
+- at the isolated level the trial's step never has a label to read, and its outputs
+  cannot point the scorer at the labels;
+- at the in_process level a read of sealed data by trial code is on record;
+- audit seeds are drawn by the server and recorded; a failed seed fails the audit.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sotalab.tools import trials
+from sotalab.tools.audit import holdout
+from sotalab.tools.evaluation import export
+from sotalab.tools.runs import events
+from tinynet_lab import TINYNET, TinynetCampaign
+
+
+def git(cwd, *args):
+    return subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=cwd, check=True,
+                          capture_output=True, text=True).stdout
+
+
+def test_export_writes_the_commit_and_nothing_else(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "train.py").write_text("print('trial')\n")
+    (repo / "helper.py").write_text("X = 1\n")
+    (repo / "__pycache__").mkdir()
+    (repo / "__pycache__" / "train.cpython-311.pyc").write_bytes(b"\x00planted bytecode")
+    (repo / "out.link").symlink_to("/etc/passwd")
+    (repo / "inside.link").symlink_to("helper.py")
+    (repo / ".gitattributes").write_text("helper.py export-ignore\ntrain.py export-subst\n")
+    git(repo, "init", "-q")
+    git(repo, "add", "-A", "-f")
+    git(repo, "commit", "-qm", "c")
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    (repo / "untracked.py").write_text("print('never committed')\n")
+
+    made = export.export_commit(repo, commit, tmp_path / "export", store=None)
+    files = sorted(p.relative_to(made.root).as_posix() for p in made.root.rglob("*"))
+    assert files == [".gitattributes", "helper.py", "inside.link", "train.py"]  # attributes did not drop helper.py
+    assert (made.root / "inside.link").readlink() == Path("helper.py")
+    assert sorted(made.refused) == ["__pycache__/train.cpython-311.pyc", "out.link"]
+    with pytest.raises(Exception, match="exists already"):
+        export.export_commit(repo, commit, made.root, store=None)
+
+
+@pytest.fixture(scope="module")
+def tinynet(tmp_path_factory):
+    return TinynetCampaign(tmp_path_factory.mktemp("isolation"))
+
+
+PROBE_TRAIN = '''
+import os, glob
+def _probe():
+    candidates = ["labels/val_labels.npz", "heldout/test_labels.npz", os.environ.get("SOTALAB_LABELS") or "",
+                  os.environ.get("SOTALAB_HELD_OUT") or "", LAB_LABELS]
+    seen = {c: os.path.exists(c) for c in candidates if c}
+    seen["env"] = sorted(k for k in os.environ if k.startswith("SOTALAB_"))
+    with open(os.path.join(os.environ["SOTALAB_OUTPUT_DIR"], "probe.json"), "w") as fh:
+        json.dump(seen, fh)
+_probe()
+'''
+
+
+def _new_trial(campaign: TinynetCampaign, files: dict[str, str]) -> int:
+    tid = campaign.call("trial_create", campaign=campaign.id, kind="code", hypothesis="probe")["id"]
+    for path, text in files.items():
+        campaign.call("workspace_write", trial=tid, path=path, content=text)
+    return tid
+
+
+def _run_dir(campaign: TinynetCampaign, run_id: int) -> Path:
+    return Path(campaign.lab.db.execute("SELECT run_dir FROM runs WHERE id = ?", [run_id]).fetchone()[0])
+
+
+def test_isolated_predict_step_has_no_label_to_read(tinynet):
+    lab_labels = str(tinynet.lab.path("labels", tinynet.id) / "labels" / "val_labels.npz")
+    source = (TINYNET / "repo" / "train.py").read_text()
+    probe = "import json\nLAB_LABELS = %r\n" % lab_labels + PROBE_TRAIN
+    tid = _new_trial(tinynet, {"train.py": source.replace("import numpy as np\n", "import numpy as np\n" + probe, 1)})
+    result = tinynet.call("trial_evaluate", trial=tid)
+    assert result["integrity"] == "isolated" and result["label"] in ("keep", "discard")
+    predict_run = result["runs"][0]["run_ids"][0]
+    seen = json.loads((_run_dir(tinynet, predict_run) / "out" / "probe.json").read_text())
+    assert not any(v for k, v in seen.items() if k != "env"), seen
+    assert "SOTALAB_LABELS" not in seen["env"] and "SOTALAB_HELD_OUT" not in seen["env"]
+    assert result["score"] == pytest.approx(tinynet.call("trial_get", trial=tinynet.baseline)["score"])
+
+
+def test_predictions_linking_to_the_labels_never_reach_the_scorer(tinynet):
+    lab_labels = tinynet.lab.path("labels", tinynet.id) / "labels" / "val_labels.npz"
+    predict = (TINYNET / "repo" / "predict.py").read_text()
+    # predict.py is protected (restored from the store), so the trial does it from train.py at exit.
+    hook = ("import atexit, os\n"
+            "def _link():\n"
+            "    out = os.environ['SOTALAB_OUTPUT_DIR']\n"
+            "    os.replace(os.path.join(out, 'predictions.npz'), os.path.join(out, 'real.npz'))\n"
+            f"    os.symlink({str(lab_labels)!r}, os.path.join(out, 'predictions.npz'))\n"
+            "atexit.register(_link)\n")
+    source = (TINYNET / "repo" / "train.py").read_text()
+    tid = _new_trial(tinynet, {"train.py": source.replace("import numpy as np\n", "import numpy as np\n" + hook, 1)})
+    assert "predict.py" not in tinynet.call("workspace_diff", trial=tid)["diff"] and predict
+    result = tinynet.call("trial_evaluate", trial=tid)
+    assert "predictions/predictions.npz" in result["runs"][0]["refused"]
+    assert result["label"] == "metric_missing" and result["score"] is None
+
+
+def test_snapshot_never_commits_bytecode(tinynet):
+    tid = _new_trial(tinynet, {"helper.py": "X = 1\n"})
+    tree = Path(trials.load(tinynet.lab, tid).worktree)
+    (tree / "__pycache__").mkdir(exist_ok=True)
+    (tree / "__pycache__" / "helper.cpython-311.pyc").write_bytes(b"bytecode")
+    (tree / "stray.pyc").write_bytes(b"bytecode")
+    tinynet.call("trial_snapshot", trial=tid)
+    commit = trials.load(tinynet.lab, tid).commit_sha
+    listed = git(tree, "ls-tree", "-r", "--name-only", commit).split()
+    assert "helper.py" in listed and not [f for f in listed if f.endswith(".pyc")]
+
+
+def test_full_audit_draws_its_seeds_and_records_them_first(tinynet):
+    tid = tinynet.trial("honest_normalise")
+    first = tinynet.call("audit_trial", trial=tid, depth="full", seeds=8)
+    second = tinynet.call("audit_trial", trial=tid, depth="full", seeds=3)
+    assert len(first["seeds"]) == 8 and len(set(first["seeds"])) == 8
+    assert first["seeds"] != second["seeds"] and not set(first["seeds"]) & {0}
+    assert first["integrity"] == "isolated" and first["verdict"] == "valid", first["reason"]
+    ran = {row[0] for row in tinynet.lab.db.execute(
+        "SELECT seed FROM runs WHERE trial_id = ? AND purpose = 'audit'", [tid])}
+    assert set(first["seeds"]) <= ran
+
+
+def test_a_seed_that_crashes_in_an_audit_fails_it(tinynet):
+    source = (TINYNET / "repo" / "train.py").read_text()
+    crash = ("def fit(x, y, seed, n_classes):\n"
+             "    if seed % 2:\n"
+             "        raise RuntimeError('diverged')\n"
+             "    return _fit(x, y, seed, n_classes)\n")
+    changed = source.replace("LEARNING_RATE = 0.002", "LEARNING_RATE = 0.005").replace("def fit(", "def _fit(") + crash
+    tid = _new_trial(tinynet, {"train.py": changed})
+    assert tinynet.call("trial_evaluate", trial=tid)["label"] == "keep"  # seed 0 is even
+    audit = tinynet.call("audit_trial", trial=tid, depth="full", seeds=6)
+    significance = next(c for c in audit["checks"] if c["name"] == "significance")
+    assert significance["verdict"] == "fail"
+    assert any(e["rule"] == "seed-failed" for e in significance["evidence"])
+    assert audit["verdict"] != "valid"
+
+
+@pytest.fixture(scope="module")
+def in_process(tmp_path_factory):
+    return TinynetCampaign(tmp_path_factory.mktemp("in-process"), spec_file="campaign_in_process.json")
+
+
+def test_in_process_read_of_validation_labels_by_trial_code_is_on_record(in_process):
+    source = (TINYNET / "repo" / "train.py").read_text()
+    leak = 'import numpy as np\n_VAL = np.load("labels/val_labels.npz")["y"]  # the makemore leak\n'
+    tid = _new_trial(in_process, {"train.py": source.replace("import numpy as np\n", leak, 1)})
+    result = in_process.call("trial_evaluate", trial=tid)
+    assert result["integrity"] == "in_process"
+    records = events.read(_run_dir(in_process, result["runs"][0]["run_ids"][0]))
+    reads = [r for r in records if r["ev"] == "open" and r["path"] == "labels/val_labels.npz"]
+    assert {r["by"].split(":")[0] for r in reads} == {"train.py", "data.py"}
+    baseline_run = in_process.lab.db.execute("SELECT run_dir FROM runs WHERE trial_id = ? ORDER BY id LIMIT 1",
+                                             [in_process.baseline]).fetchone()[0]
+    base_reads = [r for r in events.read(Path(baseline_run)) if r["ev"] == "open" and "labels" in r["path"]]
+    assert {r["by"].split(":")[0] for r in base_reads} == {"data.py"}
+
+
+def test_in_process_hook_cannot_be_shadowed_by_the_trial(in_process):
+    tid = _new_trial(in_process, {"sitecustomize.py": "raise SystemExit('shadowed')\n"})
+    result = in_process.call("trial_evaluate", trial=tid)
+    assert result["label"] in ("keep", "discard") and result["runs"][0]["events"] > 0
+
+
+def test_baseline_reproduction_is_judged(in_process):
+    baseline = in_process.call("trial_get", trial=in_process.baseline)
+    reproduction = baseline["evaluation"]["reproduction"]
+    assert reproduction["reproduced"] is True and reproduction["gap"] == pytest.approx(0.568 - 0.58)
+
+
+def test_held_out_gain_far_below_validation_gain_is_an_anomaly():
+    validation = ([0.80, 0.81, 0.79, 0.80], [0.60, 0.61, 0.59, 0.60])
+    agreeing = holdout.check(validation, ([0.79, 0.80, 0.81, 0.80], [0.60, 0.59, 0.61, 0.60]), "max")
+    leaked = holdout.check(validation, ([0.70, 0.71, 0.69, 0.70], [0.60, 0.59, 0.61, 0.60]), "max")
+    assert agreeing.verdict == "pass" and leaked.verdict == "fail"
+    assert leaked.evidence[0].rule == "held-out-disagrees" and "validation split" in leaked.evidence[0].detail
