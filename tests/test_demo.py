@@ -34,6 +34,10 @@ def run_demo(home) -> tuple[int, str]:
     return code, out.getvalue()
 
 
+def campaign_id(lab: Lab) -> int:
+    return lab.db.execute("SELECT id FROM campaigns WHERE name = ?", [demo.CAMPAIGN_NAME]).fetchone()[0]
+
+
 def audits_by_trial(lab: Lab) -> dict[int, dict]:
     rows = lab.db.query("SELECT * FROM audits WHERE depth = 'full' ORDER BY id")
     return {r["trial_id"]: dict(r, checks=ledger.loads(r["checks"], [])) for r in rows}
@@ -80,8 +84,8 @@ def test_the_cheat_is_caught_and_the_honest_gains_are_valid(first_run):
 def test_the_report_and_winning_patch_are_in_the_lab_home(first_run):
     home, code, out = first_run
     assert code == 0
-    report = home / "reports" / f"{demo.CAMPAIGN_NAME}.md"
-    patch = home / "reports" / f"{demo.CAMPAIGN_NAME}-winning.patch"
+    folder = home / "reports" / f"campaign-{campaign_id(Lab.open(home))}"  # written by campaign_report
+    report, patch = folder / "report.md", folder / "winning.patch"
     assert str(report) in out
     text = report.read_text()
     assert "## Audits" in text and "invalid" in text and "held-out" in text
@@ -111,7 +115,7 @@ def test_a_second_run_reuses_what_the_first_built(first_run):
         "campaigns": lab.db.execute("SELECT COUNT(*) FROM campaigns").fetchone()[0],
     }
     assert after == before
-    assert (home / "reports" / f"{demo.CAMPAIGN_NAME}.md").exists()
+    assert (home / "reports" / f"campaign-{campaign_id(lab)}" / "report.md").exists()
 
 
 def test_the_paper_reports_what_the_example_measures():

@@ -13,8 +13,9 @@ over stdio to a `sotalab serve` child, printed as it happens:
   supervisor  full audits (the cheat is caught, the honest gains are valid with intervals),
               then finalize on the held-out split
 
-It ends with the leaderboard and the lineage, and writes a report (markdown and the
-winning patch) into the lab home's reports/.
+It ends with the leaderboard and the lineage, and has the server write the campaign
+report (campaign_report: markdown with plots, HTML, the winning patch) into the lab
+home's reports/.
 
 Running it again reuses what it built: the campaign named `tinynet-demo` is resumed,
 every step first checks the ledger and skips work already done (the paper and the
@@ -27,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -107,10 +107,8 @@ class Demo:
         self.trials = example_trials()
         self.campaign: dict = {}
         self.ids: dict[str, int] = {}  # plan name (or "baseline") -> trial id
-        self.audits: dict[str, dict] = {}
         self.final: dict | None = None
         self.paper: dict = {}
-        self.reported_cell: dict = {}
 
     def role(self, n: int, name: str, what: str) -> None:
         self.lab.say(f"\n[{n}/8 {name}] {what}")
@@ -133,7 +131,7 @@ class Demo:
         results = await self.call("paper_results", paper=self.paper["id"], metric="accuracy", method="TinyNet")
         if not results["cells"]:
             raise DemoFailed("the paper's tables report no accuracy for TinyNet")
-        cell = self.reported_cell = results["cells"][0]
+        cell = results["cells"][0]
         value = cell["value"] / 100 if cell["unit"] == "%" or cell["value"] > 1 else cell["value"]
         self.note(f"reported: {cell['row_header']} / {cell['column_header']} = {cell['text']} "
                   f"({cell['caption']}, page {cell['page']}) -> accuracy {value:.3f}")
@@ -289,7 +287,6 @@ class Demo:
                 audit = await self.call("audit_get", audit=done[0]["id"])
             else:
                 audit = await self.call("audit_trial", trial=trial_id, depth="full")
-            self.audits[name] = audit
             self.note(f"trial {trial_id} ({name}): {audit['verdict'].upper()}")
             for check in audit["checks"]:
                 if check["verdict"] != "pass" or check["name"] == "significance":
@@ -326,7 +323,7 @@ class Demo:
             trial = await self.call("trial_get", trial=trial_id, quiet=True)
         return trial
 
-    async def results(self) -> tuple[dict, dict]:
+    async def results(self) -> None:
         board = await self.call("leaderboard", campaign=self.campaign["id"], limit=10)
         claims = await self.call("leaderboard", campaign=self.campaign["id"], limit=10, claims_only=True)
         lineage = await self.call("trial_lineage", trial=self.ids["baseline"], max_depth=10)
@@ -340,7 +337,6 @@ class Demo:
         self.lab.say("\nLineage:")
         for line in lineage_lines(lineage["tree"]):
             self.lab.say("  " + line)
-        return board, lineage
 
 
 def lineage_lines(node: dict, depth: int = 0) -> list[str]:
@@ -349,81 +345,6 @@ def lineage_lines(node: dict, depth: int = 0) -> list[str]:
     for child in node["children"]:
         lines += lineage_lines(child, depth + 1)
     return lines
-
-
-def best_valid(demo: Demo, board: dict) -> dict | None:
-    """The leaderboard's best trial whose full audit is valid."""
-    valid = {demo.ids[name] for name, audit in demo.audits.items() if audit["verdict"] == "valid"}
-    return next((e for e in board["entries"] if e["trial"]["id"] in valid), None)
-
-
-async def committed_patch(demo: Demo, trial_id: int) -> str:
-    """The winner's change against the baseline, limited to the files its lineage committed:
-    workspace_diff also shows what evaluation runs left in the worktree (__pycache__,
-    metrics.json), which is not part of the change."""
-    lineage = await demo.call("trial_lineage", trial=trial_id, max_depth=0, quiet=True)
-    files: set[str] = set()
-    for trial in [*lineage["ancestors"], {"id": trial_id}]:
-        stat = (await demo.call("trial_get", trial=trial["id"], quiet=True)).get("diff_stat") or {}
-        files |= set(stat.get("files", []))
-    diff = await demo.call("workspace_diff", trial=trial_id, against="baseline", quiet=True)
-    sections = re.split(r"(?m)^(?=diff --git )", diff["diff"])
-    return "".join(part for part in sections
-                   if (m := re.match(r"diff --git a/(\S+) b/", part)) and m.group(1) in files)
-
-
-async def write_report(demo: Demo, board: dict, lineage: dict) -> Path:
-    status = await demo.call("lab_status", quiet=True)
-    reports = Path(status["home"]) / "reports"
-    reports.mkdir(parents=True, exist_ok=True)
-    name = demo.campaign["name"]
-    winner = best_valid(demo, board)
-    patch_path = reports / f"{name}-winning.patch"
-    if winner:
-        patch_path.write_text(await committed_patch(demo, winner["trial"]["id"]))
-    campaign = await demo.call("campaign_get", campaign=demo.campaign["id"], quiet=True)
-    o = campaign["objective"]
-    lines = [f"# sotalab report: campaign `{name}`", "",
-             f"- Paper: {demo.paper['title']} ({demo.paper['id']}); code {campaign['repo_url']} @ {campaign['repo_commit']}",
-             f"- Reported baseline (from the paper's table, {demo.reported_cell.get('caption')}): "
-             f"{o['metric']} {o['reported']}",
-             f"- Objective: {o['direction']} {o['metric']}, reproduce tolerance {o['reproduce_tolerance']}, "
-             f"min effect {o['min_effect']}", "",
-             "## Leaderboard (validation, evaluator-owned)", "",
-             "| rank | trial | kind | score | ± std | Δ baseline | label | audit |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    verdicts = {demo.ids[n]: a["verdict"] for n, a in demo.audits.items()}
-    for e in board["entries"]:
-        t = e["trial"]
-        lines.append(f"| {e['rank']} | {t['id']} | {t['kind']} | {fmt(t['score'])} | {fmt(e['score_std'])} | "
-                     f"{fmt(e['delta_baseline'])} | {t['label'] or ''} | {verdicts.get(t['id'], '')} |")
-    lines += ["", "## Audits", ""]
-    for name_, audit in demo.audits.items():
-        lines.append(f"### trial {demo.ids[name_]} — {name_}: **{audit['verdict']}**")
-        lines += ["", audit["reason"], ""]
-        for check in audit["checks"]:
-            lines.append(f"- {check['name']}: {check['verdict']} — {check['summary']}")
-            lines += [f"  - `{e.get('rule')}` {e.get('file') or ''}:{e.get('line') or ''} `{e.get('value')}`"
-                      for e in check.get("evidence", []) if e.get("rule") and check["verdict"] != "pass"]
-        lines.append("")
-    f = demo.final
-    lines += ["## Final evaluation on the held-out split", "",
-              f"Finalization {f['id']} (audit {f['audit']}), {len(f['best']['scores'])} seeds, the held-out split "
-              "mounted for these two evaluations only.", "",
-              f"| trial | held-out {f['metric']} (mean) | per seed |", "| --- | --- | --- |",
-              *[f"| {r['trial']} ({label}) | {r['mean']:.4f} | "
-                f"{', '.join(f'{v:.4f}' for v in r['scores'].values())} |"
-                for label, r in (("best valid", f["best"]), ("baseline", f["baseline"]))], "",
-              f"Gain {f['gain']:+.4f}, 95% interval "
-              + (f"[{f['interval'][0]:+.4f}, {f['interval'][1]:+.4f}]" if f.get("interval") else "n/a")
-              + (f", p = {f['p_value']:.2g}." if f.get("p_value") is not None else "."), "",
-              "## Lineage", "", "```", *lineage_lines(lineage["tree"]), "```", ""]
-    if winner:
-        lines += [f"## Winning patch (trial {winner['trial']['id']}, against the baseline)", "",
-                  f"Saved as `{patch_path.name}`.", "", "```diff", patch_path.read_text().rstrip(), "```", ""]
-    report = reports / f"{name}.md"
-    report.write_text("\n".join(lines))
-    return report
 
 
 async def run(home: Path | None, fresh: bool, out) -> int:
@@ -446,9 +367,10 @@ async def run(home: Path | None, fresh: bool, out) -> int:
         await demo.scheduler(idea_ids)
         await demo.monitor()
         await demo.supervisor()
-        board, lineage = await demo.results()
-        report = await write_report(demo, board, lineage)
-        lab.say(f"\nReport: {report}")
+        await demo.results()
+        report = await lab.call("campaign_report", campaign=demo.campaign["id"], quiet=True)
+        lab.say(f"\nReport: {report['markdown']} (and {Path(report['html']).name}, the plots and "
+                f"{'winning.patch' if report['winning_trial'] else 'no winning patch'} beside it)")
         lab.say(f"Done in {time.perf_counter() - started:.1f}s, {lab.calls} tool calls.")
     return 0
 
