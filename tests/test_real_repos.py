@@ -111,3 +111,15 @@ def test_makemore_from_clone_to_a_scored_baseline_and_a_better_trial(call, call_
     call("workspace_write", trial=cheat, path="sotalab/evaluate.py", content="print('val_loss=0.1')\n")
     assert call("workspace_verify", trial=cheat)["changed"] == ["sotalab/evaluate.py"]
     assert call("trial_evaluate", trial=cheat)["score"] == pytest.approx(scored["score"], abs=1e-9)
+
+
+def test_ideas_take_a_fractional_priority(call):
+    """Ranking hypotheses between two others needs priorities like 1.5 (issue 16's small items)."""
+    campaign = call("campaign_create", name="ideas", objective={"metric": "m", "direction": "max"},
+                    evaluator={"command": ["true"], "metrics": [{"name": "m", "regex": "m=(.*)"}]})["id"]
+    for title, priority in (("low", 1), ("between", 1.5), ("high", 2)):
+        call("idea_add", campaign=campaign, title=title, type="PARAM", priority=priority)
+    ideas = call("idea_list", campaign=campaign)["ideas"]
+    assert [(i["title"], i["priority"]) for i in ideas] == [("high", 2), ("between", 1.5), ("low", 1)]
+    moved = call("idea_update", idea=ideas[2]["id"], priority=1.75)
+    assert moved["priority"] == 1.75

@@ -59,10 +59,10 @@ class DataSplit(BaseModel):
 
     source: str = Field(..., min_length=1, max_length=500,
                         description="repository-relative data file or directory; it keeps the training remainder")
-    unit: Unit | None = Field(None, description="line, jsonl, csv (rows) or file (a directory's files); "
-                                                "default: file for a directory, else by suffix (.jsonl, .csv), else line")
+    unit: Unit | None = Field(None, description="line, jsonl, csv (rows) or file (a directory's files); default: "
+                                                "file for a directory, else by suffix (.jsonl, .csv), else line")
     validation: str = Field(..., min_length=1, max_length=500,
-                            description="repository-relative path of the validation part (protected, visible to trials)")
+                            description="repository-relative path of the validation part (protected, seen by trials)")
     held_out: str = Field(..., min_length=1, max_length=500,
                           description="repository-relative path of the held-out part: it is kept in the lab home only "
                                       "and placed there only for the final evaluation")
@@ -102,7 +102,8 @@ class SplitResult(BaseModel):
 def _unit_of(path: Path, unit: Unit | None) -> Unit:
     if path.is_dir():
         if unit not in (None, "file"):
-            raise InvalidInput(f"{path.name} is a directory; it splits by file", hint="give unit 'file' or leave it out")
+            raise InvalidInput(f"{path.name} is a directory; it splits by file",
+                               hint="give unit 'file' or leave it out")
         return "file"
     if unit == "file":
         raise InvalidInput(f"{path.name} is a file, not a directory", hint="give unit line, jsonl or csv")

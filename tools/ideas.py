@@ -24,7 +24,8 @@ class IdeaAdd(BaseModel):
     type: IdeaType = Field(..., description="PARAM (hyperparameter), CODE (implementation), ALGO (method), LEAP (bold jump)")
     risk: Risk = "medium"
     model_config = campaigns.FINITE  # NaN and Infinity cannot be ranked or sent back as JSON
-    priority: float = Field(0, ge=-100, le=100, description="higher runs first; fractions (0.5) rank between whole numbers")
+    priority: float = Field(0, ge=-100, le=100, description="higher runs first; a fraction (0.5) ranks between "
+                                                            "whole numbers")
 
 
 class IdeaUpdate(BaseModel):

@@ -25,9 +25,9 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, Field
 
 from . import campaigns, gitcmd, protected, workspaces
-from .overlay import OverlayRecord, apply_overlay
 from .errors import InvalidInput, LabError
 from .home import Lab
+from .overlay import OverlayRecord, apply_overlay
 from .registry import Progress, tool
 
 

@@ -1,0 +1,153 @@
+"""Real research repositories through the lab, from clone to a scored trial (issue 16's dev set).
+
+Each repository is driven through the tools as a researcher would (the same entry point
+MCP calls use): campaign_create with an overlay (the evaluator and, for makemore, a data
+split), repo_clone from a local mirror with the upstream URL as provenance, env_build
+(what detection says, then the packages it suggested, torch from a local CPU wheel),
+the baseline, one trial, and where it applies a full audit and the held-out finalize.
+
+    uv run python benchmarks/bench_real_repos.py [--only makemore,nanogpt,digits] [--home DIR]
+
+Needs the snapshots as bare git mirrors (``$SOTALAB_MIRRORS``, default /work/.mirror, as
+the fetch tool leaves them) and a directory holding a CPU torch wheel
+(``$SOTALAB_TORCH_WHEELS``, default /opt/wheels; torch==2.13.0). Prints, per repository:
+clone to reproduced baseline, environment build and size, and the lab's overhead per
+trial evaluation against the training run's own wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from sotalab.tools.home import Lab
+from sotalab.tools.invoke import invoke
+
+HERE = Path(__file__).resolve().parent / "real_repos"
+MIRRORS = Path(os.environ.get("SOTALAB_MIRRORS", "/work/.mirror"))
+WHEELS = os.environ.get("SOTALAB_TORCH_WHEELS", "/opt/wheels")
+TORCH = {"pins": {"torch": "2.13.0"}, "find_links": [WHEELS]}
+
+
+def text_corpus() -> Path:
+    """A character-level corpus for nanoGPT, whose recipe downloads tiny-shakespeare:
+    the English license texts every Debian system ships (about 300 kB)."""
+    out = Path(tempfile.mkdtemp()) / "input.txt"
+    texts = sorted(p for p in Path("/usr/share/common-licenses").iterdir() if p.is_file())
+    out.write_text("\n".join(p.read_text(errors="replace") for p in texts))
+    return out
+
+
+REPOS = {
+    "makemore": {
+        "mirror": "karpathy+makemore", "upstream": "https://github.com/karpathy/makemore",
+        "campaign": {
+            "objective": {"metric": "val_loss", "direction": "min", "reported": 2.35, "reproduce_tolerance": 0.1,
+                          "min_effect": 0.01},
+            "evaluator": {"command": ["python", "sotalab/evaluate.py"], "timeout_s": 1800,
+                          "metrics": [{"name": "val_loss", "regex": r"val_loss=([0-9.]+)"}]},
+            "overlay": {"files": [{"path": "sotalab/evaluate.py", "source": str(HERE / "makemore" / "evaluate.py")}],
+                        "splits": [{"source": "names.txt", "validation": "splits/val.txt",
+                                    "held_out": "splits/test.txt", "validation_fraction": 0.05,
+                                    "held_out_fraction": 0.05, "seed": 0}]},
+        },
+        "env": dict(TORCH, packages=["tensorboard"]),
+        "trial": ("wider embeddings: n_embd 64 -> 96", "makemore.py", "    n_embd: int = 64\n",
+                  "    n_embd: int = 96\n"),
+    },
+    "nanogpt": {
+        "mirror": "karpathy+nanoGPT", "upstream": "https://github.com/karpathy/nanoGPT",
+        "campaign": {
+            "objective": {"metric": "val_loss", "direction": "min", "reported": 2.5, "reproduce_tolerance": 0.3},
+            "evaluator": {"command": ["python", "sotalab/evaluate.py"], "timeout_s": 1800,
+                          "metrics": [{"name": "val_loss", "regex": r"val_loss=([0-9.]+)"}]},
+            "overlay": {"files": [{"path": "sotalab/evaluate.py", "source": str(HERE / "nanogpt" / "evaluate.py")},
+                                  {"path": "data/shakespeare_char/input.txt", "source": "CORPUS"}]},
+        },
+        "env": dict(TORCH, packages=["numpy", "requests"]),
+        "trial": ("no dropout for a 200-iteration budget", "config/train_shakespeare_char.py",
+                  "dropout = 0.2\n", "dropout = 0.0\n"),
+    },
+    "digits": {
+        "mirror": "anastev982+DeepNets-Playground", "upstream": "https://github.com/anastev982/DeepNets-Playground",
+        "campaign": {
+            "objective": {"metric": "accuracy", "direction": "max", "reported": 0.975, "reproduce_tolerance": 0.02},
+            "evaluator": {"command": ["python", "sotalab/evaluate.py"], "timeout_s": 600,
+                          "metrics": [{"name": "accuracy", "regex": r"accuracy=([0-9.]+)"}]},
+            "overlay": {"files": [{"path": "sotalab/evaluate.py", "source": str(HERE / "digits" / "evaluate.py")}]},
+        },
+        "env": {"remove": ["mlxtend"], "python": "3.11"},  # environment.yml asks for 3.13: not on this machine
+        "trial": ("stronger L2 penalty on the MLP", "scripts/run_digits_mlp.py",
+                  "max_iter=300, random_state=RNG", "max_iter=300, alpha=1e-2, random_state=RNG"),
+    },
+}
+
+
+def du_mb(path: str) -> float:
+    out = subprocess.run(["du", "-sm", path], capture_output=True, text=True).stdout.split()
+    return float(out[0]) if out else float("nan")
+
+
+def run_wall(lab: Lab, result: dict) -> float:
+    """Wall seconds of the evaluation's own runs, from their telemetry."""
+    return sum(r["telemetry"]["wall_s"] for r in result["runs"] if r.get("telemetry"))
+
+
+def drive(lab: Lab, name: str, spec: dict) -> dict:
+    def call(tool: str, /, **arguments):
+        return invoke(lab, tool, arguments)
+
+    campaign_spec = json.loads(json.dumps(spec["campaign"]).replace('"CORPUS"', json.dumps(str(text_corpus()))))
+    campaign = call("campaign_create", name=name, **campaign_spec)["id"]
+    started = time.perf_counter()
+    clone = call("repo_clone", campaign=campaign, url=str(MIRRORS / spec["mirror"] / "repo"),
+                 upstream=spec["upstream"])
+    cloned = time.perf_counter()
+    detected = call("env_build", campaign=campaign, detect=True)  # what detection alone finds and says
+    env = call("env_build", campaign=campaign, overrides=spec["env"])
+    built = time.perf_counter()
+    assert env["env"]["status"] == "ready", env["log_tail"]
+    baseline = call("trial_create", campaign=campaign, kind="baseline")["id"]
+    base = call("trial_evaluate", trial=baseline)
+    reproduced = time.perf_counter()
+    hypothesis, path, old, new = spec["trial"]
+    trial = call("trial_create", campaign=campaign, kind="param", hypothesis=hypothesis)["id"]
+    source = call("workspace_read", trial=trial, path=path)["content"]
+    assert old in source, f"{path} no longer holds {old!r}"
+    call("workspace_write", trial=trial, path=path, content=source.replace(old, new, 1))
+    t0 = time.perf_counter()
+    scored = call("trial_evaluate", trial=trial)
+    trial_wall = time.perf_counter() - t0
+    return {
+        "repo": name, "commit": clone["commit"][:10], "provenance": clone["provenance"]["upstream_url"],
+        "detected_first": {"sources": detected["detection"]["sources"],
+                           "suggested": detected["detection"]["suggested_packages"],
+                           "warnings": len(detected["detection"]["warnings"])},
+        "clone_s": round(cloned - started, 1), "env_build_s": round(built - cloned, 1),
+        "env_mb": du_mb(env["env"]["location"]) if env["env"]["backend"] == "venv" else None,
+        "baseline_eval_s": round(reproduced - built, 1), "clone_to_baseline_s": round(reproduced - started, 1),
+        "baseline": base["score"], "reproduction": base.get("reproduction"), "baseline_label": base["label"],
+        "trial": scored["score"], "trial_label": scored["label"],
+        "trial_eval_s": round(trial_wall, 2), "trial_run_s": round(run_wall(lab, scored), 2),
+        "overhead_pct": round(100 * (trial_wall - run_wall(lab, scored)) / max(run_wall(lab, scored), 1e-9), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(REPOS))
+    parser.add_argument("--home", default=None, help="lab home (default: a new temporary one)")
+    args = parser.parse_args()
+    lab = Lab.open(args.home or tempfile.mkdtemp(prefix="sotalab-real-repos-"))
+    for name in args.only.split(","):
+        result = drive(lab, name, REPOS[name])
+        print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
