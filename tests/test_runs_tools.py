@@ -12,18 +12,8 @@ from sotalab.tools.runs.telemetry import GpuState, Sampler, nvml_error
 
 
 @pytest.fixture
-def worktree(lab, call):
-    """An open trial's worktree (not the baseline's): the only place run_start lets a run work."""
-    from conftest import SIMPLE_CAMPAIGN
-
-    from sotalab.tools import workspaces
-
-    cid = call("campaign_create", **SIMPLE_CAMPAIGN)["id"]
-    call("trial_create", campaign=cid, kind="baseline")
-    tid = call("trial_create", campaign=cid, kind="param", hypothesis="side runs")["id"]
-    path = workspaces.worktree_path(lab, cid, tid)
-    path.mkdir(parents=True)
-    return path
+def worktree(trial_worktree):
+    return trial_worktree
 
 
 def test_run_start_wait_logs_metrics_list(lab, worktree, call):

@@ -39,15 +39,24 @@ def tree_bytes(path: str) -> int:
     return total
 
 
-def private_tmp(inside_pid: int | None) -> tuple[int, bool]:
-    """What the run holds in its private /tmp and /dev/shm (tmpfs), seen through a
-    process inside its mount namespace, and whether either is full."""
-    used, full = 0, False
-    for mount in ("tmp", "dev/shm") if inside_pid else ():
+def open_private_tmp(inside_pid: int) -> list[int]:
+    """Directory descriptors on the run's private /tmp and /dev/shm, opened through a
+    process inside its mount namespace. Holding them keeps the tmpfs mounts alive, so
+    what the run left there can still be measured after its last process is gone."""
+    fds = []
+    for mount in ("tmp", "dev/shm"):
         try:
-            st = os.statvfs(f"/proc/{inside_pid}/root/{mount}")
+            fds.append(os.open(f"/proc/{inside_pid}/root/{mount}", os.O_RDONLY | os.O_DIRECTORY))
         except OSError:
             continue
+    return fds
+
+
+def tmp_usage(fds: list[int]) -> tuple[int, bool]:
+    """Bytes held in the private tmpfs mounts, and whether either is full."""
+    used, full = 0, False
+    for fd in fds:
+        st = os.fstatvfs(fd)
         used += (st.f_blocks - st.f_bfree) * st.f_frsize
         full = full or (st.f_blocks > 0 and st.f_bavail == 0)
     return used, full
@@ -65,6 +74,7 @@ class LimitWatch:
         self.out_start = tree_bytes(spec["output_dir"])
         self.next_disk_check = 0.0
         self.tmp_used = 0
+        self.tmp_fds: list[int] = []
 
     def processes(self, nproc: int):
         limit = self.spec["pids_max"]
@@ -72,7 +82,7 @@ class LimitWatch:
             refused = self.cgroup.pids_refused()
             if refused:
                 return "pids_exceeded", f"the run tried to exceed its limit of {limit} processes ({refused} forks refused)"
-        elif self.spec.get("pids_rlimit") and nproc >= limit - 1:
+        elif nproc >= limit - 1:  # an rlimit or Docker's pids limit: forks fail quietly, so count
             return "pids_exceeded", f"the run reached its limit of {limit} processes"
         return None
 
@@ -88,11 +98,19 @@ class LimitWatch:
             return "oom", f"memory {used:.0f} MB (processes and /tmp) exceeded the budget of {budget * 1024:.0f} MB"
         return None
 
-    def disk(self, now: float, inside_pid: int | None, force: bool = False):
+    def watch_tmp(self, inside_pid: int | None) -> None:
+        if not self.tmp_fds and inside_pid:
+            self.tmp_fds = open_private_tmp(inside_pid)
+
+    def close(self) -> None:
+        for fd in self.tmp_fds:
+            os.close(fd)
+        self.tmp_fds = []
+
+    def disk(self, now: float, force: bool = False):
         """Growth of the writable directories plus /tmp against ``disk_mb``, and of the
         output directory against ``artifact_mb``; measured at most once a second."""
-        used, full = private_tmp(inside_pid)
-        self.tmp_used = used or self.tmp_used
+        self.tmp_used, full = tmp_usage(self.tmp_fds)
         if full:
             return "disk_exceeded", f"the run filled its private /tmp ({self.spec['tmp_bytes'] / MB:.0f} MB)"
         if not force and now < self.next_disk_check:
@@ -118,12 +136,18 @@ class LimitWatch:
 
 
 def first_inside(root_pid: int) -> int | None:
-    """A process inside the sandbox (a descendant of bwrap), for looking at its mounts."""
+    """One of the run's own processes under bwrap (not bwrap itself, which may still be
+    setting the sandbox up), for reaching the run's mounts through /proc."""
     import psutil
 
     try:
         children = psutil.Process(root_pid).children(recursive=True)
     except psutil.Error:
         return None
-    return children[0].pid if children else None
-
+    for child in children:
+        try:
+            if child.name() != "bwrap":
+                return child.pid
+        except psutil.Error:
+            continue
+    return None

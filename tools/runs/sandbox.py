@@ -250,6 +250,8 @@ def bwrap_argv(argv: list[str], *, cwd: str, writable: list[str], readable: list
         cmd += args
     for node in gpu_device_nodes(gpu_ids):
         cmd += ["--dev-bind", node, node]
+    # The root is bwrap's own tmpfs: writable, it would be memory outside every size limit.
+    cmd += ["--remount-ro", "/"]
     if pids_rlimit:  # counted per user inside the new namespace: only the run's own processes
         argv = [PRLIMIT, f"--nproc={pids_rlimit}", "--", *argv]
     cmd += ["--chdir", cwd, "--", *argv]

@@ -218,6 +218,12 @@ class Supervisor:
 
         sampler = Sampler(self.run_dir, spec["gpu_ids"], spec["telemetry_interval_s"])
         self.watch.cgroup = getattr(self.child, "cgroup", None)
+        if spec["sandbox"] == "bwrap":
+            for _ in range(100):  # hold the run's /tmp from its first milliseconds (see limits.open_private_tmp)
+                self.watch.watch_tmp(limits.first_inside(self.child.pid))
+                if self.watch.tmp_fds or self.child.proc.poll() is not None:
+                    break
+                time.sleep(0.002)
         start = time.monotonic()
         deadline = start + spec["wall_s"]
         next_sample = start
@@ -291,8 +297,11 @@ class Supervisor:
         spec = self.spec
         root, include_root = self.child.telemetry_root()
         seen = sampler.sample(sampler.tree(root, include_root))
-        inside = limits.first_inside(self.child.pid) if spec["sandbox"] == "bwrap" else None
-        broken = (self.watch.processes(seen["nproc"]) or self.watch.disk(now, inside)
+        # A process inside the run's mount namespace, to hold its private /tmp through.
+        if not self.watch.tmp_fds:
+            self.watch.watch_tmp(limits.first_inside(self.child.pid) if spec["sandbox"] == "bwrap" else
+                                 (root if spec["executor"] == "docker" else None))
+        broken = (self.watch.processes(seen["nproc"]) or self.watch.disk(now)
                   or self.watch.memory(seen["rss_mb"]) or self.watch.cpu_time(sampler.summary.cpu_s))
         if broken:
             self.stop(*broken, 0)
@@ -303,11 +312,14 @@ class Supervisor:
     def _check_end_limits(self) -> None:
         """What the run left behind, measured once more after it ended (a short run may
         have written all of it between two checks)."""
-        if self.outcome not in (None, "exited"):
-            return
-        broken = self.watch.disk(time.monotonic(), None, force=True) or self.watch.processes(0)
-        if broken:
-            self.outcome, self.reason = broken
+        try:
+            if self.outcome not in (None, "exited"):
+                return
+            broken = self.watch.disk(time.monotonic(), force=True) or self.watch.processes(0)
+            if broken:
+                self.outcome, self.reason = broken
+        finally:
+            self.watch.close()
 
     def _status(self, status, outcome, reason, exit_code, started_at, summary) -> dict:
         self.log.close()

@@ -28,6 +28,7 @@ class RunBudget(BaseModel):
     gpu_memory_gb: float | None = Field(None, gt=0, description="GPU memory limit for the run's processes (outcome gpu_oom)")
     artifact_mb: float | None = Field(None, gt=0, description="limit on files written to $SOTALAB_OUTPUT_DIR")
     disk_mb: float | None = Field(None, gt=0, description="limit on what the run writes to its worktree, outputs and /tmp together (outcome disk_exceeded); default 20480")
+    pids: int = Field(1024, ge=8, le=65536, description="limit on the run's processes and threads together (outcome pids_exceeded)")
     cpu_s: float | None = Field(None, gt=0, description="CPU-time limit, summed over the run's processes (outcome cpu_exceeded): unlike wall time, other load does not decide it")
     pending_timeout_s: float = Field(3600, gt=0, description="how long the run may wait in the queue before it fails")
 
@@ -264,7 +265,7 @@ def run_start(lab: Lab, args: RunStartIn) -> RunInfo:
         executor=settings.pop("executor", args.executor), image=settings.pop("image", args.image),
         gpus=args.gpus, gpu_memory_gb=args.gpu_memory_gb or b.gpu_memory_gb,
         wall_s=b.wall_s, grace_s=b.grace_s, memory_gb=b.memory_gb, artifact_mb=b.artifact_mb,
-        disk_mb=b.disk_mb, cpu_s=b.cpu_s, pending_timeout_s=b.pending_timeout_s,
+        disk_mb=b.disk_mb, cpu_s=b.cpu_s, pids_max=b.pids, pending_timeout_s=b.pending_timeout_s,
         telemetry_interval_s=1.0 / args.telemetry_hz, trial_id=trial.id, campaign_id=trial.campaign_id,
         env_id=env_id, **settings)
     try:
