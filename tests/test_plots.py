@@ -1,0 +1,89 @@
+"""campaign_plot: real PNGs (decoded, not just sniffed) that change with the data, sent
+over MCP as image content."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mcp_helpers import stdio_session
+from sotalab.tools.errors import LabError
+from tinynet_lab import TinynetCampaign
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    return TinynetCampaign(tmp_path_factory.mktemp("plots"))
+
+
+def picture(result: dict) -> tuple[dict, np.ndarray]:
+    (image,) = result["images"]
+    png = base64.b64decode(image["data"])
+    assert len(png) == image["bytes"]
+    decoded = Image.open(io.BytesIO(png))
+    decoded.load()  # a truncated or corrupt PNG fails here
+    assert decoded.format == "PNG" and decoded.size == (image["width"], image["height"])
+    return image, np.asarray(decoded.convert("RGB"))
+
+
+def test_plots_are_valid_pngs_that_change_with_the_data(campaign):
+    progress_before = picture(campaign.call("campaign_plot", campaign=campaign.id))
+    lineage_before = picture(campaign.call("campaign_plot", campaign=campaign.id, kind="lineage"))
+    assert progress_before[0]["title"].endswith("progress")
+    # Same data, same picture: the PNG carries no timestamp.
+    assert campaign.call("campaign_plot", campaign=campaign.id)["images"][0]["data"] == progress_before[0]["data"]
+
+    campaign.trial("honest_normalise")
+    progress_after = picture(campaign.call("campaign_plot", campaign=campaign.id))
+    lineage_after = picture(campaign.call("campaign_plot", campaign=campaign.id, kind="lineage"))
+    assert progress_after[0]["data"] != progress_before[0]["data"]
+    assert progress_after[1].shape == progress_before[1].shape
+    assert (progress_after[1] != progress_before[1]).any(axis=2).mean() > 0.005  # visibly different pixels
+    assert lineage_after[0]["height"] > lineage_before[0]["height"]  # one more row in the tree
+
+
+def test_run_telemetry_plot(campaign):
+    run = campaign.call("run_list", campaign=campaign.id, limit=1)["runs"][0]
+    result = campaign.call("campaign_plot", campaign=campaign.id, kind="telemetry", run=run["id"])
+    assert result["run"] == run["id"]
+    image, pixels = picture(result)
+    assert pixels.std() > 0  # something is drawn
+    default = campaign.call("campaign_plot", campaign=campaign.id, kind="telemetry")
+    assert default["run"] == run["id"]  # the latest run when none is named
+
+
+def test_bad_plot_requests_say_what_to_do(campaign, lab, call):
+    with pytest.raises(LabError, match="has no run 999999"):
+        campaign.call("campaign_plot", campaign=campaign.id, kind="telemetry", run=999999)
+    with pytest.raises(LabError, match="no campaign with id 424242"):
+        campaign.call("campaign_plot", campaign=424242)
+    empty = call("campaign_create", name="empty", objective={"metric": "acc", "direction": "max"},
+                 evaluator={"command": ["true"], "metrics": [{"name": "acc", "regex": "acc=(.*)"}]})["id"]
+    with pytest.raises(LabError, match="has no runs yet") as info:
+        call("campaign_plot", campaign=empty, kind="telemetry")
+    assert "trial_evaluate" in str(info.value)
+    picture(call("campaign_plot", campaign=empty))  # nothing scored yet: still a picture, not an error
+    picture(call("campaign_plot", campaign=empty, kind="lineage"))
+
+
+def test_over_mcp_the_picture_is_image_content(campaign):
+    async def plot():
+        async with stdio_session(campaign.lab.home) as session:
+            return await session.call_tool("campaign_plot", {"campaign": campaign.id, "kind": "lineage"})
+
+    result = asyncio.run(plot())
+    assert not result.is_error
+    kinds = [block.type for block in result.content]
+    assert kinds == ["text", "image"]
+    image = result.content[1]
+    assert image.mime_type == "image/png" and base64.b64decode(image.data)[:8] == b"\x89PNG\r\n\x1a\n"
+    # The base64 travels once, as the image; the JSON keeps the picture's description.
+    assert result.structured_content["images"][0]["data"] is None
+    assert image.data not in result.content[0].text
