@@ -8,8 +8,7 @@ from conftest import SIMPLE_CAMPAIGN
 
 from sotalab.tools import ledger
 from sotalab.tools.audit import gather
-from sotalab.tools.audit.tools import seeds_for
-from sotalab.tools.campaigns import load as load_campaign
+from sotalab.tools.evaluation.seeds import draw
 
 
 def make_trials(lab, call, scores):
@@ -77,11 +76,23 @@ def test_audit_needs_evaluated_trials(lab, call, call_error):
     assert "evaluate it first with trial_evaluate" in call_error("audit_trial", trial=a)
 
 
-def test_seeds_for_starts_with_the_evaluators_seeds(lab, call):
-    campaign = call("campaign_create", **{**SIMPLE_CAMPAIGN, "evaluator": {
-        **SIMPLE_CAMPAIGN["evaluator"], "seeds": [3, 0]}})["id"]
-    assert seeds_for(load_campaign(lab, campaign), 5) == [3, 0, 1, 2, 4]
-    assert seeds_for(load_campaign(lab, campaign), 1) == [3]
+def test_audit_seeds_are_drawn_fresh_and_avoid_the_evaluators(monkeypatch):
+    monkeypatch.delenv("SOTALAB_SEED_DRAW", raising=False)
+    draws = [draw(5, avoid=[0, 1, 2, 3, 4]) for _ in range(3)]
+    assert all(len(set(d)) == 5 and not set(d) & {0, 1, 2, 3, 4} for d in draws)
+    assert len({tuple(d) for d in draws}) == 3
+    monkeypatch.setenv("SOTALAB_SEED_DRAW", "fixed")
+    assert draw(3, key="audit:7:0") == draw(3, key="audit:7:0") != draw(3, key="audit:7:1")
+
+
+def test_leaderboard_ranks_on_the_audited_multi_seed_mean(lab, call):
+    campaign, (base, lucky, steady) = make_trials(lab, call, [0.5, 0.9, 0.7])
+    # The lucky trial's single evaluation was 0.9; its audit measured 0.62 over 8 seeds.
+    lab.db["trials"].update(lucky, {"audited_mean": 0.62, "audited": ledger.dumps(
+        {"audit": 1, "mean": 0.62, "interval": [0.01, 0.2], "seeds": 8})})
+    entries = call("leaderboard", campaign=campaign)["entries"]
+    assert [e["trial"]["id"] for e in entries] == [steady, lucky, base]
+    assert entries[1]["audited_mean"] == 0.62 and entries[1]["audited_seeds"] == 8
 
 
 def test_usage_reads_telemetry_params_and_tree_size(tmp_path):

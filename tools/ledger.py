@@ -278,14 +278,17 @@ def _scale_out(db: sqlite_utils.Database) -> None:
 
 def _integrity_levels(db: sqlite_utils.Database) -> None:
     """Trust by construction: label and data globs on campaigns; the integrity level and
-    the evaluation's own record (tests used, reproduction, failed seeds) on trials; the
-    level and the server-drawn seeds on audits."""
+    the evaluation's own record (tests used, reproduction, failed seeds) on trials, and
+    the multi-seed mean and interval of the latest valid full audit (what ranks a trial);
+    the level and the server-drawn seeds on audits."""
     db.executescript(
         """
         ALTER TABLE campaigns ADD COLUMN label_paths TEXT NOT NULL DEFAULT '[]';
         ALTER TABLE campaigns ADD COLUMN data_paths TEXT NOT NULL DEFAULT '[]';
         ALTER TABLE trials ADD COLUMN integrity TEXT;
         ALTER TABLE trials ADD COLUMN evaluation TEXT;
+        ALTER TABLE trials ADD COLUMN audited_mean REAL;
+        ALTER TABLE trials ADD COLUMN audited TEXT;
         ALTER TABLE audits ADD COLUMN integrity TEXT;
         ALTER TABLE audits ADD COLUMN seeds TEXT;
         """

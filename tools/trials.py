@@ -58,6 +58,8 @@ class Trial(BaseModel):
                                                     "(the paper's own script, audited with runtime evidence)")
     evaluation: dict | None = Field(None, description="how the score was judged: seeds, failed seeds, the keep "
                                                       "test used, and for the baseline whether it reproduced the paper")
+    audited: dict | None = Field(None, description="the latest full audit's multi-seed measurement of this commit: "
+                                                   "audit, mean, interval against the baseline, seeds (ranks the trial)")
     evaluated_at: str | None
     created_at: str
     updated_at: str
@@ -128,10 +130,14 @@ class LeaderboardIn(BaseModel):
 
 
 class LeaderboardEntry(BaseModel):
-    rank: int = Field(description="1 = best; equal scores share a rank (older trial listed first)")
+    rank: int = Field(description="1 = best; equal ranking values share a rank (older trial listed first)")
     trial: TrialSummary
     score_std: float | None
     delta_baseline: float | None
+    audited_mean: float | None = Field(None, description="multi-seed mean from the latest full audit of this commit; "
+                                                         "ranks the trial where present, else its score does")
+    audited_interval: list[float] | None = Field(None, description="95% interval of the audited gain over the baseline")
+    audited_seeds: int | None = None
 
 
 class Leaderboard(BaseModel):
@@ -141,7 +147,7 @@ class Leaderboard(BaseModel):
     entries: list[LeaderboardEntry]
 
 
-_JSON_FIELDS = ("diff_stat", "seed_scores", "metrics", "cost", "evaluation")
+_JSON_FIELDS = ("diff_stat", "seed_scores", "metrics", "cost", "evaluation", "audited")
 SUMMARY_COLUMNS = "id, parent_id, kind, label, score, substr(hypothesis, 1, 200) AS hypothesis"
 
 
@@ -283,9 +289,9 @@ def trial_lineage(lab: Lab, args: LineageIn) -> Lineage:
 
 @tool(read_only=True)
 def leaderboard(lab: Lab, args: LeaderboardIn) -> Leaderboard:
-    """The campaign's best trials by evaluator-owned score, in the objective's
-    direction. Unscored trials never rank; with claims_only, only trials whose latest
-    full audit is valid (for their current commit) do."""
+    """The campaign's best trials in the objective's direction, ranked on the multi-seed mean of their latest full
+    audit where one measured them, else on their evaluator-owned score. Unscored trials never rank; with
+    claims_only, only trials whose latest full audit is valid (for their current commit) do."""
     campaign = campaigns.load(lab, args.campaign)
     order = "DESC" if campaign.objective.direction == "max" else "ASC"
     filters, params = ("AND kind = ?", [args.kind]) if args.kind else ("", [])
@@ -294,14 +300,19 @@ def leaderboard(lab: Lab, args: LeaderboardIn) -> Leaderboard:
                        WHERE trial_id = trials.id AND depth = 'full')
                        AND a.verdict = 'valid' AND a.commit_sha = trials.commit_sha)"""
     rows = lab.db.query(
-        f"""SELECT {SUMMARY_COLUMNS}, score_std, delta_baseline FROM trials
-            WHERE campaign_id = ? AND score IS NOT NULL {filters}
-            ORDER BY score {order}, id LIMIT ?""",
+        f"""SELECT {SUMMARY_COLUMNS}, score_std, delta_baseline, audited, COALESCE(audited_mean, score) AS ranking
+            FROM trials WHERE campaign_id = ? AND score IS NOT NULL {filters}
+            ORDER BY ranking {order}, id LIMIT ?""",
         [campaign.id, *params, args.limit])
     entries: list[LeaderboardEntry] = []
+    previous = None
     for i, r in enumerate(rows, start=1):
-        tied = entries and entries[-1].trial.score == r["score"]  # equal scores share a rank ("1, 1, 3")
+        tied = entries and previous == r["ranking"]  # equal values share a rank ("1, 1, 3")
+        previous = r["ranking"]
+        audited = ledger.loads(r["audited"], None) or {}
         entries.append(LeaderboardEntry(rank=entries[-1].rank if tied else i, trial=TrialSummary.model_validate(r),
-                                        score_std=r["score_std"], delta_baseline=r["delta_baseline"]))
+                                        score_std=r["score_std"], delta_baseline=r["delta_baseline"],
+                                        audited_mean=audited.get("mean"), audited_interval=audited.get("interval"),
+                                        audited_seeds=audited.get("seeds")))
     return Leaderboard(campaign=campaign.id, metric=campaign.objective.metric,
                        direction=campaign.objective.direction, entries=entries)

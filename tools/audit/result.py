@@ -11,7 +11,7 @@ AuditVerdict = Literal["valid", "invalid", "inconclusive"]
 
 # A failing check of these kinds means the gain cannot be trusted at all; a failing
 # significance or gain check only means it has not been shown (yet).
-INCONCLUSIVE_WHEN_FAILING = frozenset({"significance", "gain"})
+INCONCLUSIVE_WHEN_FAILING = frozenset({"significance", "gain", "parent_gain"})
 MAX_EVIDENCE = 50
 
 
@@ -27,7 +27,7 @@ class Evidence(BaseModel):
 
 class CheckResult(BaseModel):
     name: str = Field(description="protected, integrity, diff_rules, runtime, metrics, gain, reproduce, significance, "
-                                  "budget (audits); held_out_agreement (finalize)")
+                                  "parent_gain, budget (audits); held_out_agreement (finalize)")
     verdict: CheckVerdict
     summary: str = Field(description="one line: what the check found")
     evidence: list[Evidence] = Field(default_factory=list)

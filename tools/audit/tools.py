@@ -202,8 +202,28 @@ def run_checks(lab: Lab, trial_id: int, depth: str, seeds: list[int],
                 significance.check([trial_metrics[s][objective.metric] for s in paired],
                                    [base_metrics[s][objective.metric] for s in paired],
                                    objective.direction, objective.min_effect), failed))
+            if trial.parent_id not in (None, baseline.id):
+                progress(6.5, total, f"evaluating the parent {trial.parent_id} on seeds {seeds}")
+                checks.append(_gain_over_parent(lab, trial, trial_metrics, seeds, failed["trial"], progress))
     progress(total, total, "audit done")
     return trial.commit_sha, checks
+
+
+def _gain_over_parent(lab: Lab, trial: trials.Trial, trial_metrics: dict[int, dict], seeds: list[int],
+                      trial_failed: dict[int, str], progress: Progress) -> CheckResult:
+    """A claim must beat its own parent, not only the baseline, by the minimum effect
+    over the same drawn seeds: a child that adds nothing to a good parent is no claim."""
+    campaign = campaigns.load(lab, trial.campaign_id)
+    objective = campaign.objective
+    parent = runner.evaluate_seeds(lab, trial.parent_id, seeds, progress)
+    paired = [s for s in seeds if objective.metric in trial_metrics.get(s, {})
+              and objective.metric in parent.metrics.get(s, {})]
+    result = significance.check([trial_metrics[s][objective.metric] for s in paired],
+                                [parent.metrics[s][objective.metric] for s in paired],
+                                objective.direction, objective.min_effect)
+    result = _with_failed_seeds(result, {"trial": trial_failed, "parent": parent.failed})
+    return result.model_copy(update={"name": "parent_gain",
+                                     "summary": f"over its parent trial {trial.parent_id}: {result.summary}"})
 
 
 def _with_failed_seeds(result: CheckResult, failed: dict[str, dict[int, str]]) -> CheckResult:
@@ -262,6 +282,12 @@ def audit_trial(lab: Lab, args: AuditIn, progress: Progress) -> Audit:
         db.execute("UPDATE audits SET verdict = ?, reason = ?, checks = ?, commit_sha = ?, created_at = ? WHERE id = ?",
                    [verdict, reason, ledger.dumps([c.model_dump(mode="json") for c in checks]), commit, stamp,
                     audit_id])
+        measured = next((c.data for c in checks if c.name == "significance" and "trial_mean" in (c.data or {})), None)
+        if measured:  # the trial now ranks on this multi-seed mean, not its single evaluation
+            db.execute("UPDATE trials SET audited_mean = ?, audited = ? WHERE id = ?",
+                       [measured["trial_mean"], ledger.dumps({"audit": audit_id, "mean": measured["trial_mean"],
+                                                               "interval": measured.get("interval"),
+                                                               "seeds": measured.get("seeds")}), trial.id])
         if verdict == "invalid":
             db.execute("UPDATE trials SET label = 'disqualified', updated_at = ? WHERE id = ?", [stamp, trial.id])
     return load_audit(lab, audit_id)
@@ -299,7 +325,7 @@ def best_claim(lab: Lab, campaign) -> tuple[int, int] | None:
         f"""SELECT t.id, a.id FROM trials t
             JOIN audits a ON a.id = (SELECT MAX(id) FROM audits WHERE trial_id = t.id AND depth = 'full')
             WHERE t.campaign_id = ? AND t.score IS NOT NULL AND a.verdict = 'valid' AND a.commit_sha = t.commit_sha
-            ORDER BY t.score {order}, t.id LIMIT 1""", [campaign.id]).fetchone()
+            ORDER BY COALESCE(t.audited_mean, t.score) {order}, t.id LIMIT 1""", [campaign.id]).fetchone()
     return (row[0], row[1]) if row else None
 
 

@@ -64,7 +64,7 @@ def score(lab: Lab, trial: trials.Trial, result) -> None:
         lab, trial.id, status="evaluated", label=result.label, score=result.score, score_std=result.score_std,
         seed_scores=result.seed_scores, metrics={k: v.model_dump() for k, v in result.metrics.items()},
         delta_parent=result.delta_parent, delta_baseline=result.delta_baseline, cost=cost,
-        integrity=result.integrity, evaluated_at=ledger.now(),
+        integrity=result.integrity, evaluated_at=ledger.now(), audited_mean=None, audited=None,
         evaluation={"seeds": result.seeds, "failed_seeds": result.failed_seeds,
                     "keep": result.keep.model_dump() if result.keep else None,
                     "reproduction": result.reproduction.model_dump() if result.reproduction else None,
