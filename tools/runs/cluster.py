@@ -88,6 +88,9 @@ class ClusterExecutor(Protocol):
     def cancel(self, job_id: str, started: bool, settings) -> None:
         """Stop a job: withdraw a pending one; wake the supervisor of a running one."""
 
+    def driver_log(self, job_id: str, settings) -> str:
+        """What the job's own output holds that the run directory lacks ('' if nothing)."""
+
     def view(self, settings) -> ClusterView:
         """Nodes, GPUs and queue, as far as the cluster tells."""
 

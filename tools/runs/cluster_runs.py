@@ -125,6 +125,9 @@ def _follow(lab: Lab, row: dict, state, settings) -> None:
     if status is not None:
         _record_end(lab, row, status)
         return
+    driver_log = executor(name).driver_log(job, settings)
+    if driver_log:
+        (Path(row["run_dir"]) / "cluster.log").write_text(driver_log)
     lab.db.execute("UPDATE runs SET status = 'lost', outcome = 'lost', reason = ?, ended_at = ? "
                    "WHERE id = ? AND status IN ('queued', 'running')",
                    [f"{name} job {job} ended ({state.detail}) without the supervisor's final status; "

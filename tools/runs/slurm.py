@@ -110,6 +110,9 @@ class SlurmExecutor:
         argv = ["scancel", "--batch", "--signal=TERM", job_id] if started else ["scancel", job_id]
         _slurm(argv)
 
+    def driver_log(self, job_id: str, settings) -> str:
+        return ""  # sbatch --output already writes the job's output to the run's cluster.log
+
     def view(self, settings) -> ClusterView:
         try:
             nodes = _slurm(["sinfo", "-h", "-N", "-o", "%N|%T|%c|%m|%G"]
