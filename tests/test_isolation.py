@@ -193,3 +193,15 @@ def test_held_out_gain_far_below_validation_gain_is_an_anomaly():
     leaked = holdout.check(validation, ([0.70, 0.71, 0.69, 0.70], [0.60, 0.59, 0.61, 0.60]), "max")
     assert agreeing.verdict == "pass" and leaked.verdict == "fail"
     assert leaked.evidence[0].rule == "held-out-disagrees" and "validation split" in leaked.evidence[0].detail
+
+
+def test_nothing_a_held_out_run_writes_reaches_a_tool(tinynet):
+    from sotalab.tools.errors import LabError
+    from sotalab.tools.evaluation import pipeline
+
+    result = pipeline.evaluate(tinynet.lab, tinynet.baseline, split="held_out", purpose="finalize")
+    assert result.score is not None and not result.recorded
+    for run_id in result.runs[0].run_ids:
+        with pytest.raises(LabError, match="sealed"):
+            tinynet.call("run_logs", run=run_id)
+    assert not list(tinynet.lab.path("evals").iterdir())  # its exports are gone
