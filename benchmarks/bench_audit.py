@@ -11,11 +11,17 @@
    of a one-line trial in the same run (the reference). Target: under 2 s.
 3. The diff rules alone on real code that is not training code (numpy and scipy sources
    as one added diff): lines per second, and findings per 1,000 lines.
+4. Hostile cheats (issue #10, tests/cheats/): every cheat of the catalogue played through
+   the MCP server as an agent would, at the example's isolated level (defeated = refused,
+   score not inflated, no claim, or caught, as the catalogue says) and at the in_process
+   level (caught with the expected finding); the honest changes at full depth (valid, no
+   finding).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import sysconfig
@@ -26,7 +32,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
+from cheats.agent import Agent  # noqa: E402
+from cheats.catalogue import CAUGHT_IN_PROCESS as CAUGHT  # noqa: E402
+from cheats.catalogue import CHEATS, HONEST  # noqa: E402
+from cheats.play import EXAMPLE, Lab, defeated  # noqa: E402
 from tinynet_lab import MANIFEST, TinynetCampaign  # noqa: E402
+
+from sotalab.tools.home import Lab as LabHome  # noqa: E402
 
 STDLIB_MODULES = ("statistics", "textwrap", "fractions", "heapq")
 BIG_DIFF_LINES = 2000
@@ -114,10 +126,51 @@ def rule_throughput() -> list[str]:
             + ", ".join(f"{k} {v}" for k, v in sorted(by_rule.items()))]
 
 
+def hostile(root: Path) -> list[str]:
+    agent = Agent(LabHome.open(root / "hostile-lab"))
+    try:
+        isolated = Lab(agent, root / "isolated")
+        in_process = Lab(agent, root / "in_process", json.loads((EXAMPLE / "campaign_in_process.json").read_text()))
+        rows = ["| cheat | cause | isolated: must be | isolated | in_process: must draw | in_process |",
+                "|---|---|---|---|---|---|"]
+        beaten = caught = 0
+        for cheat in CHEATS:
+            problem = defeated(isolated, cheat, isolated.play(cheat))
+            beaten += problem is None
+            shown = "defeated" if problem is None else f"NOT DEFEATED: {problem[:80]}"
+            expected, found = CAUGHT.get(cheat.name), "-"
+            if expected:
+                outcome = in_process.play(cheat.__class__(**{**cheat.__dict__, "depth": "quick"}))
+                ok = bool(outcome.audit) and outcome.audit["verdict"] == "invalid" and expected in outcome.rules
+                caught += ok
+                found = "caught" if ok else f"MISSED ({', '.join(sorted(outcome.rules)) or outcome.label})"
+            rows.append(f"| {cheat.name} | {cheat.cause} | {cheat.defeat} | {shown} | {expected or '-'} | {found} |")
+        honest_ok = 0
+        for change in HONEST:
+            outcome = isolated.play(change.__class__(**{**change.__dict__, "depth": "full"}))
+            ok = defeated(isolated, change, outcome) is None
+            honest_ok += ok
+            rows.append(f"| {change.name} | honest | valid, no finding | {'valid' if ok else 'FALSE FINDING'} | - | - |")
+        rows.append(f"\ncheats defeated at the isolated level: {beaten}/{len(CHEATS)}; caught with evidence at the "
+                    f"in_process level: {caught}/{len(CAUGHT)}; honest changes valid with no finding: "
+                    f"{honest_ok}/{len(HONEST)}")
+        return rows
+    finally:
+        agent.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--only-hostile", action="store_true", help="run section 4 alone")
     args = parser.parse_args()
+    if args.only_hostile:
+        with tempfile.TemporaryDirectory(prefix="sotalab-bench-hostile-") as tmp:
+            started = time.perf_counter()
+            print("## Hostile cheats (issue #10)\n")
+            print("\n".join(hostile(Path(tmp))))
+            print(f"\n({time.perf_counter() - started:.0f} s)")
+        return
     with tempfile.TemporaryDirectory(prefix="sotalab-bench-audit-") as tmp:
         started = time.perf_counter()
         camp = TinynetCampaign(Path(tmp))
@@ -129,6 +182,9 @@ def main() -> None:
         print("\n".join(quick_audit_time(camp, args.rounds)))
     print("\n## Diff rules on real non-training code\n")
     print("\n".join(rule_throughput()))
+    with tempfile.TemporaryDirectory(prefix="sotalab-bench-hostile-") as tmp:
+        print("\n## Hostile cheats (issue #10)\n")
+        print("\n".join(hostile(Path(tmp))))
 
 
 if __name__ == "__main__":

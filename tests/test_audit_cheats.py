@@ -61,7 +61,7 @@ def test_quick_audit_catches_static_cheats_without_running_anything(tinynet):
     audit = tinynet.call("audit_trial", trial=trial, depth="quick")
     assert tinynet.lab.db["runs"].count == runs_before
     assert audit["verdict"] == "invalid" and audit["depth"] == "quick"
-    assert {c["name"] for c in audit["checks"]} == {"protected", "integrity", "diff_rules", "metrics", "budget"}
+    assert {c["name"] for c in audit["checks"]} == {"protected", "integrity", "diff_rules", "metrics", "budget", "gain"}
     finding = next(e for c in audit["checks"] for e in c["evidence"] if e["rule"] == "monkeypatch-metric")
     assert finding["file"] == "train.py" and finding["line"] and "metrics.accuracy" in finding["value"]
 

@@ -53,6 +53,16 @@ def test_the_evaluator_reading_its_own_labels_and_trial_reading_training_data_ar
                      {"ev": "open", "root": "tree", "path": "metrics.json", "write": True, "by": "evaluate.py:50"})
 
 
+def test_a_trial_reading_labels_through_the_evaluators_loader_is_the_trials_doing():
+    """fit() calls data.load_splits(), whose own open() reads the labels: the hook's chain of
+    tree frames names the trial's line below the protected ones."""
+    record = {"ev": "open", "root": "tree", "path": "labels/val_labels.npz", "write": False, "by": "data.py:40",
+              "chain": ["data.py:40", "data.py:61", "train.py:77", "evaluate.py:33"]}
+    [finding] = judge(record)
+    assert finding.rule == "runtime-eval-data-read" and finding.by == "train.py:77"
+    assert not judge({**record, "chain": ["data.py:40", "data.py:61", "evaluate.py:33"]})
+
+
 def test_anything_of_the_held_out_root_and_writes_to_metric_outputs_are_caught():
     assert rules({"ev": "open", "root": "held_out", "path": "heldout/test_labels.npz", "write": False,
                   "by": "train.py:3"}) == {"runtime-eval-data-read"}

@@ -115,3 +115,28 @@ def test_ledger_seed_metrics_and_means():
     assert per_seed == {0: {"accuracy": 0.5, "nll": 1.0}, 1: {"accuracy": 0.7}}
     assert gather.mean_metrics(per_seed) == {"accuracy": 0.6, "nll": 1.0}
     assert gather.mean_metrics(per_seed, [1]) == {"accuracy": 0.7}
+
+
+def test_a_trials_gitattributes_cannot_hide_its_code_from_the_diff(tmp_path):
+    """`*.py -diff` (or `binary`, or a textconv driver) committed by a trial would turn the
+    reviewer's and the audit's diff into "Binary files differ"; the lab's info/attributes
+    outranks every in-tree file, and real binaries are still told apart by content."""
+    from sotalab.tools import gitcmd
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    gitcmd.git(repo, "init", "--quiet")
+    (repo / "train.py").write_text("LR = 0.002\n")
+    gitcmd.git(repo, "add", "--all")
+    gitcmd.git(repo, "commit", "--quiet", "-m", "base")
+    (repo / ".gitattributes").write_text("*.py -diff\n")
+    (repo / "train.py").write_text("LR = 0.002\nimport metrics\nmetrics.accuracy = lambda a, b: 0.99\n")
+    (repo / "blob.bin").write_bytes(bytes(range(256)))
+    gitcmd.git(repo, "add", "--all")
+    gitcmd.git(repo, "commit", "--quiet", "-m", "trial")
+    assert "Binary files a/train.py" in gitcmd.out(repo, "diff", "HEAD~1", "HEAD")  # what the trial wanted
+    gitcmd.neutralise_attributes(repo)
+    gitcmd.neutralise_attributes(repo)  # idempotent
+    diff = gitcmd.out(repo, "diff", "--no-textconv", "--no-ext-diff", "HEAD~1", "HEAD")
+    assert "+metrics.accuracy = lambda a, b: 0.99" in diff and "Binary files a/train.py" not in diff
+    assert "Binary files /dev/null and b/blob.bin differ" in diff

@@ -33,8 +33,10 @@ BASELINE_TAG = "sotalab/baseline"
 DIFF_PAGE_CHARS = 40_000
 MAX_SNAPSHOT_FILE_BYTES = 50 * 1024 * 1024
 BYTECODE_PATHSPECS = [":(exclude,glob)**/__pycache__/**", ":(exclude,glob)**/*.pyc", ":(exclude,glob)**/*.pyo"]
-# Reviewers read diffs as text, whatever a trial's .gitattributes says (binary, textconv, diff drivers).
-TEXT_DIFF = ["--text", "--no-textconv", "--no-ext-diff"]
+# Reviewers read diffs as git reads them by content, whatever a trial's .gitattributes says
+# (binary, textconv, diff drivers): gitcmd.neutralise_attributes outranks them. Not --text:
+# a real binary file would come back as undecodable bytes.
+TEXT_DIFF = ["--no-textconv", "--no-ext-diff"]
 
 __all__ = ["ProtectedReport", "campaign_repo", "ensure_worktree", "snapshot", "verify_protected",
            "restore_protected", "held_out_dir", "place_held_out", "clean_checkout", "worktree_path", "diff_text"]
@@ -377,6 +379,7 @@ def workspace_diff(lab: Lab, args: DiffIn) -> DiffOut:
         base = baseline_commit(lab, trial.campaign_id)
     else:
         base = parent_commit(lab, trial)
+    gitcmd.neutralise_attributes(require_repo(lab, trial.campaign_id))
     text = diff_text(path, base)
     offset = offset_from(args.cursor)
     page = text[offset:offset + args.limit]

@@ -105,10 +105,20 @@ def _where(by: str | None) -> tuple[str | None, int | None]:
     return path, int(line) if line.isdigit() else None
 
 
+def _trial_frame(record: dict, ctx: RuntimeContext) -> str | None:
+    """The innermost frame of trial code (in the evaluated tree, outside the protected
+    files) behind a record: ``by``, or where the hook gives the ``chain`` of tree frames
+    (innermost first), the first unprotected one, so that trial code reading labels
+    through the evaluator's own loader is still the trial's doing."""
+    for by in [record.get("by"), *(record.get("chain") or [])]:
+        path, _ = _where(by)
+        if path is not None and not ctx.is_protected(path):
+            return by
+    return None
+
+
 def _trial_code(record: dict, ctx: RuntimeContext) -> bool:
-    """Caused by code of the trial (a frame in the evaluated tree outside the protected files)."""
-    path, _ = _where(record.get("by"))
-    return path is not None and not ctx.is_protected(path)
+    return _trial_frame(record, ctx) is not None
 
 
 def _line_text(by: str | None, ctx: RuntimeContext) -> str:
@@ -118,18 +128,17 @@ def _line_text(by: str | None, ctx: RuntimeContext) -> str:
 
 
 def _open(record: dict, ctx: RuntimeContext) -> Finding | None:
-    if not _trial_code(record, ctx):
+    by = _trial_frame(record, ctx)
+    if by is None:
         return None
     path = str(record.get("path", ""))
     held = record.get("root") == "held_out"
     if record.get("write") and (held or ctx.is_eval_data(path)):
-        return Finding("runtime-eval-data-read", f"writes evaluation data {path}", record["by"], path)
+        return Finding("runtime-eval-data-read", f"writes evaluation data {path}", by, path)
     if record.get("write") and PurePosixPath(path).name in {PurePosixPath(m).name for m in ctx.metrics_files}:
-        return Finding("runtime-metric-write", f"writes {path}, which the evaluator's metrics are read from",
-                       record["by"], path)
+        return Finding("runtime-metric-write", f"writes {path}, which the evaluator's metrics are read from", by, path)
     if held or ctx.is_eval_data(path):
-        return Finding("runtime-eval-data-read", f"reads {'held-out' if held else 'evaluation'} data {path}",
-                       record["by"], path)
+        return Finding("runtime-eval-data-read", f"reads {'held-out' if held else 'evaluation'} data {path}", by, path)
     return None
 
 
