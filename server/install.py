@@ -1,9 +1,10 @@
 """`sotalab install <host>`: add the sotalab server to an MCP host's configuration.
 
 The entry written is the one shipped in ``clients/<host>/`` (the single source of every
-host config), with the command resolved for this machine. Other servers and settings in
-the target file are kept as they are; the change is shown as a diff, and ``--dry-run``
-shows it without writing.
+host config), with the command resolved for this machine. Other servers, settings and
+comments in the target file are kept as they are; the change is shown as a diff, and
+``--dry-run`` shows it without writing. Every host then wants the user to approve or
+trust the server before it starts it; the installer prints that step.
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .jsonc import JsoncError, loads as jsonc_loads, set_entry
+
 SERVER_NAME = "sotalab"
+INSTALL_HINT = ("put `sotalab` on PATH: `uv tool install --editable <your sotalab checkout>` or "
+                "`uv tool install git+https://github.com/sotalab/sotalab`")
 
 
 def clients_root() -> Path:
@@ -61,20 +66,30 @@ class Host:
     project: str | None  # relative to the project directory; None: no project scope
     user: Callable[[], Path]
     expands_env: bool  # whether the host expands ${...} in env values itself
+    approval: str  # what the user must do before the host starts the server ({dir}: the project)
 
 
 HOSTS: dict[str, Host] = {
     "claude-code": Host("claude-code/.mcp.json", "mcpServers", ".mcp.json",
-                        lambda: Path.home() / ".claude.json", True),
+                        lambda: Path.home() / ".claude.json", True,
+                        "Claude Code starts a project's .mcp.json servers only once approved: run `claude` in "
+                        "{dir} and approve 'sotalab' (until then `claude mcp list` shows it as Pending approval)."),
     "claude-desktop": Host("claude-desktop/claude_desktop_config.json", "mcpServers", None,
-                           _claude_desktop_config, False),
+                           _claude_desktop_config, False, "Restart Claude Desktop to start the server."),
     "cursor": Host("cursor/mcp.json", "mcpServers", ".cursor/mcp.json",
-                   lambda: Path.home() / ".cursor/mcp.json", True),
-    "vscode": Host("vscode/mcp.json", "servers", ".vscode/mcp.json", _vscode_user_config, True),
+                   lambda: Path.home() / ".cursor/mcp.json", True,
+                   "Cursor asks before it starts a new MCP server: enable 'sotalab' in Settings > MCP."),
+    "vscode": Host("vscode/mcp.json", "servers", ".vscode/mcp.json", _vscode_user_config, True,
+                   "VS Code asks you to trust a new MCP server the first time it starts: run "
+                   "'MCP: List Servers', start 'sotalab' and trust it."),
     "codex": Host("codex/config.toml", "mcp_servers", ".codex/config.toml",
-                  lambda: _codex_home() / "config.toml", True),
+                  lambda: _codex_home() / "config.toml", True,
+                  "Codex reads a project's .codex/config.toml only in a trusted project: run `codex` in {dir} "
+                  "and trust it (until then the server is ignored without a word)."),
     "gemini": Host("gemini/settings.json", "mcpServers", ".gemini/settings.json",
-                   lambda: Path.home() / ".gemini/settings.json", True),
+                   lambda: Path.home() / ".gemini/settings.json", True,
+                   "Gemini CLI starts MCP servers only in a trusted folder: run `gemini` in {dir} and trust "
+                   "the folder (until then `gemini mcp list` shows the server as Disabled)."),
 }
 
 
@@ -103,7 +118,7 @@ def sotalab_command() -> str:
         return "sotalab" if shim else str(own)
     if found:
         return "sotalab"
-    raise InstallError("cannot find the `sotalab` command; install sotalab (uv tool install sotalab) and retry")
+    raise InstallError(f"cannot find the `sotalab` command; {INSTALL_HINT}, and retry")
 
 
 def entry_for(host: str) -> dict:
@@ -133,15 +148,13 @@ def target_path(host: str, scope: str, project_dir: Path) -> Path:
 # --- merging -------------------------------------------------------------------------
 
 def merge_json(text: str, key: str, entry: dict, where: Path) -> str:
+    """Set the sotalab entry in JSON or JSON with comments (VS Code), keeping the rest of
+    the text, comments and formatting included, as it was."""
     try:
-        data = json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError as exc:
-        raise InstallError(f"{where} is not plain JSON ({exc.msg}, line {exc.lineno}); "
-                           f"not touching it; add this under {key!r} by hand: \"{SERVER_NAME}\": {json.dumps(entry)}") from None
-    if not isinstance(data, dict) or not isinstance(data.get(key, {}), dict):
-        raise InstallError(f"{where}: expected a JSON object with an object under {key!r}; not touching it")
-    data.setdefault(key, {})[SERVER_NAME] = entry
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        return set_entry(text, key, SERVER_NAME, entry)
+    except JsoncError as exc:
+        raise InstallError(f"{where} is not JSON this installer can edit ({exc}); not touching it; "
+                           f"add this under {key!r} by hand: \"{SERVER_NAME}\": {json.dumps(entry)}") from None
 
 
 def toml_value(value) -> str:
@@ -218,6 +231,7 @@ def install(host: str, scope: str, dry_run: bool, project_dir: Path, out=sys.std
     where = f"{host} ({scope}): {path}"
     if new == current:
         print(f"{where}: sotalab is already configured; nothing to change", file=out)
+        print(f"Next: {approval_step(host, scope, project_dir)}", file=out)
         return 0
     was = "updated" if current and SERVER_NAME in _servers(path, current, HOSTS[host].key) else "added"
     diff = difflib.unified_diff(current.splitlines(keepends=True), new.splitlines(keepends=True),
@@ -228,12 +242,33 @@ def install(host: str, scope: str, dry_run: bool, project_dir: Path, out=sys.std
         return 0
     write_atomically(path, new)
     print(f"{where}: {was} the sotalab server; other servers left as they were", file=out)
+    print(f"Next: {approval_step(host, scope, project_dir)}", file=out)
     return 0
 
 
+def approval_step(host: str, scope: str, project_dir: Path) -> str:
+    step = HOSTS[host].approval.format(dir=project_dir)
+    if scope == "user" and host in ("claude-code", "codex"):
+        return "start a new session of the host; it loads servers from its user config without asking."
+    return step
+
+
 def _servers(path: Path, text: str, key: str) -> dict:
-    data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text or "{}")
+    data = tomllib.loads(text) if path.suffix == ".toml" else jsonc_loads(text)
     return data.get(key, {})
+
+
+def callers_directory() -> Path:
+    """Where the user ran the command. `uv run --directory <checkout> sotalab install`
+    changes into the sotalab checkout before sotalab starts, but leaves the shell's $PWD
+    as it was: when the working directory is the checkout itself, $PWD is the user's."""
+    from sotalab.tools import PACKAGE_ROOT
+
+    cwd = Path.cwd()
+    shell = os.environ.get("PWD")
+    if shell and cwd.resolve() == PACKAGE_ROOT.resolve() and Path(shell).is_dir():
+        return Path(shell)
+    return cwd
 
 
 def install_main(argv: list[str], out=None) -> int:
@@ -244,13 +279,15 @@ def install_main(argv: list[str], out=None) -> int:
     parser.add_argument("--scope", choices=["project", "user"], default=None,
                         help="project: a config file in --project-dir (default where the host has one); "
                              "user: the host's per-user config")
-    parser.add_argument("--project-dir", type=Path, default=Path.cwd(),
-                        help="the project whose config to edit (default: the current directory)")
+    parser.add_argument("--project-dir", type=Path, default=None,
+                        help="the project whose config to edit (default: the directory you ran the command in, "
+                             "also under `uv run --directory <sotalab checkout>`)")
     parser.add_argument("--dry-run", action="store_true", help="show the change, write nothing")
     args = parser.parse_args(argv)
     scope = args.scope or ("project" if HOSTS[args.host].project else "user")
+    project_dir = (args.project_dir or callers_directory()).resolve()
     try:
-        return install(args.host, scope, args.dry_run, args.project_dir.resolve(), out=out or sys.stdout)
+        return install(args.host, scope, args.dry_run, project_dir, out=out or sys.stdout)
     except InstallError as exc:
         print(f"sotalab install: {exc}", file=sys.stderr)
         return 1

@@ -17,7 +17,8 @@ from mcp.client.stdio import StdioServerParameters, get_default_environment, std
 
 from conftest import REPO, sotalab_command
 from sotalab.server.install import HOSTS, shipped_entry
-from sotalab.server.roles import ROLES, TOOL_PREFIX, load_skill
+from sotalab.server.roles import PLUGIN_TOOL_PREFIX, ROLES, TOOL_PREFIX, load_skill
+from sotalab.server.toolsets import select
 from sotalab.tools.registry import all_tools
 
 CLIENTS = REPO / "clients"
@@ -94,7 +95,7 @@ def test_every_host_has_a_shipped_config_that_install_uses():
         assert CLIENTS / HOSTS[host].template == path
         entry = shipped_entry(host)
         assert entry == load(path)[HOSTS[host].key]["sotalab"]
-        assert entry["command"] == "sotalab" and entry["args"] == ["serve"], f"{host} must launch `sotalab serve`"
+        assert entry["command"] == "sotalab" and entry["args"] == ["serve", "--toolset", "default"], f"{host} must launch `sotalab serve`"
 
 
 def test_vscode_uses_its_own_servers_shape_and_codex_its_table():
@@ -123,7 +124,7 @@ def test_server_starts_as_the_config_says_and_answers_tools_list(host, tmp_path)
             return tools, status
 
     tools, status = asyncio.run(scenario())
-    assert tools == set(all_tools())
+    assert tools == select("default", set(all_tools())) and len(tools) <= 30
     if host == "claude-desktop":  # no expansion there: `sotalab install` writes the home in
         assert status["home"] == str((tmp_path / "user" / ".local" / "share" / "sotalab").resolve())
     else:
@@ -138,30 +139,60 @@ def test_claude_code_leaves_the_home_to_the_default_when_unset():
 
 # ------------------------------------------------------------------- Claude Code plugin
 
-def test_plugin_and_marketplace_manifests():
-    plugin = load(CLAUDE_CODE / ".claude-plugin" / "plugin.json")
-    marketplace = load(CLAUDE_CODE / ".claude-plugin" / "marketplace.json")
+def test_plugin_and_marketplace_manifests_at_the_repository_root():
+    """`/plugin marketplace add <repo>` reads .claude-plugin/marketplace.json at the root;
+    the plugin is the repository itself, so its server command has the project to run."""
+    plugin = load(REPO / ".claude-plugin" / "plugin.json")
+    marketplace = load(REPO / ".claude-plugin" / "marketplace.json")
     assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", plugin["name"]) and plugin["version"]
     assert marketplace["name"] and marketplace["owner"]["name"]
     [listed] = marketplace["plugins"]
-    assert listed["name"] == plugin["name"]
-    # The plugin root is the marketplace's folder; its default component folders hold
-    # the server (.mcp.json), the agents and the skills.
-    root = (CLAUDE_CODE / listed["source"]).resolve()
-    assert root == CLAUDE_CODE.resolve()
-    assert (root / ".mcp.json").is_file() and (root / "agents").is_dir()
-    assert sorted(p.name for p in (root / "skills").iterdir() if p.is_dir()) == sorted(ROLES)
+    assert listed["name"] == plugin["name"] and (REPO / listed["source"]).resolve() == REPO
+    assert sorted(p.name for p in (REPO / plugin["skills"]).iterdir() if p.is_dir()) == sorted(ROLES)
+    assert sorted(Path(a).stem for a in plugin["agents"]) == sorted(ROLES)
+    assert all((REPO / a).is_file() for a in plugin["agents"])
+    assert not (CLAUDE_CODE / ".claude-plugin").exists(), "one plugin, one server"
+    [server] = plugin["mcpServers"].values()
+    assert server["command"] == "uv" and "${CLAUDE_PLUGIN_ROOT}" in server["args"]
+    assert "sotalab" in server["args"], "the plugin runs its own checkout, not a `sotalab` on PATH"
+
+
+def test_plugin_server_starts_without_sotalab_on_path(tmp_path):
+    """The plugin's own command, expanded as Claude Code does, with a PATH that has uv and
+    the system but no sotalab: it serves every tool its agents name."""
+    import shutil
+
+    [entry] = load(REPO / ".claude-plugin" / "plugin.json")["mcpServers"].values()
+    uv = shutil.which("uv")
+    assert uv, "uv is needed to run the plugin's server"
+    path = os.pathsep.join([str(Path(uv).parent), "/usr/bin", "/bin"])
+    assert shutil.which("sotalab", path=path) is None or Path(shutil.which("sotalab", path=path)).parent == Path(uv).parent
+    environ = {"CLAUDE_PLUGIN_ROOT": str(REPO), "SOTALAB_HOME": str(tmp_path / "lab"), "PATH": path,
+               "HOME": os.environ.get("HOME", str(tmp_path))}
+    command, args, env = launch_spec("claude-code", entry, environ)
+    env |= {"PATH": path, "HOME": environ["HOME"]}
+
+    async def scenario():
+        params = StdioServerParameters(command=command, args=args, env=env, cwd=str(tmp_path))
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            return {t.name for t in (await session.list_tools()).tools}
+
+    tools = asyncio.run(scenario())
+    for role in ROLES:
+        assert set(load_skill(role).tools) <= tools, role
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_one_subagent_per_role_with_only_that_roles_tools(role):
+def test_one_subagent_per_role_with_only_that_roles_tools_under_the_plugins_names(role):
     agent = frontmatter(CLAUDE_CODE / "agents" / f"{role}.md")
     assert agent["name"] == f"sotalab-{role}"
     assert agent["description"] == load_skill(role).description
     tools = [t.strip() for t in agent["tools"].split(",")]
-    assert all(t.startswith(TOOL_PREFIX) for t in tools)
-    assert tools == list(load_skill(role).allowed_tools), "the agent's tools are its skill's allowed-tools"
-    missing = sorted({t.removeprefix(TOOL_PREFIX) for t in tools} - set(all_tools()))
+    assert all(t.startswith(PLUGIN_TOOL_PREFIX) for t in tools), "plugin tools are mcp__plugin_<plugin>_<server>__*"
+    assert [t.removeprefix(PLUGIN_TOOL_PREFIX) for t in tools] == list(load_skill(role).tools), \
+        "the agent's tools are its skill's allowed-tools"
+    missing = sorted({t.removeprefix(PLUGIN_TOOL_PREFIX) for t in tools} - set(all_tools()))
     assert not missing, f"{role} agent lists tools the server lacks: {missing}"
 
 
@@ -169,5 +200,6 @@ def test_every_tool_name_in_any_client_file_exists():
     names = set()
     for path in CLIENTS.rglob("*"):
         if path.is_file() and path.suffix in (".md", ".json", ".toml") and "python" not in path.parts:
-            names |= set(re.findall(rf"{TOOL_PREFIX}([a-z_]+)", path.read_text()))
+            text = path.read_text()
+            names |= set(re.findall(rf"(?:{TOOL_PREFIX}|{PLUGIN_TOOL_PREFIX})([a-z_]+)", text))
     assert names and not sorted(names - set(all_tools()))

@@ -56,7 +56,7 @@ def test_project_install_merges_without_clobbering_other_servers(project, host):
     assert data["otherSetting"] == [1, 2, 3]
     assert data[key]["memory"] == OTHER_SERVER
     entry = data[key]["sotalab"]
-    assert entry["args"] == ["serve"]
+    assert entry["args"] == ["serve", "--toolset", "default"]
     assert Path(entry["command"]).name == "sotalab"
     assert entry == install.entry_for(host)
 
@@ -88,7 +88,7 @@ def test_an_existing_sotalab_entry_is_updated_in_place(project):
     code, out = run("vscode")
     assert code == 0 and "updated the sotalab server" in out
     data = json.loads(target.read_text())
-    assert data["servers"]["sotalab"]["args"] == ["serve"] and data["servers"]["memory"] == OTHER_SERVER
+    assert data["servers"]["sotalab"]["args"] == ["serve", "--toolset", "default"] and data["servers"]["memory"] == OTHER_SERVER
     assert data["inputs"] == []
 
 
@@ -125,7 +125,7 @@ def test_codex_refuses_a_form_it_cannot_edit_safely(project):
 
 def test_scopes_pick_the_hosts_documented_files(project, user_home, monkeypatch):
     assert run("claude-code", "--scope", "user")[0] == 0
-    assert json.loads((user_home / ".claude.json").read_text())["mcpServers"]["sotalab"]["args"] == ["serve"]
+    assert json.loads((user_home / ".claude.json").read_text())["mcpServers"]["sotalab"]["args"] == ["serve", "--toolset", "default"]
     assert not (project / ".mcp.json").exists()
     assert run("gemini", "--scope", "user")[0] == 0
     assert (user_home / ".gemini" / "settings.json").exists()

@@ -84,11 +84,11 @@ def test_a_failed_job_reports_the_tools_own_error(lab, tmp_path):
     assert [j["job"] for j in listed["jobs"]] == [job.job] and listed["jobs"][0]["error"] == job.error
 
 
-def test_job_wait_is_bounded_and_relays_the_jobs_progress(lab, worktree):
+def test_job_wait_is_bounded_and_relays_the_jobs_progress(lab, trial_worktree):
     """A real long call (run_wait on a 6-second run) as a job: each wait returns by its
     bound while the job runs, carries the job's progress, and the last one its result."""
     run = invoke(lab, "run_start", {"command": ["python3", "-c", "import time; time.sleep(6)"],
-                                    "cwd": str(worktree)})
+                                    "cwd": str(trial_worktree)})
     job = jobs.start(lab, "run_wait", {"run": run["id"], "timeout_s": 30})
     assert job.status == "running" and job.next == f"job_wait(job={job.job})"
     seen = []
@@ -170,4 +170,4 @@ def test_no_tool_call_exceeds_60s_while_a_3_minute_evaluation_runs_to_the_end(tm
     assert done["status"] == "succeeded", done["error"]
     assert elapsed >= 180 and waits >= 6, (elapsed, waits)
     assert done["result"]["score"] == pytest.approx(0.57, abs=1e-6)  # what seed 7's run printed
-    assert longest < HOST_TIMEOUT_S / 2, f"a tool call took {longest:.1f}s"
+    assert longest < min(HOST_TIMEOUT_S, jobs.MAX_WAIT_S + 10), f"a tool call took {longest:.1f}s"
