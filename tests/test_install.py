@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sotalab.server import install
+from sotalab.server import install, jsonc
 from sotalab.server.install import HOSTS, install_main
 
 OTHER_SERVER = {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-memory"], "env": {"KEEP": "me"}}
@@ -72,7 +72,7 @@ def test_dry_run_shows_the_change_and_writes_nothing(project):
 
     code, out = run("claude-code", "--dry-run")
     assert code == 0
-    assert "+    \"sotalab\": {" in out and "dry run: nothing written" in out
+    assert out.count('"sotalab": {') == 1 and "dry run: nothing written" in out
     assert target.read_text() == original and target.stat().st_mtime_ns == before
     assert not (project / ".cursor").exists()
 
@@ -161,13 +161,75 @@ def test_claude_desktop_gets_absolute_command_and_the_lab_home(project, user_hom
     assert entry["env"] == {"SOTALAB_HOME": str((tmp_path / "lab").resolve())}
 
 
-def test_unparseable_config_is_left_alone(project, capsys):
+VSCODE_WITH_COMMENTS = """\
+// my VS Code MCP servers
+{
+    /* the memory server: keep */
+    "servers": {
+        "memory": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-memory"]}, // trailing
+    },
+    "inputs": [{"id": "url//not-a-comment", "type": "promptString", "description": "/* not one either */"},],
+}
+"""
+
+
+def test_json_with_comments_is_edited_in_place_keeping_every_comment(project):
+    target = project / ".vscode" / "mcp.json"
+    target.parent.mkdir()
+    target.write_text(VSCODE_WITH_COMMENTS)
+    code, out = run("vscode")
+    assert code == 0 and "added the sotalab server" in out
+    text = target.read_text()
+    for line in VSCODE_WITH_COMMENTS.splitlines():
+        assert line in text, f"lost: {line!r}"
+    data = jsonc.loads(text)
+    assert data["servers"]["sotalab"] == install.entry_for("vscode")
+    assert data["servers"]["memory"]["command"] == "npx"
+    assert data["inputs"][0]["id"] == "url//not-a-comment"
+    assert run("vscode")[1].count("nothing to change") == 1
+
+    assert text.count('"default"') == 1
+    target.write_text(text.replace('"default"', '"all"'))  # an old entry: replaced in place
+    code, out = run("vscode")
+    assert code == 0 and "updated the sotalab server" in out
+    assert jsonc.loads(target.read_text())["servers"]["sotalab"] == install.entry_for("vscode")
+    assert "/* the memory server: keep */" in target.read_text()
+
+
+@pytest.mark.parametrize("text", ['{"mcpServers": {"memory": {}}', '{"mcpServers": [1]}', '[]', '{"a": 1} /* open'])
+def test_broken_config_is_left_alone_with_what_to_add_by_hand(project, capsys, text):
     target = project / ".cursor" / "mcp.json"
     target.parent.mkdir()
-    target.write_text('{"mcpServers": {"memory": {}},}  // trailing comma')
+    target.write_text(text)
     assert install_main(["cursor"]) == 1
-    assert "not plain JSON" in capsys.readouterr().err
-    assert target.read_text().endswith("// trailing comma")
+    err = capsys.readouterr().err
+    assert "not touching it" in err and '"sotalab":' in err and "Traceback" not in err
+    assert target.read_text() == text
+
+
+def test_each_host_names_its_approval_step(project):
+    assert "approve 'sotalab'" in run("claude-code")[1] and str(project) in run("claude-code")[1]
+    assert "trust the folder" in run("gemini")[1]
+    assert "trust it" in run("codex")[1]
+    assert "without asking" in run("claude-code", "--scope", "user")[1]
+
+
+def test_under_uv_run_directory_it_writes_into_the_callers_project_not_the_checkout(project, user_home):
+    """`uv run --directory <checkout> sotalab install ...` run from the user's project."""
+    import shutil
+    import subprocess
+
+    from conftest import REPO
+
+    uv = shutil.which("uv")
+    assert uv, "uv is part of the documented set-up"
+    result = subprocess.run([uv, "run", "--frozen", "--directory", str(REPO), "sotalab", "install", "gemini"],
+                            cwd=project, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PWD": str(project)})
+    assert result.returncode == 0, result.stderr
+    assert (project / ".gemini" / "settings.json").is_file()
+    assert not (REPO / ".gemini").exists()
+    assert str(project) in result.stdout
 
 
 def test_command_is_absolute_unless_a_lasting_shim_puts_it_on_path(tmp_path, monkeypatch):
