@@ -32,6 +32,7 @@ from . import metrics
 HOOK_DIR = Path(__file__).resolve().parent / "hook"
 STEP_ENV = "SOTALAB_STEP"  # recorded with each run: predict, score or in_process
 WAIT_SLICE_S = 5.0
+POLL_S = 0.02  # an isolated seed waits on two runs in a row: a coarse poll would add up to twice its period
 
 
 @dataclass
@@ -132,7 +133,7 @@ class Runner:
     def wait(self, step: Step, progress) -> StepResult:
         """Block until the step's run ends; read its metrics and label it."""
         while True:
-            row = queue.wait(self.lab, step.run_id, WAIT_SLICE_S)
+            row = queue.wait(self.lab, step.run_id, WAIT_SLICE_S, poll_s=POLL_S)
             if row["status"] in queue.TERMINAL:
                 break
             progress(f"seed {step.seed}: {step.kind} run {step.run_id} {row['status']}")
