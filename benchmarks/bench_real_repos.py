@@ -3,7 +3,8 @@
 Each repository is driven through the tools as a researcher would (the same entry point
 MCP calls use): campaign_create with an overlay (the evaluator and, for makemore, a data
 split), repo_clone from a local mirror with the upstream URL as provenance, env_build
-(what detection says, then the packages it suggested, torch from a local CPU wheel),
+(env_detect: what detection says; then the packages it suggested, torch from a local
+CPU wheel),
 the baseline, one trial, and where it applies a full audit and the held-out finalize.
 
     uv run python benchmarks/bench_real_repos.py [--only makemore,nanogpt,digits] [--home DIR]
@@ -69,7 +70,10 @@ REPOS = {
             "overlay": {"files": [{"path": "sotalab/evaluate.py", "source": str(HERE / "nanogpt" / "evaluate.py")},
                                   {"path": "data/shakespeare_char/input.txt", "source": "CORPUS"}]},
         },
-        "env": dict(TORCH, packages=["numpy", "requests"]),
+        # The README's pip line names torch, transformers, datasets, tiktoken, wandb, tqdm; the
+        # character model needs torch and numpy, and prepare.py imports requests.
+        "env": dict(TORCH, packages=["numpy", "requests"],
+                    remove=["transformers", "datasets", "tiktoken", "wandb", "tqdm"]),
         "trial": ("no dropout for a 200-iteration budget", "config/train_shakespeare_char.py",
                   "dropout = 0.2\n", "dropout = 0.0\n"),
     },
@@ -108,7 +112,7 @@ def drive(lab: Lab, name: str, spec: dict) -> dict:
     clone = call("repo_clone", campaign=campaign, url=str(MIRRORS / spec["mirror"] / "repo"),
                  upstream=spec["upstream"])
     cloned = time.perf_counter()
-    detected = call("env_build", campaign=campaign, detect=True)  # what detection alone finds and says
+    detected = call("env_detect", campaign=campaign)  # what detection alone finds and says; builds nothing
     env = call("env_build", campaign=campaign, overrides=spec["env"])
     built = time.perf_counter()
     assert env["env"]["status"] == "ready", env["log_tail"]

@@ -337,3 +337,20 @@ def test_a_campaigns_environment_is_frozen_once_a_trial_is_scored(call, call_err
     assert call("campaign_get", campaign=campaign)["env_id"] == first["env"]["id"]
     trying = call("env_build", path=str(workspaces.campaign_repo(lab, campaign)), overrides={"packages": ["tomli"]})
     assert trying["env"]["status"] == "ready"  # trying a spec outside the campaign stays possible
+
+
+def test_env_detect_reports_before_anything_is_built(call, lab, tmp_path):
+    """nanoGPT's README line names torch: building it blindly downloads a CUDA torch of
+    several GB. env_detect says so and builds nothing."""
+    root = tmp_path / "nanogpt"
+    root.mkdir()
+    (root / "README.md").write_text("## install\n\n```\npip install torch numpy transformers tiktoken\n```\n")
+    (root / "train.py").write_text("import torch\nimport numpy as np\nimport wandb\n")
+    seen = call("env_detect", path=str(root))
+    assert seen["built"] is False and seen["spec"]["requirements"] == ["numpy", "tiktoken", "torch", "transformers"]
+    assert seen["detection"]["sources"] == ["README.md"] and seen["detection"]["suggested_packages"] == ["wandb"]
+    assert any("CUDA build" in w for w in seen["detection"]["warnings"])
+    assert list(lab.path("envs").iterdir()) == []
+    cpu = call("env_detect", path=str(root), overrides={"pins": {"torch": "2.13.0"}, "find_links": ["/opt/wheels"],
+                                                        "remove": ["transformers", "tiktoken"]})
+    assert not any("CUDA build" in w for w in cpu["detection"]["warnings"]) and cpu["env_id"] != seen["env_id"]

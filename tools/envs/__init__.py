@@ -192,6 +192,13 @@ class EnvBuildOut(BaseModel):
     log_tail: str = Field(description="last lines of the build log (empty when reused)")
 
 
+class EnvDetectOut(BaseModel):
+    env_id: str = Field(description="the id env_build would give this spec")
+    built: bool = Field(description="true when an environment with this id is ready (env_build would reuse it)")
+    spec: EnvSpec
+    detection: Detection | None = Field(description="what detection found in the code (null: detect=false or no code)")
+
+
 class EnvRef(BaseModel):
     env: str = Field(..., description="environment id")
     tail_lines: int = Field(LOG_TAIL_LINES, ge=0, le=400, description="lines of the build log to include")
@@ -254,6 +261,10 @@ def detection_report(root: Path, spec: EnvSpec) -> Detection:
     if not spec.sources:
         warnings.append("no requirements file, pyproject.toml, setup.py/setup.cfg, environment.yml or README "
                         "pip line was found: only the overrides were installed")
+    cuda_by_default = {"torch", "torchvision", "torchaudio"} & {canonical_name(r) for r in spec.requirements}
+    if cuda_by_default and not (spec.index_url or spec.extra_index_urls or spec.find_links):
+        warnings.append(f"{', '.join(sorted(cuda_by_default))} from PyPI is a CUDA build (several GB); for a CPU "
+                        "campaign give extra_index_urls (https://download.pytorch.org/whl/cpu) or find_links")
     if missing:
         warnings.append(f"the code imports {', '.join(sorted(missing))}, which no requirement provides: "
                         f"add {', '.join(sorted(set(missing.values())))} with overrides.packages (a CPU-only "
@@ -299,6 +310,19 @@ def env_build(lab: Lab, args: EnvBuildIn, progress: Progress) -> EnvBuildOut:
     progress(1, 1, f"{env.id} {env.status} in {time.perf_counter() - started:.1f} s")
     return EnvBuildOut(env=env, reused=reused, detection=detection,
                        log_tail="" if reused else log_tail(env.log_path))
+
+
+@tool(read_only=True)
+def env_detect(lab: Lab, args: EnvBuildIn) -> EnvDetectOut:
+    """What env_build would install, without building anything: the detected and
+    overridden spec, its id (and whether it is built already), the files read, the
+    third-party imports of the code, the packages they suggest, and warnings (nothing
+    found, imports without a requirement, a CUDA torch about to come from PyPI). Call it
+    before env_build on a repository you have not seen."""
+    root = _source_dir(lab, args)
+    spec = resolve(root, args.overrides, args.backend)
+    return EnvDetectOut(env_id=spec.env_id(), built=_ready(lab, spec.env_id()) is not None, spec=spec,
+                        detection=detection_report(root, spec) if root is not None else None)
 
 
 @tool(read_only=True)
