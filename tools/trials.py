@@ -82,6 +82,7 @@ class TrialSummary(BaseModel):
     kind: str
     label: str | None
     score: float | None
+    integrity: str | None = Field(None, description="isolated or in_process: how the score was produced")
     hypothesis: str
 
 
@@ -148,7 +149,7 @@ class Leaderboard(BaseModel):
 
 
 _JSON_FIELDS = ("diff_stat", "seed_scores", "metrics", "cost", "evaluation", "audited")
-SUMMARY_COLUMNS = "id, parent_id, kind, label, score, substr(hypothesis, 1, 200) AS hypothesis"
+SUMMARY_COLUMNS = "id, parent_id, kind, label, score, integrity, substr(hypothesis, 1, 200) AS hypothesis"
 
 
 def row_to_trial(row: dict) -> Trial:
