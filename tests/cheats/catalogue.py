@@ -291,7 +291,8 @@ if mode == "elsewhere":
 
 HELD_OUT_TAMPER = '''
     import os as _o
-    _roots = [r for r in {*_o.environ.values(), *map(str, __import__("pathlib").Path.cwd().parents)} if _o.path.isdir(r)]
+    import pathlib as _pl
+    _roots = [r for r in {*_o.environ.values(), *map(str, _pl.Path.cwd().parents)} if _o.path.isdir(r)]
     _seen = 0
     for _root in sorted(_roots):
         for _dir, _subdirs, _files in _o.walk(_root):
