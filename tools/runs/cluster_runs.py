@@ -107,6 +107,10 @@ def _follow(lab: Lab, row: dict, state, settings) -> None:
         waited = time.time() - datetime.fromisoformat(row["created_at"]).timestamp()
         limit = ledger.loads(row["budget"], {}).get("pending_timeout_s", 3600)
         if waited > limit:
+            # The cancel file first: should the cluster start the job anyway (Ray may
+            # leave a stopped pending job pending, ray-project/ray#58353), its
+            # supervisor finds it and never starts the run.
+            (Path(row["run_dir"]) / CANCEL).touch()
             executor(name).cancel(job, False, settings)
             end_without_start(lab, row["id"], "failed", "pending_timeout",
                               f"{name} held job {job} {state.detail} for {waited:.0f} s, over the pending timeout of "
