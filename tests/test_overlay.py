@@ -233,3 +233,18 @@ def test_provenance_names_the_upstream_whatever_mirror_the_code_came_from(call, 
     info = call("repo_clone", campaign=other, url=str(copy), upstream="https://github.com/x/y", upstream_commit=head)
     assert info["provenance"]["upstream_url"] == "https://github.com/x/y"
     assert info["provenance"]["upstream_commit"] == head and info["commit"] != head
+
+
+def test_overlay_files_the_repository_ignores_still_reach_the_baseline(call, lab, upstream):
+    """nanoGPT's .gitignore lists input.txt, the very file its recipe needs and the overlay brings."""
+    (upstream / ".gitignore").write_text("input.txt\n*.bin\nsplits/\n")
+    git(upstream, "add", ".gitignore")
+    git(upstream, "commit", "-q", "-m", "ignore data")
+    campaign = make_campaign(call, files=[{"path": "sotalab_eval.py", "content": EVALUATOR},
+                                          {"path": "data/input.txt", "content": "to be or not to be\n"}],
+                             splits=[NAMES_SPLIT])
+    call("repo_clone", campaign=campaign, url=str(upstream))
+    repo = workspaces.campaign_repo(lab, campaign)
+    tracked = git(repo, "ls-tree", "-r", "--name-only", "sotalab/baseline").split()
+    assert {"data/input.txt", "splits/val.txt", "sotalab_eval.py"} <= set(tracked)
+    assert "splits/test.txt" not in tracked

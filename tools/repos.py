@@ -154,6 +154,11 @@ def _clone_and_fix_baseline(lab: Lab, campaign: campaigns.Campaign, url: str, re
     # Validation labels leave the repository too: only the scorer (or, in_process, the
     # evaluation's fresh export) ever gets them back.
     moved += workspaces.seal_labels(lab, campaign, repo)
+    # The repository's .gitignore must not keep the overlay out of the baseline (nanoGPT ignores input.txt).
+    written = [e.path for e in applied.files] + [p for s in applied.splits for p in (s.source, s.validation)]
+    written = [f":(literal){p}" for p in written if (repo / p).exists()]
+    if written:
+        gitcmd.git(repo, "add", "--force", "--", *written)
     gitcmd.git(repo, "add", "--all")
     if gitcmd.git(repo, "diff", "--cached", "--quiet", check=False).returncode != 0:
         gitcmd.git(repo, "commit", "--quiet", "--no-verify", "-m",

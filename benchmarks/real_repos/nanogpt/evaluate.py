@@ -8,18 +8,17 @@ for a CPU, for a fixed budget of iterations, and prints the final validation los
 train.py reports. The recipe's config file is the trial's to change.
 """
 
-import os
 import re
 import subprocess
 import sys
 
 CPU = ["--device=cpu", "--compile=False", "--eval_iters=20", "--log_interval=50", "--block_size=64",
        "--batch_size=12", "--n_layer=4", "--n_head=4", "--n_embd=128", "--max_iters=200", "--lr_decay_iters=200",
-       "--eval_interval=200", f"--seed={os.environ.get('SOTALAB_SEED', '0')}"]
+       "--eval_interval=200"]  # train.py seeds itself (1337); it has no seed option
 
 subprocess.run([sys.executable, "data/shakespeare_char/prepare.py"], check=True)
 out = subprocess.run([sys.executable, "train.py", "config/train_shakespeare_char.py", *CPU],
-                     check=True, capture_output=True, text=True).stdout
+                     check=True, stdout=subprocess.PIPE, text=True).stdout
 losses = re.findall(r"val loss ([0-9.]+)", out)
 print(out[-2000:])
 print(f"val_loss={losses[-1]}")
