@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field
 from . import ledger
 from .home import Lab
 from .registry import tool
+from .runs import cluster_runs
+from .runs.cluster import ClusterView
 
 COUNTED_TABLES = ("campaigns", "trials", "runs", "environments", "papers", "ideas", "notes", "audits", "journal")
 
@@ -31,6 +33,8 @@ class LabStatus(BaseModel):
     counts: dict[str, int]
     capabilities: list[Capability]
     local_sandbox: str = Field(description="how the local executor isolates runs: bubblewrap or process-group")
+    clusters: list[ClusterView] = Field(default_factory=list, description="the Slurm or Ray clusters the lab or an "
+                                        "active campaign runs on (execution_set): nodes, GPUs, queue")
     sandbox_layers: str = Field(description="the layers a local run gets here, e.g. 'userns+capdrop+seccomp+allowlist, "
                                             "cgroup1 memory/pids, disk polled', or 'process-group only, sampled memory'")
     sandbox_missing: list[str] = Field(description="layers this machine cannot give, with why; while any is missing, "
@@ -115,4 +119,4 @@ def lab_status(lab: Lab, args: LabStatusIn) -> LabStatus:
     return LabStatus(home=str(lab.home), schema_version=ledger.schema_version(lab.db), counts=counts,
                      capabilities=caps, local_sandbox="bubblewrap" if bwrap.available else "process-group",
                      sandbox_layers=layers["describe"], sandbox_missing=layers["missing"],
-                     weak_sandbox_allowed=sandbox.weak_allowed())
+                     weak_sandbox_allowed=sandbox.weak_allowed(), clusters=cluster_runs.views(lab))

@@ -15,9 +15,11 @@ import math
 import os
 import shlex
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
+
+from pydantic import BaseModel, Field
 
 JobPhase = Literal["pending", "running", "ended", "unknown"]
 # How long past the run's own wall time and grace the cluster's limit lies: the
@@ -34,8 +36,7 @@ class JobState:
     detail: str = ""  # the cluster's word for it: "PENDING (Resources)", "NODE_FAIL", ...
 
 
-@dataclass
-class NodeView:
+class NodeView(BaseModel):
     name: str
     state: str
     cpus: int | None = None
@@ -43,13 +44,14 @@ class NodeView:
     gpus: int = 0
 
 
-@dataclass
-class ClusterView:
+class ClusterView(BaseModel):
+    """What lab_status and gpu_status show of a cluster the lab is set to use."""
+
     executor: str
     reachable: bool
-    detail: str
-    nodes: list[NodeView] = field(default_factory=list)
-    pending: int = 0
+    detail: str = Field(description="node count and partition or address; when unreachable, why")
+    nodes: list[NodeView] = Field(default_factory=list)
+    pending: int = Field(0, description="jobs the cluster holds pending (all users')")
     running: int = 0
 
     @property

@@ -188,5 +188,5 @@ def views(lab: Lab) -> list[ClusterView]:
         try:
             result.append(executor(name).view(own))
         except LabError as exc:
-            result.append(ClusterView(name, False, str(exc)))
+            result.append(ClusterView(executor=name, reachable=False, detail=str(exc)))
     return result

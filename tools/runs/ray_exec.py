@@ -118,14 +118,14 @@ class RayExecutor:
             nodes = list_nodes(address=url, timeout=10)
             jobs = client(settings).list_jobs()
         except LabError as exc:
-            return ClusterView("ray", False, str(exc))
+            return ClusterView(executor="ray", reachable=False, detail=str(exc))
         except Exception as exc:
-            return ClusterView("ray", False, f"the Ray head at {url} did not answer: {str(exc).splitlines()[0][:200]}")
+            return ClusterView(executor="ray", reachable=False, detail=f"the Ray head at {url} did not answer: {str(exc).splitlines()[0][:200]}")
         views = [NodeView(name=n.node_name or n.node_id, state=str(n.state), cpus=int(n.resources_total.get("CPU", 0)),
                           memory_mb=int(n.resources_total.get("memory", 0) / 2**20),
                           gpus=int(n.resources_total.get("GPU", 0))) for n in nodes]
         words = [str(getattr(j.status, "value", j.status)) for j in jobs]
-        return ClusterView("ray", True, f"{len(views)} node(s) at {url}", nodes=views,
+        return ClusterView(executor="ray", reachable=True, detail=f"{len(views)} node(s) at {url}", nodes=views,
                            pending=words.count("PENDING"), running=words.count("RUNNING"))
 
 

@@ -119,15 +119,15 @@ class SlurmExecutor:
                            + ([f"--partition={settings.partition}"] if settings.partition else []))
             queue = _slurm(["squeue", "-h", "-o", "%T"])
         except LabError as exc:
-            return ClusterView("slurm", False, str(exc))
+            return ClusterView(executor="slurm", reachable=False, detail=str(exc))
         if nodes.returncode != 0:
-            return ClusterView("slurm", False, f"sinfo failed: {nodes.stderr.strip()[:300]}")
+            return ClusterView(executor="slurm", reachable=False, detail=f"sinfo failed: {nodes.stderr.strip()[:300]}")
         seen: dict[str, NodeView] = {}
         for line in nodes.stdout.splitlines():
             name, state, cpus, memory, gres = (line.split("|") + [""] * 5)[:5]
             seen[name] = NodeView(name=name, state=state, cpus=_int(cpus), memory_mb=_int(memory), gpus=_gres_gpus(gres))
         states = queue.stdout.split() if queue.returncode == 0 else []
-        return ClusterView("slurm", True, f"{len(seen)} node(s)" + (f", partition {settings.partition}"
+        return ClusterView(executor="slurm", reachable=True, detail=f"{len(seen)} node(s)" + (f", partition {settings.partition}"
                                                                      if settings.partition else ""),
                            nodes=list(seen.values()), pending=states.count("PENDING"), running=states.count("RUNNING"))
 

@@ -13,7 +13,8 @@ from ..errors import InvalidInput, LabError
 from ..home import Lab
 from ..paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
 from ..registry import Progress, tool
-from . import logcap, queue
+from . import cluster_runs, logcap, queue
+from .cluster import ClusterView
 from .environments import RunEnvironment, for_env_id
 from .telemetry import latest_sample, read_series
 
@@ -163,6 +164,8 @@ class GpuStatus(BaseModel):
     cpu_slots: int
     cpu_slots_busy: int
     queued: int
+    clusters: list[ClusterView] = Field(default_factory=list, description="the Slurm or Ray clusters the lab or an "
+                                        "active campaign runs on: nodes with their GPUs, and the cluster's queue")
 
 
 def run_info(row: dict, live: bool = False) -> RunInfo:
@@ -426,10 +429,11 @@ def gpu_status(lab: Lab, args: GpuStatusIn) -> GpuStatus:
     from .telemetry import gpu_states, nvml_error
 
     queue.dispatch(lab)
-    running = list(lab.db.query("SELECT id, pid, supervisor_pid, resources FROM runs WHERE status = 'running'"))
+    running = list(lab.db.query("SELECT id, pid, supervisor_pid, resources FROM runs WHERE status = 'running' "
+                                "AND cluster_job IS NULL"))
     cpu_busy = sum(1 for r in running if not ledger.loads(r["resources"], {}).get("gpu_ids"))
     queued = lab.db.execute("SELECT COUNT(*) FROM runs WHERE status = 'queued'").fetchone()[0]
-    base = dict(cpu_slots=queue.cpu_slots(), cpu_slots_busy=cpu_busy, queued=queued)
+    base = dict(cpu_slots=queue.cpu_slots(), cpu_slots_busy=cpu_busy, queued=queued, clusters=cluster_runs.views(lab))
     error = nvml_error()
     if error:
         return GpuStatus(available=False, detail=error, gpus=[], **base)
