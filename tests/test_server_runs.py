@@ -11,10 +11,9 @@ import time
 from mcp_helpers import http_server, http_session
 
 
-def test_run_wait_sends_progress_and_runs_survive_a_killed_server(tmp_path):
-    home = tmp_path / "lab"
-    workdir = home / "workspaces" / "scratch"  # runs may only work inside the lab's workspaces
-    workdir.mkdir(parents=True)
+def test_run_wait_sends_progress_and_runs_survive_a_killed_server(lab, trial_worktree):
+    home = lab.home
+    workdir = trial_worktree  # runs may only work in an open trial's worktree
     progress: list[tuple[float, float | None, str | None]] = []
 
     async def on_progress(done, total, message):
