@@ -6,6 +6,7 @@ number of tools, so a host sees what its work needs:
 - ``default``: the research loop end to end in 30 tools (what the shipped host configs serve);
 - an area (``lab``, ``papers``, ``code``, ``envs``, ``runs``, ``evaluation``) to add to it;
 - a role (``init``, ``scheduler``, ...): the tools its skill lists (``allowed-tools``);
+- ``roles``: every role's tools (what the Claude Code plugin's subagents need);
 - ``all``: every tool.
 
 ``job_wait`` comes with every selection: a tool that starts a job is useless without it.
@@ -24,7 +25,7 @@ AREAS: dict[str, tuple[str, ...]] = {
     "papers": ("paper_search", "paper_fetch", "paper_read", "paper_tables", "paper_results"),
     "code": ("repo_clone", "workspace_list", "workspace_read", "workspace_write", "workspace_apply_patch",
              "workspace_diff", "workspace_verify", "trial_snapshot"),
-    "envs": ("env_build", "env_status", "env_list", "env_diagnose", "env_fix_record"),
+    "envs": ("env_detect", "env_build", "env_status", "env_list", "env_diagnose", "env_fix_record"),
     "runs": ("run_start", "run_status", "run_wait", "run_logs", "run_metrics", "run_cancel", "run_list",
              "gpu_status"),
     "evaluation": ("trial_evaluate", "audit_trial", "audit_get", "audit_list", "campaign_finalize",
@@ -43,7 +44,7 @@ DEFAULT = (
 def toolset_names() -> list[str]:
     from .roles import ROLES
 
-    return ["default", "all", *AREAS, *ROLES]
+    return ["default", "all", "roles", *AREAS, *ROLES]
 
 
 def select(spec: str, available: set[str]) -> set[str]:
@@ -64,6 +65,9 @@ def select(spec: str, available: set[str]) -> set[str]:
             chosen |= set(AREAS[name])
         elif name in ROLES:
             chosen |= set(load_skill(name).tools)
+        elif name == "roles":
+            for role in ROLES:
+                chosen |= set(load_skill(role).tools)
         else:
             raise InvalidInput(f"unknown toolset {name!r}",
                                hint=f"use one or more of: {', '.join(toolset_names())}, separated by commas")

@@ -60,6 +60,7 @@ def test_toolsets_select_what_a_host_sees(lab):
     default = select("default", available)
     assert len(default) <= 30 and default == set(DEFAULT) & available and "job_wait" in default
     assert select("all", available) == available
+    assert select("roles", available) >= select("init", available) | select("supervisor", available)
     scheduler = select("scheduler", available)
     assert {"trial_evaluate", "job_wait"} <= scheduler and "paper_search" not in scheduler
     assert select("papers,runs", available) >= {"paper_fetch", "run_logs", "job_wait"}
@@ -185,10 +186,11 @@ def test_the_plugin_validates_and_installs_from_the_marketplace_on_its_own(tmp_p
                                   if not (Path(p) / "sotalab").exists() or Path(p) == Path(shutil.which("uv")).parent)
     assert "Validation passed" in host("claude", "plugin", "validate", str(REPO), cwd=project, env=env)
     checkout = fresh_checkout(tmp_path / "checkout")
-    # The plugin's first start builds its environment from the lock file; a host's
-    # start-up timeout is shorter than that on a cold cache, so it is built first here.
-    subprocess.run(["uv", "sync", "--frozen", "--quiet", "--project", str(checkout)], env=env, check=True,
-                   timeout=600)
+    # The plugin's first start builds its environment from the lock file (bytecode
+    # compiled, as the plugin's command asks); on a cold cache that takes longer than a
+    # host's start-up timeout, so it is built first here with the same options.
+    subprocess.run(["uv", "sync", "--frozen", "--quiet", "--compile-bytecode", "--project", str(checkout)],
+                   env=env, check=True, timeout=600)
     assert "Successfully added" in host("claude", "plugin", "marketplace", "add", str(checkout), cwd=project, env=env)
     assert "Successfully installed" in host("claude", "plugin", "install", "sotalab@sotalab", cwd=project, env=env)
     line = server_line(host("claude", "mcp", "list", cwd=project, env=env), "plugin:sotalab:sotalab")
