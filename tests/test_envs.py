@@ -335,6 +335,8 @@ def test_a_campaigns_environment_is_frozen_once_a_trial_is_scored(call, call_err
     message = call_error("env_build", campaign=campaign, overrides={"packages": ["tomli"]})
     assert "is frozen: a trial has been scored" in message and "campaign=null" in message
     assert call("campaign_get", campaign=campaign)["env_id"] == first["env"]["id"]
+    again = call("env_build", campaign=campaign)  # the same spec (a resumed session) changes nothing
+    assert again["reused"] and again["env"]["id"] == first["env"]["id"]
     trying = call("env_build", path=str(workspaces.campaign_repo(lab, campaign)), overrides={"packages": ["tomli"]})
     assert trying["env"]["status"] == "ready"  # trying a spec outside the campaign stays possible
 

@@ -273,10 +273,11 @@ def detection_report(root: Path, spec: EnvSpec) -> Detection:
                      suggested_packages=sorted(set(missing.values())), fixes=fixes, warnings=warnings)
 
 
-def _refuse_after_score(lab: Lab, campaign: campaigns.Campaign) -> None:
+def _refuse_after_score(lab: Lab, campaign: campaigns.Campaign, env_id: str) -> None:
     """A campaign's environment is part of what its scores mean: once a trial is scored,
-    building another for it would change the goalposts, like the objective's."""
-    if lab.db.execute("SELECT 1 FROM trials WHERE campaign_id = ? AND score IS NOT NULL LIMIT 1",
+    building another for it would change the goalposts, like the objective's. The same
+    spec again (a resumed session) changes nothing and is allowed."""
+    if env_id != campaign.env_id and lab.db.execute("SELECT 1 FROM trials WHERE campaign_id = ? AND score IS NOT NULL LIMIT 1",
                       [campaign.id]).fetchone():
         raise LabError(f"campaign {campaign.id}'s environment {campaign.env_id} is frozen: a trial has been scored",
                        hint="scores would no longer be comparable; build without campaign (env_build campaign=null) "
@@ -294,10 +295,10 @@ def env_build(lab: Lab, args: EnvBuildIn, progress: Progress) -> EnvBuildOut:
     (warnings name them; add them with overrides.packages). A campaign's environment is
     frozen once a trial is scored. A failed build returns status 'failed' with
     diagnostics; call env_diagnose for fixes (including fixes that worked before)."""
-    if args.campaign is not None:
-        _refuse_after_score(lab, campaigns.load(lab, args.campaign))
     root = _source_dir(lab, args)
     spec = resolve(root, args.overrides, args.backend)
+    if args.campaign is not None:
+        _refuse_after_score(lab, campaigns.load(lab, args.campaign), spec.env_id())
     detection = detection_report(root, spec) if root is not None else None
     started = time.perf_counter()
     env, reused = build_env(lab, spec, args.campaign, progress)
