@@ -3,6 +3,7 @@ under concurrent writers without "database is locked"."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -202,3 +203,153 @@ def test_parent_pick_draws_from_the_best_kept_trials(lab, call, campaign):
 
 def test_parent_pick_without_kept_trials_says_so(call, campaign):
     assert call("parent_pick", campaign=campaign)["parent"] is None
+
+
+# -- four agents over HTTP -------------------------------------------------------------
+
+AGENTS = 4
+AGENT_TIME_S = 60.0
+SURFACE_FILES = {"model": "model.py", "optim": "optim.py"}
+
+
+class AgentClient:
+    """One scripted agent: its own official-SDK client session over streamable HTTP,
+    following job handles, timing every call and keeping every error it saw."""
+
+    def __init__(self, session, name: str):
+        self.session, self.name = session, name
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+
+    async def call(self, tool: str, **arguments) -> dict:
+        from sotalab.client.session import is_job_handle
+
+        started = time.perf_counter()
+        result = await self._once(tool, arguments)
+        while is_job_handle(tool, result) and result["status"] == "running":
+            result = await self._once("job_wait", {"job": result["job"], "timeout_s": 30})
+        if is_job_handle(tool, result):
+            if result["status"] != "succeeded":
+                self.errors.append(f"{tool}: {result['error']}")
+                raise AgentError(result["error"] or "job failed")
+            result = result["result"] or {}
+        self.latencies.append(time.perf_counter() - started)
+        return result
+
+    async def _once(self, tool: str, arguments: dict) -> dict:
+        result = await self.session.call_tool(tool, arguments)
+        if result.is_error:
+            message = " ".join(c.text for c in result.content if getattr(c, "text", None))
+            self.errors.append(f"{tool}: {message}")
+            raise AgentError(message)
+        return result.structured_content or {}
+
+
+class AgentError(Exception):
+    pass
+
+
+def make_surface_repo(root) -> str:
+    import subprocess
+
+    repo = root / "upstream-surfaces"
+    repo.mkdir()
+    (repo / "model.py").write_text("WIDTH = 1\n")
+    (repo / "optim.py").write_text("LR = 1\n")
+    (repo / "eval.py").write_text(
+        "import model, optim\nprint(f'accuracy={min(0.99, 0.5 + 0.001 * model.WIDTH + 0.001 * optim.LR):.4f}')\n")
+    for argv in (["init", "-q", "-b", "main"], ["add", "."],
+                 ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "v1"]):
+        subprocess.run(["git", "-C", str(repo), *argv], check=True)
+    return str(repo)
+
+
+async def run_agent(client: AgentClient, campaign: int, n: int, deadline: float, rogue: bool) -> list[dict]:
+    """Claim an idea, branch from a parent the lineage suggests, change only the idea's
+    surface, evaluate, mark the idea done. A rogue agent first strays outside its
+    surface, must be refused, and puts the stray file back."""
+    done = []
+    while time.monotonic() < deadline:
+        got = await client.call("idea_next", campaign=campaign, agent=client.name, ttl_s=120)
+        idea = got["idea"]
+        if idea is None:
+            break
+        surface = idea["title"].split(":")[0]
+        parent = (await client.call("parent_pick", campaign=campaign, k=3))["parent"]
+        trial = (await client.call("trial_create", campaign=campaign, kind="param", parent=parent,
+                                   idea=idea["id"], hypothesis=idea["title"]))["id"]
+        await client.call("trial_surface_set", trial=trial, surface=surface)
+        path = SURFACE_FILES[surface]
+        name = "WIDTH" if surface == "model" else "LR"
+        await client.call("workspace_write", trial=trial, path=path, content=f"{name} = {10 * (n + 1) + idea['id']}\n")
+        if rogue:
+            other = SURFACE_FILES["optim" if surface == "model" else "model"]
+            original = (await client.call("workspace_read", trial=trial, path=other))["content"]
+            await client.call("workspace_write", trial=trial, path=other, content=original + "# stray\n")
+            try:
+                await client.call("trial_evaluate", trial=trial)
+                raise AssertionError("a diff outside its surface was evaluated")
+            except AgentError as exc:
+                assert "surface_violation" in str(exc)
+                client.errors.pop()  # the refusal this agent provoked on purpose
+            await client.call("workspace_write", trial=trial, path=other, content=original)
+            rogue = False
+        result = await client.call("trial_evaluate", trial=trial)
+        await client.call("idea_update", idea=idea["id"], status="done")
+        await client.call("lease_release", kind="idea", id=idea["id"], agent=client.name)
+        done.append({"trial": trial, "idea": idea["id"], "surface": surface, "score": result.get("score")})
+    return done
+
+
+@pytest.mark.slow
+def test_four_agents_over_http_work_one_campaign(tmp_path):
+    import asyncio
+
+    from mcp_helpers import http_server, http_session
+
+    from sotalab.tools.home import Lab
+    from sotalab.tools.invoke import invoke
+
+    lab = Lab.open(tmp_path / "lab")
+    campaign = invoke(lab, "campaign_create", {
+        "name": "team", "objective": {"metric": "accuracy", "direction": "max"},
+        "evaluator": {"command": ["python3", "eval.py"], "metrics": [{"name": "accuracy", "regex": r"accuracy=([0-9.]+)"}]},
+        "protected_paths": ["eval.py"]})["id"]
+    invoke(lab, "repo_clone", {"campaign": campaign, "url": make_surface_repo(tmp_path)})
+    baseline = invoke(lab, "trial_create", {"campaign": campaign, "kind": "baseline"})["id"]
+    invoke(lab, "trial_evaluate", {"trial": baseline})
+    invoke(lab, "surfaces_set", {"campaign": campaign, "surfaces": {s: [f] for s, f in SURFACE_FILES.items()}})
+    ideas = [invoke(lab, "idea_add", {"campaign": campaign, "title": f"{s}: variant {i}", "type": "PARAM"})["id"]
+             for i in range(6) for s in SURFACE_FILES]
+
+    with http_server(lab.home) as (url, _):
+        async def team():
+            deadline = time.monotonic() + AGENT_TIME_S
+
+            async def agent(n):
+                async with http_session(f"{url}/mcp") as session:
+                    client = AgentClient(session, f"agent-{n}")
+                    return client, await run_agent(client, campaign, n, deadline, rogue=n == 0)
+
+            return await asyncio.gather(*(agent(n) for n in range(AGENTS)))
+
+        results = asyncio.run(team())
+
+    clients = [c for c, _ in results]
+    work = [w for _, done in results for w in done]
+    assert [e for c in clients for e in c.errors] == []  # no lock error, no other failure
+    # No idea run twice, and every idea finished (the agents had time for all of them).
+    by_idea = [w["idea"] for w in work]
+    assert sorted(by_idea) == sorted(set(by_idea)) == sorted(ideas)
+    assert all(len(done) >= 1 for _, done in results), "an agent got no work"
+    # Nothing lost: every trial an agent made is in the ledger, scored, its idea done.
+    for w in work:
+        row = lab.db.execute("SELECT score, idea_id, surface, diff_stat FROM trials WHERE id = ?", [w["trial"]]).fetchone()
+        assert row[0] is not None and row[0] == w["score"] and row[1] == w["idea"] and row[2] == w["surface"]
+        # No diff left its surface.
+        assert set(json.loads(row[3])["files"]) <= {SURFACE_FILES[w["surface"]]}, row[3]
+    assert lab.db.execute("SELECT COUNT(*) FROM ideas WHERE status != 'done'").fetchone()[0] == 0
+    assert lab.db.execute("SELECT COUNT(*) FROM journal WHERE error LIKE '%locked%'").fetchone()[0] == 0
+    latencies = sorted(x for c in clients for x in c.latencies)
+    print(f"{len(work)} trials by {AGENTS} agents; tool-call p50 {latencies[len(latencies) // 2]:.3f} s, "
+          f"p99 {latencies[int(len(latencies) * 0.99)]:.3f} s over {len(latencies)} calls")
