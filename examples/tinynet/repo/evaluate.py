@@ -16,7 +16,6 @@ This file belongs to the evaluator: campaigns protect it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
@@ -45,19 +44,13 @@ def main() -> None:
     proba = model.predict_proba(x_eval)
     predicted = proba.argmax(axis=1)
     result = {
-        "accuracy": round(metrics.accuracy(y_eval, predicted), 6),
-        "macro_f1": round(metrics.macro_f1(y_eval, predicted, data.N_CLASSES), 6),
-        "nll": round(metrics.nll(y_eval, proba), 6),
+        **metrics.summary(y_eval, predicted, proba, data.N_CLASSES),
         "params": int(model.n_params),
         "train_seconds": round(train_s, 3),
         "split": split,
         "seed": args.seed,
     }
-    with open(args.out, "w") as handle:
-        json.dump(result, handle, indent=2)
-    print(f"split={split} seed={args.seed} macro_f1={result['macro_f1']:.4f} nll={result['nll']:.4f}")
-    print(f"accuracy={result['accuracy']:.4f}")
-
+    metrics.report(result, args.out)
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,6 @@ This file belongs to the evaluator: campaigns protect it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -43,18 +42,12 @@ def main() -> None:
         params = int(sum(archive[name].size for name in archive.files))
     predicted = proba.argmax(axis=1)
     result = {
-        "accuracy": round(metrics.accuracy(y, predicted), 6),
-        "macro_f1": round(metrics.macro_f1(y, predicted, data.N_CLASSES), 6),
-        "nll": round(metrics.nll(y, proba), 6),
+        **metrics.summary(y, predicted, proba, data.N_CLASSES),
         "params": params,
         "split": "test" if held_out else "validation",
         "seed": args.seed,
     }
-    with open(args.out, "w") as handle:
-        json.dump(result, handle, indent=2)
-    print(f"split={result['split']} seed={args.seed} macro_f1={result['macro_f1']:.4f} nll={result['nll']:.4f}")
-    print(f"accuracy={result['accuracy']:.4f}")
-
+    metrics.report(result, args.out)
 
 if __name__ == "__main__":
     main()
