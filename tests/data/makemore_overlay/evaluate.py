@@ -15,9 +15,18 @@ sys.path.insert(0, os.getcwd())  # the trial's code, run from the export's root
 
 import makemore  # noqa: E402
 
+
+
+def words(path):
+    """Read here, not through the trial's code: trial code that reads evaluation data is
+    an audit finding."""
+    with open(path) as f:
+        return [w.strip() for w in f if w.strip()]
+
+
 if os.environ.get("SOTALAB_SPLIT") == "held_out":
     names = os.path.join(os.environ["SOTALAB_HELD_OUT"], "splits", "test.txt")
 else:
     names = os.path.join("splits", "val.txt")
-model = makemore.train(makemore.load_words("names.txt"))
-print(f"val_loss={model.loss(makemore.load_words(names)):.5f}")
+model = makemore.train(words("names.txt"))
+print(f"val_loss={model.loss(words(names)):.5f}")
