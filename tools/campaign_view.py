@@ -15,20 +15,22 @@ from pydantic import BaseModel, Field
 from . import campaigns, gitcmd, ledger, trials
 from .errors import InvalidInput, LabError
 from .home import Lab
-from .paging import next_cursor, offset_from
+from .paging import fit, next_cursor, offset_from
 from .registry import tool
 
 HYPOTHESIS_PREVIEW = 300
 MAX_VIEW_TRIALS = 200
 RECENT_RUNS = 30
 PATCH_PAGE_CHARS = 20_000
+TRIALS_BUDGET_CHARS = 50_000  # with the runs and the rest, a view stays under the lab's 80k-character cap
 UNKNOWN_INTEGRITY = "unknown"
 
 
 class ViewIn(BaseModel):
     campaign: int = Field(..., description="campaign id")
     max_trials: int = Field(MAX_VIEW_TRIALS, ge=1, le=MAX_VIEW_TRIALS,
-                            description="most trials to include (the newest; the baseline always)")
+                            description="most trials to include: the newest (fewer when long ones fill the "
+                                        "result; trials_omitted says how many are left out), and the baseline")
 
 
 class ReportedSource(BaseModel):
@@ -131,7 +133,7 @@ class CampaignView(BaseModel):
     finalization: dict | None = Field(description="the latest held-out final evaluation")
     budgets: list[BudgetLine]
     trials: list[TrialView] = Field(description="oldest first")
-    trials_omitted: int = Field(description="older trials left out by max_trials")
+    trials_omitted: int = Field(description="older trials left out (max_trials, or the result's size)")
     runs: list[RunBrief] = Field(description=f"the {RECENT_RUNS} most recent runs, newest first")
     running: list[int] = Field(description="ids of runs queued or running now")
 
@@ -232,11 +234,10 @@ def build(lab: Lab, campaign_id: int, max_trials: int = MAX_VIEW_TRIALS) -> Camp
     audits = latest_audits(lab, campaign_id)
     rows = list(lab.db.query("SELECT * FROM trials WHERE campaign_id = ? ORDER BY id", [campaign_id]))
     baseline_row = next((r for r in rows if r["id"] == campaign.baseline_trial_id), None)
-    kept = rows[-max_trials:]
-    if baseline_row is not None and baseline_row not in kept:
-        kept = [baseline_row, *kept[1:]]
-    views = [_trial_view(r, audits.get(r["id"])) for r in kept]
-    baseline = next((v for v in views if v.id == campaign.baseline_trial_id), None)
+    newest_first = [_trial_view(r, audits.get(r["id"])) for r in reversed(rows[-max_trials:])
+                    if r is not baseline_row]
+    baseline = _trial_view(baseline_row, audits.get(baseline_row["id"])) if baseline_row else None
+    views = ([baseline] if baseline else []) + fit(newest_first, TRIALS_BUDGET_CHARS)[::-1]
     reproduced = baseline.score if baseline else None
     gap = reproduced - objective.reported if reproduced is not None and objective.reported is not None else None
     running = [r[0] for r in lab.db.execute(
@@ -253,7 +254,7 @@ def build(lab: Lab, campaign_id: int, max_trials: int = MAX_VIEW_TRIALS) -> Camp
                               within_tolerance=None if gap is None else abs(gap) <= objective.reproduce_tolerance),
         best_claim=_claim(views, objective.direction),
         finalization=campaign.finalizations[0] if campaign.finalizations else None,
-        budgets=_budgets(campaign), trials=views, trials_omitted=len(rows) - len(kept),
+        budgets=_budgets(campaign), trials=views, trials_omitted=len(rows) - len(views),
         runs=_runs(lab, campaign_id), running=running)
 
 

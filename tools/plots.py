@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from . import campaign_view
-from .campaign_view import CampaignView, TrialView
+from .campaign_view import MAX_VIEW_TRIALS, CampaignView, TrialView
 from .errors import InvalidInput, NotFound
 from .home import Lab
 from .images import Image, png_image
@@ -24,6 +24,8 @@ from .runs.telemetry import read_series
 
 PlotKind = Literal["progress", "lineage", "telemetry"]
 DPI = 80
+LINEAGE_TRIALS = 40  # more rows than this are unreadable in one picture (and too big for a tool result)
+MAX_TICKS = 25
 # One colour per trial label; the dashboard (server/ui/dashboard.css) uses the same ones.
 LABEL_COLOURS = {"keep": "#2e7d32", "discard": "#9e9e9e", "disqualified": "#c62828", None: "#1565c0"}
 FAILURE_COLOUR = "#ef6c00"
@@ -41,10 +43,17 @@ def _figure(width: float, height: float):
 
 
 def _png(fig) -> bytes:
-    buffer = io.BytesIO()
-    # No Software/date metadata: the same data draws the same bytes.
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
+    """The figure as a 64-colour PNG: a third of the size of matplotlib's RGBA one (charts
+    have few colours), so a picture fits in a tool result. No Software or date metadata:
+    the same data draws the same bytes."""
+    from PIL import Image as PILImage
+
+    rgba = io.BytesIO()
+    fig.savefig(rgba, format="png", metadata={"Software": None})
+    rgba.seek(0)
+    small = io.BytesIO()
+    PILImage.open(rgba).convert("RGB").quantize(colors=64).save(small, format="png", optimize=True)
+    return small.getvalue()
 
 
 def progress_png(view: CampaignView) -> bytes:
@@ -53,20 +62,28 @@ def progress_png(view: CampaignView) -> bytes:
     scored = sorted((t for t in view.trials if t.seed_scores), key=lambda t: (t.evaluated_at or "", t.id))
     fig = _figure(7, 3.6)
     ax = fig.add_subplot()
-    best_so_far, best = [], None
+    # One artist per label, not per trial: 200 trials draw in well under a second.
+    by_label: dict[str | None, list[int]] = {}
     for x, trial in enumerate(scored):
-        colour = label_colour(trial.label)
-        seeds = list(trial.seed_scores.values())
-        ax.scatter([x] * len(seeds), seeds, s=10, color=colour, alpha=0.5, linewidths=0)
-        mean = trial.score if trial.score is not None else sum(seeds) / len(seeds)
-        ax.errorbar([x], [mean], yerr=[[trial.score_std or 0.0]], fmt="o", color=colour, capsize=3, markersize=5)
-        if trial.label not in ("disqualified",) and trial.score is not None and (
+        by_label.setdefault(trial.label, []).append(x)
+    for label, xs in by_label.items():
+        colour = label_colour(label)
+        seeds = [(x, value) for x in xs for value in scored[x].seed_scores.values()]
+        ax.scatter([x for x, _ in seeds], [v for _, v in seeds], s=10, color=colour, alpha=0.5, linewidths=0)
+        means = [scored[x].score if scored[x].score is not None else
+                 sum(scored[x].seed_scores.values()) / len(scored[x].seed_scores) for x in xs]
+        ax.errorbar(xs, means, yerr=[scored[x].score_std or 0.0 for x in xs], fmt="o", color=colour, capsize=3,
+                    markersize=5, label=label or "unscored")
+    best_so_far, best = [], None
+    for trial in scored:
+        if trial.label != "disqualified" and trial.score is not None and (
                 best is None or (trial.score > best if view.direction == "max" else trial.score < best)):
             best = trial.score
         best_so_far.append(best)
     if scored:
         ax.step(range(len(scored)), best_so_far, where="post", color="#444", linewidth=1, label="best so far")
-        ax.set_xticks(range(len(scored)), [f"#{t.id}" for t in scored])
+        every = -(-len(scored) // MAX_TICKS)
+        ax.set_xticks(range(0, len(scored), every), [f"#{t.id}" for t in scored[::every]])
     if view.baseline.reproduced is not None:
         ax.axhline(view.baseline.reproduced, color="#1565c0", linestyle=":", linewidth=1, label="baseline (reproduced)")
     if view.baseline.reported is not None:
@@ -103,24 +120,26 @@ def lineage_png(view: CampaignView) -> bytes:
     rows = max(len(positions), 1)
     fig = _figure(7, min(1.2 + 0.42 * rows, 14))
     ax = fig.add_subplot()
-    for trial_id, (depth, row) in positions.items():
-        parent = by_id[trial_id].parent_id
-        if parent in positions:
-            pd, pr = positions[parent]
-            ax.plot([pd, pd, depth], [pr, row, row], color="#999", linewidth=1, zorder=1)
-    for trial_id, (depth, row) in positions.items():
-        trial = by_id[trial_id]
-        ax.scatter([depth], [row], s=120, color=label_colour(trial.label), zorder=2,
-                   edgecolors="black" if trial.audit else "none")
+    from matplotlib.collections import LineCollection
+
+    edges = [[(positions[t.parent_id][0], positions[t.parent_id][1]), (positions[t.parent_id][0], row), (depth, row)]
+             for t in view.trials if t.parent_id in positions for depth, row in [positions[t.id]]]
+    ax.add_collection(LineCollection(edges, colors="#999", linewidths=1, zorder=1))
+    placed = [(by_id[trial_id], depth, row) for trial_id, (depth, row) in positions.items()]
+    ax.scatter([d for _, d, _ in placed], [r for _, _, r in placed], s=120, zorder=2,
+               color=[label_colour(t.label) for t, _, _ in placed],
+               edgecolors=["black" if t.audit else "none" for t, _, _ in placed])
+    for trial, depth, row in placed:
         verdict = f" {VERDICT_MARKS.get(trial.audit.verdict, '')} {trial.audit.verdict}" if trial.audit else ""
         score = "-" if trial.score is None else f"{trial.score:.4g}"
-        ax.annotate(f"#{trial.id} {trial.kind} {score} {trial.label or 'unscored'}{verdict} [{trial.integrity}]",
-                    (depth, row), xytext=(9, -3), textcoords="offset points", fontsize=8)
+        ax.text(depth + 0.18, row, f"#{trial.id} {trial.kind} {score} {trial.label or 'unscored'}{verdict} "
+                f"[{trial.integrity}]", fontsize=8, va="center")
     depth_max = max((d for d, _ in positions.values()), default=0)
     ax.set_xlim(-0.3, depth_max + 2.5)
     ax.set_ylim(rows - 0.5, -0.5)
     ax.set_axis_off()
-    ax.set_title(f"{view.name}: lineage (colour = label, ✓/✗ = audit, [integrity])", fontsize=10)
+    older = f"; {view.trials_omitted} older trial(s) not shown" if view.trials_omitted else ""
+    ax.set_title(f"{view.name}: lineage (colour = label, ✓/✗ = audit, [integrity]){older}", fontsize=10)
     return _png(fig)
 
 
@@ -190,7 +209,7 @@ def campaign_plot(lab: Lab, args: PlotIn) -> PlotOut:
     baseline and the paper's number), the lineage tree coloured by label with audit
     verdicts and integrity levels, or a run's telemetry (CPU, RSS, per-GPU utilisation
     and memory over time)."""
-    view = campaign_view.build(lab, args.campaign)
+    view = campaign_view.build(lab, args.campaign, LINEAGE_TRIALS if args.kind == "lineage" else MAX_VIEW_TRIALS)
     if args.kind == "telemetry":
         run_id = args.run if args.run is not None else default_run(view)
         owner = lab.db.execute("SELECT campaign_id FROM runs WHERE id = ?", [run_id]).fetchone()

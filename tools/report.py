@@ -195,7 +195,8 @@ def _patch(lab: Lab, view: CampaignView, folder: Path) -> list[Block]:
 def _plots(lab: Lab, view: CampaignView) -> list[Block]:
     blocks: list[Block] = [Heading("Plots"),
                            Picture("progress.png", "score per trial", plots.progress_png(view)),
-                           Picture("lineage.png", "lineage", plots.lineage_png(view))]
+                           Picture("lineage.png", "lineage",
+                                   plots.lineage_png(campaign_view.build(lab, view.id, plots.LINEAGE_TRIALS)))]
     if view.runs:
         run = plots.default_run(view)
         blocks.append(Picture("telemetry.png", f"run {run} telemetry",
@@ -212,7 +213,8 @@ def build(lab: Lab, view: CampaignView, folder: Path) -> list[Block]:
 # ------------------------------------------------------------------ markdown
 
 _MD_INLINE = re.compile(r"([\\`*_\[\]|~])")
-_MD_LINE_START = re.compile(r"^(\d*)([#>+=.)-])")
+_MD_LIST_NUMBER = re.compile(r"^(\d+)([.)])(?=\s|$)")
+_MD_LINE_START = re.compile(r"^([#>+=-])")
 
 
 def md_text(text: str) -> str:
@@ -220,7 +222,7 @@ def md_text(text: str) -> str:
     table cells or block structure of its own."""
     flat = " ".join(text.split())
     escaped = _MD_INLINE.sub(r"\\\1", html.escape(flat, quote=False))
-    return _MD_LINE_START.sub(r"\1\\\2", escaped)
+    return _MD_LINE_START.sub(r"\\\1", _MD_LIST_NUMBER.sub(r"\1\\\2", escaped))
 
 
 def _fence(text: str) -> str:
