@@ -49,6 +49,25 @@ HARDENED = ["--network", "none", "--cap-drop", "ALL", "--security-opt", "no-new-
             "--user", "65534:65534"]
 
 
+def bare_bwrap_latency(cwd: Path) -> float:
+    """The same bubblewrap sandbox a local run gets (user namespace, seccomp, allowlist),
+    started directly: the reference for what run_start adds on top of it."""
+    import os
+
+    from sotalab.tools.runs import seccomp
+
+    fd = seccomp.program_fd()
+    argv = sandbox.bwrap_argv(CLOCK, cwd=str(cwd), writable=[str(cwd)], readable=[],
+                              hidden=list(sandbox.unreadable_system_entries()), gpu_ids=[],
+                              seccomp_fd=fd, tmp_bytes=1 << 30)
+    try:
+        t0 = time.time()
+        out = subprocess.run(argv, capture_output=True, text=True, check=True, pass_fds=[fd]).stdout
+    finally:
+        os.close(fd)
+    return child_clock(out) - t0
+
+
 def docker_run_latency(flags=("--network", "none")) -> float:
     t0 = time.time()
     out = subprocess.run(["docker", "run", "--rm", *flags, DEFAULT_IMAGE, *CLOCK],
@@ -74,8 +93,11 @@ def launch_overhead(lab: Lab, cwd: Path, rounds: int, with_docker: bool) -> list
     popen = median_ms(popen_latency, rounds)
     rows.append(("bare Popen (reference)", popen, None))
     if sandbox.bwrap_works():
+        bare = median_ms(lambda: bare_bwrap_latency(cwd), rounds)
+        rows.append(("bare bwrap, same sandbox (reference)", bare, popen))
         bw = median_ms(lambda: run_start_latency(lab, cwd), rounds)
         rows.append(("run_start, local, bubblewrap", bw, popen))
+        rows.append(("run_start, local, bubblewrap (vs bare bwrap)", bw, bare))
     pg = median_ms(lambda: _process_group(lab, cwd), rounds)
     rows.append(("run_start, local, process group", pg, popen))
     if with_docker:
@@ -139,6 +161,20 @@ def deadline_precision(lab: Lab, cwd: Path, rounds: int) -> list[float]:
     return lags
 
 
+def open_trial_worktree(lab: Lab) -> Path:
+    """run_start works only in an open trial's worktree: a campaign, its baseline and one trial."""
+    from sotalab.tools import workspaces
+
+    spec = {"name": "bench", "objective": {"metric": "accuracy", "direction": "max"},
+            "evaluator": {"command": ["true"], "metrics": [{"name": "accuracy", "regex": "accuracy=([0-9.]+)"}]}}
+    cid = invoke(lab, "campaign_create", spec)["id"]
+    invoke(lab, "trial_create", {"campaign": cid, "kind": "baseline"})
+    tid = invoke(lab, "trial_create", {"campaign": cid, "kind": "param", "hypothesis": "bench"})["id"]
+    path = workspaces.worktree_path(lab, cid, tid)
+    path.mkdir(parents=True)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=9)
@@ -147,8 +183,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         lab = Lab.open(Path(tmp) / "lab")
-        cwd = lab.path("workspaces", "bench")
-        cwd.mkdir()
+        cwd = open_trial_worktree(lab)
         queue.enable_launcher(lab)  # as the server's start_dispatcher does
         with_docker = not args.no_docker and subprocess.run(
             ["docker", "image", "inspect", DEFAULT_IMAGE], capture_output=True).returncode == 0

@@ -392,10 +392,11 @@ def _interpreter(req: RunRequest) -> str | None:
 
 
 def hidden_paths(lab: Lab, req: RunRequest) -> list[str]:
-    """What a local sandbox covers where a mounted path would show it: the lab home and
-    the local directory the campaign was cloned from (it still holds the held-out files).
-    Nothing else of the host is mounted, so the user's credentials need no list."""
-    hidden = [str(lab.home)]
+    """What a local sandbox covers where a mounted path would show it: the lab home, the
+    local directory the campaign was cloned from (it still holds the held-out files), and
+    what an ordinary user could not read in the mounted system directories. Nothing else
+    of the host is mounted, so the user's credentials need no list."""
+    hidden = [str(lab.home), *sandbox.unreadable_system_entries()]
     row = lab.db.execute("SELECT repo_url FROM campaigns WHERE id = ?", [req.campaign_id]).fetchone() \
         if req.campaign_id is not None else None
     url = row[0] if row and row[0] else ""

@@ -32,6 +32,7 @@ import re
 import shutil
 import stat
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,11 +120,18 @@ def interpreter_roots(path_prefix: list[str]) -> list[str]:
     return list(dict.fromkeys(roots))
 
 
-@functools.lru_cache(maxsize=1)
+_unreadable_cache: dict[str, tuple[float, tuple[str, ...]]] = {}
+UNREADABLE_TTL_S = 60.0  # walking /etc costs tens of ms on a busy machine; it changes rarely
+
+
 def unreadable_system_entries() -> tuple[str, ...]:
     """Entries of the mounted system directories that an ordinary user may not read
     (``/etc/shadow``, ``/etc/ssl/private``, service keys): covered in every run, since
-    a root server's run is host uid 0 and would otherwise read them as their owner."""
+    a root server's run is host uid 0 and would otherwise read them as their owner.
+    The queue passes them in the run's ``hidden`` list, so supervisors never walk /etc."""
+    cached = _unreadable_cache.get("etc")
+    if cached and time.monotonic() - cached[0] < UNREADABLE_TTL_S:
+        return cached[1]
     found = []
     for top in ("/etc",):
         for root, dirs, files in os.walk(top):
@@ -139,6 +147,7 @@ def unreadable_system_entries() -> tuple[str, ...]:
                 if mode & needed != needed:
                     found.append(path)
             dirs[:] = [d for d in dirs if os.path.join(root, d) not in found]
+    _unreadable_cache["etc"] = (time.monotonic(), tuple(found))
     return tuple(found)
 
 
@@ -155,7 +164,8 @@ def bwrap_problem() -> str | None:
         return f"no seccomp filter for this architecture ({os.uname().machine})"
     fd = seccomp.program_fd()
     try:
-        probe = subprocess.run(bwrap_argv(["true"], cwd="/", writable=[], readable=[], hidden=[], gpu_ids=[],
+        probe = subprocess.run(bwrap_argv(["true"], cwd="/", writable=[], readable=[],
+                                          hidden=list(unreadable_system_entries()), gpu_ids=[],
                                           seccomp_fd=fd, tmp_bytes=1 << 20),
                                capture_output=True, text=True, timeout=10, pass_fds=[fd])
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -241,7 +251,7 @@ def bwrap_argv(argv: list[str], *, cwd: str, writable: list[str], readable: list
                (SANDBOX_HOME, 0, ["--size", str(16 << 20), "--tmpfs", SANDBOX_HOME])]
     mounts += [(p, 1, ["--ro-bind", p, p]) for p in readable]
     roots = [dest for dest, _, _ in mounts]
-    for path in [*unreadable_system_entries(), *hidden]:
+    for path in hidden:
         if os.path.lexists(path) and any(_under(path, root) and path != root for root in roots):
             cover = ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
             mounts.append((path, 2, cover))

@@ -71,8 +71,10 @@ class LocalChild:
             pids_rlimit = None if self.cgroup else spec["pids_max"]
             seccomp_fd = seccomp.program_fd()
             pass_fds.append(seccomp_fd)
+            # A cluster node's own /etc is only known here (its spec comes without layers).
+            hidden = spec["hidden"] + ([] if spec.get("layers") else list(sandbox.unreadable_system_entries()))
             argv = sandbox.bwrap_argv(argv, cwd=spec["cwd"], writable=spec["writable"],
-                                      readable=spec["readable"], hidden=spec["hidden"],
+                                      readable=spec["readable"], hidden=hidden,
                                       gpu_ids=spec["gpu_ids"], seccomp_fd=seccomp_fd,
                                       tmp_bytes=spec["tmp_bytes"], pids_rlimit=pids_rlimit)
         if self.cgroup is None and self.layers["limits"][0].startswith("cgroup"):
