@@ -205,3 +205,15 @@ def test_nothing_a_held_out_run_writes_reaches_a_tool(tinynet):
         with pytest.raises(LabError, match="sealed"):
             tinynet.call("run_logs", run=run_id)
     assert not list(tinynet.lab.path("evals").iterdir())  # its exports are gone
+
+
+def test_in_process_metric_printed_by_trial_code_after_the_evaluator_does_not_count(in_process):
+    """An atexit handler writing its own accuracy line straight to fd 1 would be the last
+    match the regex sees; only a value the evaluator's own code printed counts."""
+    source = (TINYNET / "repo" / "train.py").read_text()
+    late = ("import atexit, os\n"
+            "atexit.register(lambda: os.write(1, b'accuracy=0.9900\\n'))\n")
+    tid = _new_trial(in_process, {"train.py": source.replace("import numpy as np\n", "import numpy as np\n" + late, 1)})
+    result = in_process.call("trial_evaluate", trial=tid)
+    assert result["label"] == "metric_missing" and result["score"] is None
+    assert 0.99 not in result["seed_scores"].values()

@@ -92,6 +92,12 @@ class Evaluator(BaseModel):
         return self
 
     @property
+    def scripts(self) -> list[str]:
+        """The evaluator's own script files named in its commands (evaluator code, like protected files)."""
+        return [a for a in [*(self.command or []), *(self.predict or []), *(self.score or [])]
+                if re.search(r"\.(py|sh|R|jl|lua)$", a)]
+
+    @property
     def integrity(self) -> str:
         """The integrity level every score of this evaluator is recorded with."""
         return "isolated" if self.predict else "in_process"

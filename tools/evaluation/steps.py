@@ -22,11 +22,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import ledger
+from .. import ledger, protected
 from ..campaigns import Campaign
 from ..errors import LabError
 from ..home import Lab
-from ..runs import logcap, queue
+from ..runs import events, logcap, queue
 from . import metrics
 
 HOOK_DIR = Path(__file__).resolve().parent / "hook"
@@ -140,12 +140,33 @@ class Runner:
         output = logcap.read_text(Path(row["run_dir"]))
         found, missing = ({}, []) if step.kind == "predict" else \
             metrics.extract(self.campaign.evaluator.metrics, output, step.workdir)
+        if step.kind == "in_process":
+            found, missing = self._printed_by_evaluator(Path(row["run_dir"]), found, missing)
         wall = (ledger.loads(row["telemetry"], {}) or {}).get("wall_s")
         primary_missing = self.campaign.objective.metric in missing
         label = metrics.classify(row["status"], row["outcome"], wall, output, primary_missing)
         if step.kind != "predict":
             self.lab.db["runs"].update(step.run_id, {"metrics": ledger.dumps(found)})
         return StepResult(step, row, output, label, found, missing)
+
+
+    def _printed_by_evaluator(self, run_dir: Path, found: dict[str, float],
+                              missing: list[str]) -> tuple[dict[str, float], list[str]]:
+        """In one interpreter, trial code can print a metric line after the evaluator's
+        (an atexit handler, a thread, os.write): a regex metric counts only when the
+        runtime hook saw the evaluator's own code print that value."""
+        records = events.read(run_dir)
+        if not any(r.get("ev") == "start" for r in records):
+            return found, missing  # not a Python evaluator: no hook, the runtime check says so
+        evaluator_code = [*self.campaign.protected_paths, *self.campaign.evaluator.scripts]
+        printed = "\n".join(str(r.get("text", "")) for r in records if r.get("ev") == "metric_print"
+                            and protected.matches(str(r.get("by") or "").rsplit(":", 1)[0], evaluator_code))
+        by_evaluator, _ = metrics.extract([m for m in self.campaign.evaluator.metrics if m.regex], printed, None)
+        disowned = [name for name, value in found.items()
+                    if any(m.name == name and m.regex for m in self.campaign.evaluator.metrics)
+                    and by_evaluator.get(name) != value]
+        return ({k: v for k, v in found.items() if k not in disowned},
+                [m.name for m in self.campaign.evaluator.metrics if m.name in missing or m.name in disowned])
 
 
 def outputs_of(row: dict) -> Path:
