@@ -3,8 +3,11 @@
 Threat: the settings (partition, account, extra flags) come from tool callers, so
 sbatch is called with an argv list, never a shell; flags are validated where they are
 set (``execution.SlurmSettings``) and the flags that tie the job to its run
-directory, script and environment cannot be overridden. The job gets only
-``cluster.JOB_ENV`` from the server's environment (``--export``), never its tokens.
+directory, script and environment cannot be overridden. sbatch itself runs with
+``cluster.JOB_ENV`` and what the Slurm client needs (its config, munge, PATH, HOME),
+never the server's tokens, and exports all of that (``--export=ALL``): an explicit
+variable list makes Slurm load the user's login environment on the node first
+(``--get-user-env``), about 3 s per job on the test cluster.
 
 Resources: ``--cpus-per-task`` (the run's CPUs, else the settings' default),
 ``--gres=gpu:N`` for GPUs, ``--mem`` from the memory budget (plus room for the
@@ -42,11 +45,11 @@ def _slurm(argv: list[str], env: dict | None = None) -> subprocess.CompletedProc
                        hint="check that slurmctld is up (sinfo) and reachable from the server") from None
 
 
-def sbatch_argv(run_id: int, run_dir: Path, resources: JobResources, settings, env_names: list[str]) -> list[str]:
+def sbatch_argv(run_id: int, run_dir: Path, resources: JobResources, settings) -> list[str]:
     argv = ["sbatch", "--parsable", f"--job-name=sotalab-run-{run_id}", f"--chdir={run_dir}",
             f"--output={run_dir}/cluster.log", "--nodes=1", "--ntasks=1",
             f"--cpus-per-task={resources.cpus}", f"--time={math.ceil(resources.time_limit_s / 60)}",
-            f"--export={','.join(env_names) or 'NONE'}"]
+            "--export=ALL"]
     if resources.gpus:
         argv.append(f"--gres=gpu:{resources.gpus}")
     if resources.memory_mb:
@@ -67,7 +70,7 @@ class SlurmExecutor:
         script.write_text(f"#!/bin/sh\n# sotalab run {run_id}: the supervisor is the payload\n"
                           f"exec {entrypoint_text(run_dir, settings.python)}\n")
         script.chmod(0o755)
-        done = _slurm(sbatch_argv(run_id, run_dir, resources, settings, sorted(env)), env={**_client_env(), **env})
+        done = _slurm(sbatch_argv(run_id, run_dir, resources, settings), env={**_client_env(), **env})
         if done.returncode != 0:
             raise LabError(f"sbatch refused the job: {done.stderr.strip()[:500]}",
                            hint="check the partition, account, QoS and extra flags (execution_get), and that "
