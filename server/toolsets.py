@@ -4,7 +4,8 @@ Every tool a host lists costs context in every model request, and some hosts cap
 number of tools, so a host sees what its work needs:
 
 - ``default``: the research loop end to end in 30 tools (what the shipped host configs serve);
-- an area (``lab``, ``papers``, ``code``, ``envs``, ``runs``, ``evaluation``) to add to it;
+- an area (``lab``, ``papers``, ``code``, ``envs``, ``runs``, ``evaluation``, ``team``: leases, surfaces
+  and parent choice for several agents on one campaign, ``cluster``: executors) to add to it;
 - a role (``init``, ``scheduler``, ...): the tools its skill lists (``allowed-tools``);
 - ``roles``: every role's tools (what the Claude Code plugin's subagents need);
 - ``all``: every tool.
@@ -30,6 +31,9 @@ AREAS: dict[str, tuple[str, ...]] = {
              "gpu_status"),
     "evaluation": ("trial_evaluate", "audit_trial", "audit_get", "audit_list", "campaign_finalize",
                    "campaign_plot"),
+    "team": ("idea_next", "lease_take", "lease_release", "surfaces_get", "surfaces_set", "trial_surface_set",
+             "parent_pick"),
+    "cluster": ("execution_get", "execution_set", "lab_status", "gpu_status", "run_status", "run_list", "run_cancel"),
 }
 
 DEFAULT = (
