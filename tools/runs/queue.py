@@ -557,12 +557,24 @@ def cancel(lab: Lab, run_id: int) -> str:
     return "the supervisor had already ended"
 
 
-def wait(lab: Lab, run_id: int, timeout_s: float, on_tick=None, poll_s: float = 0.1) -> dict:
-    """Block until the run ends or ``timeout_s`` passes; returns its ledger row."""
+def wait(lab: Lab, run_id: int, timeout_s: float, on_tick=None, poll_s: float = 0.1,
+         dispatch_every_s: float = 1.0) -> dict:
+    """Block until the run ends or ``timeout_s`` passes; returns its ledger row.
+
+    Every ``poll_s`` it only looks for the run's status file (a stat); it dispatches the
+    whole queue when that file appears and every ``dispatch_every_s`` besides. Why: a
+    dispatch costs milliseconds, and several agents each waiting on an evaluation would
+    otherwise spend a good part of a core dispatching ten times a second. Runs waiting
+    for a slot lose nothing: an ending supervisor dispatches on its own.
+    """
     end = time.monotonic() + timeout_s
     last_tick = 0.0
+    last_dispatch = -dispatch_every_s
+    status_file = lab.path("runs", run_id, "status.json")
     while True:
-        dispatch(lab)
+        if status_file.exists() or time.monotonic() - last_dispatch >= dispatch_every_s:
+            dispatch(lab)
+            last_dispatch = time.monotonic()
         row = get_row(lab, run_id)
         now = time.monotonic()
         if row["status"] in TERMINAL or now >= end:
