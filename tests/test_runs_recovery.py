@@ -44,7 +44,7 @@ def test_server_killed_mid_run_then_reconcile(lab, executor):
     mark = unique_sleep()
     runs = {
         "finished": ["echo finished-while-down", "auto"],
-        "running": ["sleep 2; echo still-ran", "auto"],
+        "running": ["sleep 8; echo still-ran", "auto"],  # long enough to outlast the other launches on a busy machine
         # Plain process group or a container: the run outlives its supervisor until reconcile kills it.
         "vanished": [f"echo before-vanish; sleep {mark}", "process-group"],
     }

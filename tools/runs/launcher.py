@@ -2,7 +2,9 @@
 
 Starting a supervisor as a fresh Python process costs tens of milliseconds of
 interpreter start-up and imports (more for the Docker client). The launcher is started
-once, imports everything a supervisor needs, and forks a supervisor per request. It is
+once, imports everything a supervisor needs, and forks one per request (running
+``supervise.main``: supervise, record the end, dispatch). Clients talk to it through
+``launcher_client``. It is
 single-threaded, so forking is safe, and it opens no database: each supervisor opens
 its own ledger connection at the end.
 
@@ -23,44 +25,13 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-SOCKET = "launcher.sock"
-LOCK = "launcher.lock"
+from .launcher_client import CONNECT_TIMEOUT_S, LOCK, SOCKET
+
 IDLE_S = 120.0
-CONNECT_TIMEOUT_S = 2.0
-
-
-def spawn(runs_dir: Path, run_dir: Path) -> int | None:
-    """Ask the lab's launcher to fork a supervisor for ``run_dir``; its pid, or None
-    when no launcher answers."""
-    path = runs_dir / SOCKET
-    if not path.exists():
-        return None
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(CONNECT_TIMEOUT_S)
-            conn.connect(str(path))
-            conn.sendall(str(run_dir).encode() + b"\n")
-            reply = json.loads(conn.makefile("rb").readline() or b"{}")
-    except (OSError, ValueError):
-        return None
-    return reply.get("pid")
-
-
-def start_detached(runs_dir: Path, home: Path, env: dict[str, str]) -> None:
-    """Start a launcher for the lab in its own session, owned by this process (it
-    leaves once this process and its own supervisors are gone); returns at once."""
-    import psutil
-
-    owner = f"{os.getpid()}:{psutil.Process().create_time()}"
-    with open(runs_dir / "launcher.log", "ab") as log:
-        subprocess.Popen([sys.executable, "-m", "sotalab.tools.runs.launcher", str(home), owner], cwd=runs_dir,
-                         env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                         start_new_session=True, close_fds=True)
 
 
 def _preload() -> None:
@@ -69,7 +40,7 @@ def _preload() -> None:
     import sqlite_utils  # noqa: F401  # the end-of-run ledger write: 0.4-1.2 s per run if each fork imported it
 
     from .. import home, ledger  # noqa: F401
-    from . import queue, supervisor, telemetry  # noqa: F401
+    from . import supervise, telemetry  # noqa: F401
 
     try:
         from . import docker_exec
@@ -162,9 +133,9 @@ def _fork_supervisor(conn, server, lock, runs_dir: Path) -> int | None:
         os.close(log)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
-        from . import supervisor
+        from . import supervise
 
-        code = supervisor.main([str(run_dir)])
+        code = supervise.main([str(run_dir)])
     except BaseException:
         import traceback
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from .. import execution, ledger
 from ..errors import InvalidInput, LabError
 from ..home import Lab
-from . import cluster_runs, events, launcher, sandbox
+from . import cluster_runs, events, launcher_client, sandbox
 from .logcap import DEFAULT_CAP_BYTES, write_json_atomic
 from .records import TERMINAL, get_row, read_status, record_end
 from .records import end_without_start as _end_without_start
@@ -350,7 +350,7 @@ def _launch(lab: Lab, row: dict, gpu_ids: list[int]) -> None:
         "home_tag": hashlib.sha256(str(lab.home).encode()).hexdigest()[:8],
     }
     if cluster:
-        spec.update(gpus_wanted=ledger.loads(row["resources"], {}).get("gpus") or 0, record_in_ledger=False)
+        spec.update(gpus_wanted=ledger.loads(row["resources"], {}).get("gpus") or 0)
         write_json_atomic(run_dir / "spec.json", spec, durable=False)
         cluster_runs.submit(lab, run_id, run_dir, req)
         return
@@ -414,17 +414,17 @@ def _start_supervisor(lab: Lab, run_dir: Path) -> int:
     """Fork the supervisor from the lab's launcher (fast), or start it as its own
     process and start a launcher for the next run."""
     runs_dir = lab.path("runs")
-    pid = launcher.spawn(runs_dir, run_dir)
+    pid = launcher_client.spawn(runs_dir, run_dir)
     if pid:
         return pid
     sup_env = {k: os.environ[k] for k in SUPERVISOR_ENV if k in os.environ}
     with open(run_dir / "supervisor.log", "ab") as sup_log:
-        proc = subprocess.Popen([sys.executable, "-m", "sotalab.tools.runs.supervisor", str(run_dir)],
+        proc = subprocess.Popen([sys.executable, "-m", "sotalab.tools.runs.supervise", str(run_dir)],
                                 cwd=run_dir, env=sup_env, stdin=subprocess.DEVNULL, stdout=sup_log,
                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
     _children[proc.pid] = proc
     if str(lab.home) in _launcher_homes:
-        launcher.start_detached(runs_dir, lab.home, sup_env)
+        launcher_client.start_detached(runs_dir, lab.home, sup_env)
     return proc.pid
 
 
@@ -433,8 +433,8 @@ def enable_launcher(lab: Lab) -> None:
     whenever a run finds none. For long-lived servers: one-shot callers (CLI, tests)
     start supervisors as plain processes and leave no launcher behind."""
     _launcher_homes.add(str(lab.home))
-    if not lab.path("runs", launcher.SOCKET).exists():
-        launcher.start_detached(lab.path("runs"), lab.home,
+    if not lab.path("runs", launcher_client.SOCKET).exists():
+        launcher_client.start_detached(lab.path("runs"), lab.home,
                                 {k: os.environ[k] for k in SUPERVISOR_ENV if k in os.environ})
 
 

@@ -1,14 +1,17 @@
 """The run supervisor: one small detached process per run.
 
-    python -m sotalab.tools.runs.supervisor <run_dir>
+    python -m sotalab.tools.runs.supervisor <run_dir>   (what a cluster job runs)
+    python -m sotalab.tools.runs.supervise <run_dir>    (locally: then records the end)
 
 It reads ``spec.json`` from the run directory, starts the run in its own process group
 (sandboxed with bubblewrap when the spec says so) or in a Docker container, and stays
 with it to the end: it enforces the deadline (TERM, a grace period, then KILL of
 everything the run started), watches the memory of the whole process tree and the GPU
 memory of the run's own processes against the budget, writes the capped log, samples
-telemetry, and finally writes ``status.json`` atomically and records the end in the
-ledger. It runs in its own session, so it outlives the server that started it.
+telemetry, and finally writes ``status.json`` atomically. Recording the end in the
+ledger and starting the next run belong to ``supervise.py``: the lowest process never
+imports the scheduler. It runs in its own session, so it outlives the server that
+started it.
 
 Imports are kept to the standard library until the run has started, so the launch
 overhead stays small.
@@ -351,8 +354,9 @@ def _describe_exit(code: int | None) -> str:
     return f"exited {code}"
 
 
-def main(argv: list[str]) -> int:
-    run_dir = Path(argv[0]).resolve()
+def supervise(run_dir: Path) -> tuple[dict, dict]:
+    """Supervise the run in ``run_dir`` to its end; its spec and final status (also
+    written to ``status.json``). The ledger is left alone: see supervise.py."""
     sup = Supervisor(run_dir)
     try:
         status = sup.run()
@@ -366,17 +370,11 @@ def main(argv: list[str]) -> int:
             pass  # it never started
         status = sup._status("failed", "supervisor_error", f"the supervisor failed: {exc}; the run was killed",
                              None, stamp(), {})
-    if not sup.spec.get("record_in_ledger", True):
-        return 0  # a cluster job: the server collects status.json (the ledger need not be on the node's storage)
-    # Record the end and start whatever was waiting for this run's slot. The status
-    # file is already on disk, so a failure here loses nothing: reconcile reads it.
-    from ..home import Lab
-    from . import queue
+    return sup.spec, status
 
-    os.environ["SOTALAB_CPU_SLOTS"] = str(sup.spec["cpu_slots"])
-    lab = Lab.open(sup.spec["home"])
-    queue.record_end(lab, sup.spec["run_id"], status)
-    queue.dispatch(lab)
+
+def main(argv: list[str]) -> int:
+    supervise(Path(argv[0]).resolve())
     return 0
 
 
