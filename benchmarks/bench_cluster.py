@@ -100,15 +100,16 @@ async def sotalab_runs(url: str, worktree: str, runs: int, agents: int, campaign
         for _ in range(runs):
             result = await session.call_tool("run_start", {"cwd": worktree, "command": COMMAND})
             ids.append(result.structured_content["id"])
-        pending = set(ids)
-        while pending:
-            page = (await session.call_tool("run_list", {"limit": 200})).structured_content["runs"]
-            pending -= {r["id"] for r in page if r["status"] not in ("queued", "running")}
+        async def count(status: str) -> int:
+            result = await session.call_tool("run_list", {"status": status, "limit": 1})
+            return result.structured_content["total"]
+
+        while await count("queued") + await count("running"):
             await asyncio.sleep(0.2)
         elapsed = time.perf_counter() - started
-        failed = [r for r in page if r["id"] in ids and r["status"] != "succeeded"]
-        if failed:
-            raise RuntimeError(f"{len(failed)} runs did not succeed, e.g. {failed[0]}")
+        succeeded = await count("succeeded")
+        if succeeded != len(ids):
+            raise RuntimeError(f"only {succeeded} of {len(ids)} runs succeeded")
     stop.set()
     await asyncio.gather(*workers)
     return elapsed, latencies

@@ -111,6 +111,7 @@ def restarted_server_reconciles(lab: Lab, worktree) -> None:
     fresh = Lab.open(lab.home)
     cluster_runs._last_poll.clear()
     report = reconcile.reconcile(fresh)
+    assert fast in report["collected"] and slow in report["reattached"], report
     assert queue.get_row(fresh, fast)["status"] == "succeeded", report
     assert queue.get_row(fresh, slow)["status"] in ("queued", "running")
     row = queue.wait(fresh, slow, 60)

@@ -61,9 +61,12 @@ def submit(lab: Lab, run_id: int, run_dir: Path, req) -> None:
                    [job, f"submitted to {req.executor} as job {job}", run_id])
 
 
-def advance(lab: Lab, *, force: bool = False) -> None:
+def advance(lab: Lab, *, force: bool = False) -> dict[str, list[int]]:
     """Bring every active cluster run up to date: ends from status.json at once, the
-    cluster's view of the rest at most once per POLL_INTERVAL_S."""
+    cluster's view of the rest at most once per POLL_INTERVAL_S (``force``: now).
+    Returns run ids by what happened: collected (ended with a status), lost (the job
+    ended without one), reattached (the cluster still holds the job)."""
+    report: dict[str, list[int]] = {"collected": [], "lost": [], "reattached": []}
     rows = lab.db.query("SELECT id, executor, cluster_job, status, run_dir, created_at, budget, reason, resources "
                         "FROM runs WHERE status IN ('queued', 'running') AND cluster_job IS NOT NULL")
     open_rows = []
@@ -71,10 +74,11 @@ def advance(lab: Lab, *, force: bool = False) -> None:
         status = read_status(row["run_dir"])
         if status is not None:
             _record_end(lab, row, status)
+            report["collected"].append(row["id"])
         else:
             open_rows.append(row)
     if not open_rows or not _poll_due(lab, force):
-        return
+        return report
     groups: dict[tuple[str, str], list[dict]] = {}
     for row in open_rows:
         snapshot = json.loads((Path(row["run_dir"]) / "request.json").read_text()).get("cluster", {})
@@ -85,7 +89,8 @@ def advance(lab: Lab, *, force: bool = False) -> None:
         if states is None:
             continue  # the cluster did not answer: change nothing
         for row in members:
-            _follow(lab, row, states.get(row["cluster_job"]), settings)
+            report[_follow(lab, row, states.get(row["cluster_job"]), settings)].append(row["id"])
+    return report
 
 
 def _poll_due(lab: Lab, force: bool) -> bool:
@@ -97,10 +102,11 @@ def _poll_due(lab: Lab, force: bool) -> bool:
         return True
 
 
-def _follow(lab: Lab, row: dict, state, settings) -> None:
+def _follow(lab: Lab, row: dict, state, settings) -> str:
+    """Act on what the cluster says of one run's job; what happened (advance's report)."""
     name, job = row["executor"], row["cluster_job"]
     if state is None or state.phase == "unknown":
-        return
+        return "reattached"
     if state.phase == "pending":
         if row["status"] != "queued":
             return
@@ -115,20 +121,21 @@ def _follow(lab: Lab, row: dict, state, settings) -> None:
             end_without_start(lab, row["id"], "failed", "pending_timeout",
                               f"{name} held job {job} {state.detail} for {waited:.0f} s, over the pending timeout of "
                               f"{limit:g} s; ask for fewer resources, another partition, or raise pending_timeout_s")
-        elif row["reason"] != f"{name} job {job}: {state.detail}":
+            return "collected"
+        if row["reason"] != f"{name} job {job}: {state.detail}":
             lab.db.execute("UPDATE runs SET reason = ? WHERE id = ? AND status = 'queued'",
                            [f"{name} job {job}: {state.detail}", row["id"]])
-        return
+        return "reattached"
     if state.phase == "running":
         if row["status"] == "queued":
             lab.db.execute("UPDATE runs SET status = 'running', reason = NULL, started_at = ?, resources = ? "
                            "WHERE id = ? AND status = 'queued'", [ledger.now(), _placement(row), row["id"]])
-        return
+        return "reattached"
     # Ended. The supervisor writes its status before it exits, so a status now is the end.
     status = read_status(row["run_dir"])
     if status is not None:
         _record_end(lab, row, status)
-        return
+        return "collected"
     driver_log = executor(name).driver_log(job, settings)
     if driver_log:
         (Path(row["run_dir"]) / "cluster.log").write_text(driver_log)
@@ -136,6 +143,7 @@ def _follow(lab: Lab, row: dict, state, settings) -> None:
                    "WHERE id = ? AND status IN ('queued', 'running')",
                    [f"{name} job {job} ended ({state.detail}) without the supervisor's final status; "
                     f"its log and {name}'s own output (cluster.log) are kept", ledger.now(), row["id"]])
+    return "lost"
 
 
 def _placement(row: dict) -> str:

@@ -3,7 +3,9 @@
 Still running (its supervisor is alive): reattach, i.e. keep tracking it. Ended while
 the server was down: collect status, telemetry and exit code from the run directory.
 Vanished (supervisor gone, no status): mark it lost, kill what it left, keep its log.
-Queued runs are then dispatched as usual. A trial left ``evaluating`` by a server that
+Cluster runs are asked of their cluster (Slurm, Ray) the same way: a job still held is
+reattached, one that ended is collected from its status file or marked lost. Queued runs
+are then dispatched as usual. A trial left ``evaluating`` by a server that
 died mid-evaluation (no evaluation run of it still active) is reopened, so it can be
 evaluated again.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from .. import ledger
 from ..home import Lab
-from . import queue
+from . import cluster_runs, queue
 
 
 def reconcile(lab: Lab) -> dict[str, list[int]]:
@@ -20,6 +22,8 @@ def reconcile(lab: Lab) -> dict[str, list[int]]:
     reattached, collected, lost (runs) and reopened (trials)."""
     with queue._dispatch_lock(lab):
         report = queue.collect(lab)
+        for outcome, ids in cluster_runs.advance(lab, force=True).items():  # jobs on Slurm or Ray
+            report[outcome] += ids
     report["reopened"] = _reopen_interrupted_evaluations(lab)
     queue.dispatch(lab)
     return report
