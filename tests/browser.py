@@ -105,12 +105,13 @@ class Browser:
         return result["result"].get("value")
 
     def wait_for(self, expression: str, timeout: float = 30, context: int | None = None):
-        """Poll ``expression`` until it is truthy; returns its value."""
+        """Poll ``expression`` until it is truthy; returns its value (true for an element)."""
         deadline = time.monotonic() + timeout
         last = None
+        probe = f"(() => {{ const value = ({expression}); return value instanceof Node ? true : value; }})()"
         while time.monotonic() < deadline:
             try:
-                last = self.evaluate(expression, context)
+                last = self.evaluate(probe, context)
             except PageError as exc:
                 last = exc
             if last and not isinstance(last, PageError):

@@ -23,7 +23,8 @@ from sotalab.tools.home import Lab
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = Path(os.environ.get("SOTALAB_TEST_ARTIFACTS", REPO / "test-artifacts"))
-LOOP = ('i=0; while [ $i -lt 900 ]; do echo "step $i <script>window.pwned=1</script>"; '
+# Long enough to outlive the module (it is cancelled at the end).
+LOOP = ('i=0; while [ $i -lt 9000 ]; do echo "step $i <script>window.pwned=1</script>"; '
         'i=$((i+1)); sleep 0.2; done')
 
 
@@ -36,7 +37,7 @@ def lab_state(tmp_path_factory):
     call(lab, "campaign_update", campaign=cid, status="active")  # the demo closed it; new trials need it open
     hostile = call(lab, "trial_create", campaign=cid, kind="param", hypothesis=HOSTILE)["id"]
     run = call(lab, "run_start", trial=hostile, command=["sh", "-c", LOOP], telemetry_hz=5,
-               budget={"wall_s": 240})["id"]
+               budget={"wall_s": 1800})["id"]
     yield {"home": home, "lab": lab, "campaign": cid, "hostile": hostile, "run": run}
     call(lab, "run_cancel", run=run)
 

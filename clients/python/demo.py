@@ -187,6 +187,9 @@ class Demo:
                                            hypothesis="the paper's code, unchanged"))["id"]
         self.ids["baseline"] = baseline_id
         baseline = await self.evaluate(baseline_id)
+        if baseline["score"] is None:  # the fix role diagnoses it next
+            self.note(f"baseline trial {baseline_id}: not scored, label {baseline['label']}")
+            return
         reported = campaign["objective"]["reported"]
         gap = baseline["score"] - reported
         ok = abs(gap) <= campaign["objective"]["reproduce_tolerance"]
