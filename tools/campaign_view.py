@@ -173,7 +173,8 @@ def _audit_brief(row: dict) -> AuditBrief:
     data = significance.get("data") or {}
     return AuditBrief(id=row["id"], depth=row["depth"], verdict=row["verdict"],
                       failed=[c["name"] for c in checks if c.get("verdict") == "fail"],
-                      integrity=integrity_of(row), gain=data.get("gain"), interval=data.get("interval"), p_value=data.get("p_value"),
+                      integrity=integrity_of(row), gain=data.get("gain"), interval=data.get("interval"),
+                      p_value=data.get("p_value"),
                       seeds=data.get("seeds"), created_at=row["created_at"])
 
 

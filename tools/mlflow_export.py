@@ -142,11 +142,13 @@ def _telemetry(lab: Lab, client, run_id: str, trial: TrialView, done: set[str]) 
 
 def _trial_report(view: CampaignView, trial: TrialView) -> str:
     audit = trial.audit
+    verdict = f"{audit.verdict} ({audit.depth}, failed: {', '.join(audit.failed) or 'none'})" if audit else "none"
     lines = [f"# Trial {trial.id} ({trial.kind}) of campaign {view.id} {view.name}", "",
-             "Hypothesis (as written by whoever created the trial):", "", "    " + trial.hypothesis.replace("\n", "\n    "),
+             "Hypothesis (as written by whoever created the trial):", "",
+             "    " + trial.hypothesis.replace("\n", "\n    "),
              "", f"- {view.metric}: {trial.score} \u00b1 {trial.score_std} (per seed: {trial.seed_scores})",
              f"- gain over the baseline: {trial.delta_baseline}", f"- label: {trial.label}",
-             f"- audit: {audit.verdict + ' (' + audit.depth + ', failed: ' + (', '.join(audit.failed) or 'none') + ')' if audit else 'none'}",
+             f"- audit: {verdict}",
              f"- integrity: {trial.integrity}", f"- commit: {trial.commit_sha}"]
     return "\n".join(lines) + "\n"
 

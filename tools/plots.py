@@ -214,7 +214,8 @@ def campaign_plot(lab: Lab, args: PlotIn) -> PlotOut:
         run_id = args.run if args.run is not None else default_run(view)
         owner = lab.db.execute("SELECT campaign_id FROM runs WHERE id = ?", [run_id]).fetchone()
         if owner is None or owner[0] != view.id:
-            raise NotFound(f"campaign {view.id} has no run {run_id}", hint=f"list its runs with run_list campaign={view.id}")
+            raise NotFound(f"campaign {view.id} has no run {run_id}",
+                           hint=f"list its runs with run_list campaign={view.id}")
         png = telemetry_png(run_series(lab, run_id), run_id)
         return PlotOut(campaign=view.id, kind=args.kind, run=run_id, images=[png_image(f"run {run_id} telemetry", png)])
     png = progress_png(view) if args.kind == "progress" else lineage_png(view)

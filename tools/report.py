@@ -84,7 +84,8 @@ def _objective(view: CampaignView) -> list[Block]:
     b = view.baseline
     source = b.reported_source
     where = (f"paper {source.paper}, table {source.table} ({source.caption or 'no caption'}), page {source.page}: "
-             f"row \u201c{source.row_header}\u201d, column \u201c{source.column_header}\u201d, cell \u201c{source.text}\u201d"
+             f"row \u201c{source.row_header}\u201d, column \u201c{source.column_header}\u201d, "
+             f"cell \u201c{source.text}\u201d"
              if source else "not traced to a paper table (no paper linked to the campaign, or no cell matches)")
     return [
         Heading("Objective"),
@@ -107,7 +108,8 @@ def _diff_text(trial: TrialView) -> str:
     stat = trial.diff_stat or {}
     if not stat:
         return "-"
-    return f"+{stat.get('insertions', 0)} -{stat.get('deletions', 0)} in {', '.join(stat.get('files', [])) or 'no files'}"
+    files = ", ".join(stat.get("files", [])) or "no files"
+    return f"+{stat.get('insertions', 0)} -{stat.get('deletions', 0)} in {files}"
 
 
 def _trials(view: CampaignView) -> list[Block]:
@@ -151,10 +153,10 @@ def _results(view: CampaignView) -> list[Block]:
     if claim is None:
         blocks.append(Para("No claim: no trial has a valid full audit of its current commit."))
     else:
+        p_value = "-" if claim.p_value is None else f"{claim.p_value:.3g}"
         blocks.append(Para(f"Best claim: trial {claim.trial}, validation {view.metric} {fmt(claim.score)}, gain "
                            f"{signed(claim.gain)} over the baseline across {claim.seeds or '-'} seeds, 95% interval "
-                           f"{interval_text(claim.interval)}, p = {'-' if claim.p_value is None else f'{claim.p_value:.3g}'} "
-                           f"(full audit {claim.audit})."))
+                           f"{interval_text(claim.interval)}, p = {p_value} (full audit {claim.audit})."))
     final = view.finalization
     if final:
         best, base = final.get("best", {}), final.get("baseline", {})
