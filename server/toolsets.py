@@ -22,7 +22,7 @@ ALWAYS = ("job_wait",)
 AREAS: dict[str, tuple[str, ...]] = {
     "lab": ("lab_status", "campaign_create", "campaign_get", "campaign_list", "campaign_update", "campaign_view",
             "leaderboard", "trial_create", "trial_get", "trial_list", "trial_lineage", "idea_add", "idea_list",
-            "idea_update", "note_add", "note_search", "job_wait", "job_list"),
+            "idea_update", "note_add", "note_search", "job_wait", "job_list", "trial_patch"),
     "papers": ("paper_search", "paper_fetch", "paper_read", "paper_tables", "paper_results"),
     "code": ("repo_clone", "workspace_list", "workspace_read", "workspace_write", "workspace_apply_patch",
              "workspace_diff", "workspace_verify", "trial_snapshot"),
@@ -30,7 +30,7 @@ AREAS: dict[str, tuple[str, ...]] = {
     "runs": ("run_start", "run_status", "run_wait", "run_logs", "run_metrics", "run_cancel", "run_list",
              "gpu_status"),
     "evaluation": ("trial_evaluate", "audit_trial", "audit_get", "audit_list", "campaign_finalize",
-                   "campaign_plot"),
+                   "campaign_plot", "campaign_report", "mlflow_export"),
     "team": ("idea_next", "lease_take", "lease_release", "surfaces_get", "surfaces_set", "trial_surface_set",
              "parent_pick"),
     "cluster": ("execution_get", "execution_set", "lab_status", "gpu_status", "run_status", "run_list", "run_cancel"),
