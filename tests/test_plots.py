@@ -87,3 +87,17 @@ def test_over_mcp_the_picture_is_image_content(campaign):
     # The base64 travels once, as the image; the JSON keeps the picture's description.
     assert result.structured_content["images"][0]["data"] is None
     assert image.data not in result.content[0].text
+
+
+def test_gpu_telemetry_gets_its_own_panel():
+    """No GPU here: the series as the NVML sampler writes it (tools/runs/telemetry.py),
+    with two GPUs, stands in for one."""
+    from sotalab.tools.plots import telemetry_png
+    from sotalab.tools.runs.telemetry import CPU_FIELDS, GPU_FIELDS
+
+    fields = CPU_FIELDS + [f"gpu{i}_{f}" for i in (0, 1) for f in GPU_FIELDS]
+    points = [[t, 50.0, 100.0 + t, 0, 0, 1] + [g * 10 + t, 1000 + 50 * t, 900, 200, 60, 1400, 0] * 2
+              for t in range(30) for g in [t % 3]]
+    cpu_only = Image.open(io.BytesIO(telemetry_png({"fields": CPU_FIELDS, "points": [p[:6] for p in points]}, 1)))
+    with_gpus = Image.open(io.BytesIO(telemetry_png({"fields": fields, "points": points}, 1)))
+    assert with_gpus.size[1] == 2 * cpu_only.size[1]
