@@ -199,3 +199,241 @@ def benchmark_paper() -> Paper:
     sections.append(Section("10 Sweep", 6, [sweep]))
     return Paper(title="A Benchmark Paper", authors="Grace Hopper", abstract="Synthetic paper for benchmarks.",
                  sections=sections)
+
+
+# ---------------------------------------------------------------- the shapes real papers take
+#
+# Drawn directly (text at positions, rules as lines), the way LaTeX prints: no space
+# characters between the cells of a row, booktabs rules, a side stamp set vertically.
+
+BODY = "tiro"  # Times
+BOLD = "tibo"
+STAMP = "arXiv:2106.01234v1  [cs.LG]  1 Jun 2021"
+HARD_TITLE = "Shapes of Real Tables: A Stress Test for Extraction"
+HARD_ABSTRACT = ("We print tables the way published papers do. A plot stands beside a table, captions sit below "
+                 "their tables, and long tables continue over pages. A method that reads them must keep every "
+                 "number where the authors put it.")
+OWN_CODE = "https://github.com/shapes-lab/real-tables"
+CITED_CODE = "https://github.com/other-lab/baseline-code"
+
+
+@dataclass
+class DrawnTable:
+    caption: str
+    header: list[list[str]]  # header lines; a cell "" leaves the place empty
+    rows: list[list[str]]
+    widths: list[float]  # column widths in points
+    bold: set = field(default_factory=set)  # (row, column) set in bold
+    caption_below: bool = False
+    spans: dict = field(default_factory=dict)  # (header line, column) -> columns a group title covers
+
+    def merged_header(self) -> list[str]:
+        """What the extraction should give as the header: the lines joined per column,
+        a group title given to every column under it."""
+        out = [[] for _ in self.widths]
+        for line_no, line in enumerate(self.header):
+            for c, text in enumerate(line):
+                if text:
+                    for covered in range(c, c + self.spans.get((line_no, c), 1)):
+                        out[covered].append(text)
+        return [" ".join(parts) for parts in out]
+
+
+def _draw_rows(page, x: float, y: float, table: DrawnTable, lines: list[list[str]], bold_rows: dict | None = None,
+               size: float = 8.0) -> float:
+    """Each line's cells left-aligned in their columns (no spaces between cells); returns the
+    y below the last line."""
+    import pymupdf
+
+    for r, line in enumerate(lines):
+        y += size * 1.35
+        for c, text in enumerate(line):
+            if not text:
+                continue
+            font = BOLD if bold_rows is not None and (r, c) in bold_rows else BODY
+            left = x + sum(table.widths[:c])
+            span = table.spans.get((r, c), 1) if bold_rows is None else 1
+            if c == 0:
+                left += 2  # the first column left-aligned, the others centred, as papers set them
+            else:  # a group title is centred over all the columns it spans (\multicolumn)
+                width = sum(table.widths[c:c + span])
+                left += (width - pymupdf.get_text_length(text, fontname=font, fontsize=size)) / 2
+            page.insert_text((left, y), text, fontname=font, fontsize=size)
+    return y + size * 0.45
+
+
+def draw_table(page, x: float, y: float, table: DrawnTable, size: float = 8.0) -> tuple[float, tuple]:
+    """A booktabs table (top rule, rule under the header, bottom rule) with its caption
+    above or below; returns (y below it all, the table's box without the caption)."""
+    width = sum(table.widths)
+    if not table.caption_below:
+        y = _caption(page, x, y, width, table.caption) + 4
+    top = y
+    page.draw_line((x, y), (x + width, y), width=0.8)
+    y = _draw_rows(page, x, y, table, table.header, size=size)
+    page.draw_line((x, y), (x + width, y), width=0.5)
+    y = _draw_rows(page, x, y, table, table.rows, table.bold, size=size)
+    page.draw_line((x, y), (x + width, y), width=0.8)
+    box = (x, top, x + width, y)
+    if table.caption_below:  # LaTeX: a small skip above a caption below, a float separation after it
+        return _caption(page, x, y + 6, width, table.caption) + 20, box
+    return y + 14, box
+
+
+def _caption(page, x: float, y: float, width: float, text: str) -> float:
+    import pymupdf
+
+    rect = pymupdf.Rect(x, y, x + width, y + 40)
+    page.insert_textbox(rect, text, fontname=BODY, fontsize=8.5)
+    lines = max(1, int(pymupdf.get_text_length(text, fontname=BODY, fontsize=8.5) // (width - 4)) + 1)
+    return y + lines * 8.5 * 1.25
+
+
+def _prose(page, x: float, y: float, width: float, lines: int, topic: str) -> float:
+    """Justified-looking prose: lines that fill the column and never repeat one layout."""
+    import pymupdf
+
+    words = [w for s in SENTENCES for w in s.split()]
+    k = sum(map(ord, topic))
+    for _ in range(lines):
+        line, used = [], 0.0
+        while True:
+            word = words[k % len(words)]
+            k += 1
+            step = pymupdf.get_text_length(word + " ", fontname=BODY, fontsize=9)
+            if used + step > width:
+                break
+            line.append(word)
+            used += step
+        y += 11
+        page.insert_text((x, y), " ".join(line), fontname=BODY, fontsize=9)
+    return y
+
+
+def _plot(page, box: tuple) -> None:
+    """A line plot: axes, grid lines, ticks with labels and two curves (no caption words)."""
+    x0, y0, x1, y1 = box
+    page.draw_line((x0, y1), (x1, y1), width=0.8)
+    page.draw_line((x0, y0), (x0, y1), width=0.8)
+    for i in range(1, 5):
+        gy = y1 - i * (y1 - y0) / 5
+        page.draw_line((x0, gy), (x1, gy), width=0.3, color=(0.7, 0.7, 0.7))
+        page.insert_text((x0 - 14, gy + 3), f"{20 * i}", fontname=BODY, fontsize=6)
+        gx = x0 + i * (x1 - x0) / 5
+        page.draw_line((gx, y1), (gx, y1 + 3), width=0.5)
+        page.insert_text((gx - 4, y1 + 10), f"{i * 10}", fontname=BODY, fontsize=6)
+    for shift, colour in ((0, (0.8, 0.1, 0.1)), (15, (0.1, 0.1, 0.8))):
+        points = [(x0 + t * (x1 - x0) / 20, y1 - (y1 - y0) * (1 - 0.9 ** t) * 0.8 - shift) for t in range(21)]
+        page.draw_polyline(points, color=colour, width=1)
+    page.insert_text((x0 + 40, y1 + 22), "epochs", fontname=BODY, fontsize=7)
+
+
+MAIN = DrawnTable(
+    "Table 1: Top-1 error (%) on ImageNet; lower is better. Best in bold.",
+    header=[["", "Top-1", "Top-5"], ["Method", "err. (%)", "err. (%)"]],
+    rows=[["VGG-16", "28.07", "9.33"], ["GoogLeNet", "-", "9.15"], ["PReLU-net", "24.27", "7.38"],
+          ["No clipping or penalty", "26.10", "8.20"], ["Clipping", "25.40", "7.90"], ["ResNet-152 (ours)", "19.38", "4.49"]],
+    widths=[82, 42, 42], bold={(5, 1), (5, 2)})
+BELOW_A = DrawnTable("Table 2: Accuracy (%) on CIFAR-10 with the caption below the table.",
+                     header=[["Model", "Acc. (%)", "Params (M)"]],
+                     rows=[["Baseline", "91.2", "11.2"], ["Wide", "93.4", "36.5"], ["Proposed", "95.1", "11.4"]],
+                     widths=[110, 60, 60], caption_below=True)
+BELOW_B = DrawnTable("Table 3: Perplexity on WikiText-103, the caption again below its table.",
+                     header=[["Model", "PPL", "Params (M)"]],
+                     rows=[["LSTM", "48.7", "151"], ["Transformer-XL", "24.0", "257"], ["Ours", "22.1", "250"]],
+                     widths=[110, 60, 60], caption_below=True)
+GROUPED = DrawnTable("Table 4: Results on two datasets; a group title spans its columns.",
+                     header=[["", "CIFAR-10", "", "CIFAR-100", ""], ["Method", "Acc.", "Err.", "Acc.", "Err."]],
+                     rows=[["SGD", "95.1", "4.9", "77.3", "22.7"], ["SAM", "96.3", "3.7", "80.2", "19.8"],
+                           ["Ours", "97.0", "3.0", "82.5", "17.5"]],
+                     widths=[90, 50, 50, 50, 50], spans={(0, 1): 2, (0, 3): 2})
+TALL = DrawnTable("Table 5: Every configuration of the sweep (a tall three-rule table).",
+                  header=[["Config", "LR", "Accuracy (%)", "Loss"]],
+                  rows=[[f"cfg-{i:02d}", f"{0.001 * (i + 1):.3f}", f"{70 + (i * 7) % 25}.{i % 10}", f"0.{(i * 37) % 1000:03d}"]
+                        for i in range(48)],
+                  widths=[110, 80, 90, 80])
+LONG_ROWS = [[f"task-{i:03d}", f"{60 + (i * 3) % 35}.{(i * 7) % 10}", f"{1 + i % 5}"] for i in range(120)]
+LONG = DrawnTable("Table 6: Per-task accuracy of the method over all tasks (continues over pages).",
+                  header=[["Task", "Accuracy", "Rank"]], rows=LONG_ROWS, widths=[150, 90, 90])
+CONTINUED_ROW = "Continued on next page"
+IMAGE_CAPTION = "Table 7: Results of the user study (printed as a picture)."
+
+
+def hard_paper() -> bytes:
+    """A paper with every shape that broke table extraction on real papers: a plot beside
+    a table, captions below their tables, cells without spaces between them, a two-line
+    header and a group title, a tall three-rule table, a table continued over pages with
+    its header repeated and "continued" lines, a table that is a picture, an arXiv side
+    stamp, a URL broken at a line end and a cited repository before the paper's own."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    doc.set_metadata({"title": "main.dvi", "author": "Ada Lovelace, Alan Turing"})
+    left, right, col_w = MARGIN, PAGE_W / 2 + GUTTER / 2, PAGE_W / 2 - MARGIN - GUTTER / 2
+
+    page = doc.new_page(width=PAGE_W, height=PAGE_H)  # 1: title, abstract, plot beside a table
+    page.insert_text((22, 560), STAMP, fontname="helv", fontsize=11, rotate=90, color=(0.5, 0.5, 0.5))
+    page.insert_text((MARGIN, 30), "Preprint. Under review.", fontname=BODY, fontsize=8)
+    page.insert_textbox(pymupdf.Rect(MARGIN, 60, PAGE_W - MARGIN, 110), HARD_TITLE, fontname="tibo", fontsize=16,
+                        align=pymupdf.TEXT_ALIGN_CENTER)
+    page.insert_textbox(pymupdf.Rect(MARGIN, 112, PAGE_W - MARGIN, 126), "Ada Lovelace  Alan Turing  (Shapes Lab)",
+                        fontname=BODY, fontsize=10, align=pymupdf.TEXT_ALIGN_CENTER)
+    page.insert_text((PAGE_W / 2 - 20, 150), "Abstract", fontname="tibo", fontsize=11)
+    abstract_lines = ["We print tables the way published papers do. A plot stands beside a table,",
+                      "captions sit below their tables, and long tables continue over pages.",
+                      "A method that reads them must keep every number where the authors put it."]
+    y = 152
+    for line in abstract_lines:
+        y += 11
+        page.insert_text((MARGIN + 40, y), line, fontname=BODY, fontsize=9)
+    page.insert_text((left, y + 26), "1", fontname="tibo", fontsize=11)
+    page.insert_text((left, y + 40), "Introduction", fontname="tibo", fontsize=11)
+    y = _prose(page, left, y + 44, col_w, 8, "intro")
+    page.insert_text((left, y + 11), "We build on the implementation at", fontname=BODY, fontsize=9)
+    page.insert_text((left, y + 22), CITED_CODE + ".", fontname=BODY, fontsize=9)
+    page.insert_text((left, y + 33), "Our code is available at https://github.com/", fontname=BODY, fontsize=9)
+    page.insert_text((left, y + 44), OWN_CODE.removeprefix("https://github.com/") + ".", fontname=BODY, fontsize=9)
+    _plot(page, (left + 20, 420, left + col_w - 10, 560))
+    page.insert_textbox(pymupdf.Rect(left, 585, left + col_w, 610), "Figure 1: Training curves of two runs.",
+                        fontname=BODY, fontsize=8.5)
+    draw_table(page, right, 420, MAIN)
+    _prose(page, right, 560, col_w, 8, "results")
+
+    page = doc.new_page(width=PAGE_W, height=PAGE_H)  # 2: captions below, a grouped header
+    y, _ = draw_table(page, left, 70, BELOW_A)
+    y, _ = draw_table(page, left, y, BELOW_B)
+    _prose(page, left, y, col_w, 20, "below")
+    y, _ = draw_table(page, right, 70, GROUPED)
+    _prose(page, right, y, col_w, 20, "grouped")
+
+    page = doc.new_page(width=PAGE_W, height=PAGE_H)  # 3: a tall three-rule table
+    _prose(page, left, 60, PAGE_W - 2 * MARGIN, 3, "tall")
+    draw_table(page, 120, 110, TALL)
+
+    per_page = 45  # 4-6: a long table, its header repeated, "continued" at the foot of each part
+    chunks = [LONG.rows[i:i + per_page] for i in range(0, len(LONG.rows), per_page)]
+    for n, chunk in enumerate(chunks):
+        page = doc.new_page(width=PAGE_W, height=PAGE_H)
+        part = DrawnTable(LONG.caption if n == 0 else "", LONG.header, chunk, LONG.widths)
+        x, y = 140, 60
+        if n == 0:
+            y = _caption(page, x, y, sum(part.widths), part.caption) + 4
+        page.draw_line((x, y), (x + sum(part.widths), y), width=0.8)
+        y = _draw_rows(page, x, y, part, part.header)
+        page.draw_line((x, y), (x + sum(part.widths), y), width=0.5)
+        y = _draw_rows(page, x, y, part, part.rows)
+        if n < len(chunks) - 1:
+            y = _draw_rows(page, x, y, part, [[CONTINUED_ROW, "", ""]])
+        page.draw_line((x, y), (x + sum(part.widths), y), width=0.8)
+
+    page = doc.new_page(width=PAGE_W, height=PAGE_H)  # 7: a table printed as a picture
+    _prose(page, left, 60, PAGE_W - 2 * MARGIN, 4, "picture")
+    page.insert_text((left, 130), IMAGE_CAPTION, fontname=BODY, fontsize=8.5)
+    picture = pymupdf.open()
+    sheet = picture.new_page(width=300, height=90)
+    draw_table(sheet, 10, 5, DrawnTable("", [["Group", "Score"]], [["A", "4.1"], ["B", "3.7"]], [140, 140]))
+    page.insert_image(pymupdf.Rect(left, 140, left + 300, 230), pixmap=sheet.get_pixmap(dpi=110))
+    _prose(page, left, 250, PAGE_W - 2 * MARGIN, 6, "after")
+    data = doc.tobytes(garbage=3, deflate=True)
+    doc.close()
+    return data

@@ -129,6 +129,29 @@ def paper_pdf() -> bytes:
     return render(SAMPLE)
 
 
+_EXTRACTED: dict[str, dict] = {}
+
+
+@pytest.fixture(autouse=True)
+def extract_each_pdf_once(monkeypatch):
+    """The same PDF bytes are extracted once per test session (the layout analysis costs
+    about half a second a page); every test still gets the real extraction of its PDF."""
+    import copy
+    import hashlib
+
+    from sotalab.tools.papers import extract
+
+    real = extract.extract
+
+    def once(pdf, progress=extract.no_progress, max_pages=extract.MAX_PAGES):
+        key = f"{hashlib.sha256(pdf.read_bytes()).hexdigest()}-{max_pages}"
+        if key not in _EXTRACTED:
+            _EXTRACTED[key] = real(pdf, progress, max_pages)
+        return copy.deepcopy(_EXTRACTED[key])
+
+    monkeypatch.setattr(extract, "extract", once)
+
+
 @pytest.fixture
 def arxiv(monkeypatch, paper_pdf):
     server = ArxivStandIn()
@@ -249,11 +272,13 @@ def test_fetch_by_id_extracts_what_was_put_in(arxiv, call):
     assert info["abstract"] == "We revisit sharpness-aware minimisation."
     assert [o["title"] for o in info["outline"]] == [s.title for s in SAMPLE.sections]
     assert info["outline_source"] == "pdf"
-    assert info["code_links"][0] == {"url": SAMPLE.code_url, "kind": "github", "page": 1, "footnote": True, "rank": 1}
+    assert info["code_links"][0] == {"url": SAMPLE.code_url, "kind": "github", "page": 1, "footnote": True, "rank": 1,
+                                     "own": True, "reason": "footnote on page 1; said to be the paper's code"}
+    assert info["own_code"] is True
     # then the links printed in the text of the last page (one broken across columns), not example.org
-    assert [(link["url"], link["kind"]) for link in info["code_links"][1:]] == [
-        ("https://github.com/other-lab/baseline-code", "github"),
-        ("https://huggingface.co/example-lab/sharp-nets-base", "huggingface")]
+    assert [(link["url"], link["kind"], link["own"]) for link in info["code_links"][1:]] == [
+        ("https://github.com/other-lab/baseline-code", "github", False),
+        ("https://huggingface.co/example-lab/sharp-nets-base", "huggingface", False)]
     captions = [c["caption"] for c in info["table_captions"]]
     assert captions == [f"Table {t.number}: {t.caption}" for s in SAMPLE.sections for t in s.tables]
     assert info["tables"] == len(TABLES)
@@ -435,8 +460,9 @@ def test_results_find_the_metric_cells(call, fetched):
     assert {c["value"] for c in top1["cells"]} == {69.8, 70.9, 71.6}
     errors = call("paper_results", paper=fetched, metric="error rate")
     assert [c["value"] for c in errors["cells"]] == [2.8, 3.4, 3.9]
-    bleu = call("paper_results", paper=fetched, metric="bleu")  # from the booktabs table
-    assert [(c["row_header"], c["value"]) for c in bleu["cells"]] == [("Transformer", 27.3), ("Ours", 29.8), ("Ours-large", 30.4)]
+    bleu = call("paper_results", paper=fetched, metric="bleu")  # from the booktabs table; the paper's own rows first
+    assert [(c["row_header"], c["value"]) for c in bleu["cells"]] == [("Ours", 29.8), ("Ours-large", 30.4), ("Transformer", 27.3)]
+    assert bleu["cells"][0]["confidence"] > bleu["cells"][2]["confidence"] and "paper's own" in bleu["cells"][0]["reason"]
     assert call("paper_results", paper=fetched, metric="F1 score")["total"] == 0
 
 

@@ -1,31 +1,30 @@
 """Everything the lab reads from a PDF, extracted once and kept as JSON next to it.
 
 Text per page, the section outline (the PDF's own outline, else headings found by font
-size and numbering), code links ranked (first pages and footnotes first), table captions
-and stitched tables. Bad PDFs give a clear error (corrupt, encrypted, no pages) or an
+size and numbering), the paper's identity (``identity``: arXiv id, DOI, title, abstract),
+code links with the paper's own first (``links``), table captions, stitched tables and
+tables that are only pictures (``tables``). Bad PDFs give a clear error (corrupt, encrypted, no pages) or an
 explicit warning in the result (repaired, no text layer, page cap reached).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlparse
 
 from ..errors import LabError
 from ..registry import Progress, no_progress
-from . import tables
+from . import identity, links, tables
 
-EXTRACTION_VERSION = 1
+EXTRACTION_VERSION = 2
+FRONT_MATTER_ZONE = 0.4  # title, authors and affiliations sit in this top share of page 1
 MAX_PAGES = 500
 NO_TEXT_WARNING = "no text layer, OCR not attempted"
-URL = re.compile(r"https?://[^\s<>\"'()\[\]{}]+", re.IGNORECASE)
-URL_TAIL = re.compile(r"^[\w%~+#?=&-]*[/_-][\w./%~+#?=&-]*$")
 HEADING = re.compile(r"^((\d+(\.\d+){0,2})\.?|[IVX]+\.|[A-H]\.?)\s+[A-Z][^.]{1,80}$|"
                      r"^(Abstract|References|Acknowledg(e)?ments?|Conclusions?|Appendix)$", re.IGNORECASE)
-FOOTNOTE_ZONE = 0.85  # below this fraction of the page height a link counts as a footnote
 
 
 def plain(flags: int) -> int:
@@ -52,67 +51,6 @@ def open_pdf(path: Path):
         doc.close()
         raise LabError("the PDF has no pages", hint="the file is empty or damaged; use another copy")
     return doc
-
-
-def link_kind(url: str) -> str | None:
-    """Which kind of code or project link ``url`` is, or None for other links."""
-    parts = urlparse(url)
-    host = (parts.hostname or "").lower()
-    if host in ("github.com", "www.github.com", "gitlab.com", "www.gitlab.com", "huggingface.co", "hf.co") \
-            and not parts.path.strip("/"):
-        return None  # the site itself, not a repository or model
-    if host in ("github.com", "www.github.com"):
-        return "github"
-    if host in ("gitlab.com", "www.gitlab.com"):
-        return "gitlab"
-    if host in ("huggingface.co", "hf.co"):
-        return "huggingface"
-    if host.endswith((".github.io", ".gitlab.io")) or host == "sites.google.com":
-        return "project"
-    return None
-
-
-def _clean_url(url: str) -> str:
-    url = url.rstrip(".,;:")
-    return url[:-4] if url.endswith(".git") else url
-
-
-def _links(page, index: int, words) -> list[dict]:
-    height = page.rect.height
-    found = []
-    for link in page.get_links():
-        uri = link.get("uri")
-        if uri:
-            found.append((uri, link["from"].y1, "annotation"))
-    for i, (x0, y0, x1, y1, word, *_) in enumerate(words):
-        for url in URL.findall(word):
-            # a URL broken at a line end ("https://hf.co/example-" + "lab/model") continues
-            # with the next word when that looks like the rest of a path
-            if url.endswith(("-", "/", "_", ".")) and i + 1 < len(words) and URL_TAIL.match(words[i + 1][4]):
-                url += words[i + 1][4]
-            found.append((url, y1, "text"))
-    out = []
-    for url, bottom, origin in found:
-        url = _clean_url(url)
-        kind = link_kind(url)
-        if kind:
-            out.append({"url": url, "kind": kind, "page": index + 1, "footnote": bottom > FOOTNOTE_ZONE * height,
-                        "origin": origin})
-    return out
-
-
-def rank_links(links: list[dict]) -> list[dict]:
-    """One entry per URL, best first: first two pages and footnotes, then by page;
-    code hosts before project pages."""
-    kind_order = {"github": 0, "gitlab": 0, "huggingface": 1, "project": 2}
-    best: dict[str, dict] = {}
-    for link in links:
-        key = link["url"].rstrip("/").lower()
-        if key not in best or (link["footnote"], -link["page"]) > (best[key]["footnote"], -best[key]["page"]):
-            best[key] = link
-    ranked = sorted(best.values(), key=lambda l: (not (l["page"] <= 2 or l["footnote"]), l["page"],
-                                                  not l["footnote"], kind_order[l["kind"]]))
-    return [dict(link, rank=i + 1) for i, link in enumerate(ranked)]
 
 
 def headings(doc, pages: int) -> list[dict]:
@@ -144,22 +82,6 @@ def headings(doc, pages: int) -> list[dict]:
     return out
 
 
-def title_from_layout(page) -> str:
-    """The largest text in the top half of the first page: the title of most papers."""
-    lines = []
-    import pymupdf
-
-    for block in page.get_text("dict", flags=plain(pymupdf.TEXTFLAGS_DICT))["blocks"]:
-        for line in block.get("lines", []):
-            spans = [s for s in line["spans"] if s["text"].strip()]
-            if spans and line["bbox"][1] < page.rect.height / 2:
-                lines.append((round(max(s["size"] for s in spans), 1), " ".join(s["text"].strip() for s in spans)))
-    if not lines:
-        return ""
-    biggest = max(size for size, _ in lines)
-    return " ".join(text for size, text in lines if size == biggest)[:500]
-
-
 def extract(pdf: Path, progress: Progress = no_progress, max_pages: int = MAX_PAGES) -> dict:
     doc = open_pdf(pdf)
     try:
@@ -178,10 +100,11 @@ def _extract(doc, progress: Progress, max_pages: int) -> dict:
         warnings.append("the PDF was damaged (truncated or corrupt) and MuPDF repaired it; text or pages may be missing")
     if total > pages:
         warnings.append(f"the PDF has {total} pages; only the first {pages} were processed")
-    texts, links, captions, parts = [], [], [], []
-    words_by_page, heights = {}, {}
-    image_only = 0
+    texts, found_links, captions, page_tables = [], [], [], []
+    heights = {}
+    image_pages = []
     unreadable = []
+    front = _front(doc[0])
     for index in range(pages):
         try:
             page = doc[index]
@@ -192,15 +115,15 @@ def _extract(doc, progress: Progress, max_pages: int) -> dict:
             texts.append("")
             continue
         texts.append(text)
-        words_by_page[index] = words
         heights[index] = page.rect.height
-        if not text.strip() and page.get_images():
-            image_only += 1
-        links += _links(page, index, words)
+        if _large_images(page):
+            image_pages.append(index + 1)
+        found_links += links.page_links(page, index, words, front["top"])
         captions += [{"caption": c, "page": index + 1} for c in tables.caption_lines(text)]
         try:
-            if cand := tables.candidate(page, index, text, words):
-                parts += tables.page_parts(page, cand, words, text)
+            after_table = bool(page_tables) and page_tables[-1].page == index - 1 and bool(page_tables[-1].parts)
+            if cand := tables.candidate(page, index, text, words, after_table):
+                page_tables.append(tables.page_parts(page, cand, words, text))
         except Exception as exc:  # one odd page must not cost the whole paper
             warnings.append(f"tables on page {index + 1} could not be extracted ({type(exc).__name__})")
         if index % 10 == 9:
@@ -208,11 +131,12 @@ def _extract(doc, progress: Progress, max_pages: int) -> dict:
     if unreadable:
         warnings.append(f"{len(unreadable)} page(s) could not be read (damaged): {unreadable[:20]}")
     chars = sum(len(t.strip()) for t in texts)
+    no_text = [n for n in image_pages if not texts[n - 1].strip()]
     if chars < 20 * pages:
         warnings.append(f"{NO_TEXT_WARNING}: the PDF looks scanned (images without text)"
-                        if image_only else f"{NO_TEXT_WARNING}: the PDF has almost no text")
-    elif image_only:
-        warnings.append(f"{image_only} page(s) are images without text ({NO_TEXT_WARNING})")
+                        if no_text else f"{NO_TEXT_WARNING}: the PDF has almost no text")
+    elif no_text:
+        warnings.append(f"{len(no_text)} page(s) are images without text ({NO_TEXT_WARNING})")
     toc = doc.get_toc(simple=True)
     if toc:
         outline = [{"level": lvl, "title": title.strip(), "page": page} for lvl, title, page in toc]
@@ -220,26 +144,75 @@ def _extract(doc, progress: Progress, max_pages: int) -> dict:
     else:
         outline = headings(doc, pages) if chars else []
         outline_source = "headings" if outline else "none"
-    stitched = tables.stitch(parts, heights, words_by_page)
+    parts, image_tables = tables.give_captions(page_tables)
+    stitched = tables.stitch(parts, heights)
+    warnings += _image_table_warnings(image_tables, stitched, image_pages)
     meta = doc.metadata or {}
+    first_text = texts[0] if texts else ""
+    meta_title = (meta.get("title") or "").strip()
+    layout_title = identity.title_from_layout(front["dict"], doc[0].rect.width, doc[0].rect.height)
     return {
         "version": EXTRACTION_VERSION,
         "page_count": total,
         "pages_processed": pages,
-        "metadata": {"title": (meta.get("title") or "").strip() or title_from_layout(doc[0]),
-                     "author": (meta.get("author") or "").strip()},
+        "metadata": {"title": _pick_title(meta_title, layout_title),
+                     "author": (meta.get("author") or "").strip(),
+                     "arxiv_id": identity.arxiv_id(meta, front["dict"], first_text),
+                     "doi": identity.doi(meta, first_text),
+                     "abstract": identity.abstract(first_text)},
         "texts": texts,
         "outline": outline,
         "outline_source": outline_source,
-        "links": rank_links(links),
+        "links": links.rank(found_links),
         "table_captions": captions,
         "tables": [t.as_dict(i + 1) for i, t in enumerate(stitched)],
+        "image_tables": [{"page": t.page + 1, "caption": t.caption, "bbox": [round(v, 1) for v in t.bbox]}
+                         for t in image_tables],
         "warnings": warnings,
     }
 
 
+def _front(page) -> dict:
+    """Page 1 as a text dict, and the text of its top part (title, authors, affiliations)."""
+    import pymupdf
+
+    page_dict = page.get_text("dict", flags=plain(pymupdf.TEXTFLAGS_DICT))
+    top = page.get_text(clip=pymupdf.Rect(0, 0, page.rect.width, FRONT_MATTER_ZONE * page.rect.height),
+                        flags=plain(pymupdf.TEXTFLAGS_TEXT))
+    return {"dict": page_dict, "top": top}
+
+
+def _pick_title(meta_title: str, layout_title: str) -> str:
+    """The PDF's title field when it is a real title that page 1 shows; else page 1's."""
+    if identity.plausible_metadata_title(meta_title):
+        if not layout_title or set(meta_title.lower().split()[:3]) <= set(layout_title.lower().split()):
+            return meta_title
+    return layout_title or (meta_title if identity.plausible_metadata_title(meta_title) else "")
+
+
+def _large_images(page) -> bool:
+    """Whether an image covers a good part of the page (a picture, a slide, a scan)."""
+    area = page.rect.width * page.rect.height
+    return any((i["bbox"][2] - i["bbox"][0]) * (i["bbox"][3] - i["bbox"][1]) > 0.1 * area for i in page.get_image_info())
+
+
+def _image_table_warnings(image_tables: list, stitched: list, image_pages: list[int]) -> list[str]:
+    """Tables that are pictures cannot be read as text: say where to look instead."""
+    out = [f"{(t.caption.split(':')[0].split('.')[0])[:20]} on page {t.page + 1} is an image, not text: "
+           f"look at it with paper_page_image(page={t.page + 1}, "
+           f"region={[round(v) for v in t.bbox]})" for t in image_tables]
+    if not stitched and not image_tables and image_pages:
+        shown = image_pages[:10]
+        out.append(f"no text tables found, but {len(image_pages)} page(s) hold large images that may show tables "
+                   f"(pages {shown}{'...' if len(image_pages) > 10 else ''}): look at them with paper_page_image")
+    return out
+
+
 def save(extraction: dict, path: Path) -> None:
-    path.write_text(json.dumps(extraction))
+    """Written whole or not at all: a reader never sees half a file."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(extraction))
+    os.replace(partial, path)
 
 
 def load(path: Path) -> dict:

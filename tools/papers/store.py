@@ -87,6 +87,8 @@ def materialise(lab: Lab, source: fetch.Source, progress: Progress) -> tuple[dic
         _get_pdf(source, entry, work / PDF_NAME)
         progress(0, None, "extracting text, outline, links and tables")
         extraction = extract.extract(work / PDF_NAME, progress)
+        if entry is None and (shown := extraction["metadata"]["arxiv_id"]):
+            entry = _identify(shown, extraction["warnings"])
         extract.save(extraction, work / EXTRACTION_NAME)
         final = paper_dir(lab, source.key)
         if final.exists() and not is_complete(lab, source.key):
@@ -104,13 +106,24 @@ def materialise(lab: Lab, source: fetch.Source, progress: Progress) -> tuple[dic
     return extraction, entry
 
 
+def _identify(arxiv_id: str, warnings: list[str]) -> arxiv_api.Entry | None:
+    """arXiv's entry for the id a PDF shows, or None (with a warning) when arXiv cannot
+    say: the title and abstract are then read from the PDF."""
+    try:
+        return arxiv_api.lookup(arxiv_id)
+    except LabError as exc:
+        warnings.append(f"the PDF shows arXiv:{arxiv_id}, but arXiv could not confirm it ({exc}); "
+                        "title, authors and abstract are read from the PDF")
+        return None
+
+
 def record(lab: Lab, key: str, source_text: str, extraction: dict, entry: arxiv_api.Entry | None,
            campaign: int | None) -> dict:
     title, authors, abstract = guess_front_matter(extraction)
     row = {
         "id": key,
         "source": source_text,
-        "arxiv_id": entry.arxiv_id if entry else None,
+        "arxiv_id": entry.arxiv_id if entry else extraction["metadata"].get("arxiv_id"),
         "title": entry.title if entry else title,
         "authors": ledger.dumps(entry.authors if entry else authors),
         "abstract": entry.abstract if entry else abstract,
@@ -132,23 +145,20 @@ def record(lab: Lab, key: str, source_text: str, extraction: dict, entry: arxiv_
 
 def guess_front_matter(extraction: dict) -> tuple[str, list[str], str]:
     """Title, authors and abstract of a PDF that did not come with arXiv metadata."""
-    first = extraction["texts"][0] if extraction["texts"] else ""
-    lines = [line.strip() for line in first.splitlines() if line.strip()]
-    title = extraction["metadata"]["title"] or " ".join(lines[:1])
-    authors = [a.strip() for a in extraction["metadata"]["author"].split(",") if a.strip()]
-    abstract = ""
-    if (at := first.lower().find("abstract")) >= 0:
-        body = []
-        for line in first[at + len("abstract"):].splitlines():
-            if extract.HEADING.match(line.strip()) and body:
-                break  # the first section heading ends the abstract
-            body.append(line)
-        abstract = " ".join(" ".join(body).split())[:2000].lstrip(":.— ")
-    return title[:500], authors, abstract
+    meta = extraction["metadata"]
+    authors = [a.strip() for a in meta["author"].split(",") if a.strip()]
+    return meta["title"][:500], authors, meta["abstract"]
 
 
 def load_extraction(lab: Lab, key: str) -> dict:
-    return extract.load(paper_dir(lab, key) / EXTRACTION_NAME)
+    """The cached extraction; one made by an older version of the extractor is made
+    again from the cached PDF, so every paper has the fields the tools read."""
+    path = paper_dir(lab, key) / EXTRACTION_NAME
+    extraction = extract.load(path)
+    if extraction.get("version") != extract.EXTRACTION_VERSION:
+        extraction = extract.extract(paper_dir(lab, key) / PDF_NAME)
+        extract.save(extraction, path)
+    return extraction
 
 
 def load_row(lab: Lab, key: str) -> dict:

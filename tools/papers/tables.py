@@ -1,71 +1,110 @@
-"""Tables of a paper: find the pages that can hold one, extract there, stitch continuations.
+"""Tables of a paper: where they are on a page, their captions, and stitching across pages.
 
-Every page gets cheap tests only: a caption line, ruling lines (``get_cdrawings``), a grid
-of text cells repeating one layout. Candidate pages are then read by the kind of table:
-- ruled grid (vertical and horizontal rules): ``page.find_tables()`` clipped to the region
-  the rules span (it costs a character extraction of whatever it looks at);
-- horizontal rules only (booktabs): rows from the text lines between the rules, columns
-  from the gaps in the body rows;
-- no rules: from the caption down, while lines hold several cells and are not prose.
-Cell text comes from the page's words. A table whose rows continue on the next page (same
-columns, no caption of its own, at the top of the page) is stitched into one table.
+Every page gets cheap tests only (a caption line, ruling lines, a grid of text repeating
+one layout). On a candidate page, PyMuPDF's layout analyser (the ``pymupdf-layout``
+model that ships inside the wheel: nothing is downloaded) says where the tables and
+pictures are. That is what keeps a table next to a plot apart from the plot's strokes,
+and finds unruled and booktabs tables of any height. Inside each table region the grid
+comes from the words (``table_grid``), with the region's horizontal rules marking the
+header. Captions go to the nearest table above or below them, each caption to one table.
+A table whose rows continue at the top of the next page (no caption of its own, the same
+columns) is stitched into one, without repeated headers and "continued" lines. A
+"Table N" caption with a picture beside it and no text table is an image-only table: it
+is reported with its page and region so the page image can be looked at.
 """
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from . import table_grid
+
 # "Table 3: ..." / "Table 3. ..." / "TABLE III" alone on its line; not "Table 3 shows ..."
 CAPTION = re.compile(r"^\s*(Table|TABLE|Tab\.)\s+([0-9]+|[IVXLC]+)\s*([:.|]\s*(.*))?$")
+CONTINUED = re.compile(r"^\W*(\(?\s*continued\b|cont(?:inued|\.)\s*(from|on)\b|turn (?:to|over to) (?:the )?next page"
+                       r"|continued on next page|\(cont\.?\))", re.IGNORECASE)
 MIN_RULE_LEN = 20.0
 RULE_THICKNESS = 2.5
 MIN_GRID_ROWS = 4
-CLIP_MARGIN = 4.0
+CAPTION_REACH = 60.0  # points between a caption and its table, above or below
+OTHER_SIDE_FACTOR, OTHER_SIDE_POINTS = 1.5, 4.0  # a caption on the paper's unusual side counts as this much further
+CONTINUES_BELOW = 0.3  # a continuation starts in this top share of its page
+UNCAPTIONED_MIN_ROWS = 3
+WORD_GAP = 0.3  # characters further apart than this share of the font size start a new word
+BOLD_FONT = re.compile(r"bold|\.B$|cmbx|-bx|black|heavy", re.IGNORECASE)
+
+
+class Box(NamedTuple):
+    x0: float
+    y0: float
+    x1: float
+    y1: float
 
 
 @dataclass
 class Candidate:
     page: int  # 0-based
-    clip: tuple[float, float, float, float] | None  # region the rules span; None: whole page
-    vertical_rules: bool
-    horizontal: list = field(default_factory=list, repr=False)  # the rules, for booktabs tables
+    horizontal: list = field(default_factory=list, repr=False)  # the page's horizontal rules
 
 
 @dataclass
 class Part:
-    page: int
-    bbox: tuple[float, float, float, float]
-    columns: list[float]  # left x of each column
-    rows: list[list[str]]
+    """One table's piece on one page."""
+
+    page: int  # 0-based
+    bbox: Box
+    grid: table_grid.Grid
     caption: str | None
-    row_height: float
-    continuation_only: bool = False  # found without caption or rules: kept only to extend a table
+
+
+@dataclass
+class ImageTable:
+    """A "Table N" caption whose table is a picture: no text to read, only to look at."""
+
+    page: int  # 0-based
+    caption: str
+    bbox: Box  # the picture
+
+
+@dataclass
+class PageTables:
+    page: int  # 0-based
+    parts: list[Part] = field(default_factory=list)
+    captions: list[tuple[Box, str]] = field(default_factory=list)
+    pictures: list[Box] = field(default_factory=list)
 
 
 @dataclass
 class Table:
     caption: str | None
-    pages: list[int]  # 1-based
     header: list[str]
     rows: list[list[str]]
-    bbox: tuple[float, float, float, float]
-    columns: list[float] = field(repr=False, default_factory=list)
-    row_height: float = field(repr=False, default=0.0)
+    header_box: list
+    row_pages: list[int]  # 1-based page of each row
+    boxes: list  # per row, per cell: [x0, y0, x1, y1] or None
+    bold: list[tuple[int, int]]
+    regions: list[dict]  # {"page": 1-based, "bbox": [...]}, one per part
+    columns: int
 
     def as_dict(self, number: int) -> dict:
         label = None
         if self.caption and (m := CAPTION.match(self.caption)):
             label = f"Table {m.group(2)}"
-        return {"id": f"t{number}", "label": label, "caption": self.caption, "pages": self.pages,
-                "header": self.header, "rows": self.rows, "bbox": [round(v, 1) for v in self.bbox]}
+        pages = sorted({r["page"] for r in self.regions})
+        return {"id": f"t{number}", "label": label, "caption": self.caption, "pages": pages,
+                "header": self.header, "rows": self.rows, "bbox": self.regions[0]["bbox"], "regions": self.regions,
+                "header_box": self.header_box, "row_pages": self.row_pages, "boxes": self.boxes,
+                "bold": [list(b) for b in self.bold]}
 
 
 def caption_lines(text: str) -> list[str]:
-    return [line.strip() for line in text.splitlines() if CAPTION.match(line) and len(line.strip()) > 8]
+    """Lines that start a table caption: "Table 2: ..." ("Table 2:" alone too, its text on
+    the next line), not a bare "Table 2" that a sentence broke onto a line of its own."""
+    return [line.strip() for line in text.splitlines()
+            if (m := CAPTION.match(line)) and (len(line.strip()) > 8 or m.group(3))]
 
 
 def _rules(page):
@@ -113,266 +152,251 @@ def _grid_rows(words) -> int:
     return max(layouts.values(), default=0)
 
 
-def candidate(page, index: int, text: str, words) -> Candidate | None:
-    """Whether page ``index`` can hold a table, and where: cheap tests only."""
-    horizontal, vertical = _rules(page)
-    has_caption = bool(caption_lines(text))
-    if len(horizontal) >= 2:
-        segs = horizontal + vertical
-        clip = (min(s[0] for s in segs) - CLIP_MARGIN, min(s[1] for s in segs) - CLIP_MARGIN,
-                max(s[2] for s in segs) + CLIP_MARGIN, max(s[3] for s in segs) + CLIP_MARGIN)
-        return Candidate(index, clip, len(vertical) >= 2, horizontal)
-    if has_caption or _grid_rows(words) >= MIN_GRID_ROWS:
-        return Candidate(index, None, False)
+def candidate(page, index: int, text: str, words, after_table: bool = False) -> Candidate | None:
+    """Whether page ``index`` can hold a table: a caption, a grid of text, or the page
+    right after a table (which may continue there). Cheap tests only: the layout analyser
+    costs about half a second a page and runs on candidates alone."""
+    if caption_lines(text) or _grid_rows(words) >= MIN_GRID_ROWS or after_table:
+        return Candidate(index, _rules(page)[0])
     return None
 
 
-class WordIndex:
-    """The page's words sorted by vertical centre, so a row's words are found by bisection."""
-
-    def __init__(self, words):
-        self.words = sorted(words, key=lambda w: w[1] + w[3])
-        self.keys = [(w[1] + w[3]) / 2 for w in self.words]
-
-    def in_band(self, y0: float, y1: float) -> list:
-        return self.words[bisect.bisect_left(self.keys, y0):bisect.bisect_right(self.keys, y1)]
-
-    def row_texts(self, row) -> list[str]:
-        band = self.in_band(row.bbox[1], row.bbox[3])
-        return [_cell_text(band, cell) for cell in row.cells]
-
-
-def _cell_text(words, cell) -> str:
-    if cell is None:
-        return ""
-    x0, y0, x1, y1 = cell
-    inside = [w for w in words if x0 <= (w[0] + w[2]) / 2 <= x1 and y0 <= (w[1] + w[3]) / 2 <= y1]
-    inside.sort(key=lambda w: (w[5], w[6], w[7]))
-    return " ".join(w[4] for w in inside)
-
-
-def page_parts(page, cand: Candidate, words, text: str) -> list[Part]:
-    """Extract the tables on one candidate page. Cell text comes from the page's words
-    (MuPDF's per-cell character clustering splits numbers like 95.1 across lines)."""
-    captions = _caption_positions(page, text)
-    if not cand.vertical_rules:
-        parts = _booktabs_parts(page, cand, words, captions) if cand.horizontal else []
-        # rules that make no table (page header, footnote): a captioned table may be unruled
-        return parts or _unruled_parts(page, cand, words, captions)
-    found = page.find_tables(use_layout=False, clip=cand.clip).tables
-    parts = []
-    index = WordIndex(words) if found else None
-    for table in found:
-        rows = [index.row_texts(row) for row in table.rows]
-        rows = [r for r in rows if any(r)]
-        if len(rows) < 2 or len(rows[0]) < 2:
-            continue
-        bbox = tuple(table.bbox)
-        caption = _caption_for(bbox, captions)
-        heights = sorted(r.bbox[3] - r.bbox[1] for r in table.rows)
-        columns = [c[0] for c in table.rows[0].cells if c is not None]
-        parts.append(Part(cand.page, bbox, columns, rows, caption, heights[len(heights) // 2]))
-    return parts
-
-
-def _rule_groups(horizontal) -> list[list[tuple]]:
-    """Horizontal rules merged per height, grouped into stacks of three or more
-    (top, mid and bottom rule of a booktabs table)."""
-    lines: list[list[float]] = []
-    for x0, y0, x1, y1 in sorted(horizontal, key=lambda r: (r[1], r[0])):
-        if lines and abs(lines[-1][1] - y0) <= 1.5 and x0 <= lines[-1][2] + 2:
-            lines[-1][2] = max(lines[-1][2], x1)
-        else:
-            lines.append([x0, y0, x1])
-    groups: list[list] = []
-    for line in lines:
-        last = groups[-1][-1] if groups else None
-        if last and line[1] - last[1] < 250 and min(line[2], last[2]) - max(line[0], last[0]) > 0.5 * (last[2] - last[0]):
-            groups[-1].append(line)
-        else:
-            groups.append([line])
-    return [g for g in groups if len(g) >= 3]
-
-
-def _grid_from_words(words) -> tuple[list[list[str]], list[float], float]:
-    """Rows (by line height) and columns (by gaps in the words' horizontal coverage)."""
-    words = sorted(words, key=lambda w: (w[1] + w[3]) / 2)
-    height = sorted(w[3] - w[1] for w in words)[len(words) // 2]
-    rows: list[list] = []
-    for w in words:
-        centre = (w[1] + w[3]) / 2
-        if rows and centre - (rows[-1][0][1] + rows[-1][0][3]) / 2 < 0.6 * height:
-            rows[-1].append(w)
-        else:
-            rows.append([w])
-    # Columns come from the body rows: header cells are often centred over their column.
-    body = [w for row in rows[1:] for w in row] or words
-    spans: list[list[float]] = []
-    for x0, _, x1, *_ in sorted(body, key=lambda w: w[0]):
-        if spans and x0 - spans[-1][1] < 6:
-            spans[-1][1] = max(spans[-1][1], x1)
-        else:
-            spans.append([x0, x1])
-    table = []
-    for row in rows:
-        cells = [[] for _ in spans]
-        for w in sorted(row, key=lambda w: w[0]):
-            centre = (w[0] + w[2]) / 2
-            nearest = min(range(len(spans)), key=lambda i: max(spans[i][0] - centre, centre - spans[i][1], 0))
-            cells[nearest].append(w[4])
-        table.append([" ".join(c) for c in cells])
-    return table, [a for a, _ in spans], height * 1.3
-
-
-def _booktabs_parts(page, cand: Candidate, words, captions) -> list[Part]:
-    """Tables ruled by horizontal lines only: rows from text lines, columns from gaps."""
-    parts = []
-    for group in _rule_groups(cand.horizontal):
-        x0, x1 = min(l[0] for l in group), max(l[2] for l in group)
-        y0, y1 = group[0][1], group[-1][1]
-        if y1 - y0 > 0.6 * page.rect.height:
-            continue  # page header and footer rules, not a table
-        inside = [w for w in words if x0 - 2 <= (w[0] + w[2]) / 2 <= x1 + 2 and y0 < (w[1] + w[3]) / 2 < y1]
-        if len(inside) < 4:
-            continue
-        rows, columns, row_height = _grid_from_words(inside)
-        bbox = (x0, y0, x1, y1)
-        caption = _caption_for(bbox, captions)
-        if len(rows) < 2 or len(columns) < 2 or (caption is None and len(columns) < 3):
-            continue
-        parts.append(Part(cand.page, bbox, columns, rows, caption, row_height))
-    return parts
-
-
-class Caption(NamedTuple):
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-    text: str
-
-
-def _caption_positions(page, text: str) -> list[Caption]:
+def _caption_positions(page, text: str) -> list[tuple[Box, str]]:
+    """Each caption's box and text: from its "Table N" line to the end of its text block
+    (MuPDF sometimes puts a table's last row and its caption in one block)."""
     import pymupdf
 
     if not caption_lines(text):
         return []
     out = []
-    for block in page.get_text("blocks", flags=pymupdf.TEXTFLAGS_BLOCKS & ~pymupdf.TEXT_PRESERVE_LIGATURES):
-        first = block[4].strip().split("\n")[0]
-        if CAPTION.match(first):
-            out.append(Caption(block[0], block[1], block[2], block[3], " ".join(block[4].split())))
+    for block in page.get_text("dict", flags=pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_LIGATURES)["blocks"]:
+        lines = [(line["bbox"], "".join(s["text"] for s in line["spans"])) for line in block.get("lines", [])]
+        start = next((i for i, (_, line) in enumerate(lines) if caption_lines(line)), None)
+        if start is None:
+            continue
+        boxes = [b for b, _ in lines[start:]]
+        out.append((Box(min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
+                        max(b[3] for b in boxes)), " ".join(" ".join(t for _, t in lines[start:]).split())))
     return out
 
 
-def _caption_for(bbox, captions: list[Caption]) -> str | None:
-    above = [c for c in captions if c.y1 <= bbox[1] + 2 and bbox[1] - c.y1 < 80]
-    if above:
-        return max(above, key=lambda c: c.y1).text
-    below = [c for c in captions if c.y0 >= bbox[3] - 2 and c.y0 - bbox[3] < 40]
-    return min(below, key=lambda c: c.y0).text if below else None
-
-
-def _table_band(caption: Caption, words, width: float) -> tuple[float, float]:
-    """The horizontal extent a captioned table can use: the full width when the caption
-    crosses the middle or the first text block below it does; else the caption's column."""
-    middle = width / 2
-    if caption.x0 < middle < caption.x1:
-        return 0.0, width
-    below = [w for w in words if caption.y1 - 1 <= w[1] <= caption.y1 + 30]
-    blocks = {w[5] for w in below if (w[2] <= middle) == (caption.x1 <= middle)}
-    if any(w[5] in blocks and (w[2] <= middle) != (caption.x1 <= middle) for w in below):
-        return 0.0, width  # one block on both sides of the middle: a full-width table
-    return (0.0, middle) if caption.x1 <= middle else (middle, width)
-
-
-def _unruled_parts(page, cand: Candidate, words, captions: list[Caption]) -> list[Part]:
-    """Tables without any rules, found from their caption: the rows right below it (in
-    the caption's text column, or full width when the caption crosses the middle) that
-    hold two or more cells and are not lines of prose (prose fills its column)."""
-    width = page.rect.width
-    parts = []
-    if not captions:
-        # a page of aligned text without caption or rules: maybe the rest of an unruled
-        # table from the previous page, starting at the top of this one
-        captions = [Caption(0.0, 0.0, width, 0.0, "")]
-    for caption in captions:
-        x0, x1 = _table_band(caption, words, width)
-        lines: dict[int, list] = {}
-        for w in words:
-            if x0 <= (w[0] + w[2]) / 2 <= x1 and w[1] >= caption.y1 - 1:
-                lines.setdefault(round((w[1] + w[3]) / 6), []).append(w)
-        band = max(x1 - x0 - 2 * 36, 1.0)  # the text column, less typical margins
-        table_words = []
-        for key in sorted(lines):
-            line = lines[key]
-            cells = len({(w[5], w[6]) for w in line})
-            inked = sum(w[2] - w[0] for w in line)
-            if cells < 2 or inked > 0.7 * band:
-                break  # a line of prose (or a lone word): the table ended
-            table_words += line
-        if len({round((w[1] + w[3]) / 6) for w in table_words}) < 2:
-            continue
-        rows, columns, row_height = _grid_from_words(table_words)
-        if len(rows) < 2 or len(columns) < 2:
-            continue
-        bbox = (min(w[0] for w in table_words), min(w[1] for w in table_words),
-                max(w[2] for w in table_words), max(w[3] for w in table_words))
-        parts.append(Part(cand.page, bbox, columns, rows, caption.text or None, row_height,
-                          continuation_only=not caption.text))
-    return parts
-
-
-def _same_columns(a: list[float], b: list[float]) -> bool:
-    return len(a) == len(b) and all(abs(x - y) <= 3 for x, y in zip(a, b))
-
-
-def _recover_cut_row(words, part: Part) -> list[str] | None:
-    """A row split from its top rule by the page break sits just above the detected
-    table: rebuild it from the words there, one cell per column."""
-    top = part.bbox[1]
-    band = [w for w in words if w[3] <= top + 1 and w[1] >= top - 1.6 * part.row_height
-            and part.bbox[0] <= w[0] and w[2] <= part.bbox[2]]
-    if not band:
+def _side(caption: Box, table: Box) -> str | None:
+    """Whether a caption sits right above or right below a table, or neither (another
+    column, too far)."""
+    overlap = min(caption.x1, table.x1) - max(caption.x0, table.x0)
+    if overlap < 0.3 * min(caption.x1 - caption.x0, table.x1 - table.x0):
         return None
-    edges = part.columns[1:] + [part.bbox[2]]
-    cells = [[] for _ in part.columns]
-    for w in sorted(band, key=lambda w: w[0]):
-        column = next(i for i, edge in enumerate(edges) if (w[0] + w[2]) / 2 <= edge or i == len(edges) - 1)
-        cells[column].append(w[4])
-    return [" ".join(c) for c in cells]
+    if caption.y1 <= table.y0 + 4:
+        return "above" if table.y0 - caption.y1 <= CAPTION_REACH else None
+    return "below" if caption.y0 >= table.y1 - 4 and caption.y0 - table.y1 <= CAPTION_REACH else None
 
 
-def stitch(parts: list[Part], page_heights: dict[int, float], words_by_page: dict) -> list[Table]:
+def assign_captions(tables: list[Box], captions: list[Box], preferred: str = "above") -> dict[int, int]:
+    """Table index -> caption index, nearest pairs first (a caption on the paper's
+    usual side counts as a little nearer), each caption and each table used once."""
+    def distance(caption: Box, table: Box) -> float | None:
+        side = _side(caption, table)
+        if side is None:
+            return None
+        gap = max(table.y0 - caption.y1 if side == "above" else caption.y0 - table.y1, 0.0)
+        return gap if side == preferred else OTHER_SIDE_FACTOR * gap + OTHER_SIDE_POINTS
+
+    pairs = sorted((gap, t, c) for t, table in enumerate(tables) for c, caption in enumerate(captions)
+                   if (gap := distance(caption, table)) is not None)
+    taken_t, taken_c, out = set(), set(), {}
+    for _, t, c in pairs:
+        if t not in taken_t and c not in taken_c:
+            out[t] = c
+            taken_t.add(t)
+            taken_c.add(c)
+    return out
+
+
+def _layout_boxes(page) -> list[tuple[Box, str]]:
+    page.get_layout()
+    return [(Box(*b[:4]), b[4]) for b in (page.layout_information or []) if len(b) >= 5]
+
+
+def region_words(page, box: Box) -> tuple[list, set]:
+    """The words inside a table region, split where characters stand apart, and those set
+    in bold. PyMuPDF's "words" split at space characters only, and adjacent cells of a
+    LaTeX table have none between them ("28.07" "9.33" -> "28.079.33")."""
+    import pymupdf
+
+    words, bold = [], set()
+    raw = page.get_text("rawdict", clip=pymupdf.Rect(box) + (-2, -2, 2, 2),
+                        flags=pymupdf.TEXTFLAGS_RAWDICT & ~pymupdf.TEXT_PRESERVE_LIGATURES)
+    for b, block in enumerate(raw["blocks"]):
+        for n, line in enumerate(block.get("lines", [])):
+            if abs(line["dir"][1]) > 0.1:
+                continue  # rotated text: a label beside the table, not a cell
+            for span in line["spans"]:
+                is_bold = bool(span["flags"] & 16) or bool(BOLD_FONT.search(span["font"]))
+                current: list = []
+                for char in span["chars"] + [None]:
+                    apart = char is not None and current and char["bbox"][0] - current[-1]["bbox"][2] > WORD_GAP * span["size"]
+                    if char is None or char["c"].isspace() or apart:
+                        if current:
+                            word = (min(c["bbox"][0] for c in current), min(c["bbox"][1] for c in current),
+                                    max(c["bbox"][2] for c in current), max(c["bbox"][3] for c in current),
+                                    "".join(c["c"] for c in current), b, n, len(words))
+                            words.append(word)
+                            if is_bold:
+                                bold.add(word)
+                        current = []
+                    if char is not None and char["c"].strip() and char["c"].isprintable():
+                        current.append(char)
+    return _merge_spans(words, bold)
+
+
+def _merge_spans(words: list, bold: set) -> tuple[list, set]:
+    """A word that continues in the next span (a font change mid-word: "BERT" + "BASE")
+    is one word."""
+    out: list = []
+    for w in words:
+        last = out[-1] if out else None
+        if last and (last[5], last[6]) == (w[5], w[6]) and 0 <= w[0] - last[2] < 0.5 and abs(last[3] - w[3]) < 4:
+            merged = (last[0], min(last[1], w[1]), w[2], max(last[3], w[3]), last[4] + w[4], w[5], w[6], last[7])
+            if last in bold and w in bold:
+                bold.add(merged)
+            out[-1] = merged
+        else:
+            out.append(w)
+    return out, bold & set(out)
+
+
+def _inside(box: Box, words, margin: float = 2.0) -> list:
+    return [w for w in words if box.x0 - margin <= (w[0] + w[2]) / 2 <= box.x1 + margin
+            and box.y0 - margin <= (w[1] + w[3]) / 2 <= box.y1 + margin]
+
+
+def page_parts(page, cand: Candidate, words, text: str) -> PageTables:
+    """The table regions on one candidate page with their grids, the page's captions and
+    pictures; captions are given out later, for the whole paper at once (``give_captions``)."""
+    boxes = _layout_boxes(page)
+    middle = page.rect.width / 2
+    # reading order: the left column (and full-width tables) top to bottom, then the right
+    regions = sorted((b for b, kind in boxes if kind == "table"), key=lambda b: (b.x0 >= middle - 10, b.y0))
+    pictures = [b for b, kind in boxes if kind == "picture"] + [Box(*i["bbox"]) for i in page.get_image_info()]
+    captions = _caption_positions(page, text)
+    out = PageTables(cand.page, captions=captions, pictures=pictures)
+    caption_boxes = [box for box, _ in captions]
+    for region in regions:
+        region = _without_captions(region, caption_boxes)
+        found, bold = region_words(page, region)
+        inside = [w for w in _inside(region, found)
+                  if not any(_inside(c, [w], 0.5) for c in caption_boxes)]
+        rules_y = [r[1] for r in cand.horizontal if region.y0 + 1 < r[1] < region.y1 - 1
+                   and min(r[2], region.x1) - max(r[0], region.x0) > 0.2 * (region.x1 - region.x0)]
+        grid = table_grid.build(inside, region, rules_y, bold)
+        if grid and grid.rows:
+            out.parts.append(Part(cand.page, region, grid, None))
+    return out
+
+
+def _without_captions(region: Box, captions: list[Box]) -> Box:
+    """The analyser sometimes boxes a caption with its table: cut the region at it."""
+    for c in captions:
+        if min(c.x1, region.x1) - max(c.x0, region.x0) <= 0 or not (region.y0 - 1 <= (c.y0 + c.y1) / 2 <= region.y1 + 1):
+            continue
+        if (c.y0 + c.y1) / 2 > (region.y0 + region.y1) / 2:
+            region = region._replace(y1=min(region.y1, c.y0 - 1))
+        else:
+            region = region._replace(y0=max(region.y0, c.y1 + 1))
+    return region
+
+
+def give_captions(pages: list[PageTables]) -> tuple[list[Part], list[ImageTable]]:
+    """Captions to tables over the whole paper. A paper puts its table captions on one
+    side (above in most styles, below in some): the side that the unambiguous pairs show
+    is preferred, so a caption under its table is not handed to the table below it.
+    Captions left over with a picture next to them are image-only tables."""
+    votes: Counter = Counter()
+    for page in pages:
+        for part in page.parts:
+            sides = {side for box, _ in page.captions if (side := _side(box, part.bbox))}
+            if len(sides) == 1:
+                votes[sides.pop()] += 1
+    preferred = votes.most_common(1)[0][0] if votes else "above"
+    parts, images = [], []
+    for page in pages:
+        pairs = assign_captions([p.bbox for p in page.parts], [c for c, _ in page.captions], preferred)
+        for t, part in enumerate(page.parts):
+            part.caption = page.captions[pairs[t]][1] if t in pairs else None
+        parts += page.parts
+        free = [c for i, c in enumerate(page.captions) if i not in set(pairs.values())]
+        for p, c in assign_captions(page.pictures, [c for c, _ in free], preferred).items():
+            images.append(ImageTable(page.page, free[c][1], page.pictures[p]))
+    return parts, images
+
+
+def _label(caption: str | None) -> str | None:
+    found = CAPTION.match(caption or "")
+    return found.group(2) if found else None
+
+
+def _continues(caption: str, previous: str | None) -> bool:
+    """"Table 1: ... (continued from previous page)" under a part of Table 1."""
+    return bool(re.search(r"\bcontinued\b|\bcont\.", caption, re.IGNORECASE)) and _label(caption) == _label(previous)
+
+
+def _same_columns(a: table_grid.Grid, b: table_grid.Grid) -> bool:
+    return len(a.columns) == len(b.columns) and all(abs(x[0] - y[0]) <= 12 for x, y in zip(a.columns, b.columns))
+
+
+def _norm(cells: list[str]) -> list[str]:
+    return [" ".join(c.lower().split()) for c in cells]
+
+
+def _keep_row(row: list[str], header: list[str]) -> bool:
+    """Not a repeated header and not a "continued on the next page" line."""
+    text = " ".join(c for c in row if c)
+    return bool(text) and _norm(row) != _norm(header) and not CONTINUED.search(text)
+
+
+def _new_table(part: Part) -> Table:
+    g = part.grid
+    table = Table(part.caption, g.header, [], g.header_box, [], [], [], [], len(g.columns))
+    _append(table, part, g.rows, g.boxes, g.bold)
+    return table
+
+
+def _append(table: Table, part: Part, rows, boxes, bold) -> None:
+    start = len(table.rows)
+    kept = [i for i, row in enumerate(rows) if _keep_row(row, table.header)]
+    index = {old: new for new, old in enumerate(kept)}
+    table.rows += [rows[i] for i in kept]
+    table.boxes += [boxes[i] for i in kept]
+    table.row_pages += [part.page + 1] * len(kept)
+    table.bold += [(start + index[r], c) for r, c in bold if r in index]
+    table.regions.append({"page": part.page + 1, "bbox": [round(v, 1) for v in part.bbox]})
+
+
+def stitch(parts: list[Part], page_heights: dict[int, float]) -> list[Table]:
+    """Tables in reading order, each continuation appended to the table it continues."""
     tables: list[Table] = []
+    first_on_page: dict[int, Part] = {}
     last_on_page: dict[int, Part] = {}
     for part in parts:
+        first_on_page.setdefault(part.page, part)
         last_on_page[part.page] = part
     previous: Part | None = None
     for part in parts:
-        prev_table = tables[-1] if tables else None
         continues = (
-            prev_table is not None and previous is not None
-            and part.caption is None
+            tables and previous is not None and (part.caption is None or _continues(part.caption, tables[-1].caption))
             and part.page == previous.page + 1
-            and last_on_page.get(previous.page) is previous
-            and part.bbox[1] < 0.25 * page_heights[part.page]
-            and _same_columns(part.columns, prev_table.columns)
+            and last_on_page.get(previous.page) is previous and first_on_page[part.page] is part
+            and part.bbox.y0 < CONTINUES_BELOW * page_heights[part.page]
+            and _same_columns(part.grid, previous.grid)
         )
         if continues:
-            rows = part.rows
-            if rows and rows[0] == prev_table.header:
-                rows = rows[1:]  # a repeated header row
-            # only a ruled table loses a row with its top rule at the page break
-            cut = None if part.continuation_only else _recover_cut_row(words_by_page[part.page], part)
-            if cut and any(cut) and cut != prev_table.header:
-                rows = [cut] + rows
-            prev_table.rows.extend(rows)
-            prev_table.pages.append(part.page + 1)
-        elif part.continuation_only:
-            continue  # aligned text that continues nothing: not a table
+            g = part.grid
+            own_header = [g.header] if _norm(g.header) != _norm(tables[-1].header) else []
+            _append(tables[-1], part, own_header + g.rows, [g.header_box] * len(own_header) + g.boxes,
+                    [(r + len(own_header), c) for r, c in g.bold])
+        elif part.caption is None and len(part.grid.rows) < UNCAPTIONED_MIN_ROWS:
+            continue  # a small uncaptioned grid: figure text or an equation, not a table
         else:
-            tables.append(Table(part.caption, [part.page + 1], part.rows[0], part.rows[1:], part.bbox,
-                                part.columns, part.row_height))
+            tables.append(_new_table(part))
         previous = part
     return tables
