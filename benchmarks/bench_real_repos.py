@@ -48,6 +48,7 @@ REPOS = {
     "makemore": {
         "mirror": "karpathy+makemore", "upstream": "https://github.com/karpathy/makemore",
         "campaign": {
+            # makemore's README reports ~1.92 after full training; 200 steps is this budget's own reference.
             "objective": {"metric": "val_loss", "direction": "min", "reported": 2.35, "reproduce_tolerance": 0.1,
                           "min_effect": 0.01},
             "evaluator": {"command": ["python", "sotalab/evaluate.py"], "timeout_s": 1800,
@@ -64,6 +65,7 @@ REPOS = {
     "nanogpt": {
         "mirror": "karpathy+nanoGPT", "upstream": "https://github.com/karpathy/nanoGPT",
         "campaign": {
+            # The README's 1.88 is 2000 CPU iterations on tiny-shakespeare; this is 200 on another text.
             "objective": {"metric": "val_loss", "direction": "min", "reported": 2.5, "reproduce_tolerance": 0.3},
             "evaluator": {"command": ["python", "sotalab/evaluate.py"], "timeout_s": 1800,
                           "metrics": [{"name": "val_loss", "regex": r"val_loss=([0-9.]+)"}]},
@@ -80,7 +82,8 @@ REPOS = {
     "digits": {
         "mirror": "anastev982+DeepNets-Playground", "upstream": "https://github.com/anastev982/DeepNets-Playground",
         "campaign": {
-            "objective": {"metric": "accuracy", "direction": "max", "reported": 0.975, "reproduce_tolerance": 0.02},
+            # REPORT.md: "Test accuracy: 0.969".
+            "objective": {"metric": "accuracy", "direction": "max", "reported": 0.969, "reproduce_tolerance": 0.01},
             "evaluator": {"command": ["python", "sotalab/evaluate.py"], "timeout_s": 600,
                           "metrics": [{"name": "accuracy", "regex": r"accuracy=([0-9.]+)"}]},
             "overlay": {"files": [{"path": "sotalab/evaluate.py", "source": str(HERE / "digits" / "evaluate.py")}]},
@@ -102,7 +105,7 @@ def run_wall(lab: Lab, result: dict) -> float:
     return sum(r["telemetry"]["wall_s"] for r in result["runs"] if r.get("telemetry"))
 
 
-def drive(lab: Lab, name: str, spec: dict) -> dict:
+def drive(lab: Lab, name: str, spec: dict, finalize: bool) -> dict:
     def call(tool: str, /, **arguments):
         return invoke(lab, tool, arguments)
 
@@ -127,7 +130,15 @@ def drive(lab: Lab, name: str, spec: dict) -> dict:
     t0 = time.perf_counter()
     scored = call("trial_evaluate", trial=trial)
     trial_wall = time.perf_counter() - t0
-    return {
+    claim = {}
+    if finalize and scored["label"] == "keep":
+        audit = call("audit_trial", trial=trial, depth="full", seeds=2)
+        claim = {"audit": audit["verdict"], "audit_reason": audit["reason"]}
+        if audit["verdict"] == "valid":
+            final = call("campaign_finalize", campaign=campaign, seeds=1)
+            claim |= {"held_out_baseline": final["baseline"]["mean"], "held_out_best": final["best"]["mean"],
+                      "held_out_gain": final["gain"]}
+    return claim | {
         "repo": name, "commit": clone["commit"][:10], "provenance": clone["provenance"]["upstream_url"],
         "detected_first": {"sources": detected["detection"]["sources"],
                            "suggested": detected["detection"]["suggested_packages"],
@@ -146,10 +157,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(REPOS))
     parser.add_argument("--home", default=None, help="lab home (default: a new temporary one)")
+    parser.add_argument("--finalize", action="store_true", help="audit a kept trial (full, 2 seeds) and finalize")
     args = parser.parse_args()
     lab = Lab.open(args.home or tempfile.mkdtemp(prefix="sotalab-real-repos-"))
     for name in args.only.split(","):
-        result = drive(lab, name, REPOS[name])
+        result = drive(lab, name, REPOS[name], args.finalize)
         print(json.dumps(result), flush=True)
 
 
