@@ -107,8 +107,11 @@ def test_http_answers_a_notification_with_a_bare_202(tmp_path):
 # --------------------------------------------------------------- the host programs
 
 def host_env(home: Path) -> dict:
-    """A private HOME, and no traffic the health checks do not need."""
+    """A private HOME, no traffic the health checks do not need, and Claude Code's own
+    setting for servers that start slowly (MCP_TIMEOUT, 30 s by default): on a 2-core
+    machine running other tests, a cold start can take longer."""
     return {**os.environ, "HOME": str(home), "DISABLE_AUTOUPDATER": "1", "DISABLE_TELEMETRY": "1",
+            "MCP_TIMEOUT": "120000",
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "SOTALAB_HOME": str(home / "lab"),
             "GEMINI_CLI_NO_RELAUNCH": "true"}
 
