@@ -169,10 +169,19 @@ def test_hostile_overlays_are_refused_before_anything_is_stored(call, call_error
             ([{"path": "-ev.py", "content": "x"}], "leading '-'"),
             ([{"path": "ev.py", "content": "x", "source": str(tmp_path)}], "exactly one of"),
             ([{"path": "ev.py", "source": "relative/ev.py"}], "absolute path"),
-            ([{"path": "ev.py", "content": "a"}, {"path": "ev.py", "content": "b"}], "one path twice")):
+            ([{"path": "ev.py", "content": "a"}, {"path": "ev.py", "content": "b"}], "one path twice"),
+            ([{"path": "env.txt", "source": "/proc/self/environ"}], "/proc"),
+            ([{"path": "passwd", "source": "/etc/passwd"}], "/etc")):
         assert expect in call_error("campaign_create", **spec, overlay={"files": files})
     bad_split = dict(NAMES_SPLIT, validation_fraction=0.6, held_out_fraction=0.5)
     assert "some data for training" in call_error("campaign_create", **spec, overlay={"splits": [bad_split]})
+    inside = dict(NAMES_SPLIT, source="images", validation="images/val")
+    assert "none inside another" in call_error("campaign_create", **spec, overlay={"splits": [inside]})
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(101):
+        (many / f"{i}.py").write_text("x\n")
+    assert "over 100 files" in call_error("campaign_create", **spec, overlay={"files": [{"path": "m", "source": str(many)}]})
     assert call("campaign_list")["total"] == 0
     assert not store_dir(lab, 1).exists()
 

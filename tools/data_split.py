@@ -76,8 +76,10 @@ class DataSplit(BaseModel):
     def _paths(self):
         for name in ("source", "validation", "held_out"):
             setattr(self, name, check_repo_path(getattr(self, name)))
-        if len({self.source, self.validation, self.held_out}) < 3:
-            raise ValueError("source, validation and held_out must be three different paths")
+        paths = (self.source, self.validation, self.held_out)
+        if any(a == b or b.startswith(a + "/") for a in paths for b in paths if a is not b):
+            raise ValueError("source, validation and held_out must be three separate paths, none inside another "
+                             "(a part inside the source directory would stay in training)")
         if self.validation_fraction + self.held_out_fraction >= 1:
             raise ValueError("validation_fraction + held_out_fraction must leave some data for training")
         if self.key and self.unit in ("line", "file"):

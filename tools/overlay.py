@@ -93,20 +93,28 @@ def guarded_paths(files: list[str], splits: list[DataSplit], protected: list[str
             list(dict.fromkeys(held_out + [s.held_out for s in splits])))
 
 
+SYSTEM_ROOTS = tuple(Path(p) for p in ("/proc", "/sys", "/dev", "/run", "/etc", "/boot"))
+
+
 def _refuse_private(path: Path, lab: Lab) -> None:
     """Overlay files end up readable by every trial: refuse the lab home (other campaigns'
-    held-out data) and the hidden files of the user's home (keys, tokens, configs)."""
+    held-out data), the hidden files of the user's home (keys, tokens, configs) and the
+    system's own places (/proc/self/environ holds the server's environment, /etc its
+    configuration)."""
     real, home = path.resolve(), Path.home().resolve()
     inside_lab = real == lab.home.resolve() or lab.home.resolve() in real.parents
     hidden_in_home = home in real.parents and real.relative_to(home).parts[0].startswith(".")
-    if inside_lab or hidden_in_home:
-        place = "the lab home" if inside_lab else "a hidden folder of your home"
+    system = next((root for root in SYSTEM_ROOTS if real == root or root in real.parents), None)
+    if inside_lab or hidden_in_home or system:
+        place = "the lab home" if inside_lab else f"{system}" if system else "a hidden folder of your home"
         raise InvalidInput(f"overlay source {path} is inside {place}, which the lab keeps private",
                            hint="copy the file somewhere else, or give it inline as content")
 
 
-def _read_source(lab: Lab, item: OverlayFile) -> list[tuple[str, bytes, bool, str]]:
-    """(repository path, bytes, executable, origin) for each file an overlay entry brings."""
+def _read_source(lab: Lab, item: OverlayFile, budget: list[int]) -> list[tuple[str, bytes, bool, str]]:
+    """(repository path, bytes, executable, origin) for each file an overlay entry brings.
+    ``budget`` is [files left, bytes left], spent as files are read, so a huge directory
+    is refused before it is in memory."""
     if item.content is not None:
         return [(item.path, item.content.encode(), item.executable, "inline")]
     source = Path(item.source)
@@ -120,9 +128,14 @@ def _read_source(lab: Lab, item: OverlayFile) -> list[tuple[str, bytes, bool, st
         path = source / rel if rel else source
         if path.is_symlink() or not path.is_file():
             raise InvalidInput(f"overlay source {path} is not a regular file", hint="overlays copy regular files only")
-        if path.stat().st_size > MAX_FILE_BYTES:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
             raise InvalidInput(f"overlay source {path} is over {MAX_FILE_BYTES >> 20} MiB",
                                hint="bring large data with the repository, then carve it with a split")
+        budget[0], budget[1] = budget[0] - 1, budget[1] - size
+        if budget[0] < 0 or budget[1] < 0:
+            raise InvalidInput(f"the overlay is over {MAX_FILES} files or {MAX_TOTAL_BYTES >> 20} MiB",
+                               hint="bring fewer or smaller files: an evaluator and a scorer rarely need more")
         found.append((f"{item.path}/{rel}" if rel else item.path, path.read_bytes(),
                       os.access(path, os.X_OK), str(path)))
     return found
@@ -131,7 +144,8 @@ def _read_source(lab: Lab, item: OverlayFile) -> list[tuple[str, bytes, bool, st
 def read(lab: Lab, overlay: Overlay) -> list[tuple[str, bytes, bool, str]]:
     """Every file of the overlay, read and checked (sizes, duplicates, private places)
     before anything is stored."""
-    files = [entry for item in overlay.files for entry in _read_source(lab, item)]
+    budget = [MAX_FILES, MAX_TOTAL_BYTES]
+    files = [entry for item in overlay.files for entry in _read_source(lab, item, budget)]
     paths = [f[0] for f in files]
     if len(files) > MAX_FILES:
         raise InvalidInput(f"the overlay brings {len(files)} files; at most {MAX_FILES}",
