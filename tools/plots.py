@@ -52,7 +52,8 @@ def _png(fig) -> bytes:
     fig.savefig(rgba, format="png", metadata={"Software": None})
     rgba.seek(0)
     small = io.BytesIO()
-    PILImage.open(rgba).convert("RGB").quantize(colors=64).save(small, format="png", optimize=True)
+    PILImage.open(rgba).convert("RGB").quantize(colors=64, method=PILImage.Quantize.FASTOCTREE).save(
+        small, format="png", optimize=True)
     return small.getvalue()
 
 
