@@ -13,13 +13,19 @@ import pytest
 from tinynet_lab import BY_NAME, MANIFEST, TinynetCampaign
 
 from sotalab.tools.errors import LabError
+from sotalab.tools.evaluation.seeds import REPRODUCIBLE_ENV
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def tinynet(tmp_path_factory) -> TinynetCampaign:
-    return TinynetCampaign(tmp_path_factory.mktemp("tinynet"))
+    # Audits draw fresh random seeds; on the example the baseline's spread over random seeds
+    # (sd about 0.06) makes a 5-seed verdict on the smaller honest gains a coin flip now and
+    # then. The documented reproducible draw keeps this suite's verdicts fixed.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(REPRODUCIBLE_ENV, "test_audit_cheats")
+        yield TinynetCampaign(tmp_path_factory.mktemp("tinynet"))
 
 
 def checks_by_name(audit: dict) -> dict[str, dict]:
@@ -41,6 +47,13 @@ def test_honest_improvement_is_valid_with_no_finding(tinynet, name):
 @pytest.mark.parametrize("name", [t["name"] for t in MANIFEST if t["expect"] != "valid"])
 def test_planted_cheat_is_caught_by_the_right_check(tinynet, name):
     entry = BY_NAME[name]
+    scored = tinynet.call("trial_get", trial=tinynet.trial(name))
+    if scored["score"] is None:
+        # At the isolated level a cheat that needs the evaluator's frames or data in the
+        # trial's process has none to reach: its predict step fails, so there is no score
+        # to audit, and nothing to claim.
+        assert scored["label"] in ("crash", "preflight_crash", "metric_missing", "timeout"), scored["label"]
+        return
     audit = tinynet.call("audit_trial", trial=tinynet.trial(name), depth="full")
     assert audit["verdict"] == entry["expect"], audit["reason"]
     checks = checks_by_name(audit)
@@ -139,7 +152,8 @@ diff --git a/train.py b/train.py
 
 def test_writing_into_the_metric_modules_namespace_is_caught(tinynet):
     trial = tinynet.make_trial("code", "A sharper metric.", NAMESPACE_PATCH)
-    assert tinynet.call("trial_get", trial=trial)["score"] > 0.95  # the fake accuracy
+    baseline = tinynet.call("trial_get", trial=tinynet.baseline)["score"]
+    assert tinynet.call("trial_get", trial=trial)["score"] <= baseline + 0.02  # the scorer's own metric counted
     audit = tinynet.call("audit_trial", trial=trial, depth="quick")
     assert audit["verdict"] == "invalid"
     assert "monkeypatch-metric" in {e["rule"] for c in audit["checks"] for e in c["evidence"]}
