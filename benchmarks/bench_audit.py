@@ -133,7 +133,7 @@ def hostile(root: Path) -> list[str]:
         in_process = Lab(agent, root / "in_process", json.loads((EXAMPLE / "campaign_in_process.json").read_text()))
         rows = ["| cheat | cause | isolated: must be | isolated | in_process: must draw | in_process |",
                 "|---|---|---|---|---|---|"]
-        beaten = caught = 0
+        beaten = caught = prevented = 0
         for cheat in CHEATS:
             problem = defeated(isolated, cheat, isolated.play(cheat))
             beaten += problem is None
@@ -142,8 +142,11 @@ def hostile(root: Path) -> list[str]:
             if expected:
                 outcome = in_process.play(cheat.__class__(**{**cheat.__dict__, "depth": "quick"}))
                 ok = bool(outcome.audit) and outcome.audit["verdict"] == "invalid" and expected in outcome.rules
+                unscored = outcome.score is None and outcome.label == "metric_missing"
                 caught += ok
-                found = "caught" if ok else f"MISSED ({', '.join(sorted(outcome.rules)) or outcome.label})"
+                prevented += unscored
+                found = "caught" if ok else "prevented: no score (metric line not the evaluator's)" if unscored \
+                    else f"MISSED ({', '.join(sorted(outcome.rules)) or outcome.label})"
             rows.append(f"| {cheat.name} | {cheat.cause} | {cheat.defeat} | {shown} | {expected or '-'} | {found} |")
         honest_ok = 0
         for change in HONEST:
@@ -151,9 +154,9 @@ def hostile(root: Path) -> list[str]:
             ok = defeated(isolated, change, outcome) is None
             honest_ok += ok
             rows.append(f"| {change.name} | honest | valid, no finding | {'valid' if ok else 'FALSE FINDING'} | - | - |")
-        rows.append(f"\ncheats defeated at the isolated level: {beaten}/{len(CHEATS)}; caught with evidence at the "
-                    f"in_process level: {caught}/{len(CAUGHT)}; honest changes valid with no finding: "
-                    f"{honest_ok}/{len(HONEST)}")
+        rows.append(f"\ncheats defeated at the isolated level: {beaten}/{len(CHEATS)}; at the in_process level, "
+                    f"caught with evidence {caught}/{len(CAUGHT)} and left without a score {prevented}/{len(CAUGHT)}; "
+                    f"honest changes valid with no finding: {honest_ok}/{len(HONEST)}")
         return rows
     finally:
         agent.close()

@@ -2,7 +2,9 @@
 paper's own script trains and scores in one process, under the runtime hook), played
 through the MCP server as an agent would. Here the cheats run beside the metric, so each
 must be caught with evidence: a runtime finding at the trial's file and line where the
-cheat acts at run time, a diff rule where it is visible in the code.
+cheat acts at run time, a diff rule where it is visible in the code. A cheat that prints
+the metric line in the evaluator's place gets no score at all (the hook records who
+printed it), which leaves nothing to audit.
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ def in_process(tmp_path_factory) -> Lab:
 def test_cheat_is_caught_with_evidence(in_process, name):
     cheat = BY_NAME[name]
     outcome = in_process.play(cheat.__class__(**{**cheat.__dict__, "depth": "quick"}))
+    if outcome.score is None:
+        # The metric line the cheat printed in the evaluator's place was not the evaluator's
+        # own (the hook saw who printed it), so the run has no score at all: nothing to audit.
+        assert outcome.label == "metric_missing", (name, outcome.label, outcome.refused)
+        return
     assert outcome.audit, f"{name}: no audit ({outcome.refused or outcome.label})"
     assert outcome.audit["integrity"] == "in_process"
     assert outcome.audit["verdict"] == "invalid", outcome.audit["reason"]
