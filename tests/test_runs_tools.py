@@ -262,3 +262,18 @@ def test_cpu_time_budget_and_side_run_cost(lab, call, worktree):
     assert done["telemetry"]["mean_cpu_pct"] <= 100.0 * (os.cpu_count() or 1)
     cost = side_run_cost(lab, int(worktree.name))
     assert cost["runs"] == 1 and cost["cpu_s"] >= 0.5 and cost["wall_s"] >= cost["cpu_s"] / (os.cpu_count() or 1)
+
+
+def test_run_start_with_a_named_environment_uses_its_venv_inside_the_sandbox(lab, call, call_error, worktree, tmp_path):
+    """The venv lives in the lab home, which no run sees; it is mounted back read-only,
+    with its base interpreter, and it is the Python the run gets."""
+    (tmp_path / "src").mkdir()
+    env = call("env_build", path=str(tmp_path / "src"), detect=False)["env"]
+    run = call("run_start", command=["python", "-c", "import sys, os; print(sys.prefix, os.environ['VIRTUAL_ENV'])"],
+               cwd=str(worktree), environment=env["id"])
+    done = call("run_wait", run=run["id"], timeout_s=30)
+    text = call("run_logs", run=run["id"])["text"]
+    assert done["status"] == "succeeded", text
+    assert text.split() == [env["location"], env["location"]]
+    assert done["interpreter"] == f"{env['location']}/bin/python"
+    assert "no environment" in call_error("run_start", command=["true"], cwd=str(worktree), environment="venv-missing")
