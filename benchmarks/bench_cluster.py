@@ -29,7 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import slurm_cluster  # noqa: E402
 from mcp_helpers import http_server, http_session  # noqa: E402
-
 from sotalab.tools.home import Lab  # noqa: E402
 from sotalab.tools.invoke import invoke  # noqa: E402
 

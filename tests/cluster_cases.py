@@ -12,7 +12,6 @@ import textwrap
 import time
 
 import pytest
-
 from sotalab.tools.home import Lab
 from sotalab.tools.invoke import invoke
 from sotalab.tools.runs import cluster_runs, queue, reconcile

@@ -9,11 +9,9 @@ import threading
 import time
 
 import pytest
-
 from conftest import SIMPLE_CAMPAIGN
-from test_repos import make_upstream
-
 from sotalab.tools import ledger
+from test_repos import make_upstream
 
 
 @pytest.fixture
@@ -306,7 +304,6 @@ def test_four_agents_over_http_work_one_campaign(tmp_path):
     import asyncio
 
     from mcp_helpers import http_server, http_session
-
     from sotalab.tools.home import Lab
     from sotalab.tools.invoke import invoke
 

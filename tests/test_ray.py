@@ -11,14 +11,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import pytest
-
 import cluster_cases as cases
+import pytest
 from conftest import require
 from mcp_helpers import free_port
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 HEAD_CPUS = 2
+START_ATTEMPTS = 3
 
 
 def _answers(url: str) -> bool:
@@ -45,22 +45,69 @@ def ray_head():
         return
     ray_cli = str(Path(sys.executable).parent / "ray")
     require(shutil.which(ray_cli) is not None, "the ray command is not installed next to this Python")
-    temp = tempfile.mkdtemp(prefix="sotalab-ray-")
+    for attempt in range(START_ATTEMPTS):
+        temp = tempfile.mkdtemp(prefix="sotalab-ray-")
+        try:
+            url = start_head(ray_cli, temp)
+        except AssertionError:
+            stop_head(temp)
+            shutil.rmtree(temp, ignore_errors=True)
+            if attempt == START_ATTEMPTS - 1:
+                raise
+            continue  # Ray gives the raylet a fixed 30 s to register: a loaded machine can miss it
+        try:
+            yield url
+        finally:
+            stop_head(temp)
+            shutil.rmtree(temp, ignore_errors=True)
+        return
+
+
+def start_head(ray_cli: str, temp: str) -> str:
+    """Start a head whose files live under ``temp``; its Jobs API address."""
     dashboard = free_port()
+    # Every port of its own: Ray's defaults (52365 for the dashboard agent, ...) would
+    # clash with any other Ray on the machine, and the raylet then never comes up.
+    ports = [f"--{name}={free_port()}" for name in (
+        "port", "node-manager-port", "object-manager-port", "dashboard-agent-listen-port",
+        "dashboard-agent-grpc-port", "metrics-export-port", "runtime-env-agent-port", "ray-client-server-port")]
+    worker_ports = free_port()
     started = subprocess.run(
-        [ray_cli, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={free_port()}",
+        [ray_cli, "start", "--head", "--node-ip-address=127.0.0.1", *ports,
+         f"--min-worker-port={worker_ports}", f"--max-worker-port={worker_ports + 50}",
          f"--num-cpus={HEAD_CPUS}", "--num-gpus=0", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
          f"--dashboard-port={dashboard}", "--disable-usage-stats", "--object-store-memory=100000000",
          f"--temp-dir={temp}"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
     assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
     url = f"http://127.0.0.1:{dashboard}"
-    try:
-        cases.wait_until(lambda: _answers(url), 120, "the Ray Jobs API")
-        yield url
-    finally:
-        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120)
-        shutil.rmtree(temp, ignore_errors=True)
+    cases.wait_until(lambda: _answers(url), 120, "the Ray Jobs API")
+    return url
+
+
+def stop_head(temp: str) -> None:
+    """End the processes of the head these tests started, and only those: each names
+    the head's private temp dir on its command line (``ray stop`` would end every Ray
+    process of the user)."""
+    import psutil
+
+    me = psutil.Process()
+    spared = {me.pid, *(p.pid for p in me.parents())}
+    ours = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if proc.pid not in spared and any(temp in part for part in proc.info["cmdline"] or []):
+            ours.append(proc)
+    for proc in ours:
+        try:
+            proc.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(ours, timeout=15)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
 
 
 @pytest.fixture

@@ -12,9 +12,8 @@ import os
 import signal
 import subprocess
 
-import pytest
-
 import cluster_cases as cases
+import pytest
 import slurm_cluster
 from conftest import require
 from sotalab.tools.runs import queue

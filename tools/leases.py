@@ -93,9 +93,10 @@ def _take(db, kind: str, item_id: int, campaign_id: int, agent: str, ttl_s: floa
             raise LabError(f"{kind} {item_id} is claimed by agent {held[0]!r} for {held[1] - now:.0f} s more",
                            hint="pick another (idea_next skips claimed ideas), or wait for the claim to expire")
         taken_over = held[0]
-    db.execute("INSERT INTO claims (kind, item_id, campaign_id, agent, expires_at, claimed_at) VALUES (?, ?, ?, ?, ?, ?) "
-               "ON CONFLICT (kind, item_id) DO UPDATE SET agent = excluded.agent, expires_at = excluded.expires_at, "
-               "claimed_at = excluded.claimed_at", [kind, item_id, campaign_id, agent, now + ttl_s, ledger.now()])
+    db.execute("INSERT INTO claims (kind, item_id, campaign_id, agent, expires_at, claimed_at) "
+               "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, item_id) DO UPDATE SET agent = excluded.agent, "
+               "expires_at = excluded.expires_at, claimed_at = excluded.claimed_at",
+               [kind, item_id, campaign_id, agent, now + ttl_s, ledger.now()])
     return Claim(kind=kind, id=item_id, campaign_id=campaign_id, agent=agent, expires_at=_stamp(now + ttl_s),
                  expires_in_s=ttl_s, taken_over_from=taken_over)
 
@@ -115,7 +116,8 @@ def lease_take(lab: Lab, args: ClaimIn) -> Claim:
     with ledger.transaction(lab.db) as db:
         campaign_id, status = _campaign_of(db, args.kind, args.id)
         if status not in CLAIMABLE[args.kind]:
-            raise LabError(f"{args.kind} {args.id} is {status}; only {' or '.join(CLAIMABLE[args.kind])} ones can be claimed",
+            allowed = " or ".join(CLAIMABLE[args.kind])
+            raise LabError(f"{args.kind} {args.id} is {status}; only {allowed} ones can be claimed",
                            hint="pick an open one" + (" with idea_next" if args.kind == "idea" else ""))
         return _take(db, args.kind, args.id, campaign_id, args.agent, args.ttl_s)
 
@@ -142,6 +144,7 @@ def idea_next(lab: Lab, args: IdeaNextIn) -> IdeaNext:
                  AND (c.agent IS NULL OR c.agent = ? OR c.expires_at <= ?)
                ORDER BY i.priority DESC, i.id LIMIT 1""", [args.campaign, args.agent, time.time()]).fetchone()
         if row is None:
-            return IdeaNext(idea=None, claim=None, reason="no open idea is free: all are claimed by other agents or done")
+            return IdeaNext(idea=None, claim=None,
+                            reason="no open idea is free: all are claimed by other agents or done")
         taken = _take(db, "idea", row[0], args.campaign, args.agent, args.ttl_s)
     return IdeaNext(idea=ideas.load(lab, row[0]), claim=taken, reason="claimed")

@@ -120,7 +120,8 @@ class RayExecutor:
         except LabError as exc:
             return ClusterView(executor="ray", reachable=False, detail=str(exc))
         except Exception as exc:
-            return ClusterView(executor="ray", reachable=False, detail=f"the Ray head at {url} did not answer: {str(exc).splitlines()[0][:200]}")
+            return ClusterView(executor="ray", reachable=False,
+                               detail=f"the Ray head at {url} did not answer: {str(exc).splitlines()[0][:200]}")
         views = [NodeView(name=n.node_name or n.node_id, state=str(n.state), cpus=int(n.resources_total.get("CPU", 0)),
                           memory_mb=int(n.resources_total.get("memory", 0) / 2**20),
                           gpus=int(n.resources_total.get("GPU", 0))) for n in nodes]

@@ -128,10 +128,11 @@ class SlurmExecutor:
         seen: dict[str, NodeView] = {}
         for line in nodes.stdout.splitlines():
             name, state, cpus, memory, gres = (line.split("|") + [""] * 5)[:5]
-            seen[name] = NodeView(name=name, state=state, cpus=_int(cpus), memory_mb=_int(memory), gpus=_gres_gpus(gres))
+            seen[name] = NodeView(name=name, state=state, cpus=_int(cpus), memory_mb=_int(memory),
+                                  gpus=_gres_gpus(gres))
         states = queue.stdout.split() if queue.returncode == 0 else []
-        return ClusterView(executor="slurm", reachable=True, detail=f"{len(seen)} node(s)" + (f", partition {settings.partition}"
-                                                                     if settings.partition else ""),
+        where = f", partition {settings.partition}" if settings.partition else ""
+        return ClusterView(executor="slurm", reachable=True, detail=f"{len(seen)} node(s){where}",
                            nodes=list(seen.values()), pending=states.count("PENDING"), running=states.count("RUNNING"))
 
 

@@ -1,0 +1,153 @@
+"""Agents against direct calls (issue: scale out, throughput), as a ratio measured in
+the same run on the same machine.
+
+    uv run python benchmarks/bench_agents.py [--agents N] [--trials N] [--sleep S]
+
+A campaign whose evaluator sleeps ``--sleep`` seconds (then prints its metric), on the
+local executor. The same trial cycle (idea_next, trial_create, workspace_write,
+trial_evaluate, idea_update) is run for ``--trials`` trials in two ways:
+
+- direct: N threads calling the tools in-process (``invoke``), the lab's own work
+  without MCP;
+- agents: N official-SDK clients over streamable HTTP to one ``sotalab serve --http``.
+
+It prints trials per minute for both and their ratio (agents / direct; the issue's
+target is 0.9x or better), and the overhead of a cycle beyond the evaluator's sleep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from mcp_helpers import http_server, http_session  # noqa: E402
+from sotalab.client.session import is_job_handle  # noqa: E402
+from sotalab.tools.home import Lab  # noqa: E402
+from sotalab.tools.invoke import invoke  # noqa: E402
+
+
+def make_lab(root: Path, trials: int, sleep_s: float) -> tuple[Lab, int]:
+    repo = root / "upstream"
+    repo.mkdir(parents=True)
+    (repo / "model.py").write_text("WIDTH = 1\n")
+    (repo / "eval.py").write_text(f"import time\ntime.sleep({sleep_s})\nprint('accuracy=0.5')\n")
+    for argv in (["init", "-q", "-b", "main"], ["add", "."],
+                 ["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "v1"]):
+        subprocess.run(["git", "-C", str(repo), *argv], check=True)
+    lab = Lab.open(root / "lab")
+    campaign = invoke(lab, "campaign_create", {
+        "name": "bench", "objective": {"metric": "accuracy", "direction": "max"},
+        "evaluator": {"command": ["python3", "eval.py"], "metrics": [{"name": "accuracy", "regex": r"accuracy=([0-9.]+)"}]},
+        "protected_paths": ["eval.py"]})["id"]
+    invoke(lab, "repo_clone", {"campaign": campaign, "url": str(repo)})
+    baseline = invoke(lab, "trial_create", {"campaign": campaign, "kind": "baseline"})["id"]
+    invoke(lab, "trial_evaluate", {"trial": baseline})
+    for i in range(trials):
+        invoke(lab, "idea_add", {"campaign": campaign, "title": f"width {i}", "type": "PARAM"})
+    return lab, campaign
+
+
+def cycle_steps(campaign: int, agent: str, idea: dict | None):
+    """The cycle after idea_next, as (tool, arguments-from-trial) steps."""
+    return [
+        ("trial_create", lambda t: {"campaign": campaign, "kind": "param", "idea": idea["id"]}),
+        ("workspace_write", lambda t: {"trial": t, "path": "model.py", "content": f"WIDTH = {idea['id']}\n"}),
+        ("trial_evaluate", lambda t: {"trial": t}),
+        ("idea_update", lambda t: {"idea": idea["id"], "status": "done"}),
+        ("lease_release", lambda t: {"kind": "idea", "id": idea["id"], "agent": agent}),
+    ]
+
+
+def direct(lab: Lab, campaign: int, agents: int) -> tuple[float, int]:
+    done = []
+
+    def worker(n: int) -> None:
+        name = f"direct-{n}"
+        while True:
+            idea = invoke(lab, "idea_next", {"campaign": campaign, "agent": name})["idea"]
+            if idea is None:
+                return
+            trial = None
+            for tool, arguments in cycle_steps(campaign, name, idea):
+                result = invoke(lab, tool, arguments(trial))
+                trial = trial or result.get("id")
+            done.append(trial)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(agents)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started, len(done)
+
+
+async def over_http(url: str, campaign: int, agents: int) -> tuple[float, int]:
+    done = []
+
+    async def call(session, tool: str, arguments: dict) -> dict:
+        result = (await session.call_tool(tool, arguments))
+        if result.is_error:
+            raise RuntimeError(f"{tool}: {result.content}")
+        data = result.structured_content or {}
+        while is_job_handle(tool, data) and data["status"] == "running":
+            data = (await session.call_tool("job_wait", {"job": data["job"], "timeout_s": 30})).structured_content
+        if is_job_handle(tool, data):
+            if data["status"] != "succeeded":
+                raise RuntimeError(f"{tool}: {data['error']}")
+            data = data["result"] or {}
+        return data
+
+    async def agent(n: int) -> None:
+        name = f"agent-{n}"
+        async with http_session(f"{url}/mcp") as session:
+            while True:
+                idea = (await call(session, "idea_next", {"campaign": campaign, "agent": name}))["idea"]
+                if idea is None:
+                    return
+                trial = None
+                for tool, arguments in cycle_steps(campaign, name, idea):
+                    result = await call(session, tool, arguments(trial))
+                    trial = trial or result.get("id")
+                done.append(trial)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(agent(n) for n in range(agents)))
+    return time.perf_counter() - started, len(done)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--agents", type=int, default=4)
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--sleep", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    ratios = []
+    for round_ in range(args.rounds):
+        with tempfile.TemporaryDirectory() as tmp:
+            lab, campaign = make_lab(Path(tmp) / "direct", args.trials, args.sleep)
+            direct_s, direct_n = direct(lab, campaign, args.agents)
+            lab, campaign = make_lab(Path(tmp) / "http", args.trials, args.sleep)
+            with http_server(lab.home) as (url, _):
+                http_s, http_n = asyncio.run(over_http(url, campaign, args.agents))
+        assert direct_n == http_n == args.trials, (direct_n, http_n)
+        d_rate, h_rate = 60 * direct_n / direct_s, 60 * http_n / http_s
+        ratios.append(h_rate / d_rate)
+        print(f"round {round_ + 1}: {args.trials} trials, {args.agents} workers, evaluator sleeps {args.sleep:g} s")
+        print(f"  direct (in-process): {direct_s:6.1f} s  {d_rate:6.1f} trials/min")
+        print(f"  agents over HTTP:    {http_s:6.1f} s  {h_rate:6.1f} trials/min  ratio {h_rate / d_rate:.2f}x")
+    print(f"median ratio over {args.rounds} rounds: {statistics.median(ratios):.2f}x")
+
+
+if __name__ == "__main__":
+    main()
