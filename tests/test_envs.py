@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -356,3 +357,16 @@ def test_env_detect_reports_before_anything_is_built(call, lab, tmp_path):
     cpu = call("env_detect", path=str(root), overrides={"pins": {"torch": "2.13.0"}, "find_links": ["/opt/wheels"],
                                                         "remove": ["transformers", "tiktoken"]})
     assert not any("CUDA build" in w for w in cpu["detection"]["warnings"]) and cpu["env_id"] != seen["env_id"]
+
+
+def test_a_python_version_this_machine_lacks_is_named_before_the_build(call, tmp_path):
+    """An environment.yml asking for a Python that is not installed made uv try a download
+    (DeepNets-Playground asks for 3.13)."""
+    require(have_uv(), "uv is not installed")
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "environment.yml").write_text("dependencies:\n  - python=3.9\n  - pip:\n    - six\n")
+    seen = call("env_detect", path=str(root), overrides={"python": "3.2"})
+    assert any("Python 3.2 is not installed" in w for w in seen["detection"]["warnings"])
+    here = call("env_detect", path=str(root), overrides={"python": f"{sys.version_info.major}.{sys.version_info.minor}"})
+    assert not any("is not installed" in w for w in here["detection"]["warnings"])

@@ -9,6 +9,7 @@ Files: ``envs/<id>/build.log``, ``envs/<id>/requirements.txt``, and for venvs
 from __future__ import annotations
 
 import fcntl
+import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from ..home import Lab
 from ..paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
 from ..registry import Progress, tool
 from .imports import distribution_for, imported_names
+from .venv import build_environment, uv_binary
 from .spec import EnvSpec, Overrides, canonical_name, resolve
 
 Backend = Literal["venv", "docker"]
@@ -261,6 +263,9 @@ def detection_report(root: Path, spec: EnvSpec) -> Detection:
     if not spec.sources:
         warnings.append("no requirements file, pyproject.toml, setup.py/setup.cfg, environment.yml or README "
                         "pip line was found: only the overrides were installed")
+    if spec.backend == "venv" and not _python_here(spec.python):
+        warnings.append(f"Python {spec.python} is not installed on this machine: uv will try to download it "
+                        "(a build without network fails); pin an installed version with overrides.python")
     cuda_by_default = {"torch", "torchvision", "torchaudio"} & {canonical_name(r) for r in spec.requirements}
     if cuda_by_default and not (spec.index_url or spec.extra_index_urls or spec.find_links):
         warnings.append(f"{', '.join(sorted(cuda_by_default))} from PyPI is a CUDA build (several GB); for a CPU "
@@ -271,6 +276,16 @@ def detection_report(root: Path, spec: EnvSpec) -> Detection:
                         "torch: overrides.extra_index_urls or find_links)")
     return Detection(sources=spec.sources, requirements=len(spec.requirements), imports=imports,
                      suggested_packages=sorted(set(missing.values())), fixes=fixes, warnings=warnings)
+
+
+def _python_here(version: str) -> bool:
+    """Whether uv finds an installed interpreter for ``version`` without downloading one."""
+    try:
+        found = subprocess.run([str(uv_binary()), "python", "find", "--no-project", version], capture_output=True,
+                               timeout=30, env=build_environment())
+    except (LabError, OSError, subprocess.TimeoutExpired):
+        return True  # no uv to ask: the build itself will say so
+    return found.returncode == 0
 
 
 def _refuse_after_score(lab: Lab, campaign: campaigns.Campaign, env_id: str) -> None:
