@@ -42,7 +42,7 @@ def test_wheel_installs_serves_and_finds_its_data(tmp_path):
     home = tmp_path / "lab"
 
     async def scenario():
-        params = StdioServerParameters(command=str(venv / "bin" / "sotalab"), args=["serve"],
+        params = StdioServerParameters(command=str(venv / "bin" / "sotalab"), args=["serve", "--toolset", "all"],
                                        env={"SOTALAB_HOME": str(home)}, cwd=str(tmp_path))
         async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
             await session.initialize()
