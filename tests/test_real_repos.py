@@ -123,3 +123,21 @@ def test_ideas_take_a_fractional_priority(call):
     assert [(i["title"], i["priority"]) for i in ideas] == [("high", 2), ("between", 1.5), ("low", 1)]
     moved = call("idea_update", idea=ideas[2]["id"], priority=1.75)
     assert moved["priority"] == 1.75
+
+
+def test_a_sealed_validation_split_never_reaches_a_trial_but_still_scores(call, lab, makemore):
+    """seal_validation: the validation names become a label path, so trial code cannot
+    even read them; the in_process evaluation gets them back in its fresh export."""
+    spec = dict(CAMPAIGN, name="makemore-sealed",
+                overlay=dict(CAMPAIGN["overlay"], splits=[dict(SPLIT, seal_validation=True)]))
+    campaign = call("campaign_create", **spec)
+    assert "splits/val.txt" in campaign["label_paths"] and "splits/val.txt" not in campaign["protected_paths"]
+    call("repo_clone", campaign=campaign["id"], url=str(makemore))
+    baseline = call("trial_create", campaign=campaign["id"], kind="baseline")
+    assert not Path(baseline["worktree"], "splits", "val.txt").exists()
+    repo = workspaces.campaign_repo(lab, campaign["id"])
+    tracked = subprocess.run(["git", "ls-tree", "-r", "--name-only", "sotalab/baseline"], cwd=repo,
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert "splits/val.txt" not in tracked and "names.txt" in tracked
+    scored = call("trial_evaluate", trial=baseline["id"])
+    assert scored["score"] == pytest.approx(2.48, abs=0.02), scored

@@ -268,8 +268,8 @@ def campaign_create(lab: Lab, args: CampaignCreate) -> Campaign:
     if args.overlay:  # its paths are guarded like the repository's own evaluator and splits
         files = overlays.read(lab, args.overlay)
         guarded = overlays.guarded_paths([f[0] for f in files], args.overlay.splits,
-                                         args.protected_paths, args.held_out_paths)
-        row["protected_paths"], row["held_out_paths"] = map(ledger.dumps, guarded)
+                                         args.protected_paths, args.held_out_paths, args.label_paths)
+        row["protected_paths"], row["held_out_paths"], row["label_paths"] = map(ledger.dumps, guarded)
     check_definition_size(row)
     campaign_id = lab.db["campaigns"].insert(row).last_pk
     if args.overlay:
@@ -311,11 +311,11 @@ def campaign_update(lab: Lab, args: CampaignUpdate) -> Campaign:
             changes[key] = getattr(campaign, key).model_dump() | given.model_dump(exclude_unset=True)
     if not changes:
         raise InvalidInput("nothing to update", hint="pass at least one field to change")
-    if {"protected_paths", "held_out_paths"} & changes.keys():  # the overlay's paths stay guarded
-        changes["protected_paths"], changes["held_out_paths"] = overlays.guarded_paths(
+    if {"protected_paths", "held_out_paths", "label_paths"} & changes.keys():  # the overlay's paths stay guarded
+        changes["protected_paths"], changes["held_out_paths"], changes["label_paths"] = overlays.guarded_paths(
             [f.path for f in campaign.overlay.files], campaign.overlay.splits,
             changes.get("protected_paths", campaign.protected_paths),
-            changes.get("held_out_paths", campaign.held_out_paths))
+            changes.get("held_out_paths", campaign.held_out_paths), changes.get("label_paths", campaign.label_paths))
     current = campaign.model_dump()
     frozen = [k for k in FROZEN_AFTER_SCORE if k in changes and changes[k] != current[k]]
     if "objective" in changes:  # the goalposts: what is measured and what counts as a gain

@@ -71,6 +71,8 @@ class DataSplit(BaseModel):
     seed: int = Field(0, description="seed of the shuffle")
     key: str | None = Field(None, max_length=200, description="JSON field or CSV column naming an item "
                                                               "(default: the whole row)")
+    seal_validation: bool = Field(False, description="keep the validation part out of trial worktrees as well, as "
+                                                     "a label path: only evaluation exports and the scorer get it")
 
     @model_validator(mode="after")
     def _paths(self):

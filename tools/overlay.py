@@ -8,8 +8,8 @@ campaign adds them without forking the repository:
   a file or directory on the server's disk (``source``). They are read and hashed when
   the campaign is created, kept in ``overlay/<campaign>/`` in the lab home, and written
   into the checkout at the baseline, where they become protected files.
-- ``splits``: see ``data_split``; the validation part is protected, the held-out part
-  goes to the lab home only.
+- ``splits``: see ``data_split``; the validation part is protected (or, sealed, a label
+  path that leaves every worktree), the held-out part goes to the lab home only.
 
 Every path the overlay writes is added to the campaign's protected (or held-out) globs
 when the campaign is created, so the baseline manifest hashes them like the
@@ -83,14 +83,15 @@ def store_dir(lab: Lab, campaign_id: int) -> Path:
     return lab.path("overlay", campaign_id)
 
 
-def guarded_paths(files: list[str], splits: list[DataSplit], protected: list[str],
-                  held_out: list[str]) -> tuple[list[str], list[str]]:
-    """The campaign's protected and held-out globs with every overlay path added: the
-    overlay's files, each split's source and validation part (protected) and held-out
-    part (held out)."""
-    new_protected = files + [p for s in splits for p in (s.source, s.validation)]
+def guarded_paths(files: list[str], splits: list[DataSplit], protected: list[str], held_out: list[str],
+                  labels: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """The campaign's protected, held-out and label globs with every overlay path added:
+    the overlay's files and each split's source (protected), each validation part
+    (protected, or a label path when the split seals it) and each held-out part."""
+    new_protected = files + [s.source for s in splits] + [s.validation for s in splits if not s.seal_validation]
     return (list(dict.fromkeys(protected + new_protected)),
-            list(dict.fromkeys(held_out + [s.held_out for s in splits])))
+            list(dict.fromkeys(held_out + [s.held_out for s in splits])),
+            list(dict.fromkeys(labels + [s.validation for s in splits if s.seal_validation])))
 
 
 SYSTEM_ROOTS = tuple(Path(p) for p in ("/proc", "/sys", "/dev", "/run", "/etc", "/boot"))
