@@ -20,6 +20,7 @@ from dataclasses import dataclass
 GAP_SHARE = 0.3  # blank between two columns, in word heights; a space inside a cell is about 0.22
 SPANNING_SHARE = 0.15  # rows allowed to ink a column gap (spanning labels, long names)
 MAX_HEADER_ROWS = 4
+GROUP_RULE_GAP = 8.0  # points between a group title and the rule under it
 HAS_NUMBER = re.compile(r"\d")
 
 
@@ -101,16 +102,22 @@ def _phrases(row, min_gap: float) -> list[list]:
     return out
 
 
-def _header_cells(rows: list[list], spans, min_gap: float) -> list[list]:
+def _header_cells(rows: list[list], spans, min_gap: float, rules: list[tuple]) -> list[list]:
     """Header lines into one list of words per column. On a line above the last one, a
-    phrase over several columns (a group title, centred over them) goes to every column
-    whose centre lies under it or within half its width of it."""
+    phrase over several columns (a group title) goes to every column under it: those
+    whose centre the rule under the title spans (booktabs' cmidrule), or, without such a
+    rule, whose centre lies within a quarter of the title's width of it."""
     cells: list[list] = [[] for _ in spans]
     for number, row in enumerate(rows):
         for phrase in _phrases(row, min_gap):
             a, b = phrase[0][0], max(w[2] for w in phrase)
-            reach = (b - a) / 2
-            covered = [i for i, (s0, s1) in enumerate(spans) if a - reach <= (s0 + s1) / 2 <= b + reach]
+            bottom = max(w[3] for w in phrase)
+            under = [r for r in rules if bottom - 1 <= r[1] <= bottom + GROUP_RULE_GAP and min(r[2], b) > max(r[0], a)]
+            if under:
+                lo, hi = min(r[0] for r in under), max(r[2] for r in under)
+            else:
+                lo, hi = a - (b - a) / 4, b + (b - a) / 4
+            covered = [i for i, (s0, s1) in enumerate(spans) if lo <= (s0 + s1) / 2 <= hi]
             if number < len(rows) - 1 and len(covered) > 1:
                 for i in covered:
                     cells[i] += phrase
@@ -149,9 +156,10 @@ def header_count(rows: list[list], spans, rules_y: list[float]) -> int:
     return count
 
 
-def build(words, bbox, rules_y: list[float], bold_words: set | None = None) -> Grid | None:
+def build(words, bbox, rules_y: list[float], bold_words: set | None = None, partial_rules: list | None = None) -> Grid | None:
     """The grid of a table whose words are ``words`` inside ``bbox``; ``rules_y`` are the
-    heights of horizontal rules inside it; ``bold_words`` holds the words set in bold."""
+    heights of the rules across it, ``partial_rules`` the (x0, y, x1) of shorter ones (under
+    group titles); ``bold_words`` holds the words set in bold."""
     if len(words) < 4:
         return None
     rows = text_rows(words)
@@ -165,7 +173,7 @@ def build(words, bbox, rules_y: list[float], bold_words: set | None = None) -> G
     spans = column_spans(body, bbox[0], bbox[2], min_gap)
     if len(spans) < 2:
         return None
-    header_words = _header_cells(rows[:head], spans, min_gap)
+    header_words = _header_cells(rows[:head], spans, min_gap, partial_rules or [])
     grid_rows, boxes, bold = [], [], []
     for r, row in enumerate(body):
         cells = _cells(row, spans)

@@ -33,6 +33,7 @@ CAPTION_REACH = 60.0  # points between a caption and its table, above or below
 OTHER_SIDE_FACTOR, OTHER_SIDE_POINTS = 1.5, 4.0  # a caption on the paper's unusual side counts as this much further
 CONTINUES_BELOW = 0.3  # a continuation starts in this top share of its page
 UNCAPTIONED_MIN_ROWS = 3
+FULL_RULE = 0.6  # share of a table's width a rule spans to separate its header from its body
 WORD_GAP = 0.3  # characters further apart than this share of the font size start a new word
 BOLD_FONT = re.compile(r"bold|\.B$|cmbx|-bx|black|heavy", re.IGNORECASE)
 
@@ -286,9 +287,12 @@ def page_parts(page, cand: Candidate, words, text: str) -> PageTables:
         found, bold = region_words(page, region)
         inside = [w for w in _inside(region, found)
                   if not any(_inside(c, [w], 0.5) for c in caption_boxes)]
+        # rules across the table (booktabs' mid rule), not the partial ones under a group title
         rules_y = [r[1] for r in cand.horizontal if region.y0 + 1 < r[1] < region.y1 - 1
-                   and min(r[2], region.x1) - max(r[0], region.x0) > 0.2 * (region.x1 - region.x0)]
-        grid = table_grid.build(inside, region, rules_y, bold)
+                   and min(r[2], region.x1) - max(r[0], region.x0) > FULL_RULE * (region.x1 - region.x0)]
+        partial = [(r[0], r[1], r[2]) for r in cand.horizontal if region.y0 + 1 < r[1] < region.y1 - 1
+                   and region.x0 - 2 <= r[0] and r[2] <= region.x1 + 2]
+        grid = table_grid.build(inside, region, rules_y, bold, partial)
         if grid and grid.rows:
             out.parts.append(Part(cand.page, region, grid, None))
     return out
