@@ -121,7 +121,7 @@ def set_entry(text: str, key: str, name: str, entry: dict) -> str:
         if key not in top:
             merged = _insert_member(text, blank, root, key, {name: entry})
         else:
-            _, start, end = top[key]
+            _, start, _ = top[key]
             servers = {m[0]: m for m in members(blank, start)}
             if name in servers:
                 _, value_start, value_end = servers[name]
