@@ -86,20 +86,16 @@ class LocalChild:
                 else ["sampled memory", "disk polled"]
             self.layers = dict(self.layers, limits=held,
                                describe=", ".join(["+".join(self.layers["isolation"]) or "process-group only", *held]))
-        cgroup, cpus = self.cgroup, spec.get("cpus") or []
-
-        def confine() -> None:  # in the child, before exec: everything it starts inherits both
-            if cgroup is not None:
-                cgroup.join()
-            if cpus:
-                try:
-                    os.sched_setaffinity(0, cpus)
-                except OSError:
-                    pass  # CPUs outside what this machine lets us use: the thread variables still hold
+        if spec.get("cpus"):
+            try:  # the supervisor shares its run's CPUs (it needs little), and the run inherits them
+                os.sched_setaffinity(0, spec["cpus"])
+            except OSError:
+                pass  # CPUs outside what this machine lets us use: the thread variables still hold
+        if self.cgroup is not None:
+            argv = self.cgroup.join_argv(argv)
         self.proc = subprocess.Popen(argv, cwd=spec["cwd"], env=dict(spec["env"]), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True, close_fds=True, pass_fds=pass_fds,
-                                     preexec_fn=confine)
+                                     start_new_session=True, close_fds=True, pass_fds=pass_fds)
         for fd in pass_fds:
             os.close(fd)
         self.pid = self.proc.pid
