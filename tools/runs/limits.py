@@ -10,9 +10,11 @@ the growth of every writable directory plus /tmp against the disk budget.
 from __future__ import annotations
 
 import os
+import time
 
 MB = 1024 * 1024
-DISK_CHECK_S = 1.0  # walking a worktree costs more than a sample; once a second is enough
+DISK_CHECK_S = 1.0  # walking a worktree costs more than a sample; once a second is enough,
+DISK_WALK_SHARE = 0.02  # and less often for a big tree: its walks take at most 2% of a core
 
 
 def tree_bytes(path: str) -> int:
@@ -109,14 +111,16 @@ class LimitWatch:
 
     def disk(self, now: float, force: bool = False):
         """Growth of the writable directories plus /tmp against ``disk_mb``, and of the
-        output directory against ``artifact_mb``; measured at most once a second."""
+        output directory against ``artifact_mb``; measured at most once a second, less
+        often where a walk is slow."""
         self.tmp_used, full = tmp_usage(self.tmp_fds)
         if full:
             return "disk_exceeded", f"the run filled its private /tmp ({self.spec['tmp_bytes'] / MB:.0f} MB)"
         if not force and now < self.next_disk_check:
             return None
-        self.next_disk_check = now + DISK_CHECK_S
+        walk_started = time.monotonic()
         grown = max(sum(tree_bytes(p) for p in self.writable) - self.disk_start, 0)
+        self.next_disk_check = now + max(DISK_CHECK_S, (time.monotonic() - walk_started) / DISK_WALK_SHARE)
         written = grown + self.tmp_used
         cap = self.spec.get("disk_mb")
         if cap and written >= cap * MB:
