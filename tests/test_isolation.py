@@ -193,6 +193,10 @@ def test_held_out_gain_far_below_validation_gain_is_an_anomaly():
     leaked = holdout.check(validation, ([0.70, 0.71, 0.69, 0.70], [0.60, 0.59, 0.61, 0.60]), "max")
     assert agreeing.verdict == "pass" and leaked.verdict == "fail"
     assert leaked.evidence[0].rule == "held-out-disagrees" and "validation split" in leaked.evidence[0].detail
+    # A deterministic evaluator has no seed noise; two finite splits still differ a little.
+    deterministic = ([0.8] * 3, [0.6] * 3)
+    assert holdout.check(deterministic, ([0.78] * 3, [0.6] * 3), "max").verdict == "pass"
+    assert holdout.check(deterministic, ([0.69] * 3, [0.6] * 3), "max").verdict == "fail"
 
 
 def test_nothing_a_held_out_run_writes_reaches_a_tool(tinynet):

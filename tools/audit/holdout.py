@@ -2,8 +2,9 @@
 
 A claim's gain was measured on the validation split by its full audit; finalize
 measures it again on the sealed held-out split. Both are means over seeds with their
-own noise. When they disagree by more than that noise allows, in either direction,
-something other than the method moved the number: a held-out gain far below the
+own noise. When they disagree by more than that noise allows (and by more than a share
+of the gain that two finite splits alone explain), in either direction, something other
+than the method moved the number: a held-out gain far below the
 validation gain is the signature of tuning to, or training on, the validation split.
 """
 
@@ -17,6 +18,10 @@ from .result import CheckResult, Evidence
 
 # Standard errors of the difference of the two gains beyond which they disagree.
 AGREEMENT_Z = 3.0
+# Seed noise is not the only noise: two different splits of finite size give different
+# gains even for a deterministic evaluator (zero seed noise). A gap must also be this
+# share of the validation gain before it is called a disagreement.
+RELATIVE_FLOOR = 0.35
 
 
 def _gain_and_variance(trial: Sequence[float], baseline: Sequence[float], sign: float) -> tuple[float, float]:
@@ -36,17 +41,18 @@ def check(validation: tuple[Sequence[float], Sequence[float]], held_out: tuple[S
     held_gain, held_var = _gain_and_variance(*held_out, sign)
     se = math.sqrt(val_var + held_var)
     gap = held_gain - val_gain
+    limit = max(AGREEMENT_Z * se, RELATIVE_FLOOR * abs(val_gain))
     data = {"validation_gain": val_gain, "held_out_gain": held_gain, "gap": gap, "standard_error": se,
-            "z_limit": AGREEMENT_Z}
+            "z_limit": AGREEMENT_Z, "relative_floor": RELATIVE_FLOOR, "limit": limit}
     described = (f"validation gain {val_gain:+.4g}, held-out gain {held_gain:+.4g} "
                  f"(gap {gap:+.4g}, standard error {se:.3g})")
     evidence = []
-    if abs(gap) > AGREEMENT_Z * se and abs(gap) > 1e-12:
+    if abs(gap) > limit and abs(gap) > 1e-12:
         direction_word = "below" if gap < 0 else "above"
         evidence.append(Evidence(
             rule="held-out-disagrees", value=gap,
             detail=f"the held-out gain is {abs(gap):.4g} {direction_word} the validation gain, more than "
-                   f"{AGREEMENT_Z:g} standard errors ({AGREEMENT_Z * se:.3g})"
+                   f"{AGREEMENT_Z:g} standard errors and {RELATIVE_FLOOR:.0%} of that gain ({limit:.3g})"
                    + (": the signature of tuning to, or training on, the validation split" if gap < 0 else "")))
     return CheckResult.of("held_out_agreement", evidence, ok=f"agrees: {described}",
                           bad=f"anomaly: {described}", data=data)
