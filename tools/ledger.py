@@ -328,9 +328,9 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0003_audit_finalizations", _audit_finalizations),
     ("0004_audit_commit", _audit_commit),
     ("0005_scale_out", _scale_out),
-    ("0005_campaign_overlay", _campaign_overlay),
-    ("0006_integrity_levels", _integrity_levels),
-    ("0007_jobs", _jobs),
+    ("0006_campaign_overlay", _campaign_overlay),
+    ("0007_integrity_levels", _integrity_levels),
+    ("0008_jobs", _jobs),
 ]
 
 
