@@ -267,9 +267,10 @@ class Demo:
     async def monitor(self) -> None:
         self.role(7, "monitor", "runs, GPUs and budgets")
         cid = self.campaign["id"]
-        runs = await self.call("run_list", campaign=cid, limit=100)
-        self.note(f"{runs['total']} supervised run(s) for this campaign:")
-        for run in runs["runs"][:8]:
+        # The newest few: a resumed campaign's audits have added dozens, too many for one result.
+        runs = await self.call("run_list", campaign=cid, limit=8)
+        self.note(f"{runs['total']} supervised run(s) for this campaign, the newest {len(runs['runs'])}:")
+        for run in runs["runs"]:
             t = run.get("telemetry") or {}
             self.note(f"  run {run['id']} trial {run['trial_id']} seed {run['seed']}: {run['status']} "
                       f"({run['reason']}), {run.get('sandbox') or run['executor']}, wall {t.get('wall_s', '-')} s, "
