@@ -322,7 +322,8 @@ def _launch(lab: Lab, row: dict, gpu_ids: list[int]) -> None:
             raise LabError("bubblewrap was asked for but cannot build a sandbox here")
         docker = None
     cpus = [] if cluster else _cpu_allotment(lab, run_id)
-    threads = len(cpus) or max(1, (os.cpu_count() or 1) // cpu_slots())
+    # A cluster run's share is what it asked of the cluster (cpus), else a local slot's.
+    threads = len(cpus) or (cluster and req.cpus) or max(1, (os.cpu_count() or 1) // cpu_slots())
     if docker is not None:
         docker["cpus"] = threads
     env = sandbox.run_env(req.env, run_id=run_id, output_dir=output_dir,
