@@ -253,10 +253,13 @@ def _run_environment(lab: Lab, choice: str | None, campaign_id: int) -> tuple[Ru
 @tool(open_world=False)
 def run_start(lab: Lab, args: RunStartIn) -> RunInfo:
     """Start a supervised run and return at once with its id (status queued or running).
-    The run gets its own process group (bubblewrap sandbox: no network, read-only
-    host, writable worktree and $SOTALAB_OUTPUT_DIR) or a locked-down Docker container,
-    an allowlisted environment, a wall-time/memory/GPU-memory budget, a capped log and
-    telemetry. Follow it with run_wait, run_status, run_logs; stop it with run_cancel."""
+    It works in an open trial's own worktree, with the trial's campaign environment (or
+    the one named). The sandbox denies by default: uid 65534 in a user namespace, no
+    capabilities, a seccomp filter, no network, only system directories, the interpreter
+    and the worktree (writable) plus $SOTALAB_OUTPUT_DIR mounted, nothing of any home;
+    or a locked-down Docker container. Budgets: wall and CPU time, memory, processes,
+    disk, GPU memory; a capped log and telemetry. Follow it with run_wait, run_status,
+    run_logs; stop it with run_cancel."""
     cwd, trial = _confined_cwd(lab, args)
     environment, env_id = _run_environment(lab, args.environment, trial.campaign_id)
     settings = dict(environment.settings)
