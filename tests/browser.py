@@ -41,18 +41,21 @@ class Browser:
                 self.close()
                 raise RuntimeError("chromium did not start its DevTools endpoint")
             time.sleep(0.1)
-        port = int(port_file.read_text().split()[0])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
-            page = next(t for t in json.load(response) if t["type"] == "page")
-        self.ws = connect(page["webSocketDebuggerUrl"], max_size=64 * 1024 * 1024, open_timeout=30)
         self.ids = itertools.count(1)
         self.replies: dict[int, queue.Queue] = {}
         self.requests: list[str] = []
         self.errors: list[str] = []
-        self.contexts: dict[str, int] = {}  # frame id -> default execution context id
-        threading.Thread(target=self._read, daemon=True).start()
-        for domain in ("Page", "Runtime", "Network", "Log"):
-            self.send(f"{domain}.enable")
+        try:  # a browser that started must not outlive a failed connection
+            port = int(port_file.read_text().split()[0])
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
+                page = next(t for t in json.load(response) if t["type"] == "page")
+            self.ws = connect(page["webSocketDebuggerUrl"], max_size=64 * 1024 * 1024, open_timeout=30)
+            threading.Thread(target=self._read, daemon=True).start()
+            for domain in ("Page", "Runtime", "Network", "Log"):
+                self.send(f"{domain}.enable")
+        except BaseException:
+            self.close()
+            raise
 
     def _read(self) -> None:
         try:
@@ -75,10 +78,6 @@ class Browser:
             self.errors.append("exception: " + details.get("exception", {}).get("description", details.get("text", "")))
         elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
             self.errors.append(f"log: {params['entry']['text']} ({params['entry'].get('url', '')})")
-        elif method == "Runtime.executionContextCreated":
-            aux = params["context"].get("auxData", {})
-            if aux.get("isDefault"):
-                self.contexts[aux.get("frameId")] = params["context"]["id"]
 
     def send(self, method: str, params: dict | None = None, timeout: float = 30) -> dict:
         message_id = next(self.ids)
@@ -95,23 +94,20 @@ class Browser:
     def open(self, url: str) -> None:
         self.send("Page.navigate", {"url": url})
 
-    def evaluate(self, expression: str, context: int | None = None):
-        params = {"expression": expression, "returnByValue": True, "awaitPromise": True}
-        if context is not None:
-            params["contextId"] = context
-        result = self.send("Runtime.evaluate", params)
+    def evaluate(self, expression: str):
+        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True})
         if "exceptionDetails" in result:
             raise PageError(f"{expression[:80]}: {result['exceptionDetails'].get('exception', {}).get('description')}")
         return result["result"].get("value")
 
-    def wait_for(self, expression: str, timeout: float = 30, context: int | None = None):
+    def wait_for(self, expression: str, timeout: float = 30):
         """Poll ``expression`` until it is truthy; returns its value (true for an element)."""
         deadline = time.monotonic() + timeout
         last = None
         probe = f"(() => {{ const value = ({expression}); return value instanceof Node ? true : value; }})()"
         while time.monotonic() < deadline:
             try:
-                last = self.evaluate(probe, context)
+                last = self.evaluate(probe)
             except PageError as exc:
                 last = exc
             if last and not isinstance(last, PageError):
