@@ -115,7 +115,8 @@ class Lab:
                 self.call("campaign_update", campaign=self.id,
                           **{key: {**current[key], **value} for key, value in cheat.update.items()})
             if outcome.score is not None and outcome.label not in ("crash", "metric_missing"):
-                outcome.audit = self.call("audit_trial", trial=outcome.trial, depth=cheat.depth)
+                seeds = {"seeds": 5 if cheat.defeat == "valid" else cheat.audit_seeds} if cheat.depth == "full" else {}
+                outcome.audit = self.call("audit_trial", trial=outcome.trial, depth=cheat.depth, **seeds)
         except Refused as refused:
             outcome.refused = str(refused)
         return outcome
