@@ -7,8 +7,8 @@ A campaign whose evaluator sleeps ``--sleep`` seconds (then prints its metric), 
 local executor. The same trial cycle (idea_next, trial_create, workspace_write,
 trial_evaluate, idea_update) is run for ``--trials`` trials in two ways:
 
-- direct: N threads calling the tools in-process (``invoke``), the lab's own work
-  without MCP;
+- direct: N threads calling the tools in-process (``invoke``), with the launcher a
+  long-lived server uses: the lab's own work without MCP;
 - agents: N official-SDK clients over streamable HTTP to one ``sotalab serve --http``.
 
 It prints trials per minute for both and their ratio (agents / direct; the issue's
@@ -33,6 +33,7 @@ from mcp_helpers import http_server, http_session  # noqa: E402
 from sotalab.client.session import is_job_handle  # noqa: E402
 from sotalab.tools.home import Lab  # noqa: E402
 from sotalab.tools.invoke import invoke  # noqa: E402
+from sotalab.tools.runs import queue  # noqa: E402
 
 
 def make_lab(root: Path, trials: int, sleep_s: float) -> tuple[Lab, int]:
@@ -68,6 +69,9 @@ def cycle_steps(campaign: int, agent: str, idea: dict | None):
 
 
 def direct(lab: Lab, campaign: int, agents: int) -> tuple[float, int]:
+    # The same machinery a long-lived server runs (the launcher forks supervisors), so
+    # the ratio is what MCP over HTTP costs, not how supervisors are started.
+    queue.enable_launcher(lab)
     done = []
 
     def worker(n: int) -> None:
