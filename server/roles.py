@@ -153,6 +153,12 @@ def campaign_state(lab: Lab, campaign_id: int) -> str:
     lines += ["", f"### Open ideas ({ideas['total']})"]
     lines += [f"- idea {i['id']} [{i['type']}, risk {i['risk']}, priority {i['priority']}]: {quote(i['title'])}"
               for i in ideas["ideas"]] or ["(none)"]
+
+    # Work a previous session started is still going: follow it rather than start it again.
+    running = invoke(lab, "job_list", {"campaign": campaign_id, "status": "running", "limit": STATE_ROWS})
+    lines += ["", f"### Running jobs ({running['total']})"]
+    lines += [f"- job {j['job']}: {j['tool']} since {j['created_at']}; follow it with job_wait(job={j['job']})"
+              for j in running["jobs"]] or ["(none)"]
     return "\n".join(lines) + "\n"
 
 

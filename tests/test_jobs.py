@@ -171,3 +171,18 @@ def test_no_tool_call_exceeds_60s_while_a_3_minute_evaluation_runs_to_the_end(tm
     assert elapsed >= 180 and waits >= 6, (elapsed, waits)
     assert done["result"]["score"] == pytest.approx(0.57, abs=1e-6)  # what seed 7's run printed
     assert longest < min(HOST_TIMEOUT_S, jobs.MAX_WAIT_S + 10), f"a tool call took {longest:.1f}s"
+
+
+def test_a_campaigns_running_jobs_are_in_its_role_prompts(lab, trial_worktree):
+    """A role resuming a campaign sees the evaluation a previous session started and is
+    told to follow it, not to start it again. Jobs on a trial count for its campaign."""
+    from sotalab.server.roles import campaign_state
+
+    done = jobs.start(lab, "trial_get", {"trial": 2})
+    assert invoke(lab, "job_list", {"campaign": 1})["jobs"][0]["job"] == done.job
+    running = lab.db["jobs"].insert({"tool": "trial_evaluate", "arguments": '{"trial": 2}', "campaign_id": 1,
+                                     "status": "running", "owner": jobs._this_process(),
+                                     "created_at": "2026-01-01", "updated_at": "2026-01-01"}).last_pk
+    state = campaign_state(lab, 1)
+    assert "### Running jobs (1)" in state
+    assert f"job {running}: trial_evaluate" in state and f"job_wait(job={running})" in state

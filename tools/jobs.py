@@ -161,6 +161,18 @@ def _run(lab: Lab, job_id: int, name: str, arguments: dict, finished: threading.
         _finished.pop(job_id, None)
 
 
+def _campaign_of(lab: Lab, arguments: dict) -> int | None:
+    """The campaign a call works on, named directly or through its trial, so a campaign's
+    jobs can be listed (a role resuming work finds the evaluation still running)."""
+    campaign, trial = arguments.get("campaign"), arguments.get("trial")
+    if isinstance(campaign, int) and campaign in LEDGER_INT:
+        return campaign
+    if isinstance(trial, int) and trial in LEDGER_INT:
+        rows = list(lab.db.query("SELECT campaign_id FROM trials WHERE id = ?", [trial]))
+        return rows[0]["campaign_id"] if rows else None
+    return None
+
+
 def start(lab: Lab, name: str, arguments: dict[str, Any] | None, settle_s: float = SETTLE_S) -> Job:
     """Start tool ``name`` as a job and return its handle, after at most ``settle_s``.
 
@@ -170,12 +182,10 @@ def start(lab: Lab, name: str, arguments: dict[str, Any] | None, settle_s: float
     arguments = arguments or {}
     encoded = encode_arguments(name, arguments)
     parse_arguments(spec, arguments)
-    campaign = arguments.get("campaign")
     stamp = ledger.now()
     job_id = lab.db["jobs"].insert({
         "tool": name, "arguments": encoded, "status": "running", "owner": _this_process(),
-        "campaign_id": campaign if isinstance(campaign, int) and campaign in LEDGER_INT else None,
-        "created_at": stamp, "updated_at": stamp}).last_pk
+        "campaign_id": _campaign_of(lab, arguments), "created_at": stamp, "updated_at": stamp}).last_pk
     finished = _finished[job_id] = threading.Event()
     threading.Thread(target=_run, args=(lab, job_id, name, arguments, finished),
                      name=f"sotalab-job-{job_id}", daemon=True).start()
