@@ -88,7 +88,11 @@ def cmd_export(args) -> int:
 def cmd_tools(args) -> int:
     from sotalab.tools.registry import all_tools
 
-    tools = sorted(all_tools().values(), key=lambda s: s.name)
+    from .toolsets import select
+
+    specs = all_tools()
+    chosen = select(args.toolset, set(specs)) if args.toolset else set(specs)
+    tools = sorted((s for s in specs.values() if s.name in chosen), key=lambda s: s.name)
     if args.json:
         print(json.dumps([{
             "name": s.name,
@@ -182,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tools = sub.add_parser("tools", parents=[common], help="list the tools")
     tools.add_argument("--json", action="store_true", help="full schemas and annotations as JSON")
+    tools.add_argument("--toolset", help="only the tools `serve --toolset` would offer with this value")
     tools.set_defaults(run=cmd_tools)
 
     call = sub.add_parser("call", parents=[common], help="call a tool through the same path as MCP")

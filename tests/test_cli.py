@@ -71,3 +71,14 @@ def test_output_piped_into_head_ends_quietly():
     stderr = process.stderr.read().decode()
     process.wait(timeout=120)
     assert "BrokenPipe" not in stderr and "Traceback" not in stderr, stderr
+
+
+def test_tools_shows_what_a_toolset_offers():
+    from sotalab.server.toolsets import select
+
+    result = sotalab("tools", "--toolset", "scheduler")
+    assert result.returncode == 0, result.stderr
+    listed = {line.split()[0] for line in result.stdout.splitlines()}
+    assert listed == select("scheduler", set(all_tools())) and "job_wait" in listed
+    wrong = sotalab("tools", "--toolset", "everything")
+    assert wrong.returncode == 1 and "unknown toolset 'everything'" in wrong.stderr
