@@ -262,6 +262,7 @@ def test_cpu_time_budget_and_side_run_cost(lab, call, worktree):
     assert done["telemetry"]["mean_cpu_pct"] <= 100.0 * (os.cpu_count() or 1)
     cost = side_run_cost(lab, int(worktree.name))
     assert cost["runs"] == 1 and cost["cpu_s"] >= 0.5 and cost["wall_s"] >= cost["cpu_s"] / (os.cpu_count() or 1)
+    assert call("trial_get", trial=int(worktree.name))["cost"]["side_runs"] == cost  # shown with the trial
 
 
 def test_run_start_with_a_named_environment_uses_its_venv_inside_the_sandbox(lab, call, call_error, worktree, tmp_path):

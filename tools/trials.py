@@ -15,6 +15,7 @@ from .errors import BudgetExceeded, InvalidInput, NotFound
 from .home import Lab
 from .paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
 from .registry import tool
+from .runs.cost import side_run_cost
 
 Kind = Literal["baseline", "param", "code", "algo", "leap"]
 Label = Literal["keep", "discard", "crash", "preflight_crash", "timeout", "oom", "gpu_oom",
@@ -231,9 +232,12 @@ def trial_create(lab: Lab, args: TrialCreate) -> Trial:
 
 @tool(read_only=True)
 def trial_get(lab: Lab, args: TrialRef) -> Trial:
-    """One trial: hypothesis, lineage position, commit, evaluator-owned score and
-    per-seed metrics, label and cost."""
-    return load(lab, args.trial)
+    """One trial: hypothesis, lineage position, commit, evaluator-owned score and per-seed metrics, label, and cost
+    (its evaluations', and its side runs' from run_start under cost.side_runs)."""
+    trial = load(lab, args.trial)
+    # Derived from the runs table each time it is shown, so it never drifts from the runs.
+    trial.cost = {**trial.cost, "side_runs": side_run_cost(lab, trial.id)}
+    return trial
 
 
 @tool(read_only=True)

@@ -27,7 +27,7 @@ FAILURE_ORDER = ("protected_violation", "size_blocked", "timeout", "gpu_oom", "o
                  "metric_missing")
 # Outcomes (written by the supervisor) of runs stopped at a size or time limit.
 SIZE_OUTCOMES = ("artifact_exceeded", "disk_exceeded")
-TIME_OUTCOMES = ("timeout", "cpu_time_exceeded")
+TIME_OUTCOMES = ("timeout", "cpu_exceeded")
 # Two sided-noise multiplier for "keep": a gain must exceed this many standard errors.
 KEEP_Z = 2.0
 

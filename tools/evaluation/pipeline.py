@@ -127,7 +127,7 @@ def evaluate(lab: Lab, trial_id: int, *, split: Split = "validation", purpose: P
     if not trial.commit_sha:
         raise LabError(f"trial {trial.id} has no committed snapshot",
                        hint="snapshot it with trial_snapshot: evaluations run the committed code only")
-    record.check_budget(campaign, trial)
+    record.check_budget(lab, campaign, trial)
     seeds = list(dict.fromkeys(seeds or campaign.evaluator.seeds))
     if recording:
         record.claim(lab, trial)

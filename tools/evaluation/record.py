@@ -11,12 +11,14 @@ from .. import ledger, trials
 from ..campaigns import Campaign
 from ..errors import BudgetExceeded, LabError
 from ..home import Lab
+from ..runs.cost import campaign_side_gpu_hours
 
 
-def check_budget(campaign: Campaign, trial: trials.Trial) -> None:
-    """Refuse an evaluation the campaign can no longer pay for."""
+def check_budget(lab: Lab, campaign: Campaign, trial: trials.Trial) -> None:
+    """Refuse an evaluation the campaign can no longer pay for (side runs' GPU time counts)."""
     spent, budgets = campaign.spent or {}, campaign.budgets
-    if budgets.gpu_hours is not None and spent.get("gpu_hours", 0.0) >= budgets.gpu_hours:
+    used = spent.get("gpu_hours", 0.0) + campaign_side_gpu_hours(lab, campaign.id) if budgets.gpu_hours else 0.0
+    if budgets.gpu_hours is not None and used >= budgets.gpu_hours:
         raise BudgetExceeded(f"campaign {campaign.id} has spent its {budgets.gpu_hours:g} GPU-hours",
                              hint="budgets are frozen once a trial is scored: finalize the campaign, or start "
                                   "a new campaign with a larger budget")

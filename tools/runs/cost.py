@@ -20,3 +20,12 @@ def side_run_cost(lab: Lab, trial_id: int) -> dict:
         for key in ("wall_s", "cpu_s", "gpu_s", "energy_j"):
             totals[key] += summary.get(key) or 0.0
     return {key: round(value, 3) if isinstance(value, float) else value for key, value in totals.items()}
+
+
+def campaign_side_gpu_hours(lab: Lab, campaign_id: int) -> float:
+    """GPU-hours the campaign's side runs have used: they count against its GPU budget."""
+    total = 0.0
+    for (telemetry,) in lab.db.execute("SELECT telemetry FROM runs WHERE campaign_id = ? AND purpose = ? "
+                                       "AND ended_at IS NOT NULL", [campaign_id, SIDE_RUN]).fetchall():
+        total += (ledger.loads(telemetry, {}) or {}).get("gpu_s") or 0.0
+    return total / 3600

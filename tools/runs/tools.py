@@ -22,6 +22,8 @@ MAX_LOG_BYTES = 48_000
 MAX_GREP_MATCHES = 200
 
 
+SEALED_PURPOSE = "finalize"  # runs of campaign_finalize, which see the held-out split
+
 class RunBudget(BaseModel):
     wall_s: float = Field(3600, gt=0, le=7 * 24 * 3600, description="wall-time limit; then TERM, grace, KILL")
     grace_s: float = Field(10, ge=0, le=600, description="seconds between TERM and KILL")
@@ -325,6 +327,9 @@ def run_logs(lab: Lab, args: RunLogsIn) -> RunLogs:
     line numbers), or `cursor` (read on from a stream offset; next_cursor continues).
     The log keeps the head and the tail of long output and says how much was dropped."""
     row = queue.get_row(lab, args.run)
+    if row["purpose"] == SEALED_PURPOSE:  # held-out outputs never reach an agent, not even as log text
+        raise LabError(f"run {args.run} is part of a held-out final evaluation: its log is sealed",
+                       hint="campaign_get shows the finalization's result")
     run_dir = Path(row["run_dir"] or lab.path("runs", args.run))
     snap = logcap.view(run_dir)
     ended = row["status"] in queue.TERMINAL
