@@ -66,7 +66,7 @@ class RunRef(BaseModel):
 
 
 class RunWaitIn(RunRef):
-    timeout_s: float = Field(30, gt=0, le=60, description="block at most this long (progress is sent while waiting)")
+    timeout_s: float = Field(30, gt=0, le=30, description="block at most this long (progress is sent while waiting)")
 
 
 class RunLogsIn(RunRef):
