@@ -21,10 +21,7 @@ pytestmark = pytest.mark.slow
 
 BY_NAME = {c.name: c for c in [*CHEATS, *HONEST]}
 # Cheats the lab cannot catch yet at this level, with what would catch them.
-PENDING: dict[str, str] = {
-    "memorise_validation": "needs the runtime hook to report the chain of tree frames (records' `chain`): the labels "
-                           "are opened by the protected data.py on behalf of train.py, and `by` names data.py alone",
-}
+PENDING: dict[str, str] = {}
 
 
 def pending(name: str):

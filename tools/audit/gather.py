@@ -7,11 +7,11 @@ from pathlib import Path
 
 from .. import gitcmd, ledger, workspaces
 from ..campaigns import Campaign
+from ..evaluation import steps
 from ..trials import Trial
 from .integrity import RunRecord
 
 MAX_SOURCE_BYTES = 1_000_000
-COMMIT_ENV = "SOTALAB_COMMIT"
 PARAM_METRICS = ("params", "n_params", "num_params", "param_count", "parameters")
 SOURCE_SUFFIXES = (".py",)
 
@@ -37,7 +37,7 @@ def scoring_runs(trial: Trial, runs: list[dict]) -> list[dict]:
 
 def run_commit(run: dict) -> str | None:
     """The commit a run evaluated, where the run recorded it."""
-    return (run.get("env") or {}).get(COMMIT_ENV)
+    return (run.get("env") or {}).get(steps.COMMIT_ENV)
 
 
 def committed_after(lab, campaign: Campaign, trial: Trial) -> bool:

@@ -157,7 +157,7 @@ def _run(lab: Lab, campaign: Campaign, trial: trials.Trial, split: str, purpose:
     store = workspaces.current_store(lab, campaign.id)
     baseline = workspaces.baseline_commit(lab, campaign.id)
     sealed = Sealed(lab, campaign, split, workdir)
-    runner = Runner(lab, campaign, trial.id, purpose, split)
+    runner = Runner(lab, campaign, trial.id, trial.commit_sha, purpose, split)
     isolated = campaign.evaluator.integrity == "isolated"
     total = len(seeds)
     note = lambda message: progress(done[0], total, message)  # noqa: E731 - progress with the current count

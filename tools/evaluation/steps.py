@@ -31,6 +31,7 @@ from . import metrics
 
 HOOK_DIR = Path(__file__).resolve().parent / "hook"
 STEP_ENV = "SOTALAB_STEP"  # recorded with each run: predict, score or in_process
+COMMIT_ENV = "SOTALAB_COMMIT"  # recorded with each run: the trial commit it evaluates
 WAIT_SLICE_S = 5.0
 POLL_S = 0.02  # an isolated seed waits on two runs in a row: a coarse poll would add up to twice its period
 
@@ -86,8 +87,8 @@ class StepResult:
 class Runner:
     """Submits one evaluation's steps with the campaign's environment and budgets."""
 
-    def __init__(self, lab: Lab, campaign: Campaign, trial_id: int, purpose: str, split: str):
-        self.lab, self.campaign, self.trial_id = lab, campaign, trial_id
+    def __init__(self, lab: Lab, campaign: Campaign, trial_id: int, commit: str, purpose: str, split: str):
+        self.lab, self.campaign, self.trial_id, self.commit = lab, campaign, trial_id, commit
         self.purpose, self.split = purpose, split
         self.env = environment(lab, campaign)
         budgets, evaluator = campaign.budgets, campaign.evaluator
@@ -98,7 +99,7 @@ class Runner:
         evaluator, budgets = self.campaign.evaluator, self.campaign.budgets
         argv = list(argv) + ([evaluator.seed_arg, str(seed)] if evaluator.seed_arg else [])
         run_env = {**self.env.env, **env, evaluator.seed_env: str(seed), "SOTALAB_SPLIT": self.split,
-                   STEP_ENV: kind, "PYTHONDONTWRITEBYTECODE": "1"}
+                   STEP_ENV: kind, COMMIT_ENV: self.commit, "PYTHONDONTWRITEBYTECODE": "1"}
         run_id = queue.submit(self.lab, queue.RunRequest(
             argv=argv, cwd=str(cwd), env=run_env, readable=[*self.env.readable, *readable],
             gpus="auto" if kind != "score" else 0, wall_s=self.wall_s, memory_gb=budgets.memory_gb,

@@ -9,7 +9,9 @@ can add lines but never take back one already written. The audit turns these rec
 into findings (tools/audit); this file only observes and never changes behaviour.
 
 Record kinds (``ev``), each with ``by`` = "file:line" of the innermost frame in the
-evaluated tree ($SOTALAB_HOOK_ROOT) that led to it, or null when none did:
+evaluated tree ($SOTALAB_HOOK_ROOT) that led to it, or null when none did; ``open``
+records also carry ``chain``, every such location on the way, innermost first (a
+trial's line that called a protected loader shows there):
 - ``start``/``exit``: the process began / ended normally (a missing exit after a
   start means the process was killed or left through os._exit).
 - ``open``: a file under a watched root ($SOTALAB_HOOK_ROOT, $SOTALAB_HELD_OUT) was
@@ -69,16 +71,23 @@ def _under(path):
     return None
 
 
-def _by():
+def _chain(limit=8):
+    """The locations in the evaluated tree on the way to the event, innermost first."""
+    found = []
     frame = sys._getframe(2)
-    while frame is not None:
+    while frame is not None and len(found) < limit:
         filename = frame.f_code.co_filename
         if filename and not filename.startswith("<"):
             real = os.path.realpath(filename)
             if real != _HERE and _under(real) == _ROOT:
-                return "%s:%d" % (os.path.relpath(real, _ROOT), frame.f_lineno)
+                found.append("%s:%d" % (os.path.relpath(real, _ROOT), frame.f_lineno))
         frame = frame.f_back
-    return None
+    return found
+
+
+def _by():
+    chain = _chain(1)
+    return chain[0] if chain else None
 
 
 def _direct():
@@ -168,10 +177,11 @@ def _handle(event, args):
         write = bool(isinstance(mode, str) and any(c in mode for c in "wax+")) or bool(flags & (os.O_WRONLY | os.O_RDWR))
         if not write and _direct().startswith("<frozen importlib"):
             return  # the import system reading source or bytecode: the "module" record covers it
-        by = _by()
+        chain = _chain()
+        by = chain[0] if chain else None
         rel = os.path.relpath(real, root)
-        _emit({"ev": "open", "root": "held_out" if root != _ROOT else "tree", "path": rel, "write": write, "by": by},
-              dedup=("open", root, rel, write, by))
+        _emit({"ev": "open", "root": "held_out" if root != _ROOT else "tree", "path": rel, "write": write, "by": by,
+               "chain": chain}, dedup=("open", root, rel, write, tuple(chain)))
     elif event == "exec":
         code = args[0]
         filename = getattr(code, "co_filename", "") or ""
