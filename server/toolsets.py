@@ -3,7 +3,8 @@
 Every tool a host lists costs context in every model request, and some hosts cap the
 number of tools, so a host sees what its work needs:
 
-- ``default``: the research loop end to end in 30 tools (what the shipped host configs serve);
+- ``default``: the research loop end to end in 30 tools (what the shipped host configs serve),
+  ``campaign_view`` among them so that hosts with MCP Apps show the live dashboard;
 - an area (``lab``, ``papers``, ``code``, ``envs``, ``runs``, ``evaluation``, ``team``: leases, surfaces
   and parent choice for several agents on one campaign, ``cluster``: executors) to add to it;
 - a role (``init``, ``scheduler``, ...): the tools its skill lists (``allowed-tools``);
@@ -39,7 +40,7 @@ AREAS: dict[str, tuple[str, ...]] = {
 DEFAULT = (
     "lab_status", "campaign_create", "campaign_get", "campaign_list", "campaign_update", "leaderboard",
     "trial_create", "trial_get", "trial_list", "idea_add", "idea_list", "idea_update", "note_add",
-    "note_search", "paper_fetch", "paper_read", "paper_results", "repo_clone", "workspace_read",
+    "campaign_view", "paper_fetch", "paper_read", "paper_results", "repo_clone", "workspace_read",
     "workspace_write", "workspace_apply_patch", "workspace_diff", "trial_snapshot", "env_build",
     "env_diagnose", "run_logs", "trial_evaluate", "audit_trial", "campaign_finalize", "job_wait",
 )
