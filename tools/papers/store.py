@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -22,6 +23,10 @@ from . import arxiv_api, extract, fetch
 PDF_NAME = "paper.pdf"
 EXTRACTION_NAME = "extraction.json"
 STALE_PARTIAL_S = 3600
+PARSED_CACHE_SIZE = 8  # papers whose parsed extraction stays in memory
+
+_parsed: dict[tuple, dict] = {}  # (path, mtime, size) -> extraction, oldest first
+_parsed_lock = threading.Lock()
 
 
 def paper_dir(lab: Lab, key: str) -> Path:
@@ -151,13 +156,24 @@ def guess_front_matter(extraction: dict) -> tuple[str, list[str], str]:
 
 
 def load_extraction(lab: Lab, key: str) -> dict:
-    """The cached extraction; one made by an older version of the extractor is made
-    again from the cached PDF, so every paper has the fields the tools read."""
+    """The cached extraction, read from disk once per process and file version (parsing
+    a long paper's JSON costs tens of milliseconds; every paper tool reads it). One made
+    by an older version of the extractor is made again from the cached PDF, so every
+    paper has the fields the tools read. Callers must not change what they get."""
     path = paper_dir(lab, key) / EXTRACTION_NAME
+    stat = path.stat()
+    stamp = (str(path), stat.st_mtime_ns, stat.st_size)
+    if (found := _parsed.get(stamp)) is not None:
+        return found
     extraction = extract.load(path)
     if extraction.get("version") != extract.EXTRACTION_VERSION:
         extraction = extract.extract(paper_dir(lab, key) / PDF_NAME)
         extract.save(extraction, path)
+        return load_extraction(lab, key)
+    with _parsed_lock:
+        if len(_parsed) >= PARSED_CACHE_SIZE:
+            _parsed.pop(next(iter(_parsed)))
+        _parsed[stamp] = extraction
     return extraction
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 GAP_SHARE = 0.3  # blank between two columns, in word heights; a space inside a cell is about 0.22
 SPANNING_SHARE = 0.15  # rows allowed to ink a column gap (spanning labels, long names)
 MAX_HEADER_ROWS = 4
+PROSE_SHARE = 0.7  # a line of one phrase this wide is prose, not a table row
 GROUP_RULE_GAP = 8.0  # points between a group title and the rule under it
 HAS_NUMBER = re.compile(r"\d")
 
@@ -33,6 +34,7 @@ class Grid:
     boxes: list[list[list[float] | None]]  # per row, per cell: the union of its words, None when empty
     bold: list[tuple[int, int]]  # (row, column) of body cells set in bold
     row_height: float
+    extent: tuple[float, float, float, float]  # the box of the words kept (prose around the table left out)
 
 
 def _centre_y(w) -> float:
@@ -77,6 +79,27 @@ def column_spans(rows: list[list], x0: float, x1: float, min_gap: float) -> list
         else:
             gap += 1
     return [(a, b) for a, b in spans]
+
+
+def _without_prose(rows: list[list], bbox, min_gap: float) -> list[list]:
+    """The rows less the paragraphs above or below the table that the layout analyser
+    boxed with it (a line of prose: one phrase without a column gap, across most of the
+    width; a paragraph's short last line goes with it)."""
+    def prose(row) -> bool:
+        # justified prose stretches its spaces, but never to a column gap twice the usual
+        return len(_phrases(row, 2 * min_gap)) == 1 and row[-1][2] - row[0][0] > PROSE_SHARE * (bbox[2] - bbox[0])
+
+    flags = [prose(row) for row in rows]
+    if not any(flags):
+        return rows
+    best, start = (0, 0), None  # the longest run of lines that are not prose: the table
+    for i, flag in enumerate(flags + [True]):
+        if not flag and start is None:
+            start = i
+        elif flag and start is not None:
+            best = max(best, (start, i), key=lambda run: run[1] - run[0])
+            start = None
+    return rows[best[0]:best[1]]
 
 
 def _nearest(spans, a: float, b: float) -> int:
@@ -163,10 +186,12 @@ def build(words, bbox, rules_y: list[float], bold_words: set | None = None, part
     if len(words) < 4:
         return None
     rows = text_rows(words)
-    if len(rows) < 2:
-        return None
     height = sorted(w[3] - w[1] for w in words)[len(words) // 2]
     min_gap = max(2.0, GAP_SHARE * height)
+    rows = _without_prose(rows, bbox, min_gap)
+    if len(rows) < 2:
+        return None
+    words = [w for row in rows for w in row]
     first_spans = column_spans(rows[1:] or rows, bbox[0], bbox[2], min_gap)
     head = header_count(rows, first_spans, rules_y) if len(first_spans) >= 2 else 1
     body = rows[head:]
@@ -182,4 +207,4 @@ def build(words, bbox, rules_y: list[float], bold_words: set | None = None, part
         if bold_words:
             bold += [(r, c) for c, cell in enumerate(cells) if cell and all(w in bold_words for w in cell)]
     return Grid([_joined(c) for c in header_words], grid_rows, spans, [_box(c) for c in header_words], boxes, bold,
-                height * 1.3)
+                height * 1.3, tuple(_box(words)))

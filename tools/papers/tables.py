@@ -34,7 +34,8 @@ OTHER_SIDE_FACTOR, OTHER_SIDE_POINTS = 1.5, 4.0  # a caption on the paper's unus
 CONTINUES_BELOW = 0.3  # a continuation starts in this top share of its page
 UNCAPTIONED_MIN_ROWS = 3
 FULL_RULE = 0.6  # share of a table's width a rule spans to separate its header from its body
-WORD_GAP = 0.3  # characters further apart than this share of the font size start a new word
+WORD_GAP = 0.3  # letters further apart than this share of the font size start a new word
+NUMBER_GAP = 0.6  # digits and signs: math fonts set "88.55" with gaps of up to half an em
 BOLD_FONT = re.compile(r"bold|\.B$|cmbx|-bx|black|heavy", re.IGNORECASE)
 
 
@@ -225,17 +226,24 @@ def region_words(page, box: Box) -> tuple[list, set]:
     import pymupdf
 
     words, bold = [], set()
+    joins: set[int] = set()  # words that continue the previous one across a span boundary
     raw = page.get_text("rawdict", clip=pymupdf.Rect(box) + (-2, -2, 2, 2),
                         flags=pymupdf.TEXTFLAGS_RAWDICT & ~pymupdf.TEXT_PRESERVE_LIGATURES)
     for b, block in enumerate(raw["blocks"]):
         for n, line in enumerate(block.get("lines", [])):
             if abs(line["dir"][1]) > 0.1:
                 continue  # rotated text: a label beside the table, not a cell
+            previous_end = None  # the last character of the previous span, when no space followed it
             for span in line["spans"]:
                 is_bold = bool(span["flags"] & 16) or bool(BOLD_FONT.search(span["font"]))
                 current: list = []
+                first = True
                 for char in span["chars"] + [None]:
-                    apart = char is not None and current and char["bbox"][0] - current[-1]["bbox"][2] > WORD_GAP * span["size"]
+                    if char is not None and not current and first and previous_end is not None and char["c"].strip():
+                        # a font change mid-word ("BERT" + "LARGE", "60." + "5"): the same word if close
+                        if not _apart(previous_end, char, span["size"]):
+                            joins.add(len(words))
+                    apart = char is not None and current and _apart(current[-1], char, span["size"])
                     if char is None or char["c"].isspace() or apart:
                         if current:
                             word = (min(c["bbox"][0] for c in current), min(c["bbox"][1] for c in current),
@@ -244,19 +252,25 @@ def region_words(page, box: Box) -> tuple[list, set]:
                             words.append(word)
                             if is_bold:
                                 bold.add(word)
+                        previous_end = current[-1] if char is None and current else None
                         current = []
+                        first = first and char is None
                     if char is not None and char["c"].strip() and char["c"].isprintable():
                         current.append(char)
-    return _merge_spans(words, bold)
+                    first = False
+    return _join(words, bold, joins)
 
 
-def _merge_spans(words: list, bold: set) -> tuple[list, set]:
-    """A word that continues in the next span (a font change mid-word: "BERT" + "BASE")
-    is one word."""
+def _apart(before: dict, char: dict, size: float) -> bool:
+    gap = char["bbox"][0] - before["bbox"][2]
+    return gap > size * (WORD_GAP if char["c"].isalpha() and before["c"].isalpha() else NUMBER_GAP)
+
+
+def _join(words: list, bold: set, joins: set[int]) -> tuple[list, set]:
     out: list = []
-    for w in words:
-        last = out[-1] if out else None
-        if last and (last[5], last[6]) == (w[5], w[6]) and 0 <= w[0] - last[2] < 0.5 and abs(last[3] - w[3]) < 4:
+    for i, w in enumerate(words):
+        if i in joins and out:
+            last = out[-1]
             merged = (last[0], min(last[1], w[1]), w[2], max(last[3], w[3]), last[4] + w[4], w[5], w[6], last[7])
             if last in bold and w in bold:
                 bold.add(merged)
@@ -294,7 +308,7 @@ def page_parts(page, cand: Candidate, words, text: str) -> PageTables:
                    and region.x0 - 2 <= r[0] and r[2] <= region.x1 + 2]
         grid = table_grid.build(inside, region, rules_y, bold, partial)
         if grid and grid.rows:
-            out.parts.append(Part(cand.page, region, grid, None))
+            out.parts.append(Part(cand.page, Box(*grid.extent), grid, None))
     return out
 
 
