@@ -152,7 +152,8 @@ def _metric_columns(table: dict, wanted: set[str]) -> list[tuple[int, float, str
             out.append((c, 0.55, f"column {text!r} is the metric"))
         elif wanted <= words:
             out.append((c, 0.5, f"column {text!r} names the metric"))
-        elif wanted <= words | caption_words and not (words & METRIC_WORDS - wanted):
+        elif wanted - METRIC_WORDS <= words and wanted <= words | caption_words and not (words & METRIC_WORDS - wanted):
+            # the caption may name the metric ("error rates"), the header the rest ("Top-5 (test)")
             out.append((c, 0.3, f"the caption names the metric; column {text!r}"))
     return out
 
@@ -179,7 +180,8 @@ def find(tables: list[dict], metric: str, method: str | None = None) -> list[dic
                                  [reason, m_reason, why], metric, (r, c) in bold))
         caption_words = tokens(table.get("caption") or "")
         for r, row in enumerate(table["rows"]):  # transposed: metrics (or datasets) as rows, methods as columns
-            if not row or not (wanted & tokens(row[0])) or not wanted <= tokens(row[0]) | caption_words:
+            row_words = tokens(row[0]) if row else set()
+            if not row_words & wanted or not wanted - METRIC_WORDS <= row_words or not wanted <= row_words | caption_words:
                 continue
             for c in range(1, min(len(row), len(table["header"]))):
                 named = _column_method(table["header"][c], method, (r, c) in bold)
@@ -188,7 +190,7 @@ def find(tables: list[dict], metric: str, method: str | None = None) -> list[dic
                 m_score, m_reason = named
                 hits.append(_hit(table, r, c, row[0], table["header"][c], row[c], 0.45 + m_score + bonus,
                                  [f"row {row[0]!r} names the metric", m_reason, why], metric, (r, c) in bold))
-    hits.sort(key=lambda h: -h["confidence"])
+    hits.sort(key=lambda h: -h.pop("score"))
     return hits
 
 
@@ -242,4 +244,5 @@ def _hit(table: dict, row: int, column: int, row_header: str, column_header: str
             "bbox": box, "row": row, "column": column, "row_header": row_header, "column_header": column_header,
             "text": text, "value": value, "unit": unit_of(column_header + " " + row_header, text),
             "direction": direction(metric, column_header), "bold": bold,
-            "confidence": round(max(0.0, min(1.0, score)), 3), "reason": "; ".join(r for r in reasons if r)}
+            "confidence": round(max(0.0, min(1.0, score)), 3), "score": score,  # the order: unclamped
+            "reason": "; ".join(r for r in reasons if r)}
