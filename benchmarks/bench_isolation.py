@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from tinynet_lab import TINYNET, TinynetCampaign  # noqa: E402
+from tinynet_lab import TinynetCampaign  # noqa: E402
 
 from sotalab.tools import trials  # noqa: E402
 from sotalab.tools.evaluation import pipeline  # noqa: E402

@@ -38,7 +38,7 @@ def wait_until(condition, timeout=20.0):
     return False
 
 
-def test_server_killed_mid_run_then_reconcile(lab, executor):
+def test_server_killed_mid_run_then_reconcile(lab, executor):  # noqa: F811 (the imported fixture)
     worktree = lab.path("workspaces", "w")
     worktree.mkdir()
     mark = unique_sleep()

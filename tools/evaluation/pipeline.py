@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import statistics
 from pathlib import Path
 from typing import Literal
 

@@ -119,8 +119,8 @@ def rank(links: list[dict]) -> list[dict]:
             best[key] = first | {"reasons": merged, "footnote": best[key]["footnote"] or link["footnote"]}
         else:
             best[key] = link
-    ranked = sorted(best.values(), key=lambda l: (-len(l["reasons"]), l["page"], not l["footnote"],
-                                                  kind_order[l["kind"]]))
+    ranked = sorted(best.values(), key=lambda item: (-len(item["reasons"]), item["page"], not item["footnote"],
+                                                  kind_order[item["kind"]]))
     return [dict(link, rank=i + 1, own=bool(link["reasons"]),
                  reason="; ".join(link["reasons"]) or "cited: nothing marks it as the paper's own code")
             for i, link in enumerate(ranked)]
