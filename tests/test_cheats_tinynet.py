@@ -110,7 +110,7 @@ def test_finalize_keeps_the_held_out_split_sealed(sealed):
     held = sorted(p for p in sealed.worktree(sealed.baseline).parents[1].parent.rglob("*.npz")
                   if "held" in str(p))
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in held}
-    outcome = sealed.play(FINALIZE_TAMPER.__class__(**{**FINALIZE_TAMPER.__dict__, "depth": "full"}))
+    outcome = sealed.play(FINALIZE_TAMPER.__class__(**{**FINALIZE_TAMPER.__dict__, "depth": "full", "audit_seeds": 8}))
     assert outcome.audit and outcome.audit["verdict"] == "valid", outcome.audit and outcome.audit["reason"]
     final = sealed.call("campaign_finalize", campaign=sealed.id, seeds=2)
     assert final["best"]["trial"] == outcome.trial
