@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -102,10 +103,19 @@ def extra_paths(lab) -> list[str]:
     return [str(lab.home / "lab.db"), str(REPO / "README.md"), str(other / "train.py"), "/etc/shadow"]
 
 
+def wait_for_end(lab, run_id: int, limit_s: float = 120) -> dict:
+    """run_wait until the run ends (each call blocks 30 s at most, as for a host)."""
+    end = time.monotonic() + limit_s
+    while True:
+        done = invoke(lab, "run_wait", {"run": run_id, "timeout_s": 30})
+        if done["status"] not in ("queued", "running") or time.monotonic() > end:
+            return done
+
+
 def test_run_start_probe(lab, trial_worktree, host, executor):
     command = ["python" if executor == "local" else "python3", "-c", probe_code(host, extra_paths(lab))]
     run = invoke(lab, "run_start", {"command": command, "cwd": str(trial_worktree), "executor": executor})
-    done = invoke(lab, "run_wait", {"run": run["id"], "timeout_s": 60})
+    done = wait_for_end(lab, run["id"])
     text = invoke(lab, "run_logs", {"run": run["id"], "lines": 50})["text"]
     assert done["status"] == "succeeded", text
     assert_confined(probe_result(text), host, executor)
@@ -144,7 +154,7 @@ def test_limits_stop_hostile_runs(lab, trial_worktree, executor, hostile, budget
     command = ["python" if executor == "local" else "python3", "-c", hostile]
     run = invoke(lab, "run_start", {"command": command, "cwd": str(trial_worktree), "executor": executor,
                                     "budget": {"wall_s": 60, "grace_s": 1, **budget}})
-    done = invoke(lab, "run_wait", {"run": run["id"], "timeout_s": 60})
+    done = wait_for_end(lab, run["id"])
     assert (done["status"], done["outcome"]) == ("failed", outcome), done["reason"]
 
 

@@ -32,12 +32,14 @@ def test_wheel_installs_serves_and_finds_its_data(tmp_path):
         [python, "-c", "import json, sotalab.tools as t; print(json.dumps({'root': str(t.PACKAGE_ROOT), "
                        "'skills': sorted(p.name for p in t.data_path('skills').iterdir() if p.is_dir()), "
                        "'images': sorted(p.name for p in t.data_path('sandbox_images').iterdir()), "
-                       "'clients': t.data_path('clients').is_dir()}))"],
+                       "'clients': t.data_path('clients').is_dir(), "
+                       "'hook': __import__('sotalab.tools.evaluation.steps', fromlist=['x']).HOOK_DIR"
+                       ".joinpath('sitecustomize.py').is_file()}))"],
         capture_output=True, text=True, cwd=tmp_path)
     assert probe.returncode == 0, probe.stderr
     found = json.loads(probe.stdout)
     assert str(venv) in found["root"], "data must come from the install, not the checkout"
-    assert found["clients"] and found["skills"] and found["images"], found
+    assert found["clients"] and found["skills"] and found["images"] and found["hook"], found
 
     home = tmp_path / "lab"
 
