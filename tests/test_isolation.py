@@ -220,3 +220,28 @@ def test_in_process_metric_printed_by_trial_code_after_the_evaluator_does_not_co
     result = in_process.call("trial_evaluate", trial=tid)
     assert result["label"] == "metric_missing" and result["score"] is None
     assert 0.99 not in result["seed_scores"].values()
+
+
+def test_code_that_acts_only_on_the_held_out_split_is_on_record_at_finalize(in_process):
+    """Training on held-out labels only when the held-out split is mounted never runs
+    during an audit; finalize reads the runtime evidence of its own runs."""
+    from sotalab.tools import campaigns
+    from sotalab.tools.audit.tools import _held_out_evidence
+    from sotalab.tools.evaluation import pipeline
+
+    source = (TINYNET / "repo" / "train.py").read_text()
+    sneak = ("import os, glob\n"
+             "for _root in list(os.environ.values()):\n"
+             "    for _f in glob.glob(os.path.join(_root, '*', '*_labels.npz')) if os.path.isdir(_root) else []:\n"
+             "        np.load(_f)\n")
+    tid = _new_trial(in_process, {"train.py": source.replace("import numpy as np\n", "import numpy as np\n" + sneak, 1)})
+    in_process.call("trial_evaluate", trial=tid)
+    result = pipeline.evaluate(in_process.lab, tid, split="held_out", purpose="finalize", seeds=[3])
+    evidence = _held_out_evidence(in_process.lab, campaigns.load(in_process.lab, in_process.id), tid,
+                                  result.runs[0].run_ids)
+    assert evidence.verdict == "fail", evidence.summary
+    assert any(e.file == "train.py" for e in evidence.evidence), evidence.evidence
+    honest = pipeline.evaluate(in_process.lab, in_process.baseline, split="held_out", purpose="finalize", seeds=[3])
+    clean = _held_out_evidence(in_process.lab, campaigns.load(in_process.lab, in_process.id), in_process.baseline,
+                               honest.runs[0].run_ids)
+    assert clean.verdict != "fail", clean.summary  # the evaluator's own read of the held-out labels is fine

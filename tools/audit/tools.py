@@ -94,6 +94,7 @@ class HeldOutScores(BaseModel):
     mean: float
     metrics: dict[str, float] = Field(description="mean of every metric over the seeds")
     failed_seeds: list[int] = Field(default_factory=list, description="held-out seeds whose runs failed")
+    runs: list[int] = Field(default_factory=list, description="the held-out runs (sealed: their logs stay closed)")
 
 
 class Finalization(BaseModel):
@@ -109,6 +110,8 @@ class Finalization(BaseModel):
     integrity: str = Field("in_process", description="the evaluator's integrity level: isolated or in_process")
     anomaly: bool = Field(False, description="the held-out gain disagrees with the validation gain beyond their noise")
     agreement: dict = Field(default_factory=dict, description="the held-out vs validation gain check, with evidence")
+    runtime: dict | None = Field(None, description="in_process: the runtime check over the claim's held-out runs "
+                                                   "(code that acts only on the held-out split shows here)")
     calls_used: int
     calls_left: int
     created_at: str
@@ -339,7 +342,21 @@ def _held_out_scores(lab: Lab, trial_id: int, seeds: list[int], metric: str) -> 
         raise LabError(f"the held-out evaluation of trial {trial_id} produced no {metric} ({result.label})",
                        hint="the held-out runs are sealed; check the same trial on validation with trial_evaluate")
     return HeldOutScores(trial=trial_id, scores=scores, mean=sum(scores.values()) / len(scores),
-                         metrics=gather.mean_metrics(per_seed), failed_seeds=result.failed_seeds)
+                         metrics=gather.mean_metrics(per_seed), failed_seeds=result.failed_seeds,
+                         runs=[run for r in result.runs for run in r.run_ids])
+
+
+def _held_out_evidence(lab: Lab, campaign, trial_id: int, run_ids: list[int]) -> CheckResult:
+    """The runtime check over a finalize's in_process runs: code that only acts when
+    $SOTALAB_HELD_OUT is set never ran during the audit, so its evidence is read here."""
+    trial = trials.load(lab, trial_id)
+    runs = [r for r in gather.evaluation_runs(lab, trial_id, purpose="finalize") if r["id"] in run_ids]
+    with tempfile.TemporaryDirectory(dir=lab.path("evals"), prefix=f"finalize-{trial_id}-") as tmp:
+        checkout = export.export_commit(workspaces.require_repo(lab, campaign.id), trial.commit_sha,
+                                        Path(tmp) / "trial", store=None).root
+        context = runtime.RuntimeContext.for_campaign(campaign, gather.tracked_files(checkout),
+                                                      gather.python_sources(checkout))
+    return runtime.check(gather.in_process_events(runs), context)
 
 
 def _validation_scores(lab: Lab, audit_id: int) -> tuple[list[float], list[float]]:
@@ -393,11 +410,15 @@ def campaign_finalize(lab: Lab, args: FinalizeIn, progress: Progress) -> Finaliz
     agreement = holdout.check(_validation_scores(lab, audit_id),
                               ([best.scores[s] for s in paired], [base.scores[s] for s in paired]),
                               campaign.objective.direction)
+    evidence = _held_out_evidence(lab, campaign, best_id, best.runs) \
+        if campaign.evaluator.integrity == "in_process" else None
     result = {"metric": metric, "audit": audit_id, "integrity": campaign.evaluator.integrity,
               "best": best.model_dump(), "baseline": base.model_dump(),
               "gain": sign * (best.mean - base.mean), "interval": sig.data.get("interval"),
-              "p_value": sig.data.get("p_value"), "anomaly": agreement.verdict == "fail",
-              "agreement": agreement.model_dump(mode="json")}
+              "p_value": sig.data.get("p_value"),
+              "anomaly": agreement.verdict == "fail" or (evidence is not None and evidence.verdict == "fail"),
+              "agreement": agreement.model_dump(mode="json"),
+              "runtime": evidence.model_dump(mode="json") if evidence else None}
     stamp = ledger.now()
     final_id = lab.db["finalizations"].insert({
         "campaign_id": campaign.id, "trial_id": best_id, "baseline_trial_id": campaign.baseline_trial_id,
