@@ -154,18 +154,20 @@ def test_protected_changes_are_reported_and_restored(call, lab, campaign, baseli
     assert (tree / "eval.py").read_text() == "print('accuracy=0.5')\n"
 
 
-def test_clean_checkout_reproduces_the_snapshot(call, lab, campaign, baseline, tmp_path):
+def test_an_export_reproduces_the_snapshot_and_nothing_sealed(call, lab, campaign, baseline, tmp_path):
+    """Every scoring run executes an export of the committed snapshot: the later worktree
+    edit, the held-out file and the git history holding it never come along."""
+    from sotalab.tools import trials
+    from sotalab.tools.evaluation import export
+
     tid = call("trial_create", campaign=campaign, kind="code")["id"]
     call("workspace_write", trial=tid, path="model.py", content="LR = 0.7\n")
     sha = call("trial_snapshot", trial=tid)["commit"]
     call("workspace_write", trial=tid, path="model.py", content="LR = 99\n")  # not snapshotted
-    dest = workspaces.clean_checkout(lab, tid, tmp_path / "audit")
-    assert (dest / "model.py").read_text() == "LR = 0.7\n"
-    assert sh_git(dest, "rev-parse", "HEAD") == sha
-    assert not (dest / "data" / "test_labels.csv").exists()
-    # Only the final evaluation puts the held-out files back, into such a checkout.
-    assert workspaces.place_held_out(lab, campaign, dest) == ["data/test_labels.csv"]
-    assert (dest / "data" / "test_labels.csv").read_text() == "y\n1\n"
+    assert trials.load(lab, tid).commit_sha == sha
+    made = export.export_commit(workspaces.campaign_repo(lab, campaign), sha, tmp_path / "audit", store=None)
+    assert (made.root / "model.py").read_text() == "LR = 0.7\n"
+    assert not (made.root / "data" / "test_labels.csv").exists() and not (made.root / ".git").exists()
 
 
 def test_snapshot_runs_no_repository_hooks(call, lab, campaign, baseline):
@@ -302,14 +304,3 @@ def test_unusable_paths_are_refused_plainly(call, call_error, campaign, baseline
         assert "unexpectedly" not in message and ("too long" in message or "NUL" in message), message
 
 
-def test_clean_checkout_carries_no_history_holding_the_held_out_files(call, lab, campaign, baseline, tmp_path):
-    """Audit runs execute trial code in such a checkout: the upstream commit in its .git
-    still holds the held-out labels, so it must not come along."""
-    tid = call("trial_create", campaign=campaign, kind="code")["id"]
-    call("workspace_write", trial=tid, path="model.py", content="LR = 0.9\n")
-    sha = call("trial_snapshot", trial=tid)["commit"]
-    upstream = sh_git(workspaces.campaign_repo(lab, campaign), "rev-parse", f"{workspaces.BASELINE_TAG}~1")
-    dest = workspaces.clean_checkout(lab, tid, tmp_path / "audit")
-    assert sh_git(dest, "rev-parse", "HEAD") == sha and (dest / "model.py").read_text() == "LR = 0.9\n"
-    leak = subprocess.run(["git", "cat-file", "-e", f"{upstream}:data/test_labels.csv"], cwd=dest, capture_output=True)
-    assert leak.returncode != 0

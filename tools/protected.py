@@ -176,25 +176,6 @@ def restore(worktree: Path, store: Path) -> list[str]:
     return sorted(report.changed + report.deleted + report.added)
 
 
-def remove_bytecode(root: Path, store: Path) -> list[str]:
-    """Delete cached bytecode of the protected Python files under ``root``. Python runs an
-    unchecked-hash .pyc without reading the source, and a run can forge a timestamp one
-    that matches the source, so only a freshly compiled protected file may run."""
-    removed = []
-    for rel in load_manifest(store)["files"]:
-        if not rel.endswith(".py") or _symlinked_parent(root, rel):
-            continue  # a symlinked directory is restore()'s to undo
-        cache = (root / rel).parent / "__pycache__"
-        if cache.is_symlink():
-            cache.unlink()
-            removed.append(str(cache.relative_to(root)))
-            continue
-        for pyc in cache.glob(f"{Path(rel).stem}.*.pyc") if cache.is_dir() else ():
-            pyc.unlink()
-            removed.append(str(pyc.relative_to(root)))
-    return removed
-
-
 def move_held_out(repo: Path, dest: Path, held_out: list[str]) -> list[str]:
     """Move every file matched by ``held_out`` from ``repo`` into ``dest``; return them."""
     moved = []

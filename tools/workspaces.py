@@ -24,7 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from . import campaigns, gitcmd, protected, surfaces, trials
-from .errors import InvalidInput, LabError
+from .errors import LabError
 from .home import Lab
 from .protected import ProtectedReport
 from .registry import tool
@@ -39,7 +39,7 @@ BYTECODE_PATHSPECS = [":(exclude,glob)**/__pycache__/**", ":(exclude,glob)**/*.p
 TEXT_DIFF = ["--no-textconv", "--no-ext-diff"]
 
 __all__ = ["ProtectedReport", "campaign_repo", "ensure_worktree", "snapshot", "verify_protected",
-           "restore_protected", "held_out_dir", "place_held_out", "clean_checkout", "worktree_path", "diff_text"]
+           "restore_protected", "held_out_dir", "worktree_path", "diff_text"]
 
 
 def campaign_dir(lab: Lab, campaign_id: int) -> Path:
@@ -72,18 +72,6 @@ def seal_labels(lab: Lab, campaign: campaigns.Campaign, repo: Path) -> list[str]
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     return protected.move_held_out(repo, dest, campaign.label_paths) if campaign.label_paths else []
-
-
-def place_held_out(lab: Lab, campaign_id: int, dest: Path) -> list[str]:
-    """Copy the held-out files back to their places under ``dest`` (a clean checkout for
-    the final evaluation; never a trial's worktree). Returns the paths placed."""
-    source = held_out_dir(lab, campaign_id)
-    placed = protected.repo_files(source) if source.is_dir() else []
-    for rel in placed:
-        target = Path(dest) / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source / rel, target, follow_symlinks=False)
-    return placed
 
 
 def protected_store(lab: Lab, campaign_id: int) -> Path:
@@ -294,25 +282,6 @@ def restore_protected(lab: Lab, trial_id: int) -> list[str]:
     """Put the baseline copies of protected files back into the trial's worktree."""
     trial, path = trial_worktree(lab, trial_id)
     return protected.restore(path, current_store(lab, trial.campaign_id))
-
-
-def clean_checkout(lab: Lab, trial_id: int, dest: Path) -> Path:
-    """A fresh checkout of the trial's snapshot commit at ``dest`` (for audits), with
-    that one commit and none of its history."""
-    trial = trials.load(lab, trial_id)
-    if not trial.commit_sha:
-        raise LabError(f"trial {trial_id} has no snapshot commit", hint="snapshot it first with trial_snapshot")
-    dest = Path(dest)
-    if dest.exists() and any(dest.iterdir()):
-        raise InvalidInput(f"{dest} exists and is not empty", hint="give an empty or new directory")
-    repo = require_repo(lab, trial.campaign_id)
-    # Only the commit itself, no history: runs execute trial code here, and the upstream
-    # commit below the baseline still holds the held-out files.
-    dest.mkdir(parents=True, exist_ok=True)
-    gitcmd.git(dest, "init", "--quiet")
-    gitcmd.git(dest, "fetch", "--quiet", "--depth", "1", "--end-of-options", repo.resolve().as_uri(), trial.commit_sha)
-    gitcmd.git(dest, "checkout", "--quiet", "--detach", trial.commit_sha)
-    return dest
 
 
 def diff_text(path: Path, base: str) -> str:
