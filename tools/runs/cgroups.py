@@ -11,6 +11,7 @@ supervisor falls back to rlimits and fast sampling; the run's record says which.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -98,6 +99,12 @@ class RunCgroup:
         if memory_bytes:
             (path / "memory.max").write_text(str(memory_bytes))
             (path / "memory.swap.max").write_text("0")
+            # Out of memory ends the whole run, never one process of it: otherwise the
+            # kernel kills the biggest process and the rest of the run carries on.
+            # (Kernels before 4.19 lack the switch; the supervisor then ends the rest of
+            # the run when it sees the kill.)
+            with contextlib.suppress(OSError):
+                (path / "memory.oom.group").write_text("1")
         return cls("v2", {"memory": path, "pids": path})
 
     @classmethod
@@ -111,6 +118,10 @@ class RunCgroup:
             swap = dirs["memory"] / "memory.memsw.limit_in_bytes"
             if swap.exists():  # no swap either: memory+swap capped at the same figure
                 swap.write_text(str(memory_bytes))
+            # v1 has no group kill: pause the run at its limit instead of letting the
+            # kernel pick one victim, and the supervisor (which sees ``under_oom``) ends
+            # the whole run.
+            (dirs["memory"] / "memory.oom_control").write_text("1")
         return cls("v1", dirs)
 
     def join_argv(self, argv: list[str]) -> list[str]:
@@ -121,10 +132,14 @@ class RunCgroup:
         files = sorted({str(Path(p) / "cgroup.procs") for p in self.dirs.values()})
         return ["/bin/sh", "-c", JOIN_SCRIPT, "sotalab-cgroup-join", *files, "--", *argv]
 
-    def oom_kills(self) -> int:
+    def out_of_memory(self) -> bool:
+        """Whether the run hit its memory limit: killed by the kernel (v2, the whole
+        group) or paused there (v1)."""
         path = self.dirs["memory"]
-        text = _read(path / ("memory.events" if self.version == "v2" else "memory.oom_control"))
-        return _field(text, "oom_kill")
+        if self.version == "v2":
+            return _field(_read(path / "memory.events"), "oom_kill") > 0
+        text = _read(path / "memory.oom_control")
+        return _field(text, "under_oom") > 0 or _field(text, "oom_kill") > 0
 
     def pids_refused(self) -> int:
         """How many forks the pids limit refused."""

@@ -90,9 +90,9 @@ class LimitWatch:
 
     def memory(self, rss_mb: float):
         budget = self.spec.get("memory_gb")
-        if self.cgroup is not None and self.cgroup.oom_kills():
-            return "oom", f"the kernel killed the run for exceeding its memory budget of {budget * 1024:.0f} MB" \
-                if budget else "the kernel killed the run for running out of memory"
+        if self.cgroup is not None and self.cgroup.out_of_memory():
+            return "oom", f"the run reached its memory budget of {budget * 1024:.0f} MB (the kernel's limit)" \
+                if budget else "the run ran out of memory"
         if not budget:
             return None
         used = rss_mb + self.tmp_used / MB  # tmpfs pages are memory, whoever holds them

@@ -152,7 +152,7 @@ class LocalChild:
             self._reap()
         self._reap()
         if self.cgroup is not None:
-            self.oom_killed = self.cgroup.oom_kills() > 0
+            self.oom_killed = self.cgroup.out_of_memory()
         return code
 
     @staticmethod
@@ -263,8 +263,8 @@ class Supervisor:
         if events:
             events.close()
         if self.child.oom_killed and self.outcome is None:
-            self.outcome, self.reason = "oom", (f"the kernel killed the run for exceeding its memory budget of "
-                                                f"{(spec.get('memory_gb') or 0) * 1024:.0f} MB")
+            self.outcome, self.reason = "oom", (f"the run reached its memory budget of "
+                                                f"{(spec.get('memory_gb') or 0) * 1024:.0f} MB (the kernel's limit)")
         self._check_end_limits()
         if getattr(self.child, "cgroup", None) is not None:
             self.child.cgroup.remove()  # empty now: finish() reaped everything in it
