@@ -38,7 +38,7 @@ lab_status, then campaign_create / campaign_list. Long work is start-and-poll: a
 marked "runs as a job" returns a job handle at once; call job_wait(job=...) until its
 status is no longer running, and read the tool's result there."""
 
-JOB_NOTE = " Runs as a job: returns a job handle at once; follow it with job_wait until it ends."
+JOB_NOTE = " Runs as a job: returns a handle at once; follow it with job_wait."
 
 
 def sotalab_version() -> str:
@@ -144,7 +144,46 @@ def lean_schema(schema: dict) -> dict:
     lean = resolve(schema, ())
     if kept:
         lean["$defs"] = {name: resolve(body, (name,)) for name, body in kept.items()}
+    else:  # a recursive model keeps its full schema: a signature would not end
+        lean["properties"] = {name: as_signature(sub) for name, sub in lean.get("properties", {}).items()}
     return lean
+
+
+def as_signature(node: dict) -> dict:
+    """A parameter that is itself a structure (the campaign's evaluator, an environment's
+    overrides) as one line of TypeScript-like signature in its description:
+    ``{metric: string, direction: "max"|"min", target?: number}``. A nested JSON schema
+    costs three to four times the tokens for the same shape. Hosts still validate the
+    parameter's type, and the server validates every field again, naming the field and
+    what it expected; `sotalab tools --json` has the full schemas."""
+    if not (_is_structure(node) or (node.get("type") == "array" and _is_structure(node.get("items", {})))):
+        return node
+    description = " ".join(filter(None, [node.get("description"), _signature(node)]))
+    return {"type": node["type"], "description": description}
+
+
+def _is_structure(node: dict) -> bool:
+    return node.get("type") == "object" and ("properties" in node or isinstance(node.get("additionalProperties"), dict))
+
+
+def _signature(node: dict) -> str:
+    if "enum" in node:
+        return "|".join(json.dumps(value) for value in node["enum"])
+    if "anyOf" in node:
+        return "|".join(_signature(option) for option in node["anyOf"])
+    kind = node.get("type")
+    if kind == "array":
+        return f"{_signature(node.get('items', {}))}[]"
+    if kind == "object" and "properties" in node:
+        required = set(node.get("required", ()))
+        fields = []
+        for name, sub in node["properties"].items():
+            default = f" = {json.dumps(sub['default'])}" if sub.get("default") not in (None, "", [], {}) else ""
+            fields.append(f"{name}{'' if name in required else '?'}: {_signature(sub)}{default}")
+        return "{" + ", ".join(fields) + "}"
+    if kind == "object" and isinstance(node.get("additionalProperties"), dict):
+        return f"{{[name]: {_signature(node['additionalProperties'])}}}"
+    return kind or "any"
 
 
 def to_mcp_tool(spec: ToolSpec, lab: Lab) -> LabTool:
@@ -153,7 +192,7 @@ def to_mcp_tool(spec: ToolSpec, lab: Lab) -> LabTool:
     for clients that mostly do not use it. `sotalab tools --json` has the full models."""
     return LabTool(
         name=spec.name,
-        description=spec.description + (JOB_NOTE if spec.job else ""),
+        description=spec.summary + (JOB_NOTE if spec.job else ""),
         parameters=lean_schema(spec.input_model.model_json_schema()),
         output_schema=None,
         annotations=ToolAnnotations(

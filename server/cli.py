@@ -105,8 +105,7 @@ def cmd_tools(args) -> int:
         return 0
     width = max(len(s.name) for s in tools)
     for s in tools:
-        summary = s.description.split("\n\n")[0].replace("\n", " ")
-        print(f"{s.name:<{width}}  {summary}")
+        print(f"{s.name:<{width}}  {s.summary}")
     return 0
 
 

@@ -119,11 +119,31 @@ def test_tool_list_is_lean_and_portable(lab):
             assert not isinstance(node.get("type"), list), (tool.name, node)
             assert not isinstance(node.get("title"), str), (tool.name, node)
             assert "\n" not in str(node.get("description", "")), tool.name
+    for tool in tools.values():  # the first paragraph of the docstring, never the whole of it
+        assert len(tool.description) <= 180, (tool.name, len(tool.description))
+    # A nested structure is one line of signature: its fields, optional ones marked, enums spelled out.
     objective = tools["campaign_create"].input_schema["properties"]["objective"]
-    assert objective["properties"]["direction"]["enum"] == ["max", "min"]
-    assert objective["properties"]["reported"]["type"] == "number"  # was anyOf [number, null]
-    assert "reported" not in objective["required"]
+    assert objective["type"] == "object" and "properties" not in objective
+    assert 'direction: "max"|"min"' in objective["description"]
+    assert "reported?: number" in objective["description"]  # optional; was anyOf [number, null]
+    assert tools["campaign_create"].input_schema["properties"]["held_out_paths"]["items"] == {"type": "string"}
     assert "job_wait" in tools["env_build"].description and "job_wait" not in tools["env_status"].description
+
+
+def test_a_wrong_nested_field_is_named_in_the_error(lab):
+    """The schema a host sees no longer spells out nested fields, so the server's own
+    validation must say which one is wrong and what it expected."""
+    async def scenario():
+        async with Client(build_server(lab)) as client:
+            return await client.call_tool("campaign_create", {
+                "name": "c", "objective": {"metric": "acc", "direction": "up"},
+                "evaluator": {"command": ["python", "e.py"], "metrics": [{"name": "acc", "regex": "acc=(.*)"}]}},
+                raise_on_error=False)
+
+    result = asyncio.run(scenario())
+    assert result.is_error
+    text = result.content[0].text
+    assert "objective.direction" in text and "'max' or 'min'" in text, text
 
 
 def raw_post(url: str, headers: dict) -> int:

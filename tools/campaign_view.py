@@ -277,7 +277,10 @@ def committed_diff(lab: Lab, trial_id: int, against: str = "parent") -> tuple[st
 
 @tool(read_only=True)
 def campaign_view(lab: Lab, args: ViewIn) -> CampaignView:
-    """Everything about one campaign at a glance: objective, reported versus reproduced
+    """One campaign at a glance: objective, baseline, best claim, spend, trials, audits and
+    runs (the dashboard).
+
+    Everything about one campaign at a glance: objective, reported versus reproduced
     baseline (and the paper table the reported number came from), the best claim with
     its interval, budget spend, every trial with per-seed scores, label, latest audit
     and integrity level, recent runs and the ones running now. Hosts that support MCP
@@ -304,7 +307,10 @@ class PatchOut(BaseModel):
 
 @tool(read_only=True)
 def trial_patch(lab: Lab, args: PatchIn) -> PatchOut:
-    """What a trial changed, as committed: the unified diff of its snapshot against its
+    """What a trial changed, as committed: its snapshot's diff against its parent or the
+    baseline.
+
+    What a trial changed, as committed: the unified diff of its snapshot against its
     parent's commit or the baseline, paged by characters. Unlike workspace_diff it
     leaves out what evaluation runs wrote into the worktree."""
     base, diff = committed_diff(lab, args.trial, args.against)

@@ -246,7 +246,10 @@ def set_fields(lab: Lab, campaign_id: int, **fields) -> None:
 
 @tool()
 def campaign_create(lab: Lab, args: CampaignCreate) -> Campaign:
-    """Create a campaign: one research target with its objective (primary metric,
+    """Create a campaign: objective, evaluator (in_process `command`, or isolated
+    `predict`+`score`), paths, budgets.
+
+    Create a campaign: one research target with its objective (primary metric,
     direction, reported value, target), evaluator (argv, metric rules, timeout, seeds),
     protected and held-out paths, and budgets. Returns the stored campaign."""
     if lab.db.execute("SELECT 1 FROM campaigns WHERE name = ?", [args.name]).fetchone():
@@ -300,7 +303,10 @@ OBJECTIVE_ALWAYS_EDITABLE = ("reported", "target")
 
 @tool(idempotent=True)
 def campaign_update(lab: Lab, args: CampaignUpdate) -> Campaign:
-    """Change a campaign's description, status, the objective's reported value and target, or (until a trial has
+    """Change a campaign's description, status, reported value or target; its goalposts only
+    until a trial is scored.
+
+    Change a campaign's description, status, the objective's reported value and target, or (until a trial has
     been scored) the goalposts: the rest of the objective, the evaluator, budgets and the protected, held-out,
     label and data paths."""
     campaign = load(lab, args.campaign)

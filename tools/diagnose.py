@@ -289,7 +289,10 @@ class FixRecordOut(BaseModel):
 
 @tool(idempotent=True)
 def env_diagnose(lab: Lab, args: DiagnoseIn) -> Diagnosis:
-    """Classify a failed environment build or run from its log: missing module, no
+    """Classify a failed build or run from its log, with evidence and fixes (fixes that
+    worked before first).
+
+    Classify a failed environment build or run from its log: missing module, no
     matching distribution, version conflict, missing compiler/header, CUDA/driver
     mismatch, sandbox base image missing, network unreachable, disk full, out of memory.
     Each finding has evidence lines and concrete fixes, plus fixes that worked before for
@@ -313,7 +316,10 @@ def env_diagnose(lab: Lab, args: DiagnoseIn) -> Diagnosis:
 
 @tool(idempotent=True)
 def env_fix_record(lab: Lab, args: FixRecordIn) -> FixRecordOut:
-    """Record the fix tried for a failure memory and whether it worked, so the next
+    """Record whether a fix for a failure memory worked, so the next diagnosis offers it
+    first.
+
+    Record the fix tried for a failure memory and whether it worked, so the next
     diagnosis of the same signature (any campaign) offers it first. (env_build records
     this on its own when it rebuilds a failed environment with a changed spec.)"""
     row = lab.db.execute("SELECT signature FROM failure_memories WHERE id = ?", [args.memory]).fetchone()

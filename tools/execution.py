@@ -123,7 +123,10 @@ def resolve(lab: Lab, campaign_id: int | None) -> Execution:
 
 @tool(idempotent=True)
 def execution_set(lab: Lab, args: ExecutionSet) -> ExecutionOut:
-    """Choose where runs execute, for the lab or one campaign: the executor (local,
+    """Choose where runs execute (local, docker, slurm, ray) and the cluster settings, for
+    the lab or a campaign.
+
+    Choose where runs execute, for the lab or one campaign: the executor (local,
     docker, slurm, ray) and the cluster settings (Slurm partition, account, QoS, extra
     sbatch flags, CPUs per run, the nodes' Python; the Ray address). A campaign's
     settings override the lab's; runs already submitted keep theirs."""
@@ -143,6 +146,8 @@ def execution_set(lab: Lab, args: ExecutionSet) -> ExecutionOut:
 
 @tool(read_only=True)
 def execution_get(lab: Lab, args: ExecutionGetIn) -> ExecutionOut:
-    """Where runs of the lab (or of one campaign) execute, and what that level sets itself."""
+    """Where runs of the lab or of one campaign execute.
+
+    Where runs of the lab (or of one campaign) execute, and what that level sets itself."""
     own = _lab_own(lab) if args.campaign is None else _campaign_own(lab, args.campaign)
     return ExecutionOut(campaign=args.campaign, execution=resolve(lab, args.campaign), own=own)

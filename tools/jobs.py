@@ -195,7 +195,10 @@ def start(lab: Lab, name: str, arguments: dict[str, Any] | None, settle_s: float
 
 @tool(read_only=True)
 def job_wait(lab: Lab, args: JobWaitIn, progress: Progress) -> Job:
-    """Follow a job started by a long tool (env_build, repo_clone, paper_fetch, trial_evaluate, audits, finalize): wait up to timeout_s (at most 30) for it to end, relaying its progress, and return its status, with the tool's result or error once it ended. Call it again while status is running; timeout_s=0 only reads the status."""
+    """Wait up to timeout_s (at most 30) for a job to end, with progress, then return its
+    result; call again while running.
+
+    Follow a job started by a long tool (env_build, repo_clone, paper_fetch, trial_evaluate, audits, finalize): wait up to timeout_s (at most 30) for it to end, relaying its progress, and return its status, with the tool's result or error once it ended. Call it again while status is running; timeout_s=0 only reads the status."""
     deadline = time.monotonic() + args.timeout_s
     reported = None
     while True:

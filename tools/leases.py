@@ -110,7 +110,10 @@ def holder(lab: Lab, kind: str, item_id: int) -> str | None:
 
 @tool()
 def lease_take(lab: Lab, args: ClaimIn) -> Claim:
-    """Claim an idea or a trial for ttl_s seconds, so no other agent works on it; claim
+    """Claim an idea or a trial for ttl_s seconds so no other agent works on it; claim again
+    to renew.
+
+    Claim an idea or a trial for ttl_s seconds, so no other agent works on it; claim
     again (lease_take) to renew. Refused while another agent's claim lives; an expired claim is
     taken over (taken_over_from names its agent)."""
     with ledger.transaction(lab.db) as db:
@@ -124,7 +127,9 @@ def lease_take(lab: Lab, args: ClaimIn) -> Claim:
 
 @tool(idempotent=True)
 def lease_release(lab: Lab, args: ClaimReleaseIn) -> ClaimReleased:
-    """Give up this agent's claim on an idea or a trial (when done with it, or giving up)."""
+    """Give up this agent's claim on an idea or a trial.
+
+    Give up this agent's claim on an idea or a trial (when done with it, or giving up)."""
     cur = lab.db.execute("DELETE FROM claims WHERE kind = ? AND item_id = ? AND agent = ?",
                          [args.kind, args.id, args.agent])
     return ClaimReleased(kind=args.kind, id=args.id, released=cur.rowcount > 0)
@@ -132,7 +137,10 @@ def lease_release(lab: Lab, args: ClaimReleaseIn) -> ClaimReleased:
 
 @tool()
 def idea_next(lab: Lab, args: IdeaNextIn) -> IdeaNext:
-    """Claim the campaign's highest-priority open idea that no other agent holds (then
+    """Claim the campaign's highest-priority open idea no other agent holds; null when none
+    is left.
+
+    Claim the campaign's highest-priority open idea that no other agent holds (then
     oldest), for ttl_s seconds; null when every open idea is taken. Mark it done with
     idea_update when its trial is evaluated, and it is never handed out again."""
     with ledger.transaction(lab.db) as db:

@@ -220,7 +220,9 @@ class MlflowExportIn(BaseModel):
 
 @tool(idempotent=True)
 def mlflow_export(lab: Lab, args: MlflowExportIn) -> ExportOut:
-    """Write the campaign's trials to the lab's own MLflow store (sqlite in the lab home,
+    """Write the campaign's trials to the lab's MLflow store (needs sotalab[mlflow]).
+
+    Write the campaign's trials to the lab's own MLflow store (sqlite in the lab home,
     open it with `mlflow ui --backend-store-uri <tracking_uri>`): one run per trial with
     params, per-seed and summary metrics, telemetry as metric steps, label/audit/
     integrity tags, diff and report artifacts, and the lineage as parent runs. Exporting

@@ -40,7 +40,9 @@ class ParentPick(BaseModel):
 
 @tool(read_only=True)
 def parent_pick(lab: Lab, args: ParentPickIn) -> ParentPick:
-    """Choose a parent for the next trial from the lineage: the best kept trial, or a
+    """Choose a parent for the next trial: the best kept trial, or a draw from the k best.
+
+    Choose a parent for the next trial from the lineage: the best kept trial, or a
     uniform draw from the k best kept trials (ASI-Arch's best-of-top-k), so agents
     explore from several good nodes. Null when no trial has been kept yet."""
     campaign = campaigns.load(lab, args.campaign)

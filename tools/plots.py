@@ -205,7 +205,9 @@ class PlotOut(BaseModel):
 
 @tool(read_only=True)
 def campaign_plot(lab: Lab, args: PlotIn) -> PlotOut:
-    """A campaign as a picture (PNG, shown inline by hosts that display tool images):
+    """A campaign as a PNG: the progress curve, the lineage tree, or a run's telemetry.
+
+    A campaign as a picture (PNG, shown inline by hosts that display tool images):
     the progress curve (score per trial, each seed a dot, mean ± seed sd, best so far,
     baseline and the paper's number), the lineage tree coloured by label with audit
     verdicts and integrity levels, or a run's telemetry (CPU, RSS, per-GPU utilisation

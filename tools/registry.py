@@ -60,7 +60,8 @@ class ToolSpec:
     fn: Callable[..., BaseModel]
     input_model: type[BaseModel]
     output_model: type[BaseModel]
-    description: str
+    description: str  # the whole docstring, one paragraph per paragraph: `sotalab tools --json`
+    summary: str  # its first paragraph: what hosts send a model
     read_only: bool
     destructive: bool
     idempotent: bool
@@ -77,10 +78,11 @@ class ToolSpec:
 _SPECS: dict[str, ToolSpec] = {}
 
 
-def one_paragraph(docstring: str | None) -> str:
-    """A docstring as one paragraph: hosts show descriptions as they are, and hard line
-    breaks from source indentation read as broken text there."""
-    return " ".join(inspect.cleandoc(docstring or "").split())
+def paragraphs(docstring: str | None) -> list[str]:
+    """A docstring's paragraphs, each on one line: hosts show descriptions as they are,
+    and hard line breaks from source indentation read as broken text there."""
+    blocks = inspect.cleandoc(docstring or "").split("\n\n")
+    return [" ".join(block.split()) for block in blocks if block.strip()]
 
 
 def tool(*, read_only: bool = False, destructive: bool = False, idempotent: bool = False,
@@ -99,7 +101,11 @@ def tool(*, read_only: bool = False, destructive: bool = False, idempotent: bool
             fn=fn,
             input_model=hints[params[1]],
             output_model=hints["return"],
-            description=one_paragraph(fn.__doc__),
+            description="\n\n".join(paragraphs(fn.__doc__)),
+            # Every host re-sends every tool's description with every model request, so
+            # the first paragraph says what the tool does and how to call it; the rest
+            # is for readers and `sotalab tools`.
+            summary=(paragraphs(fn.__doc__) or [""])[0],
             read_only=read_only,
             destructive=destructive,
             idempotent=idempotent or read_only,

@@ -310,7 +310,9 @@ def report_folder(lab: Lab, view: CampaignView) -> Path:
 
 @tool(idempotent=True)
 def campaign_report(lab: Lab, args: ReportIn) -> ReportOut:
-    """Write the campaign's report into the lab home (reports/campaign-<id>/): the objective
+    """Write the campaign's report (report.md and report.html) into the lab home.
+
+    Write the campaign's report into the lab home (reports/campaign-<id>/): the objective
     and the paper table its reported number came from, the reproduction and its gap,
     every trial with hypothesis, diff stat, per-seed scores, label, audit verdict and
     integrity level, the audits' findings, the best claim and the held-out result with

@@ -34,7 +34,7 @@ from .registry import Progress, tool
 class RepoCloneIn(BaseModel):
     campaign: int
     url: str = Field(..., min_length=1, max_length=2000,
-                     description="https://, ssh://, git@host:path, file:// URL, a local git repository, or a plain local directory of code (imported as one commit)")
+                     description="https/ssh/file URL, git@host:path, a local repository, or a plain directory of code")
     ref: str | None = Field(None, max_length=250, description="branch, tag or commit to pin; default: the remote's HEAD")
     shallow: bool = Field(False, description="fetch only the pinned commit (depth 1)")
     submodules: bool = Field(True, description="also clone the repository's submodules")
@@ -171,7 +171,10 @@ def _clone_and_fix_baseline(lab: Lab, campaign: campaigns.Campaign, url: str, re
 
 @tool(destructive=True, open_world=True, job=True)
 def repo_clone(lab: Lab, args: RepoCloneIn, progress: Progress) -> RepoInfo:
-    """Clone the paper's code into the campaign (https, ssh, file:// or a local path),
+    """Clone the paper's code into the campaign, pin a commit, apply the overlay and fix the
+    baseline.
+
+    Clone the paper's code into the campaign (https, ssh, file:// or a local path),
     pin a commit, and fix the baseline: write the campaign's overlay (evaluator, scorer,
     data splits), hash and copy the protected files, move the held-out files out of the
     repository, and tag the result sotalab/baseline. Every trial's worktree starts from

@@ -107,7 +107,10 @@ def capabilities() -> list[Capability]:
 
 @tool(read_only=True)
 def lab_status(lab: Lab, args: LabStatusIn) -> LabStatus:
-    """The lab home, ledger counts, what this machine offers (Docker engine,
+    """The lab home, ledger counts, and what this machine offers (Docker, bubblewrap, GPUs,
+    uv, Ray, sandbox layers).
+
+    The lab home, ledger counts, what this machine offers (Docker engine,
     bubblewrap, NVML GPUs, uv, Ray), each with a one-line reason when absent, and the
     sandbox layers a local run gets here (and which are missing)."""
     counts = {t: lab.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in COUNTED_TABLES}

@@ -98,7 +98,9 @@ def enforce(lab: Lab, trial: trials.Trial, repo: Path, base: str, head: str) -> 
 
 @tool(idempotent=True)
 def surfaces_set(lab: Lab, args: SurfacesSetIn) -> Surfaces:
-    """Declare a campaign's surfaces: named sets of paths a specialist may change
+    """Declare a campaign's surfaces: named sets of paths a specialist may change.
+
+    Declare a campaign's surfaces: named sets of paths a specialist may change
     (optimizer, architecture, data pipeline...). Replaces the campaign's surfaces;
     trials that declare a surface must then keep their diff inside it."""
     campaigns.load(lab, args.campaign)
@@ -109,13 +111,17 @@ def surfaces_set(lab: Lab, args: SurfacesSetIn) -> Surfaces:
 
 @tool(read_only=True)
 def surfaces_get(lab: Lab, args: campaigns.CampaignRef) -> Surfaces:
-    """A campaign's surfaces: each name with the globs of paths it covers."""
+    """A campaign's surfaces and the globs each covers.
+
+    A campaign's surfaces: each name with the globs of paths it covers."""
     return Surfaces(campaign=args.campaign, surfaces=of_campaign(lab, args.campaign))
 
 
 @tool(idempotent=True)
 def trial_surface_set(lab: Lab, args: TrialSurfaceIn) -> TrialSurface:
-    """Declare the surface an open trial works on (or null for none): its diff against
+    """Declare the surface an open trial works on; its diff must then stay inside it.
+
+    Declare the surface an open trial works on (or null for none): its diff against
     its parent must then stay inside that surface, checked at every snapshot and
     evaluation."""
     trial = trials.load(lab, args.trial)

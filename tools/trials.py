@@ -175,7 +175,10 @@ def set_fields(lab: Lab, trial_id: int, **fields) -> None:
 
 @tool()
 def trial_create(lab: Lab, args: TrialCreate) -> Trial:
-    """Open a new trial in a campaign's lineage: the baseline first (kind=baseline, no
+    """Open a trial in a campaign's lineage (the baseline first, then one per change) with
+    its own git worktree.
+
+    Open a new trial in a campaign's lineage: the baseline first (kind=baseline, no
     parent), then one trial per change, branching from a parent (default: baseline).
     The trial starts unscored; only trial_evaluate gives it a score. Once the campaign's
     code is cloned, the trial gets its own git worktree on branch trial/<id> at once."""
@@ -232,7 +235,10 @@ def trial_create(lab: Lab, args: TrialCreate) -> Trial:
 
 @tool(read_only=True)
 def trial_get(lab: Lab, args: TrialRef) -> Trial:
-    """One trial: hypothesis, lineage position, commit, evaluator-owned score and per-seed metrics, label, and cost
+    """One trial: hypothesis, lineage, commit, evaluator-owned score and per-seed metrics,
+    label and cost.
+
+    One trial: hypothesis, lineage position, commit, evaluator-owned score and per-seed metrics, label, and cost
     (its evaluations', and its side runs' from run_start under cost.side_runs)."""
     trial = load(lab, args.trial)
     # Derived from the runs table each time it is shown, so it never drifts from the runs.
@@ -253,7 +259,9 @@ def trial_list(lab: Lab, args: TrialListIn) -> TrialPage:
 
 @tool(read_only=True)
 def trial_lineage(lab: Lab, args: LineageIn) -> Lineage:
-    """A trial's ancestors (root first; on a deep chain the nearest 50) and its
+    """A trial's ancestors and its descendants as a bounded tree.
+
+    A trial's ancestors (root first; on a deep chain the nearest 50) and its
     descendants as a tree, bounded by max_depth, max_nodes and the result size."""
     root = load(lab, args.trial)
     ancestors = list(lab.db.query(
@@ -294,7 +302,10 @@ def trial_lineage(lab: Lab, args: LineageIn) -> Lineage:
 
 @tool(read_only=True)
 def leaderboard(lab: Lab, args: LeaderboardIn) -> Leaderboard:
-    """The campaign's best trials in the objective's direction, ranked on the multi-seed mean of their latest full
+    """The campaign's best trials, ranked on their full-audit mean (else their score);
+    claims_only: valid claims only.
+
+    The campaign's best trials in the objective's direction, ranked on the multi-seed mean of their latest full
     audit where one measured them, else on their evaluator-owned score. Unscored trials never rank; with
     claims_only, only trials whose latest full audit is valid (for their current commit) do."""
     campaign = campaigns.load(lab, args.campaign)

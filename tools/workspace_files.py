@@ -168,7 +168,9 @@ def workspace_read(lab: Lab, args: ReadIn) -> ReadOut:
 
 @tool(destructive=True, idempotent=True)
 def workspace_write(lab: Lab, args: WriteIn) -> WriteOut:
-    """Create or overwrite a text file in the trial's worktree (parents created).
+    """Create or overwrite a text file in the trial's worktree; commit with trial_snapshot.
+
+    Create or overwrite a text file in the trial's worktree (parents created).
     Commit the trial's changes with trial_snapshot."""
     root = _open_trial(lab, args.trial, writing=True)
     target = confine(root, args.path)
@@ -193,7 +195,10 @@ _GIT_HEADER = re.compile(r"^diff --git a/(\S+) b/(\S+)", re.MULTILINE)
 
 @tool(destructive=True)
 def workspace_apply_patch(lab: Lab, args: PatchIn) -> PatchOut:
-    """Apply a unified diff to the trial's worktree (all or nothing). Paths must stay
+    """Apply a unified diff to the trial's worktree, all or nothing; commit with
+    trial_snapshot.
+
+    Apply a unified diff to the trial's worktree (all or nothing). Paths must stay
     inside the worktree. Commit the result with trial_snapshot."""
     root = _open_trial(lab, args.trial, writing=True)
     named = {m for m in _PATCH_PATH.findall(args.patch) if m != "/dev/null"}

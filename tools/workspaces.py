@@ -330,7 +330,9 @@ class DiffOut(BaseModel):
 
 @tool(idempotent=True)
 def trial_snapshot(lab: Lab, args: TrialRef) -> SnapshotOut:
-    """Commit whatever changed in the trial's worktree to its branch trial/<id> and
+    """Commit the trial's worktree to its branch and record the commit and diff stat.
+
+    Commit whatever changed in the trial's worktree to its branch trial/<id> and
     record the commit and diff stat (against the parent) on the trial."""
     sha = snapshot(lab, args.trial)
     trial = trials.load(lab, args.trial)
@@ -339,7 +341,10 @@ def trial_snapshot(lab: Lab, args: TrialRef) -> SnapshotOut:
 
 @tool(read_only=True)
 def workspace_diff(lab: Lab, args: DiffIn) -> DiffOut:
-    """The trial's changes as a unified diff (uncommitted edits included) against its
+    """The trial's changes, uncommitted edits included, as a unified diff against its parent
+    or the baseline.
+
+    The trial's changes as a unified diff (uncommitted edits included) against its
     parent or the baseline, paged by characters with `cursor`."""
     from .paging import next_cursor, offset_from
 
@@ -358,7 +363,9 @@ def workspace_diff(lab: Lab, args: DiffIn) -> DiffOut:
 
 @tool(read_only=True)
 def workspace_verify(lab: Lab, args: TrialRef) -> ProtectedReport:
-    """Check the trial's worktree against the baseline hashes of the protected files
+    """Check the trial's worktree against the baseline hashes of the protected files.
+
+    Check the trial's worktree against the baseline hashes of the protected files
     (evaluator code and data): lists changed, added and deleted ones. The evaluation
     path restores them before scoring, so changes there never count."""
     return verify_protected(lab, args.trial)

@@ -261,7 +261,9 @@ def load_audit(lab: Lab, audit_id: int) -> Audit:
 
 @tool(job=True)
 def audit_trial(lab: Lab, args: AuditIn, progress: Progress) -> Audit:
-    """Audit a trial's gain and store the audit. Checks: protected files unchanged;
+    """Audit a trial's gain (depth quick or full); only a valid full audit makes a claim.
+
+    Audit a trial's gain and store the audit. Checks: protected files unchanged;
     the score is the server's own evaluation of this commit; the diff against the
     baseline breaks no red line (each finding names its rule, file and line); no
     secondary metric traded away; budgets kept. depth=full adds a re-run from a clean
@@ -298,7 +300,9 @@ def audit_trial(lab: Lab, args: AuditIn, progress: Progress) -> Audit:
 
 @tool(read_only=True)
 def audit_get(lab: Lab, args: AuditRef) -> Audit:
-    """One stored audit: overall verdict and reason, every check with its evidence."""
+    """One stored audit: verdict, reason, and every check with its evidence.
+
+    One stored audit: overall verdict and reason, every check with its evidence."""
     return load_audit(lab, args.audit)
 
 
@@ -384,7 +388,10 @@ def _count_finalize_call(lab: Lab, campaign_id: int) -> int:
 
 @tool(job=True)
 def campaign_finalize(lab: Lab, args: FinalizeIn, progress: Progress) -> Finalization:
-    """The held-out final evaluation: the best trial with a valid full audit and the
+    """The held-out final evaluation of the best claim against the baseline (at most 3 per
+    campaign).
+
+    The held-out final evaluation: the best trial with a valid full audit and the
     baseline, each once per seed, with the held-out paths mounted - the only path that
     ever sees them. Limited to 3 calls per campaign (each counted before it runs and
     journaled); returns the held-out gain and its interval."""

@@ -163,7 +163,7 @@ def build_env(lab: Lab, spec: EnvSpec, campaign_id: int | None, progress: Progre
 # --- tools -------------------------------------------------------------------------------
 
 class EnvBuildIn(BaseModel):
-    campaign: int | None = Field(None, description="campaign whose cloned code gives the spec; its env_id is set when the build succeeds")
+    campaign: int | None = Field(None, description="campaign whose clone gives the spec (its env_id is set on success)")
     path: str | None = Field(None, description="a directory to detect the spec from instead of the campaign's clone")
     detect: bool = Field(True, description="read requirements from the code; false: only the overrides count")
     backend: Backend = Field("venv", description="venv (uv) or docker (image FROM the cpu/cuda sandbox image)")
@@ -301,7 +301,10 @@ def _refuse_after_score(lab: Lab, campaign: campaigns.Campaign, env_id: str) -> 
 
 @tool(idempotent=True, open_world=True, job=True)
 def env_build(lab: Lab, args: EnvBuildIn, progress: Progress) -> EnvBuildOut:
-    """Build (or reuse) an environment: detect the spec from the code (requirements*.txt,
+    """Build or reuse an environment (uv venv or Docker) from the code's requirements plus
+    overrides.
+
+    Build (or reuse) an environment: detect the spec from the code (requirements*.txt,
     pyproject.toml, setup.cfg/setup.py, environment.yml pip section, README pip line),
     apply overrides (python version, packages, pins, package index URLs, find-links,
     system packages for docker), hash it, and build a uv venv or a Docker image. An
@@ -330,7 +333,10 @@ def env_build(lab: Lab, args: EnvBuildIn, progress: Progress) -> EnvBuildOut:
 
 @tool(read_only=True)
 def env_detect(lab: Lab, args: EnvBuildIn) -> EnvDetectOut:
-    """What env_build would install, without building anything: the detected and
+    """What env_build would install, with warnings, without building: call it first on a new
+    repository.
+
+    What env_build would install, without building anything: the detected and
     overridden spec, its id (and whether it is built already), the files read, the
     third-party imports of the code, the packages they suggest, and warnings (nothing
     found, imports without a requirement, a CUDA torch about to come from PyPI). Call it
@@ -343,7 +349,9 @@ def env_detect(lab: Lab, args: EnvBuildIn) -> EnvDetectOut:
 
 @tool(read_only=True)
 def env_status(lab: Lab, args: EnvRef) -> EnvStatusOut:
-    """One environment: status, spec, location, build timings and the tail of its build log."""
+    """One environment: status, spec, location, timings and the tail of its build log.
+
+    One environment: status, spec, location, build timings and the tail of its build log."""
     env = get_env(lab, args.env)
     return EnvStatusOut(env=env, log_tail=log_tail(env.log_path, args.tail_lines) if args.tail_lines else "")
 

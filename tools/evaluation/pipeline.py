@@ -304,7 +304,10 @@ class TrialEvaluateIn(BaseModel):
 
 @tool(job=True)
 def trial_evaluate(lab: Lab, args: TrialEvaluateIn, progress: Progress) -> EvaluationResult:
-    """Score a trial: commit its worktree (trial_snapshot), then run the campaign's evaluator on a fresh export of
+    """Score a trial: snapshot it and run the campaign's evaluator on a fresh export of the
+    commit, once per seed.
+
+    Score a trial: commit its worktree (trial_snapshot), then run the campaign's evaluator on a fresh export of
     that commit once per seed, at the campaign's integrity level (isolated: the trial predicts without labels and
     the protected scorer computes the metrics; in_process: the paper's script under a runtime audit hook), and
     record per-seed metrics, mean and spread, deltas, the label with the test that decided it, and the cost."""

@@ -254,7 +254,10 @@ def _run_environment(lab: Lab, choice: str | None, campaign_id: int) -> tuple[Ru
 
 @tool(open_world=False)
 def run_start(lab: Lab, args: RunStartIn) -> RunInfo:
-    """Start a supervised run and return at once with its id (status queued or running).
+    """Start a sandboxed, budgeted run in an open trial's worktree; returns its id at once
+    (follow with run_wait).
+
+    Start a supervised run and return at once with its id (status queued or running).
     It works in an open trial's own worktree, with the trial's campaign environment (or
     the one named). The sandbox denies by default: uid 65534 in a user namespace, no
     capabilities, a seccomp filter, no network, only system directories, the interpreter
@@ -285,7 +288,9 @@ def run_start(lab: Lab, args: RunStartIn) -> RunInfo:
 
 @tool(read_only=True)
 def run_status(lab: Lab, args: RunRef) -> RunInfo:
-    """A run's status, outcome and reason, exit code, placement, sandbox layers, budget,
+    """A run's status, outcome, reason, exit code, placement, budget and telemetry.
+
+    A run's status, outcome and reason, exit code, placement, sandbox layers, budget,
     telemetry summary, and while it runs its newest telemetry sample (`latest`)."""
     queue.dispatch(lab)
     return run_info(queue.get_row(lab, args.run), live=True)
@@ -293,7 +298,10 @@ def run_status(lab: Lab, args: RunRef) -> RunInfo:
 
 @tool(read_only=True)
 def run_wait(lab: Lab, args: RunWaitIn, progress: Progress) -> RunInfo:
-    """Wait up to timeout_s (at most 60) for a run to end, sending progress while it
+    """Wait up to timeout_s (at most 30) for a run to end, with progress; call again to keep
+    waiting.
+
+    Wait up to timeout_s (at most 30) for a run to end, sending progress while it
     waits (its last log line and current CPU/memory); returns its status either way.
     Call again to keep waiting."""
     started = [None]
@@ -323,7 +331,9 @@ def _progress_line(row: dict) -> str:
 
 @tool(read_only=True)
 def run_logs(lab: Lab, args: RunLogsIn) -> RunLogs:
-    """A run's log, bounded: `tail` (last lines), `grep` (lines matching a regex, with
+    """A run's log, bounded: the tail, grep matches, or read on from a cursor.
+
+    A run's log, bounded: `tail` (last lines), `grep` (lines matching a regex, with
     line numbers), or `cursor` (read on from a stream offset; next_cursor continues).
     The log keeps the head and the tail of long output and says how much was dropped."""
     row = queue.get_row(lab, args.run)
@@ -401,7 +411,9 @@ def _grep(pattern: str, text: str) -> tuple[list[tuple[int, str]], int]:
 
 @tool(read_only=True)
 def run_metrics(lab: Lab, args: RunRef) -> RunMetrics:
-    """A run's parsed metrics (for evaluation runs), telemetry summary, and telemetry
+    """A run's parsed metrics and telemetry series (CPU, RSS, I/O, per-GPU).
+
+    A run's parsed metrics (for evaluation runs), telemetry summary, and telemetry
     series (CPU %, RSS, I/O; per GPU: utilisation, memory, the run's own GPU memory,
     power, temperature, SM clock, throttle reasons) thinned to 200 points."""
     queue.dispatch(lab)
@@ -413,7 +425,9 @@ def run_metrics(lab: Lab, args: RunRef) -> RunMetrics:
 
 @tool(destructive=True, idempotent=True)
 def run_cancel(lab: Lab, args: RunRef) -> RunInfo:
-    """Stop a run: a queued one is cancelled at once; a running one gets TERM, then
+    """Stop a run: TERM, then KILL of everything it started after its grace period.
+
+    Stop a run: a queued one is cancelled at once; a running one gets TERM, then
     KILL of everything it started after its grace period (status cancelled). Use
     run_wait to see it end."""
     queue.cancel(lab, args.run)
@@ -432,7 +446,9 @@ def run_list(lab: Lab, args: RunListIn) -> RunPage:
 
 @tool(read_only=True)
 def gpu_status(lab: Lab, args: GpuStatusIn) -> GpuStatus:
-    """Each GPU (name, memory used/total, utilisation, temperature, power, processes
+    """Each GPU's memory, utilisation and processes (with their runs), and the CPU slots.
+
+    Each GPU (name, memory used/total, utilisation, temperature, power, processes
     with the run ids they belong to) and the CPU slots, or plainly that NVML found no GPU."""
     from .telemetry import gpu_states, nvml_error
 
