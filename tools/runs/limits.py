@@ -139,13 +139,18 @@ class LimitWatch:
         return None
 
 
-def first_inside(root_pid: int) -> int | None:
+def first_inside(root_pid: int, members: list[int] | None = None) -> int | None:
     """One of the run's own processes under bwrap (not bwrap itself, which may still be
-    setting the sandbox up), for reaching the run's mounts through /proc."""
+    setting the sandbox up), for reaching the run's mounts through /proc. ``members``:
+    the run's processes where its cgroup lists them (else bwrap's descendants are
+    found by reading every process on the machine)."""
     import psutil
 
     try:
-        children = psutil.Process(root_pid).children(recursive=True)
+        if members is not None:
+            children = [psutil.Process(pid) for pid in members if pid != root_pid]
+        else:
+            children = psutil.Process(root_pid).children(recursive=True)
     except psutil.Error:
         return None
     for child in children:

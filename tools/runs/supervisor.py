@@ -107,9 +107,24 @@ class LocalChild:
         # The supervisor's own descendants: the run and anything it orphaned.
         return os.getpid(), False
 
+    def members(self) -> list[int] | None:
+        """The run's processes as its cgroup lists them (orphans included: nothing in the
+        sandbox can leave it), or None without a cgroup. Reading one file instead of
+        walking the supervisor's descendants, which reads every process on the machine."""
+        return self.cgroup.pids() if self.cgroup is not None else None
+
     def _descendants(self) -> list:
         import psutil
 
+        pids = self.members()
+        if pids is not None:
+            found = []
+            for pid in pids:
+                try:
+                    found.append(psutil.Process(pid))
+                except psutil.Error:
+                    continue
+            return found
         try:
             return psutil.Process().children(recursive=True)
         except psutil.Error:
@@ -221,7 +236,7 @@ class Supervisor:
         self.watch.cgroup = getattr(self.child, "cgroup", None)
         if spec["sandbox"] == "bwrap":
             for _ in range(100):  # hold the run's /tmp from its first milliseconds (see limits.open_private_tmp)
-                self.watch.watch_tmp(limits.first_inside(self.child.pid))
+                self.watch.watch_tmp(limits.first_inside(self.child.pid, self.child.members()))
                 if self.watch.tmp_fds or self.child.proc.poll() is not None:
                     break
                 time.sleep(0.002)
@@ -297,10 +312,11 @@ class Supervisor:
     def _check_budgets(self, sampler, now: float) -> None:
         spec = self.spec
         root, include_root = self.child.telemetry_root()
-        seen = sampler.sample(sampler.tree(root, include_root))
+        members = self.child.members() if hasattr(self.child, "members") else None
+        seen = sampler.sample(sampler.tree(root, include_root, members))
         # A process inside the run's mount namespace, to hold its private /tmp through.
         if not self.watch.tmp_fds:
-            self.watch.watch_tmp(limits.first_inside(self.child.pid) if spec["sandbox"] == "bwrap" else
+            self.watch.watch_tmp(limits.first_inside(self.child.pid, members) if spec["sandbox"] == "bwrap" else
                                  (root if spec["executor"] == "docker" else None))
         broken = (self.watch.processes(seen["nproc"]) or self.watch.disk(now)
                   or self.watch.memory(seen["rss_mb"]) or self.watch.cpu_time(sampler.summary.cpu_s))

@@ -160,17 +160,27 @@ class Sampler:
         self.series = open(Path(run_dir) / SERIES, "a", buffering=1)
         self.series.write(json.dumps({"fields": fields, "interval_s": interval_s, "gpu": self.summary.gpu}) + "\n")
 
-    def tree(self, root_pid: int, include_root: bool = True) -> list:
+    def tree(self, root_pid: int, include_root: bool = True, pids: list[int] | None = None) -> list:
         """Live processes of the tree rooted at ``root_pid`` (psutil objects, cached so
-        CPU deltas are per process)."""
+        CPU deltas are per process), or of ``pids`` when the caller knows the run's
+        processes (its cgroup lists them): finding a tree's descendants otherwise reads
+        every process on the machine, at every sample."""
         ps = self.psutil
-        if not root_pid:
+        if pids is not None:
+            members = []
+            for pid in pids:
+                try:
+                    members.append(self._procs.get(pid) or ps.Process(pid))
+                except ps.Error:
+                    continue  # ended since the list was read
+        elif not root_pid:
             return []
-        try:
-            root = self._procs.get(root_pid) or ps.Process(root_pid)
-            members = ([root] if include_root else []) + root.children(recursive=True)
-        except ps.Error:
-            return []
+        else:
+            try:
+                root = self._procs.get(root_pid) or ps.Process(root_pid)
+                members = ([root] if include_root else []) + root.children(recursive=True)
+            except ps.Error:
+                return []
         live = []
         for p in members:
             cached = self._procs.get(p.pid)
