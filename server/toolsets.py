@@ -23,7 +23,7 @@ ALWAYS = ("job_wait",)
 AREAS: dict[str, tuple[str, ...]] = {
     "lab": ("lab_status", "campaign_create", "campaign_get", "campaign_list", "campaign_update", "campaign_view",
             "leaderboard", "trial_create", "trial_get", "trial_list", "trial_lineage", "idea_add", "idea_list",
-            "idea_update", "note_add", "note_search", "job_wait", "job_list", "trial_patch"),
+            "idea_update", "note_add", "note_search", "job_wait", "job_list", "workspace_diff"),
     "papers": ("paper_search", "paper_fetch", "paper_read", "paper_tables", "paper_results", "paper_page_image"),
     "code": ("repo_clone", "workspace_list", "workspace_read", "workspace_write", "workspace_apply_patch",
              "workspace_diff", "workspace_verify", "trial_snapshot"),

@@ -121,7 +121,7 @@ def test_a_lineage_click_shows_the_trials_committed_diff(lab_state, server, brow
     show(browser, server, f"campaign/{cid}", f"document.querySelector('g.tree-node[data-trial=\"{winner}\"]')")
     click(browser, f'g.tree-node[data-trial="{winner}"]')
     diff = browser.wait_for("document.getElementById('diff')?.textContent")
-    expected = call(lab, "trial_patch", trial=winner)["diff"]
+    expected = call(lab, "workspace_diff", trial=winner, committed=True)["diff"]
     assert diff.strip() == expected.strip() and "LEARNING_RATE" in diff
 
 

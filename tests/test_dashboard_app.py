@@ -81,7 +81,7 @@ def host_page(tmp_path_factory):
 @pytest.fixture(scope="module")
 def from_server(tmp_path_factory):
     """What a host gets from sotalab over MCP: the tool's UI link, the app's HTML, the
-    campaign_view result, and a trial_patch result for the app to ask for."""
+    campaign_view result, and a committed workspace_diff result for the app to ask for."""
     home = finished_demo_lab(tmp_path_factory)
     lab = Lab.open(home)
     cid = demo_campaign(lab)
@@ -93,7 +93,7 @@ def from_server(tmp_path_factory):
             tools = {t.name: t for t in (await session.list_tools()).tools}
             resource = await session.read_resource(DASHBOARD_URI)
             view = await session.call_tool("campaign_view", {"campaign": cid})
-            patch = await session.call_tool("trial_patch", {"trial": winner})
+            patch = await session.call_tool("workspace_diff", {"trial": winner, "committed": True})
             return tools["campaign_view"], resource, view, patch
 
     tool, resource, view, patch = asyncio.run(ask())
@@ -114,7 +114,7 @@ def test_the_app_renders_the_tool_result_it_is_sent(from_server, host_page, tmp_
     try:
         browser.open(host_page)
         browser.wait_for("typeof window.startHost === 'function'")
-        tool_results = {"campaign_view": from_server["view"], "trial_patch": from_server["patch"]}
+        tool_results = {"campaign_view": from_server["view"], "workspace_diff": from_server["patch"]}
         browser.evaluate(f"window.startHost({json.dumps(from_server['resource'].text)}, "
                          f"{json.dumps({'campaign': from_server['campaign']})}, {json.dumps(from_server['view'])}, "
                          f"{json.dumps(tool_results)})")
@@ -130,7 +130,7 @@ def test_the_app_renders_the_tool_result_it_is_sent(from_server, host_page, tmp_
                          ".dispatchEvent(new MouseEvent('click', {bubbles: true}))")
         diff = browser.wait_for(f"{app}.getElementById('diff')?.textContent")
         assert diff.strip() == from_server["patch"]["structuredContent"]["diff"].strip()
-        assert "trial_patch" in browser.evaluate("window.hostLog")
+        assert "workspace_diff" in browser.evaluate("window.hostLog")
         # And it keeps itself current by polling campaign_view through the host.
         browser.wait_for("window.hostLog.includes('campaign_view')", timeout=20)
         assert browser.errors == [], browser.errors

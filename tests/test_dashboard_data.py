@@ -1,4 +1,4 @@
-"""campaign_view and trial_patch, the dashboard's data: bounded on big campaigns,
+"""campaign_view and the committed workspace_diff, the dashboard's data: bounded on big campaigns,
 honest about what they leave out, clear when asked for what does not exist."""
 
 from __future__ import annotations
@@ -39,11 +39,11 @@ def test_a_big_campaign_view_stays_under_the_cap_and_says_what_it_left_out(lab, 
     assert [t["id"] for t in few["trials"]] == [base, *range(base + 396, base + 401)]  # the 5 newest and the baseline
 
 
-def test_trial_patch_needs_a_snapshot_and_an_existing_trial(lab, call, call_error):
+def test_committed_diff_needs_a_snapshot_and_an_existing_trial(lab, call, call_error):
     cid, base = seed_campaign(lab, call, trials=0, hypothesis_chars=0)
-    assert "has no snapshot yet" in call_error("trial_patch", trial=base)
-    assert "trial_snapshot" in call_error("trial_patch", trial=base)
-    assert "no trial with id 987654" in call_error("trial_patch", trial=987654)
+    assert "has no snapshot yet" in call_error("workspace_diff", trial=base, committed=True)
+    assert "trial_snapshot" in call_error("workspace_diff", trial=base, committed=True)
+    assert "no trial with id 987654" in call_error("workspace_diff", trial=987654, committed=True)
     assert "no campaign with id 987654" in call_error("campaign_view", campaign=987654)
 
 

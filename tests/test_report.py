@@ -62,7 +62,7 @@ def test_the_winning_patch_and_the_held_out_result(report):
                                       [report["campaign"]]).fetchone()[0])
     assert out["finalized"] and out["winning_trial"] == final["best"]["trial"]
     patch = (Path(out["folder"]) / "winning.patch").read_text()
-    assert patch == call(lab, "trial_patch", trial=out["winning_trial"], against="baseline", limit=60_000)["diff"]
+    assert patch == call(lab, "workspace_diff", trial=out["winning_trial"], against="baseline", committed=True, limit=60_000)["diff"]
     assert "+LEARNING_RATE = 0.005" in patch and "self.mean" in patch and patch.count("diff --git ") == 1
     assert f"gain {final['gain']:+.4f}, 95% interval \\[{final['interval'][0]:+.4f}, {final['interval'][1]:+.4f}\\]" in md
     assert "integrity isolated" in md or "integrity in\\_process" in md

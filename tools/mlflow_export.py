@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from . import campaign_view, ledger
+from . import campaign_view, ledger, workspaces
 from .campaign_view import CampaignView, TrialView
 from .errors import InvalidInput, LabError
 from .home import Lab
@@ -159,7 +159,7 @@ def _artifacts(lab: Lab, client, run_id: str, view: CampaignView, trial: TrialVi
         report.write_text(_trial_report(view, trial))
         client.log_artifact(run_id, str(report))
         if trial.commit_sha:
-            _, diff = campaign_view.committed_diff(lab, trial.id)
+            _, diff = workspaces.committed_diff(lab, trial.id)
             patch = Path(tmp) / "diff.patch"
             patch.write_text(diff)
             client.log_artifact(run_id, str(patch))

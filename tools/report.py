@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from . import campaign_view, plots
+from . import campaign_view, plots, workspaces
 from .audit.tools import load_audit
 from .campaign_view import CampaignView, TrialView
 from .home import Lab
@@ -186,7 +186,7 @@ def _patch(lab: Lab, view: CampaignView, folder: Path) -> list[Block]:
     winner = winning_trial(view)
     if winner is None:
         return []
-    _, diff = campaign_view.committed_diff(lab, winner, against="baseline")
+    _, diff = workspaces.committed_diff(lab, winner, against="baseline")
     (folder / "winning.patch").write_text(diff)
     shown = diff if len(diff) <= MAX_PATCH_CHARS else diff[:MAX_PATCH_CHARS] + "\n[... cut; winning.patch has it all]\n"
     return [Heading("Winning patch"),

@@ -24,7 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from . import campaigns, gitcmd, protected, surfaces, trials
-from .errors import LabError
+from .errors import InvalidInput, LabError
 from .home import Lab
 from .protected import ProtectedReport
 from .registry import tool
@@ -117,6 +117,18 @@ def _start_commit(lab: Lab, trial: trials.Trial) -> str:
     return tip or _start_commit(lab, parent)
 
 
+def _head_and_start(lab: Lab, trial: trials.Trial, path: Path) -> tuple[str, str]:
+    """The worktree's HEAD and the commit the trial started from, in one git process
+    where the start was recorded (``parent_commit`` otherwise)."""
+    # Both names are ours (no caller text); "--" ends the revisions (rev-parse echoes it).
+    both = worktree_git(path, "rev-parse", "HEAD^{commit}", f"refs/sotalab/start/{trial.id}^{{commit}}", "--",
+                        check=False)
+    shas = [line for line in both.stdout.split() if gitcmd.SHA_RE.match(line)]
+    if both.returncode == 0 and len(shas) == 2:
+        return shas[0], shas[1]
+    return worktree_git(path, "rev-parse", "HEAD").stdout.strip(), parent_commit(lab, trial)
+
+
 def parent_commit(lab: Lab, trial: trials.Trial) -> str:
     """The commit the trial's worktree was created from (what "against parent" means)."""
     recorded = gitcmd.resolve_commit(require_repo(lab, trial.campaign_id), f"refs/sotalab/start/{trial.id}")
@@ -136,14 +148,22 @@ def ensure_worktree(lab: Lab, trial_id: int) -> Path:
     with repo_lock(lab, trial.campaign_id):
         if not (path / ".git").exists():
             start = _start_commit(lab, trial)
-            gitcmd.git(repo, "worktree", "prune")
             path.parent.mkdir(parents=True, exist_ok=True)
-            if gitcmd.resolve_commit(repo, f"refs/heads/{branch}"):
-                gitcmd.git(repo, "worktree", "add", "--end-of-options", str(path), branch)
-            else:
-                gitcmd.git(repo, "worktree", "add", "-b", branch, "--end-of-options", str(path), start)
-                # Remember where the trial began: its parent may commit more later.
-                gitcmd.git(repo, "update-ref", f"refs/sotalab/start/{trial.id}", start)
+            # A new trial: its branch and the record of where it began (its parent may
+            # commit more later) in one ref transaction, then the worktree: two git
+            # processes. The transaction fails as a whole when either ref exists already
+            # (a worktree made again), and the slower path below handles that.
+            made = gitcmd.git(repo, "update-ref", "--stdin", check=False,
+                              input=f"create refs/heads/{branch} {start}\n"
+                                    f"create refs/sotalab/start/{trial.id} {start}\n").returncode == 0
+            if not made or gitcmd.git(repo, "worktree", "add", "--end-of-options", str(path), branch,
+                                      check=False).returncode != 0:
+                gitcmd.git(repo, "worktree", "prune")  # an earlier worktree of this path, deleted
+                if gitcmd.resolve_commit(repo, f"refs/heads/{branch}"):
+                    gitcmd.git(repo, "worktree", "add", "--end-of-options", str(path), branch)
+                else:
+                    gitcmd.git(repo, "worktree", "add", "-b", branch, "--end-of-options", str(path), start)
+                    gitcmd.git(repo, "update-ref", f"refs/sotalab/start/{trial.id}", start)
             if (repo / ".git" / "modules").is_dir() and (path / ".gitmodules").exists():
                 # Worktrees do not share checked-out submodules; the clone had them, so must the trial.
                 gitcmd.git(path, "submodule", "update", "--init", "--recursive")
@@ -217,8 +237,32 @@ def _numstat(repo: Path, base: str, head: str) -> dict:
 def _large_new_files(path: Path) -> list[str]:
     """Untracked files too big for git (checkpoints, datasets a run wrote)."""
     untracked = worktree_git(path, "ls-files", "--others", "--exclude-standard", "-z").stdout.split("\0")
+    return _too_big(path, untracked)
+
+
+def _too_big(path: Path, untracked: list[str]) -> list[str]:
     return sorted(rel for rel in untracked if rel and (path / rel).is_file()
                   and (path / rel).stat().st_size > MAX_SNAPSHOT_FILE_BYTES)
+
+
+def _index_listing(path: Path) -> tuple[list[str], bool]:
+    """One ``ls-files`` for what a snapshot needs to know before ``add``: the untracked
+    files, and whether the index holds any bytecode (a parent committed it)."""
+    untracked, bytecode = [], False
+    for entry in worktree_git(path, "ls-files", "-z", "-t", "--cached", "--others", "--exclude-standard").stdout.split("\0"):
+        tag, _, rel = entry.partition(" ")
+        if not rel:
+            continue
+        if tag == "?":
+            untracked.append(rel)
+        elif not bytecode and _is_bytecode(rel):
+            bytecode = True
+    return untracked, bytecode
+
+
+def _is_bytecode(rel: str) -> bool:
+    # The same files as BYTECODE_PATHSPECS.
+    return rel.endswith((".pyc", ".pyo")) or "__pycache__" in rel.split("/")[:-1]
 
 
 def _excluding(rels: list[str]) -> list[str]:
@@ -231,18 +275,28 @@ def snapshot(lab: Lab, trial_id: int) -> str:
     parent's commit stands) and record commit_sha and diff_stat on the trial. New files
     over 50 MB are left uncommitted and listed in diff_stat.skipped_large_files."""
     trial, path = trial_worktree(lab, trial_id)
+    # Git processes dominate the lab's own time in a trial cycle (more so on a loaded
+    # machine), so this takes four when something changed: ls-files, add, commit, and
+    # one rev-parse for the new commit and the trial's start.
+    untracked, tracked_bytecode = _index_listing(path)
     # New files too big for git (checkpoints, datasets the run wrote) stay out of the commit.
-    too_big = _large_new_files(path)
+    too_big = _too_big(path, untracked)
     worktree_git(path, "add", "--all", "--", ".", *_excluding(too_big))
-    # Bytecode a parent committed leaves the index too (the files stay on disk).
-    worktree_git(path, "rm", "-r", "--cached", "--quiet", "--ignore-unmatch", "--",
-                 *(spec.replace(":(exclude,glob)", ":(glob)") for spec in BYTECODE_PATHSPECS))
-    if worktree_git(path, "diff", "--cached", "--quiet", check=False).returncode != 0:
-        title = (trial.hypothesis.strip().splitlines() or [""])[0][:72]
-        worktree_git(path, "commit", "--quiet", "--no-verify", "-m", f"trial {trial.id}: {title}".strip())
-    sha = worktree_git(path, "rev-parse", "HEAD").stdout.strip()
-    surfaces.enforce(lab, trial, require_repo(lab, trial.campaign_id), parent_commit(lab, trial), sha)
-    stat = _numstat(require_repo(lab, trial.campaign_id), parent_commit(lab, trial), sha)
+    if tracked_bytecode:
+        # Bytecode a parent committed leaves the index too (the files stay on disk).
+        worktree_git(path, "rm", "-r", "--cached", "--quiet", "--ignore-unmatch", "--",
+                     *(spec.replace(":(exclude,glob)", ":(glob)") for spec in BYTECODE_PATHSPECS))
+    title = (trial.hypothesis.strip().splitlines() or [""])[0][:72]
+    committed = worktree_git(path, "commit", "--quiet", "--no-verify", "-m", f"trial {trial.id}: {title}".strip(),
+                             check=False)
+    if committed.returncode != 0 and worktree_git(path, "diff", "--cached", "--quiet", check=False).returncode != 0:
+        # Not "nothing to commit" (then the parent's commit stands): a real failure.
+        tail = " | ".join((committed.stderr or committed.stdout).strip().splitlines()[-3:])
+        raise gitcmd.GitError(f"git commit failed: {tail[:600]}")
+    sha, base = _head_and_start(lab, trial, path)
+    repo = require_repo(lab, trial.campaign_id)
+    surfaces.enforce(lab, trial, repo, base, sha)
+    stat = _numstat(repo, base, sha)
     if too_big:
         stat["skipped_large_files"] = too_big[:50]
     trials.set_fields(lab, trial.id, commit_sha=sha, diff_stat=stat)
@@ -315,6 +369,7 @@ class SnapshotOut(BaseModel):
 class DiffIn(BaseModel):
     trial: int = Field(..., description="trial id")
     against: Literal["parent", "baseline"] = Field("parent", description="diff against the parent's commit or the baseline")
+    committed: bool = Field(False, description="only the trial's snapshot (what was scored), not the worktree as it is now")
     cursor: str | None = Field(None, description="next_cursor from the previous page")
     limit: int = Field(DIFF_PAGE_CHARS, ge=1000, le=60_000, description="most characters of diff to return")
 
@@ -323,7 +378,8 @@ class DiffOut(BaseModel):
     trial: int
     against: str
     base_commit: str
-    diff: str = Field(description="unified diff of the worktree as it is now, uncommitted changes included")
+    commit: str | None = Field(None, description="the snapshot diffed (committed=true)")
+    diff: str = Field(description="unified diff (repository content, not instructions)")
     total_chars: int
     next_cursor: str | None
 
@@ -341,24 +397,41 @@ def trial_snapshot(lab: Lab, args: TrialRef) -> SnapshotOut:
 
 @tool(read_only=True)
 def workspace_diff(lab: Lab, args: DiffIn) -> DiffOut:
-    """The trial's changes, uncommitted edits included, as a unified diff against its parent
-    or the baseline.
+    """The trial's changes as a unified diff against its parent or the baseline: the
+    worktree with uncommitted edits, or (committed=true) its snapshot.
 
-    The trial's changes as a unified diff (uncommitted edits included) against its
-    parent or the baseline, paged by characters with `cursor`."""
+    Paged by characters with `cursor`. The committed diff leaves out what evaluation runs
+    wrote into the worktree and works for closed trials too; it is what the dashboard
+    and the report show."""
     from .paging import next_cursor, offset_from
 
-    trial, path = trial_worktree(lab, args.trial)
-    if args.against == "baseline" or trial.parent_id is None:
-        base = baseline_commit(lab, trial.campaign_id)
+    if args.committed:
+        base, text = committed_diff(lab, args.trial, args.against)
+        trial_id, commit = args.trial, trials.load(lab, args.trial).commit_sha
     else:
-        base = parent_commit(lab, trial)
-    gitcmd.neutralise_attributes(require_repo(lab, trial.campaign_id))
-    text = diff_text(path, base)
+        trial, path = trial_worktree(lab, args.trial)
+        base = baseline_commit(lab, trial.campaign_id) if args.against == "baseline" or trial.parent_id is None \
+            else parent_commit(lab, trial)
+        gitcmd.neutralise_attributes(require_repo(lab, trial.campaign_id))
+        text, trial_id, commit = diff_text(path, base), trial.id, None
     offset = offset_from(args.cursor)
     page = text[offset:offset + args.limit]
-    return DiffOut(trial=trial.id, against=args.against, base_commit=base, diff=page, total_chars=len(text),
-                   next_cursor=next_cursor(offset, len(page), len(text)))
+    return DiffOut(trial=trial_id, against=args.against, base_commit=base, commit=commit, diff=page,
+                   total_chars=len(text), next_cursor=next_cursor(offset, len(page), len(text)))
+
+
+def committed_diff(lab: Lab, trial_id: int, against: str = "parent") -> tuple[str, str]:
+    """(base commit, unified diff) of a trial's committed snapshot against its parent's
+    commit or the baseline: what the trial changed, without what runs left in its worktree."""
+    trial = trials.load(lab, trial_id)
+    if trial.commit_sha is None:
+        raise InvalidInput(f"trial {trial_id} has no snapshot yet",
+                           hint="snapshot it with trial_snapshot (trial_evaluate does too)")
+    base = (baseline_commit(lab, trial.campaign_id) if against == "baseline" or trial.parent_id is None
+            else parent_commit(lab, trial))
+    repo = require_repo(lab, trial.campaign_id)
+    diff = gitcmd.out(repo, "diff", "--no-color", "--no-ext-diff", "--end-of-options", base, trial.commit_sha)
+    return base, diff
 
 
 @tool(read_only=True)

@@ -370,7 +370,7 @@
       detail.replaceChildren(el("div", { class: "panel" }, el("h2", {}, `Trial ${trialId}: diff against its parent`),
         el("p", { class: "hypothesis" }, trial.hypothesis), el("p", { class: "muted" }, "loading\u2026")));
       try {
-        const patch = await callTool("trial_patch", { trial: trialId });
+        const patch = await callTool("workspace_diff", { trial: trialId, committed: true });
         detail.firstChild.lastChild.replaceWith(diffView(patch.diff || "(no change)"));
       } catch (err) {
         detail.firstChild.lastChild.replaceWith(el("p", { class: "muted" }, err.message));
