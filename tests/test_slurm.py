@@ -16,7 +16,7 @@ import cluster_cases as cases
 import pytest
 import slurm_cluster
 from conftest import require
-from sotalab.tools.runs import queue
+from sotalab.tools.runs import queue, sandbox
 
 pytestmark = pytest.mark.slurm
 
@@ -86,6 +86,31 @@ def test_a_job_whose_supervisor_dies_is_lost_with_slurms_word(slurm, slurm_lab, 
     done = cases.wait_run(call, info["id"], 60)
     assert done["status"] == "lost", done
     assert f"slurm job {job} ended" in done["reason"]
+
+
+def test_a_node_without_bubblewrap_refuses_the_run_unless_weak_is_allowed(slurm_lab, call, trial_worktree,
+                                                                          tmp_path, monkeypatch):
+    """As a local run is refused: a node whose sandbox would lack layers ends the run
+    before it starts, saying what is missing where and how to allow the weaker sandbox;
+    with the server's explicit switch it runs in the process group, and says so."""
+    node_path = tmp_path / "node-bin"
+    node_path.mkdir()
+    (node_path / "bwrap").write_text("#!/bin/sh\necho 'bwrap: cannot build a sandbox on this node' >&2\nexit 1\n")
+    (node_path / "bwrap").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{node_path}:{os.environ['PATH']}")  # the job's PATH: the node finds this bwrap
+    monkeypatch.delenv(sandbox.WEAK_ENV, raising=False)
+    command = ["sh", "-c", "echo the-run-started"]
+    refused = cases.wait_run(call, call("run_start", cwd=str(trial_worktree), command=command)["id"], 60)
+    assert refused["status"] == "failed" and refused["outcome"] == "start_failed", refused
+    assert "cannot sandbox the run fully" in refused["reason"] and "--allow-weak-sandbox" in refused["reason"]
+    assert "bwrap" in refused["reason"]  # what is missing, as the node saw it
+    log = call("run_logs", run=refused["id"])["text"]
+    assert "the-run-started" not in log and "cannot sandbox the run fully" in log, log
+    monkeypatch.setenv(sandbox.WEAK_ENV, "1")  # what `sotalab serve --allow-weak-sandbox` sets
+    allowed = cases.wait_run(call, call("run_start", cwd=str(trial_worktree), command=command)["id"], 60)
+    assert allowed["status"] == "succeeded", allowed
+    assert allowed["sandbox"] == "process-group" and allowed["layers"].startswith("process-group only"), allowed
+    assert "the-run-started" in call("run_logs", run=allowed["id"])["text"]
 
 
 def test_an_evaluation_over_three_seeds_runs_as_three_jobs(slurm, lab, call, tmp_path):

@@ -146,20 +146,23 @@ def _follow(lab: Lab, row: dict, state, settings) -> str:
     return "lost"
 
 
-def _placement(row: dict) -> str:
-    """The run's resources with what the node settled: sandbox, node name, GPUs."""
+def _placement(row: dict, status: dict | None = None) -> str:
+    """The run's resources with what the node settled: sandbox, node name, GPUs, and
+    (from the final status) the layers that held."""
     try:
         spec = json.loads((Path(row["run_dir"]) / "spec.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         spec = {}
     resources = ledger.loads(row["resources"], {})
     resources.update(sandbox=spec.get("sandbox"), node=spec.get("node"), gpu_ids=spec.get("gpu_ids") or [])
+    if status and status.get("layers"):
+        resources["layers"] = status["layers"]
     return ledger.dumps(resources)
 
 
 def _record_end(lab: Lab, row: dict, status: dict) -> None:
     if record_end(lab, row["id"], status):
-        lab.db.execute("UPDATE runs SET resources = ? WHERE id = ?", [_placement(row), row["id"]])
+        lab.db.execute("UPDATE runs SET resources = ? WHERE id = ?", [_placement(row, status), row["id"]])
 
 
 def cancel(lab: Lab, row: dict) -> str:

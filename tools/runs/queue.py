@@ -192,7 +192,7 @@ def _check_sandbox_strength(req: RunRequest) -> None:
     callers only: ``run_start`` never offers it)."""
     if req.sandbox == "process-group":
         return
-    layers = sandbox.layers_for("bwrap" if sandbox.bwrap_works() else "process-group")
+    layers = sandbox.layers_for("bwrap")  # what the full sandbox lacks here, with bubblewrap's own reason
     if req.sandbox == "bwrap" and not sandbox.bwrap_works():
         raise LabError(f"bubblewrap was asked for but cannot build a sandbox here: {sandbox.bwrap_problem()}")
     if layers["missing"] and not sandbox.weak_allowed():
@@ -351,7 +351,9 @@ def _launch(lab: Lab, row: dict, gpu_ids: list[int]) -> None:
         "home_tag": hashlib.sha256(str(lab.home).encode()).hexdigest()[:8],
     }
     if cluster:
-        spec.update(gpus_wanted=ledger.loads(row["resources"], {}).get("gpus") or 0)
+        # The node settles the sandbox; whether a weaker one may run is the server's call.
+        spec.update(gpus_wanted=ledger.loads(row["resources"], {}).get("gpus") or 0,
+                    weak_sandbox_allowed=sandbox.weak_allowed())
         write_json_atomic(run_dir / "spec.json", spec, durable=False)
         cluster_runs.submit(lab, run_id, run_dir, req)
         return
