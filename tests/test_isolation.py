@@ -53,6 +53,41 @@ def test_export_writes_the_commit_and_nothing_else(tmp_path):
         export.export_commit(repo, commit, made.root, store=None)
 
 
+def test_exports_of_one_read_are_each_fresh_and_match_git(tmp_path):
+    """An evaluation reads a commit once and writes every seed's export from it: each
+    export holds exactly the commit's tree (nested, executable bits, a submodule left
+    out), and what one seed's run changes never reaches another's."""
+    repo = tmp_path / "repo"
+    (repo / "pkg" / "deep" / "er").mkdir(parents=True)
+    (repo / "run.sh").write_text("#!/bin/sh\n")
+    (repo / "run.sh").chmod(0o755)
+    (repo / "pkg" / "a.py").write_text("A = 1\n")
+    (repo / "pkg" / "deep" / "er" / "b.txt").write_bytes(b"\x00\xffbinary")
+    (repo / "same.txt").write_text("A = 1\n")  # the same blob twice
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "update-index", "--add", "--cacheinfo", f"160000,{'1' * 40},vendor/sub")
+    git(repo, "commit", "-qm", "c")
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    listed = [line.split("\t")[1] for line in git(repo, "ls-tree", "-r", commit).splitlines()]
+
+    objects = export.read(repo, commit)
+    assert [rel for *_, rel in objects.entries] == listed  # ls-tree -r's order, submodule included
+    first = export.export_commit(repo, commit, tmp_path / "seed-1", None, objects)
+    second = export.export_commit(repo, commit, tmp_path / "seed-2", None, objects)
+    for made in (first, second):
+        assert sorted(made.files) == ["pkg/a.py", "pkg/deep/er/b.txt", "run.sh", "same.txt"]
+        assert made.refused == ["vendor/sub"]
+        assert (made.root / "pkg" / "deep" / "er" / "b.txt").read_bytes() == b"\x00\xffbinary"
+        assert (made.root / "run.sh").stat().st_mode & 0o111
+    (first.root / "pkg" / "a.py").write_text("A = 2  # a run's change\n")
+    assert (second.root / "pkg" / "a.py").read_text() == "A = 1\n"
+    with pytest.raises(Exception, match="given the objects of"):
+        export.export_commit(repo, git(repo, "rev-parse", "HEAD^{tree}").strip(), tmp_path / "x", None, objects)
+    with pytest.raises(Exception, match="cat-file failed"):
+        export.read(repo, "0" * 40)
+
+
 @pytest.fixture(scope="module")
 def tinynet(tmp_path_factory):
     return TinynetCampaign(tmp_path_factory.mktemp("isolation"))

@@ -2,11 +2,15 @@
 
 Never a worktree: a worktree holds untracked files, caches and whatever an earlier run
 left, and its ``.git`` can be pointed anywhere. The export is written blob by blob from
-``git ls-tree`` and ``git cat-file --batch``, so repository attributes (``export-ignore``,
-``export-subst``, filters) cannot change what lands on disk, no bytecode is ever
-carried, and a symlink that would leave the export is refused. The campaign's protected
-files are then put back from the protected store, so evaluator code and data are the
-baseline's whatever the commit holds.
+the commit's objects, read by one ``git cat-file --batch`` process (its trees, then its
+blobs), so repository attributes (``export-ignore``, ``export-subst``, filters) cannot
+change what lands on disk, no bytecode is ever carried, and a symlink that would leave
+the export is refused. The campaign's protected files are then put back from the
+protected store, so evaluator code and data are the baseline's whatever the commit holds.
+
+Objects never change for a commit, so an evaluation reads a commit once (``read``) and
+writes each seed's fresh export from what it read: one git process per commit, not two
+per seed.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -39,21 +44,103 @@ def is_bytecode(rel: str) -> bool:
     return rel.endswith(BYTECODE_SUFFIXES) or "__pycache__" in PurePosixPath(rel).parts
 
 
-def export_commit(repo: Path, commit: str, dest: Path, store: Path | None) -> Export:
+@dataclass(frozen=True)
+class Snapshot:
+    """A commit's tree entries and blob contents, as read from git."""
+
+    commit: str
+    entries: list[tuple[str, str, str, str]]  # (mode, type, sha, path) of every entry, depth first
+    contents: dict[str, bytes]  # blob sha -> its bytes
+
+
+def read(repo: Path, commit: str) -> Snapshot:
+    """Every entry of ``commit``'s tree, recursively, and every blob's bytes, from one
+    ``git cat-file --batch`` process: the trees one at a time as the walk needs them,
+    then all blobs in one stream."""
+    check_ref(commit)
+    env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")}
+    proc = subprocess.Popen(["git", *SAFE_CONFIG, "-C", str(repo), "cat-file", "--batch"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        root, data = _ask(proc, f"{commit}^{{commit}}^{{tree}}", "tree")
+        width = len(root) // 2  # raw object ids: 20 bytes (SHA-1) or 32 (SHA-256)
+        entries = []
+        stack = [(data, 0, "")]
+        while stack:  # depth first, in tree order (as ``git ls-tree -r`` lists them)
+            data, pos, prefix = stack.pop()
+            while pos < len(data):
+                space = data.index(b" ", pos)
+                nul = data.index(b"\0", space)
+                mode = data[pos:space].decode().zfill(6)
+                rel = prefix + data[space + 1:nul].decode("utf-8", "surrogateescape")
+                sha = data[nul + 1:nul + 1 + width].hex()
+                pos = nul + 1 + width
+                if mode == "040000":
+                    stack += [(data, pos, prefix), (_ask(proc, sha, "tree")[1], 0, rel + "/")]
+                    break
+                entries.append((mode, "commit" if mode == "160000" else "blob", sha, rel))
+        shas = list(dict.fromkeys(sha for _, kind, sha, _ in entries if kind == "blob"))
+        requests = "".join(f"{sha}\n" for sha in shas).encode()
+
+        def send() -> None:
+            try:
+                proc.stdin.write(requests)
+                proc.stdin.close()
+            except OSError:
+                pass  # git died: the reads below say so
+
+        writer = threading.Thread(target=send, daemon=True)
+        writer.start()
+        contents = {sha: _ask(proc, None, "blob")[1] for sha in shas}
+        writer.join()
+        return Snapshot(commit=commit, entries=entries, contents=contents)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if not stream.closed:
+                stream.close()
+
+
+def _ask(proc: subprocess.Popen, name: str | None, kind: str) -> tuple[str, bytes]:
+    """One object from ``cat-file --batch`` (``name`` None: its answer to a request
+    already sent): its id and its bytes."""
+    if name is not None:
+        try:
+            proc.stdin.write(f"{name}\n".encode())
+            proc.stdin.flush()
+        except OSError:
+            pass  # git died: the read below says so
+    header = proc.stdout.readline().split()
+    if len(header) != 3 or header[1].decode() != kind:
+        stderr = proc.stderr.read().decode(errors="replace").strip() if proc.poll() is not None else ""
+        raise LabError(f"git cat-file failed while exporting: {(stderr or b' '.join(header).decode())[-300:]}",
+                       hint="the trial's commit may be missing from the campaign's repository; snapshot it again")
+    size = int(header[2])
+    data = proc.stdout.read(size + 1)  # the content, then a newline
+    return header[0].decode(), data[:size]
+
+
+def export_commit(repo: Path, commit: str, dest: Path, store: Path | None,
+                  snapshot: Snapshot | None = None) -> Export:
     """Write ``commit`` of ``repo`` into the new directory ``dest`` and restore the
     protected files from ``store`` (None: no restore, e.g. for the baseline's scorer
-    whose files are the store's own)."""
+    whose files are the store's own). ``snapshot``: the commit as ``read`` already
+    returned it (several exports of one commit read it once)."""
     check_ref(commit)
+    if snapshot is not None and snapshot.commit != commit:
+        raise LabError(f"export of {commit} given the objects of {snapshot.commit}", hint="this is a bug")
     dest = Path(dest)
     if dest.exists():
         raise LabError(f"export directory {dest} exists already", hint="exports are always fresh; this is a bug")
     dest.mkdir(parents=True)
     result = Export(root=dest, commit=commit)
-    entries = _tree(repo, commit)
-    blobs = [(mode, sha, rel) for mode, kind, sha, rel in entries if kind == "blob"]
-    result.refused += [rel for _, kind, _, rel in entries if kind != "blob"]
-    contents = _cat_blobs(repo, [sha for _, sha, _ in blobs])
-    for (mode, sha, rel), data in zip(blobs, contents):
+    snapshot = snapshot or read(repo, commit)
+    blobs = [(mode, sha, rel) for mode, kind, sha, rel in snapshot.entries if kind == "blob"]
+    result.refused += [rel for _, kind, _, rel in snapshot.entries if kind != "blob"]
+    for mode, sha, rel in blobs:
+        data = snapshot.contents[sha]
         if is_bytecode(rel) or not _inside(rel):
             result.refused.append(rel)
             continue
@@ -86,43 +173,6 @@ def remove(export: Export | Path) -> None:
     """Delete an export (and anything its run wrote into it)."""
     root = export.root if isinstance(export, Export) else Path(export)
     shutil.rmtree(root, ignore_errors=True)
-
-
-def _git(repo: Path, *args: str, input: bytes | None = None) -> bytes:
-    env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")}
-    proc = subprocess.run(["git", *SAFE_CONFIG, "-C", str(repo), *args], input=input, capture_output=True,
-                          env=env, timeout=600)
-    if proc.returncode != 0:
-        raise LabError(f"git {args[0]} failed while exporting: {proc.stderr.decode(errors='replace').strip()[-300:]}",
-                       hint="the trial's commit may be missing from the campaign's repository; snapshot it again")
-    return proc.stdout
-
-
-def _tree(repo: Path, commit: str) -> list[tuple[str, str, str, str]]:
-    """(mode, type, sha, path) of every entry of the commit's tree, recursively."""
-    raw = _git(repo, "ls-tree", "-r", "-z", "--full-tree", "--end-of-options", f"{commit}^{{commit}}")
-    entries = []
-    for record in raw.split(b"\0"):
-        if not record:
-            continue
-        meta, path = record.split(b"\t", 1)
-        mode, kind, sha = meta.decode().split()
-        entries.append((mode, kind, sha, path.decode("utf-8", "surrogateescape")))
-    return entries
-
-
-def _cat_blobs(repo: Path, shas: list[str]) -> list[bytes]:
-    """The contents of many blobs from one ``git cat-file --batch`` process."""
-    if not shas:
-        return []
-    raw = _git(repo, "cat-file", "--batch", input="".join(f"{sha}\n" for sha in shas).encode())
-    out, pos = [], 0
-    for _ in shas:
-        end = raw.index(b"\n", pos)
-        size = int(raw[pos:end].split()[2])
-        out.append(raw[end + 1:end + 1 + size])
-        pos = end + 1 + size + 1  # the content is followed by a newline
-    return out
 
 
 def _inside(rel: str) -> bool:

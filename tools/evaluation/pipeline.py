@@ -154,7 +154,6 @@ def _run(lab: Lab, campaign: Campaign, trial: trials.Trial, split: str, purpose:
     the commit had changed, and the environment used."""
     repo = workspaces.require_repo(lab, campaign.id)
     store = workspaces.current_store(lab, campaign.id)
-    baseline = workspaces.baseline_commit(lab, campaign.id)
     sealed = Sealed(lab, campaign, split, workdir)
     runner = Runner(lab, campaign, trial.id, trial.commit_sha, purpose, split)
     isolated = campaign.evaluator.integrity == "isolated"
@@ -162,26 +161,31 @@ def _run(lab: Lab, campaign: Campaign, trial: trials.Trial, split: str, purpose:
     note = lambda message: progress(done[0], total, message)  # noqa: E731 - progress with the current count
     done = [0]
     exports, steps, restored = {}, {}, []
+    objects = export.read(repo, trial.commit_sha)  # once: every seed gets its own fresh export from it
     for seed in seeds:
-        made = export.export_commit(repo, trial.commit_sha, workdir / f"seed-{seed}" / "trial", store)
+        made = export.export_commit(repo, trial.commit_sha, workdir / f"seed-{seed}" / "trial", store, objects)
         exports[seed], restored = made, made.restored
         if isolated:
             steps[seed] = runner.predict(made.root, seed, sealed.inputs)
         else:
             _place(sealed.in_process_labels, made.root)
             steps[seed] = runner.in_process(made.root, seed, sealed.held_out_all)
+    del objects
     note(f"{total} seed(s) submitted")
     first: dict[int, StepResult] = {seed: runner.wait(step, note) for seed, step in steps.items()}
     scored: dict[int, StepResult] = {}
     refused: dict[int, list[str]] = {seed: list(exports[seed].refused) for seed in seeds}
     if isolated:
         pending = {}
+        baseline = workspaces.baseline_commit(lab, campaign.id)  # only the scorer runs from it
+        scorer_objects = None
         for seed, result in first.items():
             if result.label != "ok" and result.label != "metric_missing":
                 continue
             predictions = outputs_of(result.row)
             refused[seed] += [f"predictions/{p}" for p in refuse_links(predictions)]
-            scorer = export.export_commit(repo, baseline, workdir / f"seed-{seed}" / "scorer", store)
+            scorer_objects = scorer_objects or export.read(repo, baseline)
+            scorer = export.export_commit(repo, baseline, workdir / f"seed-{seed}" / "scorer", store, scorer_objects)
             pending[seed] = runner.score(scorer.root, seed, predictions, sealed.labels)
         scored = {seed: runner.wait(step, note) for seed, step in pending.items()}
     seed_runs = []
