@@ -14,6 +14,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
 
 from conftest import REPO, require, sotalab_command
 from sotalab.server.app import build_server
@@ -198,3 +200,37 @@ def test_the_plugin_validates_and_installs_from_the_marketplace_on_its_own(tmp_p
     assert "Successfully installed" in host("claude", "plugin", "install", "sotalab@sotalab", cwd=project, env=env)
     line = server_line(host("claude", "mcp", "list", cwd=project, env=env), "plugin:sotalab:sotalab")
     assert "Connected" in line and "failed" not in line, line
+
+
+def test_a_second_start_answers_the_first_questions_at_once_and_exactly_as_the_server_would(tmp_path):
+    """The stdio front (server/fast_start.py) answers initialize, tools/list and
+    prompts/list from what the real server said last time; everything else reaches the
+    real server, which must behave as after a normal start. A changed toolset or a broken
+    cache file is a cold start, never a wrong answer."""
+    home = tmp_path / "lab"
+
+    async def session(toolset: str, **env: str) -> dict:
+        params = StdioServerParameters(command=sotalab_command()[0],
+                                       args=[*sotalab_command()[1:], "--home", str(home), "serve", "--toolset", toolset],
+                                       env={**os.environ, **env})
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
+            init = await client.initialize()
+            tools = (await client.list_tools()).tools
+            prompts = (await client.list_prompts()).prompts
+            status = await client.call_tool("lab_status", {})  # the real server, after the hand-over
+            await client.call_tool("campaign_list", {})
+            return {"server": (init.server_info.name, init.server_info.version), "instructions": init.instructions,
+                    "tools": [t.model_dump(mode="json") for t in tools], "prompts": [p.name for p in prompts],
+                    "home": status.structured_content["home"], "error": status.is_error}
+
+    cold = asyncio.run(session("default"))
+    assert (home / "server-start.json").is_file()
+    warm = asyncio.run(session("default"))
+    plain = asyncio.run(session("default", SOTALAB_NO_FAST_START="1"))
+    assert warm == cold == plain
+    assert not warm["error"] and warm["home"] == str(home.resolve())
+    assert len(warm["tools"]) == len(DEFAULT)
+    other = asyncio.run(session("all"))  # another toolset: its own answers, not the cached ones
+    assert len(other["tools"]) == len(all_tools())
+    (home / "server-start.json").write_text('{"key": 1, "answers": [')
+    assert asyncio.run(session("default")) == plain
