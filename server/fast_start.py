@@ -65,7 +65,8 @@ class StdioFront:
         # The host's ends, kept on fds of our own; the real server gets pipes on 0 and 1.
         self.host_in = os.fdopen(os.dup(0), "rb")
         self.host_out = os.fdopen(os.dup(1), "wb")
-        server_in, self.to_server = os.pipe()
+        server_in, to_server = os.pipe()
+        self.to_server = os.fdopen(to_server, "wb")
         self.from_server, server_out = os.pipe()
         os.dup2(server_in, 0)
         os.dup2(server_out, 1)
@@ -77,8 +78,10 @@ class StdioFront:
 
     def finish(self) -> None:
         """After the real server returned: let the last of its output reach the host."""
-        sys.stdout.flush()
-        os.close(1)
+        try:
+            sys.stdout.flush()
+        finally:
+            os.close(1)
         self.out_pump.join(timeout=5)
 
     def _load(self) -> dict:
@@ -99,8 +102,17 @@ class StdioFront:
         try:
             for line in self.host_in:
                 self._from_host(line)
+        except OSError:
+            pass  # the real server ended first; its own exit says why
         finally:
-            os.close(self.to_server)  # the host is gone: the real server sees end of input
+            try:
+                self.to_server.close()  # the host is gone: the real server sees end of input
+            except OSError:
+                pass
+
+    def _to_server(self, data: bytes) -> None:
+        self.to_server.write(data if data.endswith(b"\n") else data + b"\n")
+        self.to_server.flush()
 
     def _from_host(self, line: bytes) -> None:
         try:
@@ -108,7 +120,7 @@ class StdioFront:
         except ValueError:
             message = None
         if not isinstance(message, dict) or "id" not in message or not isinstance(message.get("method"), str):
-            os.write(self.to_server, line)  # notifications, responses, batches, anything odd
+            self._to_server(line)  # notifications, responses, batches, anything odd
             return
         method, params = message["method"], message.get("params") or {}
         if method == "initialize":
@@ -116,7 +128,7 @@ class StdioFront:
             known = self.answers.get(self.version, {})
             if "initialize" in known and "tools/list" in known:
                 self._answer(message["id"], known["initialize"])
-                os.write(self.to_server, json.dumps({**message, "id": REPLAY_ID}).encode() + b"\n")
+                self._to_server(json.dumps({**message, "id": REPLAY_ID}).encode())
                 return
         elif method in CACHEABLE and not params.get("cursor") and self.version is not None:
             known = self.answers.get(self.version, {})
@@ -125,7 +137,7 @@ class StdioFront:
                 return
         if method in CACHEABLE and not params.get("cursor") and self.version is not None:
             self.pending[json.dumps(message["id"])] = (self.version, method)
-        os.write(self.to_server, line if line.endswith(b"\n") else line + b"\n")
+        self._to_server(line)
 
     def _answer(self, request_id, result) -> None:
         self._send_host(json.dumps({"jsonrpc": "2.0", "id": request_id, "result": result}).encode() + b"\n")

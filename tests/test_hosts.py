@@ -218,7 +218,9 @@ def test_a_second_start_answers_the_first_questions_at_once_and_exactly_as_the_s
             tools = (await client.list_tools()).tools
             prompts = (await client.list_prompts()).prompts
             status = await client.call_tool("lab_status", {})  # the real server, after the hand-over
-            await client.call_tool("campaign_list", {})
+            # A request far bigger than a pipe's buffer crosses the front whole.
+            big = await client.call_tool("note_add", {"title": "big", "body": "x" * 300_000})
+            assert big.is_error and "20000" in big.content[0].text  # parsed whole, then refused by size
             return {"server": (init.server_info.name, init.server_info.version), "instructions": init.instructions,
                     "tools": [t.model_dump(mode="json") for t in tools], "prompts": [p.name for p in prompts],
                     "home": status.structured_content["home"], "error": status.is_error}
