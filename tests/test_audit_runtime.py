@@ -139,10 +139,47 @@ def test_every_runtime_rule_is_a_red_line():
     named = {
         "runtime-eval-data-read", "runtime-metric-write", "runtime-metric-print", "runtime-shadow-import",
         "runtime-untracked-code", "runtime-bytecode", "runtime-builtins", "runtime-audit-hook", "runtime-missing",
-        "runtime-generated-code", "runtime-native", "runtime-spawn", "runtime-overflow", "runtime-abnormal-exit"}
+        "runtime-generated-code", "runtime-native", "runtime-spawn", "runtime-overflow", "runtime-abnormal-exit",
+        "runtime-forged-record", "runtime-introspection"}
     assert named == {r.id for r in RULES.values() if r.check == "runtime"}
 
 
-def test_records_are_read_from_the_run_directory(tmp_path):
-    (tmp_path / "events.jsonl").write_text(json.dumps(START) + "\nnot json\n" + json.dumps(EXIT) + "\n")
-    assert runtime.read_events(tmp_path) == [START, EXIT]
+def _hooked_run(tmp_path, code: str) -> list[dict]:
+    """``code`` run under the real hook, its channel a plain file; the records as read."""
+    import os
+    import subprocess
+    import sys
+
+    from sotalab.tools.evaluation.steps import HOOK_DIR
+    from sotalab.tools.runs.events import EventSink
+
+    sink = EventSink(tmp_path)  # the run's channel, as its supervisor drains it
+    env = {**os.environ, "PYTHONPATH": str(HOOK_DIR), "SOTALAB_EVENTS": str(sink.path),
+           "SOTALAB_HOOK_ROOT": str(tmp_path), "SOTALAB_METRIC_REGEX": json.dumps([r"accuracy=([0-9.]+)"])}
+    (tmp_path / "train.py").write_text(code)
+    try:
+        subprocess.run([sys.executable, "train.py"], cwd=tmp_path, env=env, check=True, timeout=60)
+    finally:
+        sink.close()
+    return runtime.read_events(tmp_path)
+
+
+def test_only_the_hooks_own_records_are_verified(tmp_path):
+    """The hook signs its records; a line the run writes into the channel itself, even
+    one copied from the hook's own, never passes for the hook's, and a half line the run
+    writes in front of a record does not hide it."""
+    records = _hooked_run(tmp_path, (
+        "import os, json\n"
+        "fd = os.open(os.environ['SOTALAB_EVENTS'], os.O_WRONLY)\n"
+        "os.write(fd, b'{\"ev\": \"metric_print\", \"text\": \"accuracy=0.99\", \"by\": \"evaluate.py:60\"}\\n')\n"
+        "os.write(fd, b'{\"half')  # the hook's next record lands on this line\n"
+        "open('labels.txt', 'w').write('x')\n"
+        "print('accuracy=0.58')\n"))
+    by_kind = {(r["ev"], r["auth"]) for r in records}
+    assert ("start", "verified") in by_kind and ("exit", "verified") in by_kind
+    assert ("metric_print", "forged") in by_kind and ("metric_print", "verified") in by_kind
+    opened = [r for r in records if r["ev"] == "open" and r["path"] == "labels.txt"]
+    assert opened and opened[0]["auth"] == "verified" and opened[0]["by"] == "train.py:5"
+    assert all(r["root"] for r in records if r["auth"] == "verified")
+    [forged] = [f for f in runtime.findings(runtime.RunEvents(1, 0, records), CTX) if f.rule == "runtime-forged-record"]
+    assert forged.by is None  # the forger's "by" is not evidence against the evaluator

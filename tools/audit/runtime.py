@@ -8,9 +8,16 @@ labels and write metrics), which are evaluation data (validation, held-out, labe
 the bytes of every tracked file. Each record ``by`` "file:line" of trial code becomes a
 finding at that file and line. The rules are the table ``EVENT_RULES``.
 
-What this cannot see: native code (ctypes, extension modules) acts below the hook, and
-a record written by the trial itself into the channel is possible (it can add lines,
-never take one back), so records only ever add findings. That is why the isolated level,
+Attribution is deny-by-default: evidence clears trial code only where the evaluator's
+own frames show it did the thing. An open of evaluation data or a metrics file with no
+frame of the evaluated tree on the way (library code in a thread or process the trial
+handed the work to, a callback) counts against the trial; the hook continues a thread's
+chain with that of the code that started it, so a thread pool shows the trial's line.
+
+What this cannot see: native code (ctypes, extension modules) acts below the hook. A
+record the trial writes into the channel itself is possible (it can add lines, never
+take one back); the hook signs its own, and a record that is not the hook's is a finding
+(``runtime-forged-record``), never evidence for the trial. That is why the isolated level,
 where no trial code runs beside the scorer, is the default wherever the evaluator allows.
 """
 
@@ -127,18 +134,30 @@ def _line_text(by: str | None, ctx: RuntimeContext) -> str:
     return lines[line - 1] if line and 0 < line <= len(lines) else ""
 
 
+def _unattributed(record: dict) -> bool:
+    """No frame of the evaluated tree led to the record: not the evaluator's doing."""
+    return not record.get("by") and not record.get("chain")
+
+
+UNATTRIBUTED = " with no code of the evaluated tree on the way (a thread, process or callback the trial set up)"
+
+
 def _open(record: dict, ctx: RuntimeContext) -> Finding | None:
     by = _trial_frame(record, ctx)
-    if by is None:
+    nobody = _unattributed(record)
+    if by is None and not nobody:
         return None
+    how = UNATTRIBUTED if nobody else ""
     path = str(record.get("path", ""))
     held = record.get("root") == "held_out"
     if record.get("write") and (held or ctx.is_eval_data(path)):
-        return Finding("runtime-eval-data-read", f"writes evaluation data {path}", by, path)
+        return Finding("runtime-eval-data-read", f"writes evaluation data {path}{how}", by, path)
     if record.get("write") and PurePosixPath(path).name in {PurePosixPath(m).name for m in ctx.metrics_files}:
-        return Finding("runtime-metric-write", f"writes {path}, which the evaluator's metrics are read from", by, path)
+        return Finding("runtime-metric-write", f"writes {path}, which the evaluator's metrics are read from{how}",
+                       by, path)
     if held or ctx.is_eval_data(path):
-        return Finding("runtime-eval-data-read", f"reads {'held-out' if held else 'evaluation'} data {path}", by, path)
+        return Finding("runtime-eval-data-read", f"reads {'held-out' if held else 'evaluation'} data {path}{how}",
+                       by, path)
     return None
 
 
@@ -223,6 +242,9 @@ EVENT_RULES: tuple[EventRule, ...] = (
                                                  r.get("by"))),
     EventRule("ctypes", _reviewed("runtime-native", "loads or calls native code (ctypes), which the hook cannot see")),
     EventRule("spawn", _reviewed("runtime-spawn", "starts another process")),
+    EventRule("introspect", lambda r, c: Finding("runtime-introspection", f"{r.get('what')}: reaches other code's "
+                                                 "frames or objects (the hook's among them)", r["by"], r.get("what"))
+              if _trial_code(r, c) else None),
     EventRule("overflow", lambda r, c: Finding("runtime-overflow", "the run flooded the record channel: later "
                                                "records were dropped")),
 )
@@ -233,13 +255,21 @@ RULES_BY_EVENT: Mapping[str, tuple[EventRule, ...]] = {
 def findings(run: RunEvents, ctx: RuntimeContext) -> list[Finding]:
     """Every finding in one run's records, once each."""
     found: dict[tuple, Finding] = {}
-    for record in run.records:
+    genuine = [r for r in run.records if r.get("auth") != "forged"]
+    forged = [r for r in run.records if r.get("auth") == "forged"]
+    if forged:
+        found[("runtime-forged-record",)] = Finding(
+            "runtime-forged-record", f"{len(forged)} record(s) in the runtime channel were not written by the hook "
+            f"(unsigned, or signed for no process the hook started), e.g. a {str(forged[0].get('ev'))[:40]!r} record",
+            None,  # whatever the record says: its "by" is the forger's claim
+            json.dumps({k: v for k, v in forged[0].items() if k not in ("auth", "root")}, default=str)[:200])
+    for record in genuine:
         for rule in RULES_BY_EVENT.get(record.get("ev", ""), ()):
             finding = rule.judge(record, ctx)
             if finding:
                 found.setdefault((finding.rule, finding.by, finding.value), finding)
-    starts = {r.get("pid") for r in run.records if r.get("ev") == "start"}
-    exits = {r.get("pid") for r in run.records if r.get("ev") == "exit"}
+    starts = {r.get("stream", r.get("pid")) for r in genuine if r.get("ev") == "start"}
+    exits = {r.get("stream", r.get("pid")) for r in genuine if r.get("ev") == "exit" and r.get("auth") != "unverified"}
     if not starts:
         found[("runtime-missing",)] = Finding("runtime-missing", "the run left no runtime evidence (the hook never "
                                               "started, or its channel was cut)")

@@ -155,12 +155,16 @@ class Runner:
                               missing: list[str]) -> tuple[dict[str, float], list[str]]:
         """In one interpreter, trial code can print a metric line after the evaluator's
         (an atexit handler, a thread, os.write): a regex metric counts only when the
-        runtime hook saw the evaluator's own code print that value."""
+        runtime hook saw the evaluator's own code print that value. Only the hook's own
+        records of the process the run started say so (``events.read`` authenticates
+        them): the trial can write records into the channel too, and sign them for a
+        process of its own making."""
         records = events.read(run_dir)
         if not any(r.get("ev") == "start" for r in records):
             return found, missing  # not a Python evaluator: no hook, the runtime check says so
         evaluator_code = [*self.campaign.protected_paths, *self.campaign.evaluator.scripts]
         printed = "\n".join(str(r.get("text", "")) for r in records if r.get("ev") == "metric_print"
+                            and r.get("auth") == "verified" and r.get("root")
                             and protected.matches(str(r.get("by") or "").rsplit(":", 1)[0], evaluator_code))
         by_evaluator, _ = metrics.extract([m for m in self.campaign.evaluator.metrics if m.regex], printed, None)
         disowned = [name for name, value in found.items()

@@ -5,11 +5,22 @@ They cannot go to a file the run can reach: the run could truncate or rewrite it
 FIFO can only be appended to; the supervisor, outside the sandbox, reads it as it fills
 and copies it into ``events.jsonl`` in the run directory (capped: a run that floods the
 channel loses only its own later lines, and the file says so).
+
+Appending is still open to the run, so ``read`` authenticates every record against the
+signatures the hook puts on its own (the hook's docstring has the scheme) and says which
+records only the hook can have written (``auth``) and which came from the process the
+run started (``root``). A record is never dropped for sitting on a line with others: each
+write of the hook is whole (below PIPE_BUF) and starts with ``{"ev": ``, so a line the run
+corrupted by writing half a record in front of it is read record by record.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
+import re
 import select
 import stat
 import threading
@@ -82,22 +93,77 @@ class EventSink:
             self.path.unlink()
 
 
-def read(run_dir: Path, limit: int = 50_000) -> list[dict]:
-    """The run's event records (malformed lines, which the run itself may write, skipped)."""
-    import json
+RECORD_START = b'{"ev": '
+SIGNATURE = re.compile(rb', "mac": "([0-9a-f]{32})"\}\s*$')
 
+
+def read(run_dir: Path, limit: int = 50_000) -> list[dict]:
+    """The run's event records (what does not parse, which the run itself may write,
+    skipped), each with two keys set here, whatever the line said:
+
+    - ``auth``: ``verified`` (signed with the key its stream's hook committed to at start
+      and revealed at a normal exit), ``unverified`` (signed, but its process never
+      reached that exit: killed or os._exit) or ``forged`` (unsigned, a stream nobody
+      started, a wrong signature, or written after the stream's key was out);
+    - ``root``: the record belongs to the first stream, the process the run started."""
     path = Path(run_dir) / LOG
     if not path.is_file():
         return []
-    records = []
+    parsed: list[tuple[dict, bytes]] = []
     with open(path, "rb") as handle:
         for line in handle:
+            for piece in _pieces(line):
+                try:
+                    record = json.loads(piece)
+                except (ValueError, UnicodeDecodeError):
+                    continue
+                if isinstance(record, dict):
+                    parsed.append((record, piece))
+            if len(parsed) >= limit:
+                break
+    return authenticate(parsed[:limit])
+
+
+def _pieces(line: bytes) -> list[bytes]:
+    """The records on one line: normally one; more where the run wrote into the middle."""
+    line = line.rstrip(b"\n")
+    bounds = sorted({0, *(m.start() for m in re.finditer(re.escape(RECORD_START), line))})
+    return [line[a:b] for a, b in zip(bounds, [*bounds[1:], len(line)]) if line[a:b]]
+
+
+def authenticate(parsed: list[tuple[dict, bytes]]) -> list[dict]:
+    """Set ``auth`` and ``root`` on each (record, raw line) (see ``read``)."""
+    streams: dict[str, dict] = {}
+    for i, (record, _) in enumerate(parsed):
+        stream = record.get("stream")
+        if not isinstance(stream, str):
+            continue
+        if record.get("ev") == "start" and stream not in streams and isinstance(record.get("commit"), str):
+            streams[stream] = {"commit": record["commit"], "start": i, "key": None, "end": None}
+        elif record.get("ev") == "exit" and stream in streams and streams[stream]["key"] is None:
             try:
-                record = json.loads(line)
-            except (ValueError, UnicodeDecodeError):
+                key = bytes.fromhex(str(record.get("key", "")))
+            except ValueError:
                 continue
-            if isinstance(record, dict):
-                records.append(record)
-                if len(records) >= limit:
-                    break
+            if key and hmac.compare_digest(hashlib.sha256(key).hexdigest(), streams[stream]["commit"]):
+                streams[stream].update(key=key, end=i)
+    root = min(streams, key=lambda s: streams[s]["start"]) if streams else None
+    records = []
+    for i, (record, raw) in enumerate(parsed):
+        stream = record.get("stream")
+        info = streams.get(stream) if isinstance(stream, str) else None
+        signature = SIGNATURE.search(raw)
+        if info is None or signature is None or i < info["start"]:
+            auth = "forged"
+        elif info["key"] is None:
+            auth = "unverified"
+        elif i > info["end"]:
+            auth = "forged"
+        else:
+            signed = raw[:signature.start()] + b"}"
+            expected = hashlib.blake2b(signed, key=info["key"], digest_size=16).hexdigest().encode()
+            auth = "verified" if hmac.compare_digest(expected, signature.group(1)) else "forged"
+        record = {k: v for k, v in record.items() if k != "mac"}
+        record["auth"], record["root"] = auth, auth != "forged" and stream == root
+        records.append(record)
     return records
