@@ -215,6 +215,29 @@ def test_in_process_hook_cannot_be_shadowed_by_the_trial(in_process):
     assert result["label"] in ("keep", "discard") and result["runs"][0]["events"] > 0
 
 
+def test_in_process_run_can_only_append_to_its_evidence_channel(in_process):
+    """A run that could read the FIFO would take the hook's records out before the
+    supervisor does and put back only those it likes; nor may it make it readable."""
+    source = (TINYNET / "repo" / "train.py").read_text()
+    probe = ("import json, os\n"
+             "def _try(call):\n"
+             "    try:\n"
+             "        call()\n"
+             "        return 'ok'\n"
+             "    except OSError as exc:\n"
+             "        return exc.__class__.__name__\n"
+             "_chan = os.environ['SOTALAB_EVENTS']\n"
+             "_seen = {'read': _try(lambda: os.close(os.open(_chan, os.O_RDONLY | os.O_NONBLOCK))),\n"
+             "         'chmod': _try(lambda: os.chmod(_chan, 0o666)),\n"
+             "         'append': _try(lambda: os.close(os.open(_chan, os.O_WRONLY)))}\n"
+             "with open(os.path.join(os.environ['SOTALAB_OUTPUT_DIR'], 'channel.json'), 'w') as _fh:\n"
+             "    json.dump(_seen, _fh)\n")
+    tid = _new_trial(in_process, {"train.py": source.replace("import numpy as np\n", "import numpy as np\n" + probe, 1)})
+    result = in_process.call("trial_evaluate", trial=tid)
+    seen = json.loads((_run_dir(in_process, result["runs"][0]["run_ids"][0]) / "out" / "channel.json").read_text())
+    assert seen["read"] != "ok" and seen["chmod"] != "ok" and seen["append"] == "ok", seen
+
+
 def test_baseline_reproduction_is_judged(in_process):
     baseline = in_process.call("trial_get", trial=in_process.baseline)
     reproduction = baseline["evaluation"]["reproduction"]

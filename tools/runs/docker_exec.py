@@ -11,6 +11,8 @@ import hashlib
 import os
 import threading
 
+from . import events
+
 DEFAULT_IMAGE = "sotalab-base:bookworm"
 DEFAULT_USER = "65534:65534"  # nobody: never root inside a run's container
 PIDS_LIMIT = 1024
@@ -29,7 +31,7 @@ def container_kwargs(spec: dict) -> dict:
     dk = spec["docker"]
     env = dict(spec["env"])
     env.pop("PATH", None)  # the image's own PATH (an environment image puts its venv first)
-    volumes = {p: {"bind": p, "mode": "rw"} for p in spec["writable"]}
+    volumes = {p: {"bind": p, "mode": "ro" if events.is_channel(p) else "rw"} for p in spec["writable"]}
     volumes.update({p: {"bind": p, "mode": "ro"} for p in spec["readable"]})
     kwargs = dict(
         image=dk["image"],
@@ -87,7 +89,9 @@ def client(timeout: int = 120):
 
 def make_writable_for(path: str) -> None:
     """Let the container's non-root user write a run's directories (a+rwX keeps the
-    executable bits git tracks unchanged)."""
+    executable bits git tracks unchanged). An event channel stays write-only."""
+    if events.is_channel(path):
+        return
     for root, dirs, files in os.walk(path):
         for name in [*dirs, *files]:
             p = os.path.join(root, name)

@@ -35,6 +35,16 @@ def fifo_path(run_dir: Path) -> Path:
     return Path(run_dir) / FIFO
 
 
+def is_channel(path: str | Path) -> bool:
+    """Whether a path a run may write is an event channel: sandboxes mount it read-only
+    (writing into a FIFO needs no write access to its mount; a read-only mount keeps its
+    mode, write-only, as the supervisor set it)."""
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 class EventSink:
     """Create the run's FIFO and copy what arrives into ``events.jsonl`` until closed."""
 
@@ -43,11 +53,15 @@ class EventSink:
         if self.path.exists() or self.path.is_symlink():
             self.path.unlink()
         os.mkfifo(self.path, 0o600)
-        os.chmod(self.path, 0o666)  # writable by the sandbox's unprivileged uid
         self.read_fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
         # Our own writer keeps the FIFO open, so a reader never sees end-of-file between
         # two of the run's processes.
         self.keep_fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+        # Write-only for everyone, the run included (it may own the file: a root server's
+        # run is host uid 0). A run that could read the FIFO would take records out
+        # before the supervisor does, and put back only those it likes; sandboxes bind it
+        # read-only (``is_channel``), so the run cannot chmod it back either.
+        os.chmod(self.path, 0o222)
         self.log = open(Path(run_dir) / LOG, "ab")
         self.written = 0
         self.dropped = 0

@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cgroups, seccomp
+from . import cgroups, events, seccomp
 
 # Variables copied from the server's environment; everything else is dropped.
 ALLOWED_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM")
@@ -255,7 +255,7 @@ def bwrap_argv(argv: list[str], *, cwd: str, writable: list[str], readable: list
         if os.path.lexists(path) and any(_under(path, root) and path != root for root in roots):
             cover = ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
             mounts.append((path, 2, cover))
-    mounts += [(p, 3, ["--bind", p, p]) for p in writable]
+    mounts += [(p, 3, ["--ro-bind" if events.is_channel(p) else "--bind", p, p]) for p in writable]
     for _, _, args in sorted(mounts, key=lambda m: (len(Path(m[0]).parts), m[1])):
         cmd += args
     for node in gpu_device_nodes(gpu_ids):
