@@ -141,7 +141,7 @@ def method_match(method: str, text: str) -> tuple[float, str] | None:
 
 def _metric_columns(table: dict, wanted: set[str]) -> list[tuple[int, float, str]]:
     """(column, score, reason) of the columns that report the metric."""
-    header, caption = table["header"], table.get("caption") or ""
+    header, caption = table["header"], _caption(table)
     caption_words = tokens(caption)
     out = []
     for c, text in enumerate(header):
@@ -172,13 +172,13 @@ def find(tables: list[dict], metric: str, method: str | None = None) -> list[dic
             for r, row in enumerate(table["rows"]):
                 if c >= len(row):
                     continue
-                named = _row_method(row, c, method, (r, c) in bold)
+                named = _row_method(row, c, method, (r, c) in bold, table["header"][c])
                 if named is None:
                     continue
                 m_score, m_reason = named
                 hits.append(_hit(table, r, c, row[0], table["header"][c], row[c], score + m_score + bonus,
                                  [reason, m_reason, why], metric, (r, c) in bold))
-        caption_words = tokens(table.get("caption") or "")
+        caption_words = tokens(_caption(table))
         for r, row in enumerate(table["rows"]):  # transposed: metrics (or datasets) as rows, methods as columns
             row_words = tokens(row[0]) if row else set()
             if not row_words & wanted or not wanted - METRIC_WORDS <= row_words or not wanted <= row_words | caption_words:
@@ -194,12 +194,21 @@ def find(tables: list[dict], metric: str, method: str | None = None) -> list[dic
     return hits
 
 
-def _row_method(row: list[str], column: int, method: str | None, bold: bool) -> tuple[float, str] | None:
+def _row_method(row: list[str], column: int, method: str | None, bold: bool, header: str) -> tuple[float, str] | None:
+    """How the row names the method; or the column, when its header names the method over
+    the metric ("BEAT" over "MSE" and "MAE")."""
     cells = [cell for i, cell in enumerate(row) if i != column]
     if method:
         best = max((m for cell in cells if (m := method_match(method, cell))), default=None)
+        if best is None and (found := method_match(method, header)):
+            best = (found[0], found[1].replace("the row", "the column"))
         return (0.4 * best[0], best[1]) if best else None
     return _fallback(" ".join(cells), bold)
+
+
+def _caption(table: dict) -> str:
+    """The caption, with the sub-caption of a table that shares it ("(a) Zero-shot")."""
+    return " ".join(filter(None, (table.get("caption"), table.get("subcaption"))))
 
 
 def _column_method(header: str, method: str | None, bold: bool) -> tuple[float, str] | None:
@@ -222,7 +231,7 @@ def _fallback(text: str, bold: bool) -> tuple[float, str]:
 
 
 def _table_bonus(table: dict, order: int, count: int) -> tuple[float, str]:
-    caption = table.get("caption") or ""
+    caption = _caption(table)
     if ABLATION_CAPTION.search(caption):
         return -0.1, "an ablation or set-up table"
     if MAIN_CAPTION.search(caption):
@@ -239,6 +248,8 @@ def _hit(table: dict, row: int, column: int, row_header: str, column_header: str
     boxes = table.get("boxes") or []
     box = boxes[row][column] if row < len(boxes) and column < len(boxes[row]) else None
     pages = table.get("row_pages") or []
+    if table.get("subcaption"):
+        reasons.append(f"sub-table {table['subcaption']!r}")
     return {"table": table["id"], "caption": table.get("caption"),
             "page": pages[row] if row < len(pages) else table["pages"][0],
             "bbox": box, "row": row, "column": column, "row_header": row_header, "column_header": column_header,

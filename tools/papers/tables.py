@@ -34,6 +34,7 @@ OTHER_SIDE_FACTOR, OTHER_SIDE_POINTS = 1.5, 4.0  # a caption on the paper's unus
 CONTINUES_BELOW = 0.3  # a continuation starts in this top share of its page
 UNCAPTIONED_MIN_ROWS = 3
 FULL_RULE = 0.6  # share of a table's width a rule spans to separate its header from its body
+SIDE_BY_SIDE_GAP = 4.0  # points between the rules of two tables side by side
 WORD_GAP = 0.3  # letters further apart than this share of the font size start a new word
 NUMBER_GAP = 0.6  # digits and signs: math fonts set "88.55" with gaps of up to half an em
 BOLD_FONT = re.compile(r"bold|\.B$|cmbx|-bx|black|heavy", re.IGNORECASE)
@@ -60,6 +61,7 @@ class Part:
     bbox: Box
     grid: table_grid.Grid
     caption: str | None
+    group: int = 0  # parts of one group (a region of the page) share its caption: sub-tables
 
 
 @dataclass
@@ -90,13 +92,15 @@ class Table:
     bold: list[tuple[int, int]]
     regions: list[dict]  # {"page": 1-based, "bbox": [...]}, one per part
     columns: int
+    subcaption: str | None = None  # "(a) ...": one of several tables under one caption
 
     def as_dict(self, number: int) -> dict:
         label = None
         if self.caption and (m := CAPTION.match(self.caption)):
             label = f"Table {m.group(2)}"
         pages = sorted({r["page"] for r in self.regions})
-        return {"id": f"t{number}", "label": label, "caption": self.caption, "pages": pages,
+        return {"id": f"t{number}", "label": label, "caption": self.caption, "subcaption": self.subcaption,
+                "pages": pages,
                 "header": self.header, "rows": self.rows, "bbox": self.regions[0]["bbox"], "regions": self.regions,
                 "header_box": self.header_box, "row_pages": self.row_pages, "boxes": self.boxes,
                 "bold": [list(b) for b in self.bold]}
@@ -262,8 +266,14 @@ def region_words(page, box: Box) -> tuple[list, set]:
 
 
 def _apart(before: dict, char: dict, size: float) -> bool:
+    """Whether two characters belong to different words: the wider gap is allowed inside
+    a number only ("88.55" in a math font), not after a symbol ("R@1↑" | "R@5↑")."""
     gap = char["bbox"][0] - before["bbox"][2]
-    return gap > size * (WORD_GAP if char["c"].isalpha() and before["c"].isalpha() else NUMBER_GAP)
+    return gap > size * (NUMBER_GAP if _numeric_char(char["c"]) and _numeric_char(before["c"]) else WORD_GAP)
+
+
+def _numeric_char(c: str) -> bool:
+    return c.isdigit() or c in ".,+-−±"
 
 
 def _join(words: list, bold: set, joins: set[int]) -> tuple[list, set]:
@@ -296,27 +306,65 @@ def page_parts(page, cand: Candidate, words, text: str) -> PageTables:
     captions = _caption_positions(page, text)
     out = PageTables(cand.page, captions=captions, pictures=pictures)
     caption_boxes = [box for box, _ in captions]
-    for region in regions:
-        region = _without_captions(region, caption_boxes)
-        found, bold = region_words(page, region)
-        inside = [w for w in _inside(region, found)
-                  if not any(_inside(c, [w], 0.5) for c in caption_boxes)]
-        # rules across the table (booktabs' mid rule), not the partial ones under a group title
-        rules_y = [r[1] for r in cand.horizontal if region.y0 + 1 < r[1] < region.y1 - 1
-                   and min(r[2], region.x1) - max(r[0], region.x0) > FULL_RULE * (region.x1 - region.x0)]
-        partial = [(r[0], r[1], r[2]) for r in cand.horizontal if region.y0 + 1 < r[1] < region.y1 - 1
-                   and region.x0 - 2 <= r[0] and r[2] <= region.x1 + 2]
-        grid = table_grid.build(inside, region, rules_y, bold, partial)
-        if grid and grid.rows:
-            out.parts.append(Part(cand.page, Box(*grid.extent), grid, None))
+    for group, whole in enumerate(regions):
+        for region in _side_by_side(whole, cand.horizontal, words, caption_boxes):
+            region = _without_captions(region, caption_boxes)
+            found, bold = region_words(page, region)
+            inside = [w for w in _inside(region, found)
+                      if not any(_inside(c, [w], 0.5) for c in caption_boxes)]
+            # rules across the table (booktabs' mid rule), not the partial ones under a group title
+            rules_y = [r[1] for r in cand.horizontal if region.y0 + 1 < r[1] < region.y1 - 1
+                       and min(r[2], region.x1) - max(r[0], region.x0) > FULL_RULE * (region.x1 - region.x0)]
+            partial = [(r[0], r[1], r[2]) for r in cand.horizontal if region.y0 + 1 < r[1] < region.y1 - 1
+                       and region.x0 - 2 <= r[0] and r[2] <= region.x1 + 2]
+            for grid in table_grid.build(inside, region, rules_y, bold, partial):
+                if grid.rows:
+                    out.parts.append(Part(cand.page, Box(*grid.extent), grid, None, group))
     return out
+
+
+def _side_by_side(region: Box, horizontal: list, words, captions: list[Box]) -> list[Box]:
+    """A region cut where tables stand side by side: each has its own rules (top, mid,
+    bottom), and no rule or word (but a caption's) crosses the gap between them. They are
+    sub-tables under one caption, or tables with captions of their own that the layout
+    analyser boxed together."""
+    near = [r for r in horizontal if region.y0 - 6 <= r[1] <= region.y1 + 6
+            and min(r[2], region.x1) - max(r[0], region.x0) > 0.5 * (r[2] - r[0])]
+    clusters: list[list] = []  # [x0, x1, heights]
+    for x0, y, x1, _ in sorted(near):
+        if clusters and x0 < clusters[-1][1] - 1:
+            clusters[-1][1] = max(clusters[-1][1], x1)
+            clusters[-1][2].add(round(y))
+        else:
+            clusters.append([x0, x1, {round(y)}])
+    height, width = region.y1 - region.y0, region.x1 - region.x0
+
+    def ruled(cluster) -> bool:  # a table's own rules: at least two, apart, under a good share of the width
+        return (len(cluster[2]) >= 2 and max(cluster[2]) - min(cluster[2]) > 0.3 * height
+                and cluster[1] - cluster[0] > 0.2 * width)
+
+    cuts = []
+    for left, right in zip(clusters, clusters[1:]):
+        cut = (left[1] + right[0]) / 2
+        crossed = any(w[0] < cut - 1 and w[2] > cut + 1 and region.y0 <= (w[1] + w[3]) / 2 <= region.y1
+                      and not _inside_any(w, captions) for w in words)
+        apart = right[0] - left[1] >= SIDE_BY_SIDE_GAP  # not the touching edges of a grid's cells
+        if apart and ruled(left) and ruled(right) and not crossed and region.x0 < cut < region.x1:
+            cuts.append(cut)
+    edges = [region.x0] + cuts + [region.x1]
+    return [region._replace(x0=a, x1=b) for a, b in zip(edges, edges[1:])]
+
+
+def _inside_any(word, boxes: list[Box]) -> bool:
+    return any(_inside(b, [word], 0.5) for b in boxes)
 
 
 def _without_captions(region: Box, captions: list[Box]) -> Box:
     """The analyser sometimes boxes a caption with its table: cut the region at it."""
     for c in captions:
-        if min(c.x1, region.x1) - max(c.x0, region.x0) <= 0 or not (region.y0 - 1 <= (c.y0 + c.y1) / 2 <= region.y1 + 1):
-            continue
+        overlap = min(c.x1, region.x1) - max(c.x0, region.x0)
+        if overlap <= 0.3 * min(c.x1 - c.x0, region.x1 - region.x0) or not (region.y0 - 1 <= (c.y0 + c.y1) / 2 <= region.y1 + 1):
+            continue  # the caption of a table beside this one does not cut it
         if (c.y0 + c.y1) / 2 > (region.y0 + region.y1) / 2:
             region = region._replace(y1=min(region.y1, c.y0 - 1))
         else:
@@ -341,11 +389,45 @@ def give_captions(pages: list[PageTables]) -> tuple[list[Part], list[ImageTable]
         pairs = assign_captions([p.bbox for p in page.parts], [c for c, _ in page.captions], preferred)
         for t, part in enumerate(page.parts):
             part.caption = page.captions[pairs[t]][1] if t in pairs else None
+        _share_captions(page.parts)
         parts += page.parts
         free = [c for i, c in enumerate(page.captions) if i not in set(pairs.values())]
         for p, c in assign_captions(page.pictures, [c for c, _ in free], preferred).items():
             images.append(ImageTable(page.page, free[c][1], page.pictures[p]))
     return parts, images
+
+
+def _share_captions(parts: list[Part]) -> None:
+    """Sub-tables share their caption: a part without one takes its group's (the one
+    caption its group-mates were given), or that of the sub-tables right above it that the
+    layout analyser boxed apart ("(a)" and "(b)" in one region, "(c)" and "(d)" in the next)."""
+    groups: dict[int, list[Part]] = {}
+    for part in parts:
+        groups.setdefault(part.group, []).append(part)
+    captions = {}
+    for g, members in groups.items():
+        given = {p.caption for p in members if p.caption}
+        if len(given) == 1:
+            captions[g] = given.pop()
+    order = list(groups)
+    for above, below in zip(order, order[1:]):
+        if below not in captions and above in captions and _more_subtables(groups[above], groups[below]):
+            captions[below] = captions[above]
+    for part in parts:
+        if part.caption is None and part.group in captions:
+            part.caption = captions[part.group]
+
+
+def _box_of(parts: list[Part]) -> Box:
+    return Box(min(p.bbox.x0 for p in parts), min(p.bbox.y0 for p in parts), max(p.bbox.x1 for p in parts),
+               max(p.bbox.y1 for p in parts))
+
+
+def _more_subtables(above: list[Part], below: list[Part]) -> bool:
+    a, b = _box_of(above), _box_of(below)
+    overlap = min(a.x1, b.x1) - max(a.x0, b.x0)
+    return (any(p.grid.subcaption for p in above + below) and 0 <= b.y0 - a.y1 <= CAPTION_REACH
+            and overlap > 0.5 * min(a.x1 - a.x0, b.x1 - b.x0))
 
 
 def _label(caption: str | None) -> str | None:
@@ -374,7 +456,7 @@ def _keep_row(row: list[str], header: list[str]) -> bool:
 
 def _new_table(part: Part) -> Table:
     g = part.grid
-    table = Table(part.caption, g.header, [], g.header_box, [], [], [], [], len(g.columns))
+    table = Table(part.caption, g.header, [], g.header_box, [], [], [], [], len(g.columns), g.subcaption)
     _append(table, part, g.rows, g.boxes, g.bold)
     return table
 
