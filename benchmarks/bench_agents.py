@@ -2,6 +2,7 @@
 the same run on the same machine.
 
     uv run python benchmarks/bench_agents.py [--agents N] [--trials N] [--sleep S]
+    uv run python benchmarks/bench_agents.py --cycle [--trials N] [--profile FILE]
 
 A campaign whose evaluator sleeps ``--sleep`` seconds (then prints its metric), on the
 local executor. The same trial cycle (idea_next, trial_create, workspace_write,
@@ -12,13 +13,24 @@ trial_evaluate, idea_update) is run for ``--trials`` trials in two ways:
 - agents: N official-SDK clients over streamable HTTP to one ``sotalab serve --http``.
 
 It prints trials per minute for both and their ratio (agents / direct; the issue's
-target is 0.9x or better), and the overhead of a cycle beyond the evaluator's sleep.
+target is 0.9x or better).
+
+``--cycle``: the lab's own overhead per trial cycle. One worker, in-process with the
+launcher and dispatcher a server runs, a trivial evaluator (``--sleep 0``: it prints its
+metric), one seed; each cycle is trial_create, workspace_write, trial_evaluate (snapshot,
+export, run, score recorded). Prints the median cycle, the median time of its run (the
+supervisor's telemetry wall time: the sandboxed evaluator, from its start to the
+supervisor's end of it) and the difference, the lab's overhead (the issue's target:
+within 0.3 s); the same evaluator run bare (a plain subprocess) in the same round, the
+strictest reference; and the split by tool. ``--profile FILE`` writes a cProfile of the
+timed cycles.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import subprocess
 import sys
@@ -129,13 +141,60 @@ async def over_http(url: str, campaign: int, agents: int) -> tuple[float, int]:
     return time.perf_counter() - started, len(done)
 
 
+def cycle(trials: int, profile: str | None) -> None:
+    """The overhead of a trivial evaluator's trial cycle beyond its run (see --cycle)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        lab, campaign = make_lab(Path(tmp), trials + 2, 0.0)
+        dispatcher = queue.start_dispatcher(lab)
+        profiler = None
+        rows = []
+        for n in range(trials + 2):  # the first two warm the launcher and the caches
+            if profile and n == 2:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                profiler.enable()
+            marks = [time.perf_counter()]
+            idea = invoke(lab, "idea_next", {"campaign": campaign, "agent": "cycle"})["idea"]
+            trial = invoke(lab, "trial_create", {"campaign": campaign, "kind": "param", "idea": idea["id"]})["id"]
+            marks.append(time.perf_counter())
+            invoke(lab, "workspace_write", {"trial": trial, "path": "model.py", "content": f"WIDTH = {n + 2}\n"})
+            marks.append(time.perf_counter())
+            scored = invoke(lab, "trial_evaluate", {"trial": trial})
+            marks.append(time.perf_counter())
+            run_ids = [r for seed in scored["runs"] for r in seed["run_ids"]]
+            run_s = sum(json.loads(lab.db["runs"].get(r)["telemetry"])["wall_s"] for r in run_ids)
+            # Reference: the evaluator run bare (no sandbox, no supervisor), in the same round.
+            bare = time.perf_counter()
+            subprocess.run(["python3", "eval.py"], cwd=Path(tmp) / "upstream", check=True, capture_output=True)
+            bare = time.perf_counter() - bare
+            if n >= 2:
+                rows.append((marks[-1] - marks[0], run_s, bare, *(b - a for a, b in zip(marks, marks[1:]))))
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile)
+        dispatcher.stop()
+    med = [statistics.median(col) for col in zip(*rows)]
+    print(f"{trials} cycles, trivial evaluator, 1 seed, in_process level (median):")
+    print(f"  cycle {med[0]:.3f} s, its run {med[1]:.3f} s, lab overhead {med[0] - med[1]:.3f} s "
+          f"(min {min(r[0] - r[1] for r in rows):.3f}, max {max(r[0] - r[1] for r in rows):.3f})")
+    print(f"  the evaluator run bare (subprocess, no sandbox) {med[2]:.3f} s: cycle - bare {med[0] - med[2]:.3f} s")
+    print(f"  idea_next + trial_create {med[3]:.3f} s, workspace_write {med[4]:.3f} s, "
+          f"trial_evaluate {med[5]:.3f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--cycle", action="store_true", help="the lab's overhead per trial cycle (one worker)")
+    parser.add_argument("--profile", default=None, help="with --cycle: write a cProfile of the timed cycles here")
     parser.add_argument("--agents", type=int, default=4)
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--sleep", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    if args.cycle:
+        cycle(args.trials, args.profile)
+        return
     ratios = []
     for round_ in range(args.rounds):
         with tempfile.TemporaryDirectory() as tmp:
