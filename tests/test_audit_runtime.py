@@ -117,6 +117,26 @@ def test_native_code_spawns_and_odd_endings_are_warnings():
     assert [f.rule for f in ended] == ["runtime-abnormal-exit"]
 
 
+def test_a_program_the_hook_cannot_follow_started_by_trial_code_fails(tmp_path):
+    """The hook says whether a new process runs it too and whether the tree chose what
+    runs; a shell or an isolated Python started by trial code is blind, a library's own
+    helper program and a hooked Python child are only reviewed."""
+    records = _hooked_run(tmp_path, (
+        "import subprocess, sys\n"
+        "subprocess.run(['sh', '-c', 'true'])\n"
+        "subprocess.run([sys.executable, '-I', '-c', 'pass'])\n"
+        "subprocess.run([sys.executable, '-c', 'pass'])\n"))
+    spawns = [(r["argv"][1] if r["argv"][0] != "sh" else "sh", r["hooked"], r["direct"])
+              for r in records if r["ev"] == "spawn"]
+    assert spawns == [("sh", False, True), ("-I", False, True), ("-c", True, True)], spawns
+    found = {(f.rule, f.by) for f in runtime.findings(runtime.RunEvents(1, 0, records), CTX)}
+    assert ("runtime-blind-spawn", "train.py:2") in found and ("runtime-blind-spawn", "train.py:3") in found
+    assert ("runtime-spawn", "train.py:4") in found and RULES["runtime-blind-spawn"].severity == "fail"
+    library = {"ev": "spawn", "call": "subprocess.Popen", "argv": ["/sbin/ldconfig", "-p"], "by": "train.py:1",
+               "hooked": False, "direct": False}
+    assert rules(library) == {"runtime-spawn"}
+
+
 def test_a_run_without_evidence_fails_and_no_run_skips():
     silent = runtime.check([runtime.RunEvents(run=4, seed=1, records=[])], CTX)
     assert silent.verdict == "fail" and silent.evidence[0].rule == "runtime-missing"
@@ -140,7 +160,7 @@ def test_every_runtime_rule_is_a_red_line():
         "runtime-eval-data-read", "runtime-metric-write", "runtime-metric-print", "runtime-shadow-import",
         "runtime-untracked-code", "runtime-bytecode", "runtime-builtins", "runtime-audit-hook", "runtime-missing",
         "runtime-generated-code", "runtime-native", "runtime-spawn", "runtime-overflow", "runtime-abnormal-exit",
-        "runtime-forged-record", "runtime-introspection"}
+        "runtime-forged-record", "runtime-introspection", "runtime-blind-spawn"}
     assert named == {r.id for r in RULES.values() if r.check == "runtime"}
 
 

@@ -131,6 +131,8 @@ RULES: dict[str, Rule] = {r.id: r for r in (
          "A record in the runtime channel was not written by the hook: the run wrote evidence about itself."),
     Rule("runtime-introspection", "runtime", "fail",
          "Trial code walked the object graph, took every thread's frames or installed a tracer: the ways to other code's locals, the hook's included."),
+    Rule("runtime-blind-spawn", "runtime", "fail",
+         "Trial code started a program the runtime hook does not follow (a shell, a compiled program, Python told to skip its start-up files): what it did leaves no record."),
     Rule("runtime-missing", "runtime", "fail",
          "An in_process run left no runtime evidence: the hook never started, or its channel was cut."),
     Rule("runtime-generated-code", "runtime", "warn",

@@ -220,6 +220,16 @@ def _metric_print(record: dict, ctx: RuntimeContext) -> Finding | None:
                    str(record.get("text", ""))[:200])
 
 
+def _blind_spawn(record: dict, ctx: RuntimeContext) -> Finding | None:
+    """Trial code itself started a program the hook does not follow (a shell, a compiled
+    program, Python told to skip its start-up files): whatever that program reads or
+    writes leaves no record, so the evidence cannot vouch for the run."""
+    if record.get("hooked") is not False or not record.get("direct") or not _trial_code(record, ctx):
+        return None
+    return Finding("runtime-blind-spawn", "starts a program the runtime hook cannot follow", record["by"],
+                   json.dumps(record.get("argv"))[:200])
+
+
 def _reviewed(rule: str, detail: str) -> Callable[[dict, RuntimeContext], Finding | None]:
     def judge(record: dict, ctx: RuntimeContext) -> Finding | None:
         if not _trial_code(record, ctx):
@@ -241,7 +251,7 @@ EVENT_RULES: tuple[EventRule, ...] = (
     EventRule("audit_hook", lambda r, c: Finding("runtime-audit-hook", "the code installed an audit hook of its own",
                                                  r.get("by"))),
     EventRule("ctypes", _reviewed("runtime-native", "loads or calls native code (ctypes), which the hook cannot see")),
-    EventRule("spawn", _reviewed("runtime-spawn", "starts another process")),
+    EventRule("spawn", lambda r, c: _blind_spawn(r, c) or _reviewed("runtime-spawn", "starts another process")(r, c)),
     EventRule("introspect", lambda r, c: Finding("runtime-introspection", f"{r.get('what')}: reaches other code's "
                                                  "frames or objects (the hook's among them)", r["by"], r.get("what"))
               if _trial_code(r, c) else None),

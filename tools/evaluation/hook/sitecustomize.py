@@ -67,6 +67,7 @@ def _install():
     import os
     import re
     import sys
+    import sysconfig
     import threading
 
     # Only C functions, bound now: the run can rebind any module attribute or builtin
@@ -138,6 +139,8 @@ def _install():
     held = environ.get("SOTALAB_HELD_OUT")
     roots = [r for r in (root, realpath(held) if held else None) if r]
     here = realpath(__file__)
+    hook_dir = here.rpartition(sep)[0]
+    stdlib = realpath(sysconfig.get_paths()["stdlib"])
     max_records, line_max, chain_max = 20000, 3800, 8  # a line below PIPE_BUF (4096) is written whole
     try:
         metric_res = [re.compile(r, re.MULTILINE) for r in json.loads(environ.get("SOTALAB_METRIC_REGEX", "[]"))]
@@ -299,10 +302,9 @@ def _install():
             what = str(args[0])[:200] if args else event
             return {"ev": "ctypes", "what": "%s %s" % (event, what), "by": by}, ("ctypes", event, what, by)
         if event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty"):
-            argv = args[1] if event == "subprocess.Popen" and len(args) > 1 else (args[0] if args else None)
-            if isinstance(argv, (list, tuple)):
-                argv = [a.decode(fs_encoding, "replace") if isinstance(a, bytes) else str(a) for a in argv][:20]
-            return {"ev": "spawn", "call": event, "argv": argv, "by": by_of()}, None
+            argv, env = spawned(event, args)
+            return {"ev": "spawn", "call": event, "argv": argv[:20] if argv is not None else None, "by": by_of(),
+                    "hooked": will_be_hooked(event, argv, env), "direct": called_directly()}, None
         if event == "sys.addaudithook":
             return {"ev": "audit_hook", "by": by_of()}, None
         if event in introspect:
@@ -315,6 +317,66 @@ def _install():
             state["tokens"][token] = tuple(chain_from(frame_at(3)))
             args[0].append(token)
         return None, None
+
+    def spawned(event, args):
+        """(argv, env) of a process about to start; argv None when unknown, env None: ours."""
+        if event in ("os.fork", "os.forkpty"):
+            return None, None
+        if event == "subprocess.Popen":  # (executable, args, cwd, env)
+            argv, env = (args[1] if len(args) > 1 else None), (args[3] if len(args) > 3 else None)
+        elif event == "os.system":  # (command,)
+            argv, env = ["/bin/sh", "-c", args[0] if args else ""], None
+        elif event == "os.spawn":  # (mode, path, args, env)
+            argv, env = (args[2] if len(args) > 2 else None), (args[3] if len(args) > 3 else None)
+        else:  # os.exec, os.posix_spawn: (path, args, env)
+            argv, env = (args[1] if len(args) > 1 else None), (args[2] if len(args) > 2 else None)
+        if isinstance(argv, (str, bytes)):
+            argv = ["/bin/sh", "-c", argv]  # subprocess with shell=True passes the string
+        if isinstance(argv, (list, tuple)):
+            argv = [a.decode(fs_encoding, "replace") if isinstance(a, bytes) else str(a) for a in argv]
+        else:
+            argv = None
+        return argv, env
+
+    def will_be_hooked(event, argv, env):
+        """Whether the new process runs this hook too: a fork, or a Python interpreter that
+        reads $PYTHONPATH and its start-up files (no -I, -E, -S) with this hook's directory
+        on it. Anything else (a shell, a compiled program) acts where no record is made."""
+        if event in ("os.fork", "os.forkpty"):
+            return True
+        if not argv or not argv[0].rpartition(sep)[2].startswith("python"):
+            return False
+        for arg in argv[1:]:
+            if arg in ("-c", "-m") or not arg.startswith("-") or arg == "-":
+                break
+            if not arg.startswith("--") and any(flag in arg for flag in "IES"):
+                return False
+        if env is None:
+            return True
+        try:
+            path = env.get("PYTHONPATH") if not isinstance(env, (list, tuple)) else None
+        except Exception:
+            return False
+        if isinstance(path, bytes):
+            path = path.decode(fs_encoding, "replace")
+        return isinstance(path, str) and hook_dir in path.split(":") and env.get("SOTALAB_EVENTS") == events_path
+
+    def called_directly():
+        """The spawn came straight from the evaluated tree: no code between it and the
+        tree's innermost frame (or the thread's start) but the standard library's and the
+        hook's, so the tree chose what runs (not a library doing its own work)."""
+        frame = frame_at(3)
+        while frame is not None:
+            code, _, back = frame_info(frame)
+            filename = code.co_filename
+            if filename and not filename.startswith("<"):
+                real = code_path(filename)
+                if under(real) == root:
+                    return True
+                if real != here and not (real.startswith(stdlib + sep) and "-packages" not in real):
+                    return False
+            frame = back
+        return True
 
     def new_stream():
         state["key"], state["stream"] = urandom(32), urandom(8).hex()
