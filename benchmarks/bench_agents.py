@@ -22,8 +22,9 @@ export, run, score recorded). Prints the median cycle, the median time of its ru
 supervisor's telemetry wall time: the sandboxed evaluator, from its start to the
 supervisor's end of it) and the difference, the lab's overhead (the issue's target:
 within 0.3 s); the same evaluator run bare (a plain subprocess) in the same round, the
-strictest reference; and the split by tool. ``--profile FILE`` writes a cProfile of the
-timed cycles.
+strictest reference; the split by tool; and the CPU time of the lab's process and the
+programs it waited for (git), which a loaded machine inflates less than wall time.
+``--profile FILE`` writes a cProfile of the timed cycles.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -154,6 +156,7 @@ def cycle(trials: int, profile: str | None) -> None:
 
                 profiler = cProfile.Profile()
                 profiler.enable()
+            cpu = _cpu_s()
             marks = [time.perf_counter()]
             idea = invoke(lab, "idea_next", {"campaign": campaign, "agent": "cycle"})["idea"]
             trial = invoke(lab, "trial_create", {"campaign": campaign, "kind": "param", "idea": idea["id"]})["id"]
@@ -162,6 +165,7 @@ def cycle(trials: int, profile: str | None) -> None:
             marks.append(time.perf_counter())
             scored = invoke(lab, "trial_evaluate", {"trial": trial})
             marks.append(time.perf_counter())
+            cpu = _cpu_s() - cpu
             run_ids = [r for seed in scored["runs"] for r in seed["run_ids"]]
             run_s = sum(json.loads(lab.db["runs"].get(r)["telemetry"])["wall_s"] for r in run_ids)
             # Reference: the evaluator run bare (no sandbox, no supervisor), in the same round.
@@ -169,7 +173,7 @@ def cycle(trials: int, profile: str | None) -> None:
             subprocess.run(["python3", "eval.py"], cwd=Path(tmp) / "upstream", check=True, capture_output=True)
             bare = time.perf_counter() - bare
             if n >= 2:
-                rows.append((marks[-1] - marks[0], run_s, bare, *(b - a for a, b in zip(marks, marks[1:]))))
+                rows.append((marks[-1] - marks[0], run_s, bare, *(b - a for a, b in zip(marks, marks[1:])), cpu))
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(profile)
@@ -181,6 +185,15 @@ def cycle(trials: int, profile: str | None) -> None:
     print(f"  the evaluator run bare (subprocess, no sandbox) {med[2]:.3f} s: cycle - bare {med[0] - med[2]:.3f} s")
     print(f"  idea_next + trial_create {med[3]:.3f} s, workspace_write {med[4]:.3f} s, "
           f"trial_evaluate {med[5]:.3f} s")
+    print(f"  CPU of the lab's process and the programs it waited for (git): {med[6]:.3f} s a cycle "
+          f"(less sensitive to the machine's load than wall time)")
+
+
+def _cpu_s() -> float:
+    """User + system CPU of this process and of its children that ended (git, the bare
+    reference excluded by the caller's order of measurement)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> None:
