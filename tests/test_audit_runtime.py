@@ -109,10 +109,11 @@ def test_pickles_that_call_code_bytecode_from_bytes_builtins_and_hooks_are_caugh
 
 def test_native_code_spawns_and_odd_endings_are_warnings():
     found = rules({"ev": "ctypes", "what": "ctypes.dlopen libevil.so", "by": "train.py:3"},
-                  {"ev": "spawn", "call": "subprocess.Popen", "argv": ["sh"], "by": "train.py:4"},
-                  {"ev": "overflow"})
-    assert found == {"runtime-native", "runtime-spawn", "runtime-overflow"}
+                  {"ev": "spawn", "call": "subprocess.Popen", "argv": ["sh"], "by": "train.py:4"})
+    assert found == {"runtime-native", "runtime-spawn"}
     assert all(RULES[r].severity == "warn" for r in found)
+    # Evidence that ran out cannot vouch for what came after: a run can spend the budget on purpose.
+    assert rules({"ev": "overflow"}) == {"runtime-overflow"} and RULES["runtime-overflow"].severity == "fail"
     ended = runtime.findings(runtime.RunEvents(run=1, seed=0, records=[START]), CTX)
     assert [f.rule for f in ended] == ["runtime-abnormal-exit"]
 

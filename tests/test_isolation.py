@@ -238,6 +238,26 @@ def test_in_process_run_can_only_append_to_its_evidence_channel(in_process):
     assert seen["read"] != "ok" and seen["chmod"] != "ok" and seen["append"] == "ok", seen
 
 
+def test_evidence_that_ran_out_cannot_vouch_for_a_run(tmp_path):
+    """With the primary metric in a JSON file (no printed line to confirm), a trial that
+    spends the hook's record budget on empty files and then reads the validation labels
+    must not get a valid audit."""
+    from cheats.catalogue import FLOOD_THEN_READ, MEMORY_PREDICT, PREDICT
+
+    spec = json.loads((TINYNET / "campaign_in_process.json").read_text())
+    spec["evaluator"]["metrics"][0] = {"name": "accuracy", "json_file": "metrics.json"}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    campaign = TinynetCampaign(tmp_path, spec_file=str(tmp_path / "spec.json"))
+    source = (TINYNET / "repo" / "train.py").read_text()
+    flood = source.replace(PREDICT, MEMORY_PREDICT.lstrip("\n")).replace("    return model\n",
+                                                                        FLOOD_THEN_READ + "    return model\n")
+    tid = _new_trial(campaign, {"train.py": flood})
+    assert campaign.call("trial_evaluate", trial=tid)["score"] > 0.9  # it did read them
+    audit = campaign.call("audit_trial", trial=tid, depth="quick")
+    assert audit["verdict"] == "invalid", audit["reason"]
+    assert "runtime-overflow" in {e["rule"] for c in audit["checks"] for e in c["evidence"]}
+
+
 def test_baseline_reproduction_is_judged(in_process):
     baseline = in_process.call("trial_get", trial=in_process.baseline)
     reproduction = baseline["evaluation"]["reproduction"]

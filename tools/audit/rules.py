@@ -141,8 +141,8 @@ RULES: dict[str, Rule] = {r.id: r for r in (
          "Trial code loaded or called native code (ctypes), which the hook cannot see into."),
     Rule("runtime-spawn", "runtime", "warn",
          "Trial code started another process."),
-    Rule("runtime-overflow", "runtime", "warn",
-         "The run flooded the record channel; later records were dropped."),
+    Rule("runtime-overflow", "runtime", "fail",
+         "The run produced more records than the channel keeps; what it did after that is unknown, so the evidence cannot vouch for it (a run can spend the budget on purpose)."),
     Rule("runtime-abnormal-exit", "runtime", "warn",
          "A process never reached a normal exit (killed, or left through os._exit)."),
     # 9. finalize

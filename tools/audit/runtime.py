@@ -255,8 +255,8 @@ EVENT_RULES: tuple[EventRule, ...] = (
     EventRule("introspect", lambda r, c: Finding("runtime-introspection", f"{r.get('what')}: reaches other code's "
                                                  "frames or objects (the hook's among them)", r["by"], r.get("what"))
               if _trial_code(r, c) else None),
-    EventRule("overflow", lambda r, c: Finding("runtime-overflow", "the run flooded the record channel: later "
-                                               "records were dropped")),
+    EventRule("overflow", lambda r, c: Finding("runtime-overflow", "the record budget ran out: what the run did "
+                                               "after that left no record")),
 )
 RULES_BY_EVENT: Mapping[str, tuple[EventRule, ...]] = {
     ev: tuple(r for r in EVENT_RULES if r.ev == ev) for ev in {r.ev for r in EVENT_RULES}}

@@ -28,7 +28,7 @@ from pathlib import Path
 
 FIFO = "events.fifo"
 LOG = "events.jsonl"
-MAX_BYTES = 8 * 1024 * 1024
+MAX_BYTES = 32 * 1024 * 1024  # the hook's own budget is 100,000 records per process; past either, the audit fails
 
 
 def fifo_path(run_dir: Path) -> Path:
@@ -111,7 +111,7 @@ RECORD_START = b'{"ev": '
 SIGNATURE = re.compile(rb', "mac": "([0-9a-f]{32})"\}\s*$')
 
 
-def read(run_dir: Path, limit: int = 50_000) -> list[dict]:
+def read(run_dir: Path, limit: int = 250_000) -> list[dict]:
     """The run's event records (what does not parse, which the run itself may write,
     skipped), each with two keys set here, whatever the line said:
 
@@ -119,7 +119,11 @@ def read(run_dir: Path, limit: int = 50_000) -> list[dict]:
       and revealed at a normal exit), ``unverified`` (signed, but its process never
       reached that exit: killed or os._exit) or ``forged`` (unsigned, a stream nobody
       started, a wrong signature, or written after the stream's key was out);
-    - ``root``: the record belongs to the first stream, the process the run started."""
+    - ``root``: the record belongs to the first stream, the process the run started.
+
+    A line that is no record at all is returned as a forged ``{"ev": "garbage"}`` (the
+    hook writes only records), and a file with more than ``limit`` records ends with an
+    ``overflow`` record: nothing is left out without saying so."""
     path = Path(run_dir) / LOG
     if not path.is_file():
         return []
@@ -130,12 +134,14 @@ def read(run_dir: Path, limit: int = 50_000) -> list[dict]:
                 try:
                     record = json.loads(piece)
                 except (ValueError, UnicodeDecodeError):
-                    continue
-                if isinstance(record, dict):
-                    parsed.append((record, piece))
-            if len(parsed) >= limit:
+                    record = None
+                parsed.append((record, piece) if isinstance(record, dict) else ({"ev": "garbage"}, b""))
+            if len(parsed) > limit:
                 break
-    return authenticate(parsed[:limit])
+    records = authenticate(parsed[:limit])
+    if len(parsed) > limit:
+        records.append({"ev": "overflow", "read_limit": limit, "auth": "verified", "root": False})
+    return records
 
 
 def _pieces(line: bytes) -> list[bytes]:

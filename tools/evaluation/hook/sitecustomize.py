@@ -141,7 +141,7 @@ def _install():
     here = realpath(__file__)
     hook_dir = here.rpartition(sep)[0]
     stdlib = realpath(sysconfig.get_paths()["stdlib"])
-    max_records, line_max, chain_max = 20000, 3800, 8  # a line below PIPE_BUF (4096) is written whole
+    max_records, line_max, chain_max = 100000, 3800, 8  # a line below PIPE_BUF (4096) is written whole
     try:
         metric_res = [re.compile(r, re.MULTILINE) for r in json.loads(environ.get("SOTALAB_METRIC_REGEX", "[]"))]
     except (ValueError, re.error):
@@ -393,7 +393,7 @@ def _install():
             if len(state["seen"]) < 50000:
                 state["seen"].add(dedup)
         state["count"] += 1
-        if state["count"] > max_records:
+        if state["count"] > max_records and record.get("ev") != "exit":  # the exit record reveals the key
             if state["count"] != max_records + 1:
                 return
             record = {"ev": "overflow"}
