@@ -15,8 +15,8 @@ import hashlib
 
 import pytest
 from cheats.agent import Agent
-from cheats.catalogue import (CHEATS, FINALIZE_TAMPER, HONEST, MEMORY_PREDICT, MODEL_NEW, NORMALISE, PREDICT,
-                              SideRun, after)
+from cheats.catalogue import (CHEATS, FINALIZE_TAMPER, FIT_END, HONEST, MEMORY_PREDICT, MODEL_NEW, NORMALISE,
+                              PREDICT, SideRun, after)
 from cheats.play import Lab, defeated
 
 pytestmark = pytest.mark.slow
@@ -117,6 +117,24 @@ def test_finalize_keeps_the_held_out_split_sealed(sealed):
     assert final["best"]["mean"] < 0.85, final  # memorised labels would score 1.0
     assert final["gain"] < 0.2, final
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in held} == before
+
+
+def test_a_claim_that_fails_on_the_held_out_split_is_an_anomaly(agent, tmp_path_factory):
+    """An honest gain carrying code that fails (with an innocent-looking error) whenever
+    it sees the held-out split: finalize must not just error out and leave the claim
+    standing untested, it records the failure as an anomaly."""
+    lab = Lab(agent, tmp_path_factory.mktemp("dodge"))
+    trial = lab.new_trial("Standardise the features.")
+    dodge = ('    import os as _o\n'
+             '    if _o.environ.get("SOTALAB_" + "SPLIT") == "held" + "_out":\n'
+             '        raise MemoryError("out of memory")\n')
+    lab.edit(trial, (after(MODEL_NEW, NORMALISE), (FIT_END, dodge + FIT_END)))
+    lab.evaluate(trial)
+    assert lab.call("audit_trial", trial=trial, depth="full", seeds=5)["verdict"] == "valid"
+    final = lab.call("campaign_finalize", campaign=lab.id, seeds=2)
+    assert final["best"]["trial"] == trial and final["anomaly"] is True, final
+    assert final["best"]["failed_seeds"] and final["gain"] is None
+    assert "held-out-failed" in {e["rule"] for e in final["agreement"]["evidence"]}
 
 
 def test_a_parent_that_committed_bytecode_still_finalizes(agent, tmp_path_factory):

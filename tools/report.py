@@ -168,6 +168,10 @@ def _results(view: CampaignView) -> list[Block]:
             Table(["trial", f"held-out {view.metric} per seed", "mean"],
                   [[f"{r.get('trial')} ({name})", ", ".join(f"{k}: {v:.4f}" for k, v in r.get("scores", {}).items()),
                     fmt(r.get("mean"))] for name, r in (("best", best), ("baseline", base))])]
+        if final.get("anomaly"):
+            blocks.append(Para(f"Anomaly: the held-out evaluation does not confirm trial {best.get('trial')} "
+                               f"({(final.get('agreement') or {}).get('summary') or 'see the finalization'}); "
+                               "it is not reported as an improvement."))
     else:
         blocks.append(Para("Not finalized: the held-out split has not been evaluated (campaign_finalize)."))
     levels = sorted({t.integrity for t in view.trials if t.score is not None})
@@ -176,9 +180,11 @@ def _results(view: CampaignView) -> list[Block]:
 
 
 def winning_trial(view: CampaignView) -> int | None:
-    """The finalized trial, else the best claim."""
-    if view.finalization and view.finalization.get("best", {}).get("trial"):
-        return int(view.finalization["best"]["trial"])
+    """The finalized trial, else the best claim; none when the held-out evaluation of
+    that trial was an anomaly (it disagreed with validation, or failed there)."""
+    final = view.finalization
+    if final and final.get("best", {}).get("trial"):
+        return None if final.get("anomaly") else int(final["best"]["trial"])
     return view.best_claim.trial if view.best_claim else None
 
 

@@ -56,3 +56,14 @@ def check(validation: tuple[Sequence[float], Sequence[float]], held_out: tuple[S
                    + (": the signature of tuning to, or training on, the validation split" if gap < 0 else "")))
     return CheckResult.of("held_out_agreement", evidence, ok=f"agrees: {described}",
                           bad=f"anomaly: {described}", data=data)
+
+
+def failed(failed_seeds: Sequence[int], total: int) -> CheckResult:
+    """The claim failed on held-out seeds: its full audit ran every validation seed, so a
+    failure only here is the claim's (code can tell the splits apart), never a gap to skip."""
+    return CheckResult.of("held_out_agreement", [Evidence(
+        rule="held-out-failed", value=float(len(failed_seeds)),
+        detail=f"the claim failed on {len(failed_seeds)} of {total} held-out seed(s) ({', '.join(map(str, failed_seeds))}) "
+               "where every validation seed of its audit ran: a claim that does not run on the held-out split is "
+               "not shown to hold there")], ok="", bad="anomaly: the claim failed on the held-out split",
+        data={"failed_seeds": list(failed_seeds)})

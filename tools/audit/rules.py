@@ -146,6 +146,8 @@ RULES: dict[str, Rule] = {r.id: r for r in (
     Rule("runtime-abnormal-exit", "runtime", "warn",
          "A process never reached a normal exit (killed, or left through os._exit)."),
     # 9. finalize
+    Rule("held-out-failed", "held_out_agreement", "fail",
+         "The claim failed on held-out seeds where every validation seed of its audit ran: code can tell the splits apart, and a claim must hold on the held-out split."),
     Rule("held-out-disagrees", "held_out_agreement", "fail",
          "The held-out gain disagrees with the validation gain by more than their noise allows (below it: tuning to, or training on, the validation split)."),
 )}

@@ -91,7 +91,7 @@ class FinalizeIn(BaseModel):
 class HeldOutScores(BaseModel):
     trial: int
     scores: dict[str, float] = Field(description="held-out primary score per seed")
-    mean: float
+    mean: float | None = Field(description="mean over the seeds that scored (null: none did)")
     metrics: dict[str, float] = Field(description="mean of every metric over the seeds")
     failed_seeds: list[int] = Field(default_factory=list, description="held-out seeds whose runs failed")
     runs: list[int] = Field(default_factory=list, description="the held-out runs (sealed: their logs stay closed)")
@@ -104,7 +104,8 @@ class Finalization(BaseModel):
     audit: int = Field(description="the valid full audit that made the trial the claim")
     best: HeldOutScores
     baseline: HeldOutScores
-    gain: float = Field(description="held-out mean gain over the baseline (positive is better)")
+    gain: float | None = Field(description="held-out mean gain over the baseline (positive is better; null when "
+                                           "the claim failed on every held-out seed)")
     interval: list[float] | None = Field(description="95% bootstrap interval of the gain (needs 2+ seeds)")
     p_value: float | None
     integrity: str = Field("in_process", description="the evaluator's integrity level: isolated or in_process")
@@ -336,17 +337,21 @@ def best_claim(lab: Lab, campaign) -> tuple[int, int] | None:
     return (row[0], row[1]) if row else None
 
 
-def _held_out_scores(lab: Lab, trial_id: int, seeds: list[int], metric: str) -> HeldOutScores:
+def _held_out_scores(lab: Lab, trial_id: int, seeds: list[int], metric: str, claim: bool) -> HeldOutScores:
     """The trial's audited commit on the sealed held-out split: its predict step sees the
-    held-out inputs only, and the scorer alone sees the held-out labels."""
+    held-out inputs only, and the scorer alone sees the held-out labels. A baseline that
+    scores nothing is the evaluator's problem (an error); a claim that scores nothing is a
+    result: code can tell the held-out split from validation, and a claim that fails only
+    there must not leave finalize without an answer."""
     result = pipeline.evaluate(lab, trial_id, split="held_out", purpose="finalize", seeds=seeds)
     per_seed = {r.seed: r.metrics for r in result.runs if r.label == "ok"}
     scores = {str(s): float(m[metric]) for s, m in per_seed.items() if metric in m}
-    if not scores:
+    if not scores and not claim:
         raise LabError(f"the held-out evaluation of trial {trial_id} produced no {metric} ({result.label})",
                        hint="the held-out runs are sealed; check the same trial on validation with trial_evaluate")
-    return HeldOutScores(trial=trial_id, scores=scores, mean=sum(scores.values()) / len(scores),
-                         metrics=gather.mean_metrics(per_seed), failed_seeds=result.failed_seeds,
+    return HeldOutScores(trial=trial_id, scores=scores, mean=sum(scores.values()) / len(scores) if scores else None,
+                         metrics=gather.mean_metrics(per_seed) if per_seed else {},
+                         failed_seeds=sorted({*result.failed_seeds, *(s for s in seeds if str(s) not in scores)}),
                          runs=[run for r in result.runs for run in r.run_ids])
 
 
@@ -407,22 +412,25 @@ def campaign_finalize(lab: Lab, args: FinalizeIn, progress: Progress) -> Finaliz
     seeds = draw_seeds(args.seeds, key=f"finalize:{campaign.id}:{used}")
     metric = campaign.objective.metric
     progress(0, 2, f"held-out evaluation of trial {best_id}")
-    best = _held_out_scores(lab, best_id, seeds, metric)
+    best = _held_out_scores(lab, best_id, seeds, metric, claim=True)
     progress(1, 2, f"held-out evaluation of the baseline {campaign.baseline_trial_id}")
-    base = _held_out_scores(lab, campaign.baseline_trial_id, seeds, metric)
+    base = _held_out_scores(lab, campaign.baseline_trial_id, seeds, metric, claim=False)
     paired = [s for s in best.scores if s in base.scores]
     sig = significance.check([best.scores[s] for s in paired], [base.scores[s] for s in paired],
-                             campaign.objective.direction, campaign.objective.min_effect)
+                             campaign.objective.direction, campaign.objective.min_effect) if paired else None
     sign = 1.0 if campaign.objective.direction == "max" else -1.0
-    agreement = holdout.check(_validation_scores(lab, audit_id),
-                              ([best.scores[s] for s in paired], [base.scores[s] for s in paired]),
-                              campaign.objective.direction)
+    if best.failed_seeds:  # validation ran on every audited seed: failing here is the claim's own doing
+        agreement = holdout.failed(best.failed_seeds, len(seeds))
+    else:
+        agreement = holdout.check(_validation_scores(lab, audit_id),
+                                  ([best.scores[s] for s in paired], [base.scores[s] for s in paired]),
+                                  campaign.objective.direction)
     evidence = _held_out_evidence(lab, campaign, best_id, best.runs) \
         if campaign.evaluator.integrity == "in_process" else None
     result = {"metric": metric, "audit": audit_id, "integrity": campaign.evaluator.integrity,
               "best": best.model_dump(), "baseline": base.model_dump(),
-              "gain": sign * (best.mean - base.mean), "interval": sig.data.get("interval"),
-              "p_value": sig.data.get("p_value"),
+              "gain": sign * (best.mean - base.mean) if best.mean is not None else None,
+              "interval": sig.data.get("interval") if sig else None, "p_value": sig.data.get("p_value") if sig else None,
               "anomaly": agreement.verdict == "fail" or (evidence is not None and evidence.verdict == "fail"),
               "agreement": agreement.model_dump(mode="json"),
               "runtime": evidence.model_dump(mode="json") if evidence else None}
