@@ -17,6 +17,7 @@ from typing import Callable
 from pydantic import BaseModel, Field, model_validator
 
 from . import ledger
+from .workspaces import campaign_repo
 from .errors import InvalidInput, NotFound
 from .home import Lab
 from .registry import tool
@@ -70,7 +71,8 @@ RULES = [
           lambda key: ["loosen the conflicting pins (overrides.pins / overrides.remove)",
                        "pin one side to a version compatible with the other"]),
     _rule("python_unavailable",
-          r"No interpreter found for Python ([\d.]+)|requires a different Python|Requires-Python",
+          r"No interpreter found for Python ([\d.]+)|requires a different Python|Requires-Python"
+          r"|python-build-standalone/\S*/cpython-(\d+\.\d+)",
           "the requested Python version is not available or not supported by a package",
           lambda key: ["pick an installed Python (overrides.python)", "or relax the package's version"]),
     _rule("missing_header", r"fatal error: ([\w./+-]+\.h): No such file or directory",
@@ -93,6 +95,21 @@ RULES = [
           lambda key: ["install a torch build for the driver's CUDA version (e.g. the cu121 or cu118 wheel index)",
                        "use a cuda sandbox base matching the driver (overrides.base='cuda', overrides.docker_base)",
                        "check nvidia-smi for the driver's supported CUDA version"]),
+    _rule("torch_build_mismatch",
+          r"operator (torchvision|torchaudio)::\w+ does not exist|(torchvision|torchaudio)[^\n]*undefined symbol"
+          r"|Detected that PyTorch and (torchvision|torchaudio) were compiled with different CUDA",
+          "torchvision or torchaudio was built for another torch build than the one installed (typically a CPU "
+          "torch from find_links or the CPU index, and torchvision from PyPI, built for PyPI's CUDA torch)",
+          lambda key: [f"install {key} from where torch comes from: the CPU index (overrides.extra_index_urls "
+                       f"https://download.pytorch.org/whl/cpu) or a matching +cpu wheel in overrides.find_links",
+                       f"or take torch and {key} both from PyPI (the CUDA build also runs on a CPU; several GB)",
+                       f"or drop {key} (overrides.remove) if the code can do without it"]),
+    _rule("torch_weights_only", r"Weights only load failed",
+          "the code loads a checkpoint that pickles Python objects, written for torch < 2.6, whose torch.load "
+          "defaulted to weights_only=False",
+          lambda key: ["pin a torch older than 2.6 (overrides.pins) if one is available",
+                       "or have the evaluator start the code with TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 in its "
+                       "environment (only for checkpoints the run wrote itself)"]),
     _rule("image_pull_failed",
           r"pull access denied|manifest for \S+ not found|repository does not exist|registry-1\.docker\.io"
           r"|did not build FROM",
@@ -107,6 +124,13 @@ RULES = [
           "the build could not reach the package index",
           lambda key: ["retry when the network is back", "point uv at a reachable mirror (UV_INDEX_URL)",
                        "build from uv's cache offline (UV_OFFLINE=1) if the packages are cached"]),
+    _rule("missing_file", r"FileNotFoundError: \[Errno 2\] No such file or directory: '([^']+)'",
+          "a file, directory or program the code opens is not there",
+          lambda key: ["data the code downloads at run time must come with the campaign: runs have no network "
+                       "(campaign_create overlay.files, or overlay.splits of the repository's data)",
+                       "a program must be installed in the environment; the repository's own console scripts "
+                       "never are (the lab does not install the repository): call their functions",
+                       "check the path against the run's working directory, the export's root"]),
     _rule("disk_full", r"No space left on device|\[Errno 28\]|Disk quota exceeded",
           "the disk is full",
           lambda key: ["free space: `uv cache prune`, remove unused environments and images (docker image prune)"]),
@@ -166,6 +190,40 @@ def classify(log: str) -> list[Finding]:
                 finding.evidence.append(f"L{number}: {line.strip()[:300]}")
             break  # one signature per line: the most specific rule wins (RULES order)
     return sorted(findings.values(), key=lambda f: order[f.signature])
+
+
+def _own_module(repo: Path, name: str) -> str | None:
+    """Where the repository itself provides module ``name`` (a src/ layout included), or None."""
+    for base in (repo / "src", repo):
+        for candidate in (base / name / "__init__.py", base / f"{name}.py"):
+            if candidate.is_file():
+                return candidate.parent.relative_to(repo).as_posix() if candidate.name == "__init__.py" \
+                    else candidate.relative_to(repo).as_posix()
+    return None
+
+
+def in_run(findings: list[Finding], repo: Path) -> list[Finding]:
+    """Findings of a run's log, reworded for a run of the campaign's repository: a run
+    has no network, and a module the repository provides itself is never a package to
+    install (a released copy would shadow every trial's code)."""
+    for finding in findings:
+        key = finding.signature.partition(":")[2]
+        if finding.category == "missing_module" and (where := _own_module(repo, key)):
+            finding.detail = (f"'{key}' is the repository's own module ({where}), which the lab never installs: "
+                              "every trial runs its own copy")
+            root = where.split("/")[0] if where.startswith("src/") else "."
+            finding.fixes = [f"put {root}/ first on sys.path before the import (the evaluator: "
+                             f"sys.path.insert(0, '{root}')), or run the command from the directory that holds it"
+                             if root != "." else "run the command from the repository root (the export's root), "
+                             "or put the module's directory on sys.path in the evaluator",
+                             f"do not add '{key}' with overrides.packages: a released copy would run instead of "
+                             "the trial's code"]
+        elif finding.category == "network_unreachable":
+            finding.detail = "the run tried to reach the network, which runs do not have"
+            finding.fixes = ["bring the data the code downloads with the campaign (campaign_create overlay.files), "
+                             "at the path where the code looks before downloading",
+                             "or carve it from the repository's own data (overlay.splits)"]
+    return findings
 
 
 def known_fixes(lab: Lab, signature: str, limit: int = 5) -> list[dict]:
@@ -305,7 +363,10 @@ def env_diagnose(lab: Lab, args: DiagnoseIn) -> Diagnosis:
         findings = diagnose_env_failure(lab, args.env)
     elif args.run is not None:
         text, campaign_id = _run_log(lab, args.run)
-        findings = remember(lab, classify(text), campaign_id=campaign_id, run_id=args.run)
+        findings = classify(text)
+        if campaign_id is not None:
+            findings = in_run(findings, campaign_repo(lab, campaign_id))
+        findings = remember(lab, findings, campaign_id=campaign_id, run_id=args.run)
     else:
         findings = classify(args.log or "")
         for finding in findings:

@@ -132,7 +132,10 @@ def _read_source(lab: Lab, item: OverlayFile, budget: list[int]) -> list[tuple[s
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise InvalidInput(f"overlay source {path} is over {MAX_FILE_BYTES >> 20} MiB",
-                               hint="bring large data with the repository, then carve it with a split")
+                               hint="bring large data with the code: a copy of the repository as a plain "
+                                    "directory (no .git) with the data where the code looks for it, cloned with "
+                                    "repo_clone url=<directory>, upstream and upstream_commit (files its "
+                                    ".gitignore lists are committed too); carve splits from it with overlay.splits")
         budget[0], budget[1] = budget[0] - 1, budget[1] - size
         if budget[0] < 0 or budget[1] < 0:
             raise InvalidInput(f"the overlay is over {MAX_FILES} files or {MAX_TOTAL_BYTES >> 20} MiB",

@@ -56,6 +56,8 @@ class RepoInfo(BaseModel):
     held_out_count: int
     provenance: dict = Field(description="upstream_url, upstream_commit and cloned_from")
     overlay: OverlayRecord = Field(description="files and splits written at the baseline, with their hashes")
+    ignored_imported: list[str] = Field(default_factory=list, description="files of a plain directory that its "
+                                        ".gitignore lists, committed anyway (first 100): data brought with the code")
 
 
 def _fetch_pinned(repo, ref: str, shallow: bool) -> str:
@@ -107,28 +109,42 @@ def _plain_directory(url: str) -> bool:
     return path.is_dir() and not (path / ".git").exists() and not bare
 
 
-def _import_directory(source: Path, repo: Path) -> str:
-    """Code that came as a plain directory (an unpacked archive): copy it, symlinks kept
-    as links, into a new repository with one commit; returns that commit."""
+# Never data: environments, caches and bytecode a copied directory may hold.
+NOT_DATA_DIRS = {".venv", "venv", "__pycache__", ".ipynb_checkpoints", "node_modules", ".mypy_cache", ".pytest_cache",
+                 ".ruff_cache", ".tox", ".eggs"}
+
+
+def _import_directory(source: Path, repo: Path) -> tuple[str, list[str]]:
+    """Code that came as a plain directory (an unpacked archive, or a copy with the data
+    the code would download): copy it, symlinks kept as links, into a new repository
+    with one commit. The user handed over every file in it, so files its own .gitignore
+    lists (``/data/``, ``input.txt``) are committed too, less environments, caches and
+    bytecode. Returns the commit and those ignored files."""
     shutil.copytree(source, repo, symlinks=True)
     gitcmd.git(repo, "init", "--quiet")
     gitcmd.git(repo, "add", "--all")
+    listed = gitcmd.out(repo, "ls-files", "--others", "--ignored", "--exclude-standard", "-z").split("\0")
+    ignored = sorted(p for p in listed if p and not NOT_DATA_DIRS & set(p.split("/")[:-1])
+                     and not p.endswith((".pyc", ".pyo")))
+    for start in range(0, len(ignored), 500):
+        gitcmd.git(repo, "add", "--force", "--", *(f":(literal){p}" for p in ignored[start:start + 500]))
     gitcmd.git(repo, "commit", "--quiet", "--no-verify", "--allow-empty", "-m", f"sotalab: import {source.name}")
-    return gitcmd.out(repo, "rev-parse", "HEAD")
+    return gitcmd.out(repo, "rev-parse", "HEAD"), ignored
 
 
 def _clone_and_fix_baseline(lab: Lab, campaign: campaigns.Campaign, url: str, ref: str | None,
                             args: RepoCloneIn, repo: Path, progress: Progress):
     """Clone, pin, apply the overlay, record protected files, move held-out files, tag
     the baseline. Returns (pinned commit, baseline commit, protected manifest, held-out
-    files, the overlay as applied)."""
+    files, the overlay as applied, the ignored files a plain directory brought)."""
     progress(0, 4, f"cloning {url}")
     if _plain_directory(url):
         if ref:
             raise InvalidInput(f"{url} is a plain directory, not a git repository; it has no ref {ref!r}",
                                hint="omit ref to import the directory as it is")
-        pinned = _import_directory(Path(url), repo)
+        pinned, ignored = _import_directory(Path(url), repo)
     else:
+        ignored = []
         clone = ["clone", "--quiet", "--no-checkout"]
         if args.shallow:
             clone += ["--depth", "1", "--no-single-branch"] if ref else ["--depth", "1"]
@@ -166,7 +182,7 @@ def _clone_and_fix_baseline(lab: Lab, campaign: campaigns.Campaign, url: str, re
                    f"hold out {len(moved)} files from every trial")
     baseline = gitcmd.out(repo, "rev-parse", "HEAD")
     gitcmd.git(repo, "tag", "--force", workspaces.BASELINE_TAG, baseline)
-    return pinned, baseline, manifest, sorted(set(moved) | set(protected.repo_files(held_dir))), applied
+    return pinned, baseline, manifest, sorted(set(moved) | set(protected.repo_files(held_dir))), applied, ignored
 
 
 @tool(destructive=True, open_world=True, job=True)
@@ -194,7 +210,7 @@ def repo_clone(lab: Lab, args: RepoCloneIn, progress: Progress) -> RepoInfo:
                                if has_worktrees else "pass replace=true to discard it")
             shutil.rmtree(repo)
         try:
-            pinned, baseline, manifest, moved, applied = _clone_and_fix_baseline(
+            pinned, baseline, manifest, moved, applied, ignored = _clone_and_fix_baseline(
                 lab, campaign, url, ref, args, repo, progress)
         except BaseException:
             shutil.rmtree(repo, ignore_errors=True)  # a half-made clone must not block the next try
@@ -210,4 +226,4 @@ def repo_clone(lab: Lab, args: RepoCloneIn, progress: Progress) -> RepoInfo:
     progress(4, 4, "done")
     return RepoInfo(campaign=campaign.id, path=str(repo), url=args.url, commit=pinned, baseline_commit=baseline,
                     protected_files=len(manifest), held_out_files=moved[:100], held_out_count=len(moved),
-                    provenance=provenance, overlay=applied)
+                    provenance=provenance, overlay=applied, ignored_imported=ignored[:100])

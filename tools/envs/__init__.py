@@ -23,9 +23,9 @@ from ..errors import InvalidInput, LabError, NotFound
 from ..home import Lab
 from ..paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
 from ..registry import Progress, tool
-from .imports import distribution_for, imported_names
+from .imports import COMES_WITH, ImportScan, distribution_for, scan_imports
 from .venv import build_environment, uv_binary
-from .spec import EnvSpec, Overrides, canonical_name, resolve
+from .spec import EnvSpec, Overrides, Project, canonical_name, own_project, resolve
 
 Backend = Literal["venv", "docker"]
 LOG_TAIL_LINES = 40
@@ -182,6 +182,10 @@ class Detection(BaseModel):
                                           "to three files each")
     suggested_packages: list[str] = Field(default_factory=list, description="distributions for imports no "
                                           "requirement covers: pass them in overrides.packages")
+    not_suggested: dict[str, str] = Field(default_factory=dict, description="imports no requirement names that "
+                                          "need nothing: why (only the tests import it, the import is guarded, "
+                                          "a requirement brings it, the built environment has it)")
+    project: Project | None = Field(None, description="the repository as a package of its own (never installed)")
     fixes: list[str] = Field(default_factory=list, description="the same fixes env_diagnose gives a missing module")
     warnings: list[str] = Field(default_factory=list)
 
@@ -250,12 +254,60 @@ def _source_dir(lab: Lab, args: EnvBuildIn) -> Path | None:
     return None
 
 
-def detection_report(root: Path, spec: EnvSpec) -> Detection:
-    """What detection found in ``root`` and what the code imports that ``spec`` lacks."""
-    imports = imported_names(root)
+def _not_needed(name: str, scan: ImportScan, have: set[str]) -> str | None:
+    """Why an import no requirement names needs no package, or None when it does."""
+    if name not in scan.outside_tests:
+        return "only the tests import it"
+    if name not in scan.needed:
+        return "every import of it is guarded (optional)"
+    bringers = COMES_WITH.get(canonical_name(distribution_for(name)), set()) & have
+    if not bringers:
+        return None
+    return f"{', '.join(sorted(bringers))} {'brings' if len(bringers) == 1 else 'bring'} it"
+
+
+def _importable(python: Path, names: list[str]) -> set[str]:
+    """Which of ``names`` the environment's interpreter can import (found, not run)."""
+    probe = "import importlib.util as u, sys\nfor n in sys.argv[1:]:\n    try:\n        " \
+            "u.find_spec(n) and print(n)\n    except Exception:\n        pass\n"
+    try:
+        out = subprocess.run([str(python), "-I", "-c", probe, *names], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return set()
+    return set(out.stdout.split()) & set(names)
+
+
+def _project_warning(project: Project) -> str | None:
+    if project.import_root == "." and not project.scripts:
+        return None  # its packages import from the repository root, where runs start
+    parts = [f"the repository is itself a package ({project.name}); the lab never installs it, so that each "
+             "trial runs its own code"]
+    if project.import_root != ".":
+        parts.append(f"its packages ({', '.join(project.packages)}) import only with {project.import_root}/ on "
+                     f"sys.path (an evaluator that starts with sys.path.insert(0, '{project.import_root}'))")
+    if project.scripts:
+        calls = ", ".join(f"{name} -> {target}" for name, target in sorted(project.scripts.items())[:5])
+        parts.append(f"its console scripts do not exist in the environment: call their functions instead ({calls})")
+    parts.append(f"do not add {project.name} to overrides.packages: a released copy would run instead of the "
+                 "trial's code (docs/real-repos.md, 'A repository that is a package')")
+    return "; ".join(parts)
+
+
+def detection_report(root: Path, spec: EnvSpec, python: Path | None = None) -> Detection:
+    """What detection found in ``root`` and what the code imports that ``spec`` lacks;
+    with ``python`` (a built environment's interpreter), imports it can already resolve
+    are not suggested."""
+    scan = scan_imports(root)
+    imports = scan.imports
     have = {canonical_name(r) for r in spec.requirements}
-    missing = {name: distribution_for(name) for name in imports
+    unnamed = {name: distribution_for(name) for name in imports
                if canonical_name(distribution_for(name)) not in have and canonical_name(name) not in have}
+    not_suggested = {name: why for name in unnamed if (why := _not_needed(name, scan, have))}
+    missing = {name: dist for name, dist in unnamed.items() if name not in not_suggested}
+    if python is not None and missing:
+        for name in _importable(python, sorted(missing)):
+            not_suggested[name] = "the built environment has it (a requirement's dependency)"
+            del missing[name]
     # Phrased by env_diagnose's own rule, so a suggestion reads like the fix for the crash it prevents.
     fixes = [fix for dist in sorted(set(missing.values()))
              for finding in classify(f"ModuleNotFoundError: No module named '{dist}'") for fix in finding.fixes]
@@ -270,12 +322,33 @@ def detection_report(root: Path, spec: EnvSpec) -> Detection:
     if cuda_by_default and not (spec.index_url or spec.extra_index_urls or spec.find_links):
         warnings.append(f"{', '.join(sorted(cuda_by_default))} from PyPI is a CUDA build (several GB); for a CPU "
                         "campaign give extra_index_urls (https://download.pytorch.org/whl/cpu) or find_links")
+    companions = _companions_from_pypi(spec)
+    if companions:
+        warnings.append(f"torch comes from find_links, but {', '.join(companions)} would come from PyPI, built for "
+                        "PyPI's CUDA torch: with a CPU torch it fails at import ('operator torchvision::nms does not "
+                        f"exist'); put matching +cpu wheels of {', '.join(companions)} in find_links, add the CPU "
+                        "index (extra_index_urls), take torch from PyPI too, or remove them (overrides.remove)")
     if missing:
         warnings.append(f"the code imports {', '.join(sorted(missing))}, which no requirement provides: "
                         f"add {', '.join(sorted(set(missing.values())))} with overrides.packages (a CPU-only "
                         "torch: overrides.extra_index_urls or find_links)")
+    project = own_project(root)
+    if project is not None and (message := _project_warning(project)):
+        warnings.append(message)
     return Detection(sources=spec.sources, requirements=len(spec.requirements), imports=imports,
-                     suggested_packages=sorted(set(missing.values())), fixes=fixes, warnings=warnings)
+                     suggested_packages=sorted(set(missing.values())), fixes=fixes, warnings=warnings,
+                     not_suggested=dict(sorted(not_suggested.items())), project=project)
+
+
+def _companions_from_pypi(spec: EnvSpec) -> list[str]:
+    """torchvision/torchaudio that would come from PyPI while torch comes from local
+    wheels (find_links directories): the two builds do not fit together."""
+    names = {canonical_name(r) for r in spec.requirements}
+    local = [Path(link) for link in spec.find_links if link.startswith("/")]
+    if "torch" not in names or not local or spec.index_url or spec.extra_index_urls:
+        return []
+    wheels = {w.name.split("-")[0].lower() for d in local if d.is_dir() for w in d.glob("*.whl")}
+    return [c for c in ("torchvision", "torchaudio") if c in names and c not in wheels]
 
 
 def _python_here(version: str) -> bool:
@@ -317,9 +390,13 @@ def env_build(lab: Lab, args: EnvBuildIn, progress: Progress) -> EnvBuildOut:
     spec = resolve(root, args.overrides, args.backend)
     if args.campaign is not None:
         _refuse_after_score(lab, campaigns.load(lab, args.campaign), spec.env_id())
-    detection = detection_report(root, spec) if root is not None else None
     started = time.perf_counter()
     env, reused = build_env(lab, spec, args.campaign, progress)
+    # After a venv build, detection asks the interpreter: an import a requirement's own
+    # dependency provides is no longer suggested.
+    python = Path(env.location) / "bin" / "python" if env.status == "ready" and env.backend == "venv" \
+        and env.location else None
+    detection = detection_report(root, spec, python) if root is not None else None
     if not reused:
         from ..diagnose import record_fix_outcome
 

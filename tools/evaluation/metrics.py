@@ -22,6 +22,9 @@ MAX_METRICS_FILE_BYTES = 10_000_000
 PREFLIGHT_ERRORS = re.compile(r"\b(SyntaxError|IndentationError|TabError|ImportError|ModuleNotFoundError)\b")
 GPU_OOM_SIGNS = re.compile(r"CUDA out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation")
 OOM_SIGNS = re.compile(r"\bMemoryError\b|std::bad_alloc|Cannot allocate memory")
+# The line a Python traceback ends with ("FileNotFoundError: ...", "subprocess.CalledProcessError: ...").
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b(:.*)?$")
+MAX_ERROR_CHARS = 300
 # When one seed fails, the trial's label is the first failure in this order.
 FAILURE_ORDER = ("protected_violation", "size_blocked", "timeout", "gpu_oom", "oom", "preflight_crash", "crash",
                  "metric_missing")
@@ -96,6 +99,14 @@ def confined(workdir: Path, rel: str) -> Path | None:
     root = workdir.resolve()
     path = (root / rel).resolve()
     return path if root in path.parents else None
+
+
+def error_line(output: str) -> str | None:
+    """The line that says why a failed run failed: the last exception line of its
+    output, else its last non-empty line (bounded; the text is the run's, not ours)."""
+    lines = [line.strip() for line in output.splitlines()[-200:] if line.strip()]
+    found = next((line for line in reversed(lines) if EXCEPTION_LINE.match(line)), None) or (lines[-1] if lines else None)
+    return found[:MAX_ERROR_CHARS] if found else None
 
 
 def classify(status: str, outcome: str | None, wall_s: float | None, output: str, missing_primary: bool) -> str:

@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from .. import campaigns, ledger, protected, trials, workspaces
-from ..campaigns import Campaign
+from ..campaigns import Campaign, MetricRule
 from ..errors import InvalidInput, LabError
 from ..home import Lab
 from ..registry import Progress, no_progress, tool
@@ -37,8 +37,13 @@ class SeedRun(BaseModel):
                                            "in_process run")
     label: str = Field(description="ok, or the failure label of this seed")
     reason: str | None
+    error: str | None = Field(None, description="a failed seed's last exception line from its run's log (the run's "
+                                                "own text; run_logs has the rest, env_diagnose classifies it)")
     metrics: dict[str, float]
     missing: list[str] = Field(description="metrics the rules did not find")
+    disowned: list[str] = Field(default_factory=list, description="metrics the output shows but code outside the "
+                                "evaluator printed (a library, the repository's own script): not counted; the "
+                                "evaluator script must print them itself (docs/real-repos.md)")
     telemetry: dict = Field(default_factory=dict, description="the trial step's telemetry summary")
     protected_changed: list[str] = Field(default_factory=list,
                                          description="protected files the run changed or deleted in its export")
@@ -192,7 +197,8 @@ def _run(lab: Lab, campaign: Campaign, trial: trials.Trial, split: str, purpose:
     for seed in seeds:
         trial_step, score_step = first[seed], scored.get(seed)
         changed = _tampered(exports[seed].root, store) if not isolated else []
-        seed_runs.append(_seed_run(seed, trial_step, score_step, isolated, changed, refused[seed]))
+        seed_runs.append(_seed_run(seed, trial_step, score_step, isolated, changed, refused[seed],
+                                   campaign.evaluator.metrics))
         done[0] += 1
     return seed_runs, restored, runner.env.description
 
@@ -215,8 +221,16 @@ def _tampered(root: Path, store: Path) -> list[str]:
     return sorted(check.changed + check.deleted)
 
 
+def _disowned(rules: list[MetricRule], step: StepResult) -> list[str]:
+    """Regex metrics the run's output shows that the evaluator's own code did not print
+    (``Runner.wait`` left them out): the result names them, or a user sees the line in the
+    log and cannot tell why the seed is metric_missing."""
+    printed, _ = metrics.extract([rule for rule in rules if rule.regex], step.output, None)
+    return sorted(name for name in printed if name not in step.metrics)
+
+
 def _seed_run(seed: int, trial_step: StepResult, score_step: StepResult | None, isolated: bool,
-              tampered: list[str], refused: list[str]) -> SeedRun:
+              tampered: list[str], refused: list[str], rules: list[MetricRule]) -> SeedRun:
     telemetry = ledger.loads(trial_step.row["telemetry"], {}) or {}
     if isolated:
         if trial_step.label not in ("ok", "metric_missing"):
@@ -229,16 +243,18 @@ def _seed_run(seed: int, trial_step: StepResult, score_step: StepResult | None, 
             label = score_step.label if score_step.label != "crash" else "metric_missing"
         found, missing = (score_step.metrics, score_step.missing) if score_step else ({}, [])
         run_ids = [trial_step.step.run_id] + ([score_step.step.run_id] if score_step else [])
-        n_events = None
+        n_events, disowned = None, []
     else:
         final, label = trial_step, trial_step.label
         found, missing = trial_step.metrics, trial_step.missing
+        disowned = _disowned(rules, trial_step)
         run_ids = [trial_step.step.run_id]
         n_events = len(events.read(Path(trial_step.row["run_dir"])))
     if tampered:
         label = "protected_violation"
-    return SeedRun(seed=seed, run_ids=run_ids, label=label, reason=final.row["reason"], metrics=found,
-                   missing=missing, telemetry=telemetry, protected_changed=tampered, refused=refused,
+    error = metrics.error_line(final.output) if label != "ok" and final.row["status"] != "succeeded" else None
+    return SeedRun(seed=seed, run_ids=run_ids, label=label, reason=final.row["reason"], error=error, metrics=found,
+                   missing=missing, disowned=disowned, telemetry=telemetry, protected_changed=tampered, refused=refused,
                    events=n_events)
 
 
