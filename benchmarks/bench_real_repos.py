@@ -7,7 +7,13 @@ split), repo_clone from a local mirror with the upstream URL as provenance, env_
 CPU wheel),
 the baseline, one trial, and where it applies a full audit and the held-out finalize.
 
-    uv run python benchmarks/bench_real_repos.py [--only makemore,nanogpt,digits] [--home DIR]
+    uv run python benchmarks/bench_real_repos.py [--only makemore,nanogpt,digits,repro-benchmark,lightning-hydra]
+                                                [--home DIR]
+
+repro-benchmark and lightning-hydra are the two repositories checked after the dev set: a
+src/-layout package whose console script writes a CSV, and a Hydra/Lightning template
+that downloads MNIST at run time (the overlay brings a stand-in, and its torch and
+torchvision come from PyPI together: no CPU torchvision wheel is on this machine).
 
 Needs the snapshots as bare git mirrors (``$SOTALAB_MIRRORS``, default /work/.mirror, as
 the fetch tool leaves them) and a directory holding a CPU torch wheel
@@ -19,6 +25,7 @@ trial evaluation against the training run's own wall time.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -43,6 +50,17 @@ def text_corpus() -> Path:
     out.write_text("\n".join(p.read_text(errors="replace") for p in texts))
     return out
 
+
+def stand_in_mnist() -> Path:
+    """MNIST's four idx files, drawn by real_repos/lightning_hydra/stand_in_mnist.py."""
+    spec = importlib.util.spec_from_file_location("stand_in_mnist", HERE / "lightning_hydra" / "stand_in_mnist.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.write(Path(tempfile.mkdtemp()) / "raw")
+
+
+# Overlay sources made when a campaign is created: "CORPUS" in a spec becomes the file's path.
+MADE = {"CORPUS": text_corpus, "MNIST_RAW": stand_in_mnist}
 
 REPOS = {
     "makemore": {
@@ -92,6 +110,36 @@ REPOS = {
         "trial": ("stronger L2 penalty on the MLP", "scripts/run_digits_mlp.py",
                   "max_iter=300, random_state=RNG", "max_iter=300, alpha=1e-2, random_state=RNG"),
     },
+    "repro-benchmark": {
+        "mirror": "Bonartze+repro-benchmark", "upstream": "https://github.com/Bonartze/repro-benchmark",
+        "campaign": {
+            # The README reports no number; the paper's table is the CSV a run writes.
+            "objective": {"metric": "mean_accuracy", "direction": "max", "reproduce_tolerance": 0.01},
+            "evaluator": {"command": ["python", "sotalab/evaluate.py"], "timeout_s": 600,
+                          "metrics": [{"name": "mean_accuracy", "regex": r"mean_accuracy=([0-9.]+)"},
+                                      {"name": "mean_f1", "regex": r"mean_f1=([0-9.]+)"}]},
+            "overlay": {"files": [{"path": "sotalab/evaluate.py",
+                                   "source": str(HERE / "repro_benchmark" / "evaluate.py")}]},
+        },
+        "env": {"python": "3.11"},
+        "trial": ("weaker L2 penalty for the logistic regression", "src/repro_benchmark/core.py",
+                  "LogisticRegression(max_iter=3000", "LogisticRegression(C=10.0, max_iter=3000"),
+    },
+    "lightning-hydra": {
+        "mirror": "ashleve+lightning-hydra-template", "upstream": "https://github.com/ashleve/lightning-hydra-template",
+        "campaign": {
+            "objective": {"metric": "test_acc", "direction": "max", "reproduce_tolerance": 0.02},
+            "evaluator": {"command": ["python", "sotalab/evaluate.py"], "timeout_s": 1200,
+                          "metrics": [{"name": "test_acc", "regex": r"test_acc=([0-9.]+)"}]},
+            "overlay": {"files": [{"path": "sotalab/evaluate.py",
+                                   "source": str(HERE / "lightning_hydra" / "evaluate.py")},
+                                  {"path": "data/MNIST/raw", "source": "MNIST_RAW"}]},
+        },
+        # environment.yaml asks for Python 3.10, not on this machine. torch and torchvision
+        # from PyPI together: PyPI's torchvision does not load with the CPU torch wheel.
+        "env": {"python": "3.11", "pins": {"torch": "2.13.0"}},
+        "trial": ("a wider first hidden layer", "configs/model/mnist.yaml", "lin1_size: 64", "lin1_size: 128"),
+    },
 }
 
 
@@ -109,7 +157,11 @@ def drive(lab: Lab, name: str, spec: dict, finalize: bool) -> dict:
     def call(tool: str, /, **arguments):
         return invoke(lab, tool, arguments)
 
-    campaign_spec = json.loads(json.dumps(spec["campaign"]).replace('"CORPUS"', json.dumps(str(text_corpus()))))
+    text = json.dumps(spec["campaign"])
+    for placeholder, make in MADE.items():
+        if f'"{placeholder}"' in text:
+            text = text.replace(f'"{placeholder}"', json.dumps(str(make())))
+    campaign_spec = json.loads(text)
     campaign = call("campaign_create", name=name, **campaign_spec)["id"]
     started = time.perf_counter()
     clone = call("repo_clone", campaign=campaign, url=str(MIRRORS / spec["mirror"] / "repo"),
@@ -130,6 +182,9 @@ def drive(lab: Lab, name: str, spec: dict, finalize: bool) -> dict:
     t0 = time.perf_counter()
     scored = call("trial_evaluate", trial=trial)
     trial_wall = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    quick = call("audit_trial", trial=trial, depth="quick") if scored["score"] is not None else None
+    quick_s = time.perf_counter() - t0
     claim = {}
     if finalize and scored["label"] == "keep":
         audit = call("audit_trial", trial=trial, depth="full", seeds=2)
@@ -148,6 +203,8 @@ def drive(lab: Lab, name: str, spec: dict, finalize: bool) -> dict:
         "baseline_eval_s": round(reproduced - built, 1), "clone_to_baseline_s": round(reproduced - started, 1),
         "baseline": base["score"], "reproduction": base.get("reproduction"), "baseline_label": base["label"],
         "trial": scored["score"], "trial_label": scored["label"],
+        "quick_audit": quick and quick["verdict"], "quick_audit_reason": quick and quick["reason"][:300],
+        "quick_audit_s": round(quick_s, 2),
         "trial_eval_s": round(trial_wall, 2), "trial_run_s": round(run_wall(lab, scored), 2),
         "overhead_pct": round(100 * (trial_wall - run_wall(lab, scored)) / max(run_wall(lab, scored), 1e-9), 1),
     }
