@@ -236,3 +236,18 @@ def test_data_too_large_for_the_overlay_comes_in_a_plain_directory_despite_gitig
     listed = call("workspace_list", trial=trial, path="data/MNIST/raw")
     assert [e["path"] for e in listed["entries"]] == ["data/MNIST/raw/train-images-idx3-ubyte"]
 
+
+def test_the_training_parts_labels_are_not_evaluation_data():
+    """MNIST's files as an overlay brings them: the runtime check took any protected file
+    named 'labels' for evaluation data, so a template reading its training labels failed
+    the audit. The test part's labels still are evaluation data."""
+    from sotalab.tools.audit.runtime import RuntimeContext
+
+    ctx = RuntimeContext(protected_globs=["data/**"])
+    assert not ctx.is_eval_data("data/MNIST/raw/train-labels-idx1-ubyte")
+    assert not ctx.is_eval_data("data/labels/training_targets.npy")
+    assert ctx.is_eval_data("data/MNIST/raw/t10k-labels-idx1-ubyte")
+    assert ctx.is_eval_data("data/labels.csv") and ctx.is_eval_data("data/val/train_labels.npy")
+    assert ctx.is_eval_data("data/test_train_labels.npy")  # a split's name wins over 'train'
+    assert not ctx.is_eval_data("data/train.npz") and not ctx.is_eval_data("src/labels.py")
+

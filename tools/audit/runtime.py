@@ -34,9 +34,13 @@ from ..protected import matches
 from .result import CheckResult, Evidence
 from .rules import RULES
 
-# A protected data file whose name says it holds evaluation data.
-EVAL_DATA_NAME_RE = re.compile(r"(^|[/_.-])(val|valid|validation|dev|test|tests|heldout|held_out|holdout|label|labels"
-                               r"|target|targets|gold)([/_.-]|$)", re.IGNORECASE)
+# A protected data file whose name says it holds evaluation data: a split's name, or
+# labels and targets (of any split but the training one, below).
+EVAL_SPLIT_NAME_RE = re.compile(r"(^|[/_.-])(val|valid|validation|dev|test|tests|heldout|held_out|holdout|gold)"
+                                r"([/_.-]|$)", re.IGNORECASE)
+EVAL_DATA_NAME_RE = re.compile(r"(^|[/_.-])(label|labels|target|targets)([/_.-]|$)", re.IGNORECASE)
+# The training part's labels ("train-labels-idx1-ubyte", MNIST's) are training data.
+TRAIN_NAME_RE = re.compile(r"(^|[_.-])(train|training)([_.-]|$)", re.IGNORECASE)
 # A source line that calls dynamic code itself (rather than a decorator or class whose
 # library builds code, as dataclasses and namedtuple do).
 DYNAMIC_CALL_RE = re.compile(r"\b(exec|eval|compile|execfile|run_path|run_module|exec_module|load_module|loads?)\s*\(")
@@ -73,7 +77,11 @@ class RuntimeContext:
     def is_eval_data(self, path: str) -> bool:
         if matches(path, self.eval_data_globs):
             return True
-        return not path.endswith(".py") and self.is_protected(path) and bool(EVAL_DATA_NAME_RE.search(path))
+        if path.endswith(".py") or not self.is_protected(path):
+            return False
+        if EVAL_SPLIT_NAME_RE.search(path):
+            return True
+        return bool(EVAL_DATA_NAME_RE.search(path)) and not TRAIN_NAME_RE.search(PurePosixPath(path).name)
 
     @property
     def protected_modules(self) -> set[str]:
