@@ -18,7 +18,8 @@ from pathlib import Path
 
 from sotalab.tools import envs
 from sotalab.tools.diagnose import classify, in_run
-from sotalab.tools.envs.spec import EnvSpec, Overrides, own_project, resolve
+from sotalab.tools.envs.spec import EnvSpec, Overrides, resolve
+from sotalab.tools.repo_project import own_project
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
            "PATH": "/usr/bin:/bin:/usr/local/bin"}
@@ -200,7 +201,10 @@ def test_a_src_package_campaign_crashes_with_its_reason_then_scores_as_the_docs_
     script, bare = results["naive_script"]["runs"][0], results["naive_import"]["runs"][0]
     assert results["naive_script"]["label"] == "crash" and script["reason"] == "exited 1"
     assert script["error"] == "FileNotFoundError: [Errno 2] No such file or directory: 'toy-bench'"
-    assert call("env_diagnose", run=script["run_ids"][0])["findings"][0]["signature"] == "missing_file:toy-bench"
+    [missing] = call("env_diagnose", run=script["run_ids"][0])["findings"]
+    assert missing["signature"] == "missing_file:toy-bench" and "console script" in missing["detail"]
+    assert missing["fixes"][0] == ("call it from the evaluator: from toy_bench.cli import main "
+                                   "(after sys.path.insert(0, 'src'))")
     assert bare["error"] == "ModuleNotFoundError: No module named 'toy_bench'"
     diagnosis = call("env_diagnose", run=bare["run_ids"][0])["findings"][0]
     assert "sys.path.insert(0, 'src')" in diagnosis["fixes"][0]

@@ -17,6 +17,7 @@ from typing import Callable
 from pydantic import BaseModel, Field, model_validator
 
 from . import ledger
+from .repo_project import own_project
 from .workspaces import campaign_repo
 from .errors import InvalidInput, NotFound
 from .home import Lab
@@ -204,8 +205,10 @@ def _own_module(repo: Path, name: str) -> str | None:
 
 def in_run(findings: list[Finding], repo: Path) -> list[Finding]:
     """Findings of a run's log, reworded for a run of the campaign's repository: a run
-    has no network, and a module the repository provides itself is never a package to
-    install (a released copy would shadow every trial's code)."""
+    has no network, and a module or console script the repository provides itself is
+    never a package to install (a released copy would shadow every trial's code)."""
+    project = own_project(repo) if repo.is_dir() else None
+    scripts = project.scripts if project else {}
     for finding in findings:
         key = finding.signature.partition(":")[2]
         if finding.category == "missing_module" and (where := _own_module(repo, key)):
@@ -218,6 +221,14 @@ def in_run(findings: list[Finding], repo: Path) -> list[Finding]:
                              "or put the module's directory on sys.path in the evaluator",
                              f"do not add '{key}' with overrides.packages: a released copy would run instead of "
                              "the trial's code"]
+        elif finding.category == "missing_file" and key in scripts:
+            finding.detail = (f"'{key}' is a console script of the repository's own package, which the lab never "
+                              f"installs: it points to {scripts[key]}")
+            module, _, function = scripts[key].partition(":")
+            in_src = (_own_module(repo, module.split(".")[0]) or "").startswith("src/")
+            finding.fixes = [f"call it from the evaluator: from {module} import {function}"
+                             + (" (after sys.path.insert(0, 'src'))" if in_src else ""),
+                             f"or run `python -m {module}` if the module calls {function} when run as a script"]
         elif finding.category == "network_unreachable":
             finding.detail = "the run tried to reach the network, which runs do not have"
             finding.fixes = ["bring the data the code downloads with the campaign (campaign_create overlay.files), "

@@ -25,7 +25,8 @@ from ..paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
 from ..registry import Progress, tool
 from .imports import COMES_WITH, ImportScan, distribution_for, scan_imports
 from .venv import build_environment, uv_binary
-from .spec import EnvSpec, Overrides, Project, canonical_name, own_project, resolve
+from ..repo_project import Project, own_project
+from .spec import EnvSpec, Overrides, canonical_name, resolve
 
 Backend = Literal["venv", "docker"]
 LOG_TAIL_LINES = 40
