@@ -163,9 +163,16 @@ class Runner:
         if not any(r.get("ev") == "start" for r in records):
             return found, missing  # not a Python evaluator: no hook, the runtime check says so
         evaluator_code = [*self.campaign.protected_paths, *self.campaign.evaluator.scripts]
+
+        def evaluators_own(record: dict) -> bool:
+            """Printed by evaluator code with no trial code anywhere on the way (trial code
+            can call the evaluator's own reporting function with numbers of its choosing)."""
+            frames = [record.get("by"), *(record.get("chain") or [])]
+            return bool(record.get("by")) and all(
+                protected.matches(str(f or "").rsplit(":", 1)[0], evaluator_code) for f in frames)
+
         printed = "\n".join(str(r.get("text", "")) for r in records if r.get("ev") == "metric_print"
-                            and r.get("auth") == "verified" and r.get("root")
-                            and protected.matches(str(r.get("by") or "").rsplit(":", 1)[0], evaluator_code))
+                            and r.get("auth") == "verified" and r.get("root") and evaluators_own(r))
         by_evaluator, _ = metrics.extract([m for m in self.campaign.evaluator.metrics if m.regex], printed, None)
         disowned = [name for name, value in found.items()
                     if any(m.name == name and m.regex for m in self.campaign.evaluator.metrics)

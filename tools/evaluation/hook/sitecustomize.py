@@ -52,7 +52,8 @@ Record kinds (``ev``):
 - ``builtins``: names in builtins that were replaced or added (checked at exit and every
   few hundred events).
 - ``metric_print``: a line printed to stdout/stderr that matches a metric regex
-  ($SOTALAB_METRIC_REGEX, JSON list): ``text``.
+  ($SOTALAB_METRIC_REGEX, JSON list): ``text``, with ``chain`` (trial code that calls
+  the evaluator's own reporting function shows there).
 - ``overflow``: the record budget ran out; later records were dropped.
 """
 
@@ -311,7 +312,9 @@ def _install():
             by = by_of()
             return {"ev": "introspect", "what": event, "by": by}, ("introspect", event, by)
         if event == print_event:
-            return {"ev": "metric_print", "text": str(args[0])[:300], "by": by_of()}, None
+            found = chain()
+            return {"ev": "metric_print", "text": str(args[0])[:300], "by": found[0] if found else None,
+                    "chain": found}, None
         if event == thread_event and args and isinstance(args[0], list) and len(state["tokens"]) < 100000:
             token = urandom(8).hex()  # the new thread's bottom frame holds it; only the hook maps it to a chain
             state["tokens"][token] = tuple(chain_from(frame_at(3)))
