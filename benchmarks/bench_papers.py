@@ -49,8 +49,7 @@ def table_step(doc, texts, words) -> list[dict]:
 
     pages = []
     for index, page in enumerate(doc):
-        after = bool(pages) and pages[-1].page == index - 1 and bool(pages[-1].parts)
-        if cand := tables.candidate(page, index, texts[index], words[index], after):
+        if cand := tables.candidate(page, index, texts[index], words[index], pages[-1] if pages else None):
             pages.append(tables.page_parts(page, cand, words[index], texts[index]))
     parts, _ = tables.give_captions(pages)
     heights = {i: p.rect.height for i, p in enumerate(doc)}

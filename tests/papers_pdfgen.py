@@ -579,3 +579,30 @@ def subtables_paper() -> bytes:
     data = doc.tobytes(garbage=3, deflate=True)
     doc.close()
     return data
+
+
+APPENDIX = DrawnTable("Table A1: Per-task accuracy in the appendix (continues on the next page).",
+                      header=[["Task", "Accuracy", "Rank"]], rows=LONG_ROWS[:40], widths=[150, 90, 90])
+
+
+def after_table_paper() -> bytes:
+    """Page 1: a table, then prose; page 2: prose only (no table continues there); page 3:
+    an appendix table ("Table A1") whose rows go on at the top of page 4 under its header
+    repeated, without a caption."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=PAGE_W, height=PAGE_H)
+    y, _ = draw_table(page, MARGIN, 70, BELOW_A)
+    _prose(page, MARGIN, y, PAGE_W - 2 * MARGIN, 40, "first")
+    page = doc.new_page(width=PAGE_W, height=PAGE_H)
+    _prose(page, MARGIN, 50, PAGE_W - 2 * MARGIN, 60, "second")
+    for n, rows in enumerate((APPENDIX.rows[:25], APPENDIX.rows[25:])):
+        page = doc.new_page(width=PAGE_W, height=PAGE_H)
+        y = 60
+        if n == 0:
+            y = _prose(page, MARGIN, y, PAGE_W - 2 * MARGIN, 20, "appendix") + 20
+        draw_table(page, 140, y, DrawnTable(APPENDIX.caption if n == 0 else "", APPENDIX.header, rows, APPENDIX.widths))
+    data = doc.tobytes(garbage=3, deflate=True)
+    doc.close()
+    return data

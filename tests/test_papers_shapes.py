@@ -120,6 +120,29 @@ def test_a_continued_table_is_stitched_without_repeated_headers_or_continued_lin
     assert table["row_pages"] == [4] * 45 + [5] * 45 + [6] * 30
 
 
+def test_only_a_page_whose_top_fits_the_tables_columns_is_analysed_as_its_continuation(call, tmp_path, monkeypatch):
+    """The layout analyser costs about half a second a page: the page after a table gets it
+    only when lines at its top fit that table's columns, and no continued table is lost."""
+    import pymupdf
+
+    from sotalab.tools.papers import tables
+
+    data = gen.after_table_paper()
+    doc = pymupdf.open("pdf", data)
+    before, analysed = None, []
+    for index, page in enumerate(doc):
+        text, words = page.get_text(), page.get_text("words")
+        if cand := tables.candidate(page, index, text, words, before):
+            before = tables.page_parts(page, cand, words, text)
+            analysed.append(index + 1)
+    assert analysed == [1, 3, 4]  # page 2 is prose after a table; page 4 continues Table A1
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "after.pdf").write_bytes(data)
+    table = tables_by_label(call, call("paper_fetch", source="after.pdf")["id"])["Table A1"]  # an appendix label
+    assert (table["caption"], table["pages"]) == (gen.APPENDIX.caption, [3, 4])
+    assert (table["header"], table["rows"]) == (gen.APPENDIX.header[0], gen.APPENDIX.rows)
+
+
 def test_a_table_printed_as_a_picture_is_a_warning_that_points_at_the_page_image(call, hard):
     warning = next(w for w in hard["warnings"] if w.startswith("Table 7"))
     assert "page 7 is an image" in warning and "paper_page_image(page=7, region=[" in warning

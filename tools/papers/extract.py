@@ -19,7 +19,7 @@ from ..errors import LabError
 from ..registry import Progress, no_progress
 from . import identity, links, tables
 
-EXTRACTION_VERSION = 2
+EXTRACTION_VERSION = 3  # 3: sub-tables under one caption ("subcaption"), appendix labels ("Table A5")
 FRONT_MATTER_ZONE = 0.4  # title, authors and affiliations sit in this top share of page 1
 MAX_PAGES = 500
 NO_TEXT_WARNING = "no text layer, OCR not attempted"
@@ -121,8 +121,7 @@ def _extract(doc, progress: Progress, max_pages: int) -> dict:
         found_links += links.page_links(page, index, words, front["top"])
         captions += [{"caption": c, "page": index + 1} for c in tables.caption_lines(text)]
         try:
-            after_table = bool(page_tables) and page_tables[-1].page == index - 1 and bool(page_tables[-1].parts)
-            if cand := tables.candidate(page, index, text, words, after_table):
+            if cand := tables.candidate(page, index, text, words, page_tables[-1] if page_tables else None):
                 page_tables.append(tables.page_parts(page, cand, words, text))
         except Exception as exc:  # one odd page must not cost the whole paper
             warnings.append(f"tables on page {index + 1} could not be extracted ({type(exc).__name__})")

@@ -22,8 +22,8 @@ from typing import NamedTuple
 
 from . import table_grid
 
-# "Table 3: ..." / "Table 3. ..." / "TABLE III" alone on its line; not "Table 3 shows ..."
-CAPTION = re.compile(r"^\s*(Table|TABLE|Tab\.)\s+([0-9]+|[IVXLC]+)\s*([:.|]\s*(.*))?$")
+# "Table 3: ..." / "Table 3. ..." / "TABLE III" / "Table A5: ..." (appendix) alone on its line; not "Table 3 shows ..."
+CAPTION = re.compile(r"^\s*(Table|TABLE|Tab\.)\s+([0-9]+|[IVXLC]+|[A-Z]\.?[0-9]+)\s*([:.|]\s*(.*))?$")
 CONTINUED = re.compile(r"^\W*(\(?\s*continued\b|cont(?:inued|\.)\s*(from|on)\b|turn (?:to|over to) (?:the )?next page"
                        r"|continued on next page|\(cont\.?\))", re.IGNORECASE)
 MIN_RULE_LEN = 20.0
@@ -158,13 +158,37 @@ def _grid_rows(words) -> int:
     return max(layouts.values(), default=0)
 
 
-def candidate(page, index: int, text: str, words, after_table: bool = False) -> Candidate | None:
-    """Whether page ``index`` can hold a table: a caption, a grid of text, or the page
-    right after a table (which may continue there). Cheap tests only: the layout analyser
+def candidate(page, index: int, text: str, words, before: PageTables | None = None) -> Candidate | None:
+    """Whether page ``index`` can hold a table: a caption, a grid of text, or, on the page
+    right after a table (``before``: the previous candidate page), lines at the top that
+    fit that table's columns: its continuation. Cheap tests only: the layout analyser
     costs about half a second a page and runs on candidates alone."""
-    if caption_lines(text) or _grid_rows(words) >= MIN_GRID_ROWS or after_table:
+    after = before is not None and before.page == index - 1 and bool(before.parts)
+    if (caption_lines(text) or _grid_rows(words) >= MIN_GRID_ROWS
+            or after and _continues_at_top(before.parts[-1].grid, words, page.rect.height)):
         return Candidate(index, _rules(page)[0])
     return None
+
+
+def _continues_at_top(grid: table_grid.Grid, words, page_height: float) -> bool:
+    """Whether two lines running one after the other near the top of a page fit the columns
+    of the table that ended the page before: words in two or more of its columns and none
+    across the gaps between them. Prose crosses those gaps; a continued table does not.
+    (Stitching needs the same columns too, so a page that fails this holds no continuation.)"""
+    spans = grid.columns
+    x0, x1 = spans[0][0] - 12, spans[-1][1] + 12
+    gaps = [(a[1] + b[0]) / 2 for a, b in zip(spans, spans[1:])]
+    lines: dict[int, list] = {}
+    for w in words:
+        if w[3] <= CONTINUES_BELOW * page_height and x0 <= w[0] and w[2] <= x1:
+            lines.setdefault(round((w[1] + w[3]) / 6), []).append(w)
+    fits = []
+    for key in sorted(lines):
+        line = lines[key]
+        crossed = any(w[0] < g < w[2] for w in line for g in gaps)
+        columns = {sum(1 for g in gaps if g < (w[0] + w[2]) / 2) for w in line}
+        fits.append(not crossed and len(columns) >= 2)
+    return any(a and b for a, b in zip(fits, fits[1:]))
 
 
 def _caption_positions(page, text: str) -> list[tuple[Box, str]]:
