@@ -163,13 +163,15 @@ class Runner:
         if not any(r.get("ev") == "start" for r in records):
             return found, missing  # not a Python evaluator: no hook, the runtime check says so
         evaluator_code = [*self.campaign.protected_paths, *self.campaign.evaluator.scripts]
+        entry = [a for a in self.campaign.evaluator.command or [] if a.endswith(".py")]
 
         def evaluators_own(record: dict) -> bool:
-            """Printed by evaluator code with no trial code anywhere on the way (trial code
-            can call the evaluator's own reporting function with numbers of its choosing)."""
-            frames = [record.get("by"), *(record.get("chain") or [])]
-            return bool(record.get("by")) and all(
-                protected.matches(str(f or "").rsplit(":", 1)[0], evaluator_code) for f in frames)
+            """Printed by evaluator code with no trial code anywhere on the way, on the path
+            of the evaluator's own script (trial code can call the evaluator's reporting
+            function with numbers of its choosing, or have atexit call it)."""
+            files = [str(f or "").rsplit(":", 1)[0] for f in [record.get("by"), *(record.get("chain") or [])]]
+            return (bool(record.get("by")) and all(protected.matches(f, evaluator_code) for f in files)
+                    and (not entry or any(f in entry for f in files)))
 
         printed = "\n".join(str(r.get("text", "")) for r in records if r.get("ev") == "metric_print"
                             and r.get("auth") == "verified" and r.get("root") and evaluators_own(r))

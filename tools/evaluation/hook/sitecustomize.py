@@ -312,7 +312,7 @@ def _install():
             by = by_of()
             return {"ev": "introspect", "what": event, "by": by}, ("introspect", event, by)
         if event == print_event:
-            found = chain()
+            found = chain(32)  # deep enough to reach the evaluator's own script
             return {"ev": "metric_print", "text": str(args[0])[:300], "by": found[0] if found else None,
                     "chain": found}, None
         if event == thread_event and args and isinstance(args[0], list) and len(state["tokens"]) < 100000:
