@@ -92,6 +92,8 @@ def assert_confined(found: dict, host: dict, executor: str = "local") -> None:
     assert found["writable_system"] == []
     assert not found["secret_in_env"] and not found["secret_in_proc"]
     assert SECRET_VAR not in found["env_names"]
+    if executor == "local":  # a worktree on the host's disk: a 60 GB fallocate would fill it in one call
+        assert found["instant_allocation"] in ("EOPNOTSUPP", "ENOTSUP"), found["instant_allocation"]
 
 
 def extra_paths(lab) -> list[str]:

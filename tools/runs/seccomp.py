@@ -11,8 +11,11 @@ flag), ``ptrace`` and cross-process memory access, the kernel keyring, ``bpf``,
 ``perf_event_open``, ``userfaultfd``, io_uring, loading kernel modules or a new kernel,
 swap, reboot, clocks, and file handles that bypass path checks. ``clone3`` gets ENOSYS:
 its flags live in memory a filter cannot read, and C libraries then fall back to
-``clone``, whose flags it can. System calls of a foreign ABI (x32, or 32-bit ``int 0x80``
-on x86_64) are refused outright, so the table cannot be sidestepped by a second ABI.
+``clone``, whose flags it can. ``fallocate`` gets EOPNOTSUPP: it reserves any number of
+disk blocks in one call, faster than the disk budget (polled once a second) can see, so
+a run filled the host's disk at once; C libraries fall back to writing, at the disk's
+own speed. System calls of a foreign ABI (x32, or 32-bit ``int 0x80`` on x86_64) are
+refused outright, so the table cannot be sidestepped by a second ABI.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ DENIED = ("mount", "umount2", "pivot_root", "chroot", "open_tree", "move_mount",
 # Numbers from the kernel's unistd tables (x86_64: asm/unistd_64.h; aarch64: asm-generic).
 SYSCALLS = {
     "x86_64": dict(
-        audit_arch=0xC000003E, clone=56, clone3=435,
+        audit_arch=0xC000003E, clone=56, clone3=435, fallocate=285,
         mount=165, umount2=166, pivot_root=155, chroot=161, open_tree=428, move_mount=429, fsopen=430,
         fsconfig=431, fsmount=432, fspick=433, mount_setattr=442, unshare=272, setns=308, ptrace=101,
         process_vm_readv=310, process_vm_writev=311, kcmp=312, keyctl=250, add_key=248, request_key=249,
@@ -53,7 +56,7 @@ SYSCALLS = {
         settimeofday=164, clock_settime=227, adjtimex=159, clock_adjtime=305, open_by_handle_at=304,
         name_to_handle_at=303, lookup_dcookie=212, vhangup=153, iopl=172, ioperm=173, uselib=134),
     "aarch64": dict(
-        audit_arch=0xC00000B7, clone=220, clone3=435,
+        audit_arch=0xC00000B7, clone=220, clone3=435, fallocate=47,
         mount=40, umount2=39, pivot_root=41, chroot=51, open_tree=428, move_mount=429, fsopen=430,
         fsconfig=431, fsmount=432, fspick=433, mount_setattr=442, unshare=97, setns=268, ptrace=117,
         process_vm_readv=270, process_vm_writev=271, kcmp=272, keyctl=219, add_key=217, request_key=218,
@@ -78,14 +81,16 @@ def program(machine: str | None = None) -> bytes:
     table = SYSCALLS[machine or platform.machine()]
     denied = [table[name] for name in DENIED if name in table]
     # Layout: [load arch][arch check][load nr][x32 check][one jeq per call][tail], and the
-    # tail is [allow][clone: load flags, jset, allow][EPERM][ENOSYS]; jumps are relative.
+    # tail is [allow][clone: load flags, jset, allow][EPERM][ENOSYS][EOPNOTSUPP]; jumps are relative.
     body: list[tuple[int, int, str | None]] = [(BPF_LD_W_ABS, OFFSET_NR, None)]
     if table["audit_arch"] == 0xC000003E:
         body.append((BPF_JGE_K, X32_SYSCALL_BIT, "eperm"))
     body += [(BPF_JEQ_K, nr, "eperm") for nr in denied]
-    body += [(BPF_JEQ_K, table["clone"], "clone"), (BPF_JEQ_K, table["clone3"], "enosys")]
+    body += [(BPF_JEQ_K, table["clone"], "clone"), (BPF_JEQ_K, table["clone3"], "enosys"),
+             (BPF_JEQ_K, table["fallocate"], "eopnotsupp")]
     tail_start = 2 + len(body)
-    target = {"clone": tail_start + 1, "eperm": tail_start + 4, "enosys": tail_start + 5}
+    target = {"clone": tail_start + 1, "eperm": tail_start + 4, "enosys": tail_start + 5,
+              "eopnotsupp": tail_start + 6}
     out = [_insn(BPF_LD_W_ABS, OFFSET_ARCH),
            _insn(BPF_JEQ_K, table["audit_arch"], 0, target["eperm"] - 2)]  # foreign ABI: EPERM
     for here, (code, k, label) in enumerate(body, start=2):
@@ -95,7 +100,8 @@ def program(machine: str | None = None) -> bytes:
             _insn(BPF_JSET_K, CLONE_NAMESPACE_FLAGS, 1, 0),  # any namespace flag: EPERM
             _insn(BPF_RET_K, RET_ALLOW),
             _insn(BPF_RET_K, RET_ERRNO | errno.EPERM),
-            _insn(BPF_RET_K, RET_ERRNO | errno.ENOSYS)]
+            _insn(BPF_RET_K, RET_ERRNO | errno.ENOSYS),
+            _insn(BPF_RET_K, RET_ERRNO | errno.EOPNOTSUPP)]
     return b"".join(out)
 
 
