@@ -472,6 +472,11 @@ LEVELS_CAPTION = "Table 3: Forecasting error against recent methods on two datas
 LEVELS_METHODS = [("BEAT", "Ours"), ("WPMixer", "2025"), ("TimeMixer", "2024"), ("iTransformer", "2024")]
 LEVELS_ROWS = [[dataset, str(horizon)] + [f"0.{(k * 37 + len(dataset) * 11 + horizon) % 500 + 100:03d}" for k in range(8)]
                for dataset in ("Weather", "ETTh1") for horizon in (96, 192, 336, 720)]
+ABOVE_CAPTION = "Table 4: Results on two datasets, a sub-table each with its sub-caption above it."
+ABOVE = [DrawnTable("(a) CIFAR-10", [["Method", "Acc. (%)", "Params (M)"]],
+                    [["SGD", "95.1", "11.2"], ["SAM", "96.3", "11.2"], ["Ours", "97.0", "11.4"]], [90, 60, 60]),
+         DrawnTable("(b) CIFAR-100", [["Method", "Acc. (%)", "Params (M)"]],
+                    [["SGD", "77.3", "11.2"], ["SAM", "80.2", "11.2"], ["Ours", "82.5", "11.4"]], [90, 60, 60])]
 LEVELS_HEADER = ["Methods Metric", ""] + [f"{m} {y} {metric}" for m, y in LEVELS_METHODS for metric in ("MSE", "MAE")]
 
 
@@ -513,7 +518,8 @@ def subtables_paper() -> bytes:
     """Page 1: sub-tables (a) beside (b) over (c) under one caption below them all. Page 2: a
     table of methods as columns whose second header row starts halfway down, with its
     caption above and a sub-caption below. Page 3: a header of three levels (method, year,
-    metric) over columns of numbers closer than a space, datasets as row groups."""
+    metric) over columns of numbers closer than a space, datasets as row groups. Page 4: two
+    stacked sub-tables with their sub-captions above them, naming the dataset."""
     import pymupdf
 
     doc = pymupdf.open()
@@ -576,6 +582,22 @@ def subtables_paper() -> bytes:
             _rule(page, x, x + width, y)
     y = _caption(page, x - 20, y + 14, width + 40, LEVELS_CAPTION)
     _prose(page, MARGIN, y + 20, PAGE_W - 2 * MARGIN, 20, "after levels")
+
+    page = doc.new_page(width=PAGE_W, height=PAGE_H)
+    _prose(page, MARGIN, 50, PAGE_W - 2 * MARGIN, 5, "above")
+    x, width = 150, sum(ABOVE[0].widths)
+    y = _caption(page, x, 130, width, ABOVE_CAPTION) + 6
+    for table in ABOVE:
+        label_w = pymupdf.get_text_length(table.caption, fontname=BODY, fontsize=8)
+        page.insert_text((x + (width - label_w) / 2, y + 10), table.caption, fontname=BODY, fontsize=8)
+        y += 13
+        _rule(page, x, x + width, y, 0.8)
+        y = _draw_rows(page, x, y, table, table.header)
+        _rule(page, x, x + width, y)
+        y = _draw_rows(page, x, y, table, table.rows)
+        _rule(page, x, x + width, y, 0.8)
+        y += 8
+    _prose(page, MARGIN, y + 20, PAGE_W - 2 * MARGIN, 20, "after above")
     data = doc.tobytes(garbage=3, deflate=True)
     doc.close()
     return data

@@ -1,9 +1,9 @@
 """Several tables under one caption, as real papers print them, generated
 (tests/papers_pdfgen.py: subtables_paper) and checked against what was put in.
 
-Sub-tables side by side and stacked, each with its "(a)" sub-caption below it; methods as
-columns with a second header row halfway down the table; a header of three levels (method,
-year, metric) over columns of numbers set closer than a space. Each comes back as its own
+Sub-tables side by side and stacked, each with its "(a)" sub-caption below it (or above
+it); methods as columns with a second header row halfway down the table; a header of three
+levels (method, year, metric) over columns of numbers set closer than a space. Each comes back as its own
 table under the shared caption, with one header per column, and ``paper_results`` finds
 the paper's number first.
 """
@@ -38,8 +38,11 @@ def test_sub_tables_side_by_side_and_stacked_are_separate_tables_under_one_capti
     got = tables_on(call, paper, 1)
     assert [(t["caption"], t["header"], t["rows"]) for t in got] == [
         (gen.SUB_CAPTION, want.header[0], want.rows) for want in (gen.SUB_A, gen.SUB_B, gen.SUB_C)]
+    assert [t["subcaption"] for t in got] == [want.caption for want in (gen.SUB_A, gen.SUB_B, gen.SUB_C)]
     assert got[0]["regions"][0]["bbox"][2] < got[1]["regions"][0]["bbox"][0]  # (a) stands left of (b)
     assert got[1]["regions"][0]["bbox"][3] < got[2]["regions"][0]["bbox"][1]  # (b) stands over (c)
+    (zero_shot,) = call("paper_tables", paper=paper, caption_contains="zero-shot")["tables"]
+    assert zero_shot["rows"] == gen.SUB_B.rows
 
 
 def test_each_sub_table_keeps_its_sub_caption_and_its_own_column(call, paper):
@@ -71,3 +74,12 @@ def test_a_three_level_header_is_one_header_per_column_over_close_set_numbers(ca
     assert "the column starts with 'BEAT'" in cells[0]["reason"] and cells[0]["direction"] == "min"
     mae = call("paper_results", paper=paper, metric="MAE", method="iTransformer")["cells"]
     assert mae[0]["value"] == float(gen.LEVELS_ROWS[0][9]) and mae[0]["column_header"] == "iTransformer 2024 MAE"
+
+
+def test_sub_captions_above_their_tables_label_them_and_name_the_dataset(call, paper):
+    got = tables_on(call, paper, 4)
+    assert [(t["caption"], t["subcaption"], t["header"], t["rows"]) for t in got] == [
+        (gen.ABOVE_CAPTION, want.caption, want.header[0], want.rows) for want in gen.ABOVE]
+    cells = call("paper_results", paper=paper, metric="CIFAR-100 accuracy")["cells"]
+    assert [(c["row_header"], c["value"]) for c in cells] == [("Ours", 82.5), ("SGD", 77.3), ("SAM", 80.2)]
+    assert "under the sub-caption" in cells[0]["reason"] and "'(b) CIFAR-100'" in cells[0]["reason"]

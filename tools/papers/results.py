@@ -143,6 +143,7 @@ def _metric_columns(table: dict, wanted: set[str]) -> list[tuple[int, float, str
     """(column, score, reason) of the columns that report the metric."""
     header, caption = table["header"], _caption(table)
     caption_words = tokens(caption)
+    sub_words = tokens(table.get("subcaption") or "")  # "(b) CIFAR-100": the dataset of a whole sub-table
     out = []
     for c, text in enumerate(header):
         if c == 0:
@@ -152,7 +153,10 @@ def _metric_columns(table: dict, wanted: set[str]) -> list[tuple[int, float, str
             out.append((c, 0.55, f"column {text!r} is the metric"))
         elif wanted <= words:
             out.append((c, 0.5, f"column {text!r} names the metric"))
-        elif wanted - METRIC_WORDS <= words and wanted <= words | caption_words and not (words & METRIC_WORDS - wanted):
+        elif wanted & words and wanted <= words | sub_words and not (words & METRIC_WORDS - wanted):
+            out.append((c, 0.45, f"column {text!r} under the sub-caption names the metric"))
+        elif (wanted - METRIC_WORDS <= words | sub_words and wanted <= words | caption_words
+              and not (words & METRIC_WORDS - wanted)):
             # the caption may name the metric ("error rates"), the header the rest ("Top-5 (test)")
             out.append((c, 0.3, f"the caption names the metric; column {text!r}"))
     return out

@@ -307,6 +307,7 @@ class PaperTable(BaseModel):
     id: str
     label: str | None = Field(description="e.g. 'Table 3'")
     caption: str | None
+    subcaption: str | None = Field(None, description="'(a) ...': one of several tables sharing the caption")
     pages: list[int] = Field(description="pages it spans; several when stitched across pages")
     regions: list[Region] = Field(description="where the table is, one region per page it spans")
     header: list[str]
@@ -346,7 +347,7 @@ def paper_tables(lab: Lab, args: PaperTablesIn) -> PaperTablesOut:
     found = extraction["tables"]
     if args.caption_contains:
         needle = args.caption_contains.lower()
-        found = [t for t in found if needle in (t["caption"] or "").lower()]
+        found = [t for t in found if needle in f"{t['caption'] or ''} {t.get('subcaption') or ''}".lower()]
     offset = offset_from(args.cursor)
     out, used = [], 0
     for t in found[offset:offset + args.limit]:
@@ -364,7 +365,8 @@ def _bounded_table(t: dict, max_rows: int, cell_boxes: bool) -> PaperTable:
     """The table with at most ``max_rows`` rows, fewer if it would not fit one result."""
     rows = t["rows"][:max_rows]
     while True:
-        table = PaperTable(id=t["id"], label=t["label"], caption=t["caption"], pages=t["pages"], regions=t["regions"],
+        table = PaperTable(id=t["id"], label=t["label"], caption=t["caption"], subcaption=t.get("subcaption"),
+                           pages=t["pages"], regions=t["regions"],
                            header=t["header"], rows=rows, row_pages=t["row_pages"][:len(rows)],
                            cell_boxes=t["boxes"][:len(rows)] if cell_boxes else None,
                            row_count=len(t["rows"]), truncated=len(rows) < len(t["rows"]),
