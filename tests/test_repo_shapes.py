@@ -116,6 +116,18 @@ def test_hydra_is_hydra_core_and_what_a_requirement_brings_is_not_suggested(tmp_
     assert "rootutils" in report.suggested_packages
 
 
+def test_generated_code_nested_deep_neither_breaks_detection_nor_hides_the_rest(tmp_path):
+    """A parser's RecursionError used to end detection; such a file is skipped now, and a
+    deep but parseable one is walked without recursion."""
+    deep = ("import numpy\nX = " + " + ".join(["1"] * 1500) + "\n"
+            + "".join("    " * i + "if X:\n" for i in range(60)) + "    " * 60 + "import scipy\n")
+    root = write(tmp_path, {"requirements.txt": "numpy\nscipy\n", "deep.py": deep,
+                            "table.py": "import yaml\nX = " + " + ".join(["1"] * 50000) + "\n",
+                            "train.py": "try:\n    import wandb\nexcept ImportError:\n    wandb = None\n"})
+    report = envs.detection_report(root, resolve(root, Overrides(), "venv"))
+    assert set(report.imports) == {"numpy", "scipy", "wandb"} and report.suggested_packages == []
+
+
 def test_an_import_a_built_environment_resolves_is_not_suggested(tmp_path):
     """After a build, detection asks the environment's interpreter (here this one)."""
     import sys

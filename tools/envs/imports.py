@@ -86,7 +86,7 @@ def _is_test_file(rel: PurePosixPath) -> bool:
 def _guards_import(node: ast.AST) -> bool:
     """Whether a ``try`` or ``if`` makes the imports in its body optional. A handler that
     raises again ("please install X") makes nothing optional."""
-    if isinstance(node, ast.Try):
+    if isinstance(node, (ast.Try, ast.TryStar)):
         for handler in node.handlers:
             caught = handler.type
             names = caught.elts if isinstance(caught, ast.Tuple) else [caught]
@@ -102,25 +102,23 @@ def _guards_import(node: ast.AST) -> bool:
     return False
 
 
-def _imports(node: ast.AST, optional: bool = False):
-    """(dotted name, optional) of each absolute import under ``node``."""
-    if isinstance(node, ast.Import):
-        for alias in node.names:
-            yield alias.name, optional
-        return
-    if isinstance(node, ast.ImportFrom):
-        if node.level == 0 and node.module:
-            yield node.module, optional
-        return
-    if isinstance(node, (ast.Try, ast.If)) and _guards_import(node):
-        for child in node.body:
-            yield from _imports(child, True)
-        rest = [*getattr(node, "handlers", []), *node.orelse, *getattr(node, "finalbody", [])]
-        for child in rest:
-            yield from _imports(child, optional)
-        return
-    for child in ast.iter_child_nodes(node):
-        yield from _imports(child, optional)
+def _imports(tree: ast.AST):
+    """(dotted name, optional) of each absolute import in ``tree`` (walked with a stack:
+    generated code nests deeper than Python's recursion limit)."""
+    stack = [(tree, False)]
+    while stack:
+        node, optional = stack.pop()
+        if isinstance(node, ast.Import):
+            yield from ((alias.name, optional) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0 and node.module:
+                yield node.module, optional
+        elif isinstance(node, (ast.Try, ast.TryStar, ast.If)) and _guards_import(node):
+            stack += [(child, True) for child in node.body]
+            rest = [*getattr(node, "handlers", []), *node.orelse, *getattr(node, "finalbody", [])]
+            stack += [(child, optional) for child in rest]
+        else:
+            stack += [(child, optional) for child in ast.iter_child_nodes(node)]
 
 
 def scan_imports(root: Path) -> ImportScan:
@@ -135,8 +133,8 @@ def scan_imports(root: Path) -> ImportScan:
             continue
         try:
             tree = ast.parse(path.read_bytes())
-        except (SyntaxError, ValueError):
-            continue  # Python 2 code or a template: its imports are not ours to guess
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue  # Python 2 code, a template, or generated code nested past the parser's limit
         rel = PurePosixPath(path.relative_to(root).as_posix())
         in_tests = _is_test_file(rel)
         for name, optional in _imports(tree):
