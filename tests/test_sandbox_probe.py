@@ -151,7 +151,10 @@ def test_trial_evaluate_probe(tmp_path, host):
      {"disk_mb": 100}, "disk_exceeded"),
     ("open('fill.bin', 'wb').write(b'x' * (150 << 20))\n", {"disk_mb": 100}, "disk_exceeded"),
     ("import time\nspike = b'x' * (600 << 20)\ntime.sleep(0.2)\n", {"memory_gb": 0.25}, "oom"),
-], ids=["fork-bomb", "tmp-fill", "worktree-fill", "memory-spike-0.2s"])
+    # Empty files hold no blocks, yet each costs the host an inode (and every later walk and snapshot a file).
+    ("import os\nfor d in range(1000):\n    os.mkdir('c%d' % d)\n    for i in range(1000):\n"
+     "        open('c%d/%d' % (d, i), 'w').close()\n", {"disk_mb": 100}, "disk_exceeded"),
+], ids=["fork-bomb", "tmp-fill", "worktree-fill", "memory-spike-0.2s", "inode-fill"])
 def test_limits_stop_hostile_runs(lab, trial_worktree, executor, hostile, budget, outcome):
     command = ["python" if executor == "local" else "python3", "-c", hostile]
     run = invoke(lab, "run_start", {"command": command, "cwd": str(trial_worktree), "executor": executor,

@@ -14,12 +14,16 @@ import time
 
 MB = 1024 * 1024
 DISK_CHECK_S = 1.0  # walking a worktree costs more than a sample; once a second is enough,
-DISK_WALK_SHARE = 0.02  # and less often for a big tree: its walks take at most 2% of a core
+DISK_WALK_SHARE = 0.02  # and less often for a big tree: its walks take at most 2% of a core,
+DISK_CHECK_MAX_S = 10.0  # but never so rarely that a run outwrites its budget between two walks
+ENTRY_BYTES = 4096  # what the host pays at least for any file or directory: an inode and a block
 
 
 def tree_bytes(path: str) -> int:
-    """Bytes held by the files under ``path`` (allocated blocks, so sparse files count
-    what they use), never following symlinks; hard links counted once."""
+    """Bytes held by the entries under ``path``: allocated blocks (so sparse files count
+    what they use), and at least ``ENTRY_BYTES`` for every file, directory and link (a
+    million empty files hold no blocks, yet use up the host's inodes and make every later
+    walk and snapshot crawl); never following symlinks; hard links counted once."""
     total, seen = 0, set()
     stack = [path]
     while stack:
@@ -35,9 +39,10 @@ def tree_bytes(path: str) -> int:
                     continue
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
+                    total += max(st.st_blocks * 512, ENTRY_BYTES)
                 elif (st.st_dev, st.st_ino) not in seen:
                     seen.add((st.st_dev, st.st_ino))
-                    total += st.st_blocks * 512
+                    total += max(st.st_blocks * 512, ENTRY_BYTES)
     return total
 
 
@@ -120,7 +125,8 @@ class LimitWatch:
             return None
         walk_started = time.monotonic()
         grown = max(sum(tree_bytes(p) for p in self.writable) - self.disk_start, 0)
-        self.next_disk_check = now + max(DISK_CHECK_S, (time.monotonic() - walk_started) / DISK_WALK_SHARE)
+        self.next_disk_check = now + min(max(DISK_CHECK_S, (time.monotonic() - walk_started) / DISK_WALK_SHARE),
+                                         DISK_CHECK_MAX_S)
         written = grown + self.tmp_used
         cap = self.spec.get("disk_mb")
         if cap and written >= cap * MB:
