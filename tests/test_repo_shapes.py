@@ -84,6 +84,10 @@ def test_a_setup_py_package_at_the_root_is_named_for_its_scripts_only(tmp_path):
     assert "train_command -> src.train:main" in warning and "sys.path" not in warning
     # plain scripts, no package metadata: nothing to say
     assert own_project(write(tmp_path / "plain", {"train.py": "print(1)\n"})) is None
+    # metadata it cannot read as literals or tables is left out, never an error
+    odd = own_project(write(tmp_path / "odd", {"pyproject.toml": '[project]\nname = "odd"\nscripts = "x"\n',
+                                               "setup.py": "setup(entry_points=make_entry_points())\n"}))
+    assert odd.name == "odd" and odd.scripts == {}
 
 
 HYDRA_TEMPLATE = {

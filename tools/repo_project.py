@@ -29,15 +29,15 @@ def _setup_py_literals(path: Path) -> dict:
     """Literal keyword arguments of setup.py's setup() call (name, entry_points, package_dir)."""
     try:
         tree = ast.parse(path.read_text())
-    except (SyntaxError, UnicodeDecodeError, ValueError):
+    except (SyntaxError, UnicodeDecodeError, ValueError, RecursionError, OSError):
         return {}
     found = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.keyword) and node.arg in ("name", "entry_points", "package_dir"):
             try:
                 found[node.arg] = ast.literal_eval(node.value)
-            except ValueError:
-                pass
+            except (ValueError, TypeError, SyntaxError, RecursionError):
+                pass  # not a literal: setup.py computes it
     return found
 
 
@@ -53,7 +53,9 @@ def own_project(root: Path) -> Project | None:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError):
             data = {}
         project = data.get("project") or data.get("tool", {}).get("poetry") or {}
-        name, scripts = project.get("name"), dict(project.get("scripts") or {})
+        declared = project.get("scripts") if isinstance(project, dict) else None
+        name = project.get("name") if isinstance(project, dict) else None
+        scripts = {str(k): str(v) for k, v in declared.items()} if isinstance(declared, dict) else {}
     if (root / "setup.py").is_file():
         literals = _setup_py_literals(root / "setup.py")
         name = name or (literals.get("name") if isinstance(literals.get("name"), str) else None)
@@ -73,4 +75,4 @@ def own_project(root: Path) -> Project | None:
     if src_packages and not (src / "__init__.py").is_file():
         return Project(name=str(name), import_root="src", packages=src_packages, scripts=scripts)
     packages = sorted(p.name for p in root.iterdir() if (p / "__init__.py").is_file() and p.name not in ("tests", "test"))
-    return Project(name=str(name), packages=packages, scripts={str(k): str(v) for k, v in scripts.items()})
+    return Project(name=str(name), packages=packages, scripts=scripts)
