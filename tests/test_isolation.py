@@ -164,6 +164,7 @@ def test_snapshot_never_commits_bytecode(tinynet):
 def test_full_audit_draws_its_seeds_and_records_them_first(tinynet):
     tid = tinynet.trial("honest_normalise")
     first = tinynet.call("audit_trial", trial=tid, depth="full", seeds=8)
+    last_run = tinynet.lab.db.execute("SELECT max(id) FROM runs").fetchone()[0]
     second = tinynet.call("audit_trial", trial=tid, depth="full", seeds=3)
     assert len(first["seeds"]) == 8 and len(set(first["seeds"])) == 8
     assert first["seeds"] != second["seeds"] and not set(first["seeds"]) & {0}
@@ -171,6 +172,13 @@ def test_full_audit_draws_its_seeds_and_records_them_first(tinynet):
     ran = {row[0] for row in tinynet.lab.db.execute(
         "SELECT seed FROM runs WHERE trial_id = ? AND purpose = 'audit'", [tid])}
     assert set(first["seeds"]) <= ran
+    # The trial's and the baseline's evaluations share the queue: the baseline's first run
+    # starts while the trial's are still going (2 CPU slots here), not after the last.
+    def spans(trial_id):  # the second audit's runs
+        return tinynet.lab.db.execute("SELECT min(started_at), max(ended_at) FROM runs WHERE trial_id = ? AND "
+                                      "purpose = 'audit' AND id > ?", [trial_id, last_run]).fetchone()
+    (trial_start, trial_end), (base_start, base_end) = spans(tid), spans(tinynet.baseline)
+    assert base_start < trial_end and trial_start < base_end, "the audit ran its evaluations one after the other"
 
 
 def test_a_seed_that_crashes_in_an_audit_fails_it(tinynet):

@@ -8,13 +8,18 @@ is returned as failed, never silently dropped.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ..evaluation import pipeline
 from ..home import Lab
 from ..registry import Progress, no_progress
 
 PURPOSE = "audit"
+T = TypeVar("T")
 
 
 @dataclass
@@ -35,3 +40,23 @@ def evaluate_seeds(lab: Lab, trial_id: int, seeds: list[int], progress: Progress
         else:
             out.failed[run.seed] = run.label
     return out
+
+
+def together(work: dict[str, Callable[[Progress], T]], progress: Progress, step: float,
+             total: float) -> dict[str, T]:
+    """Several evaluations at once (the trial's, the baseline's, the parent's): each
+    submits all its seeds to the run queue, so together they run side by side as far as
+    CPU slots and GPUs allow instead of one evaluation after the other. Each run is still
+    its own sandbox on its own fresh export. Progress stays at ``step`` of ``total``, with
+    the message saying whose evaluation it is about."""
+    lock = threading.Lock()
+
+    def tagged(who: str) -> Progress:
+        def report(done: float, of: float | None = None, message: str | None = None) -> None:
+            with lock:  # one progress sink, several threads
+                progress(step, total, f"{who}: {message}" if message else who)
+        return report
+
+    with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="audit-eval") as pool:
+        futures = {who: pool.submit(call, tagged(who)) for who, call in work.items()}
+        return {who: future.result() for who, future in futures.items()}

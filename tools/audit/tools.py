@@ -178,15 +178,20 @@ def run_checks(lab: Lab, trial_id: int, depth: str, seeds: list[int],
             checks.append(gain.check(trial.score, baseline.score, objective.direction))
         if depth == "full":
             recorded = sorted(gather.seed_scores(trial))
-            progress(3, total, f"re-running the trial on its recorded seeds {recorded} and on drawn seeds {seeds}")
-            fresh = runner.evaluate_seeds(lab, trial.id, [*recorded, *seeds], progress)
+            with_parent = trial.parent_id not in (None, baseline.id)
+            progress(3, total, f"re-running the trial on its recorded seeds {recorded} and drawn seeds {seeds}; "
+                               f"the baseline{' and the parent' if with_parent else ''} on the drawn seeds, together")
+            work = {"trial": lambda report: runner.evaluate_seeds(lab, trial.id, [*recorded, *seeds], report),
+                    "baseline": lambda report: runner.evaluate_seeds(lab, baseline.id, seeds, report)}
+            if with_parent:
+                work["parent"] = lambda report: runner.evaluate_seeds(lab, trial.parent_id, seeds, report)
+            evaluated = runner.together(work, progress, 3, total)
+            fresh, base = evaluated["trial"], evaluated["baseline"]
             checks.append(reproduce.check(gather.seed_scores(trial),
                                           {s: fresh.metrics[s][objective.metric] for s in recorded
                                            if objective.metric in fresh.metrics.get(s, {})},
                                           tolerance=objective.rerun_tolerance))
             trial_metrics = {s: fresh.metrics[s] for s in seeds if s in fresh.metrics}
-            progress(5, total, f"evaluating the baseline on seeds {seeds}")
-            base = runner.evaluate_seeds(lab, baseline.id, seeds, progress)
             base_metrics = base.metrics
             failed = {"trial": {s: label for s, label in fresh.failed.items() if s in seeds},
                       "baseline": base.failed}
@@ -206,20 +211,19 @@ def run_checks(lab: Lab, trial_id: int, depth: str, seeds: list[int],
                 significance.check([trial_metrics[s][objective.metric] for s in paired],
                                    [base_metrics[s][objective.metric] for s in paired],
                                    objective.direction, objective.min_effect), failed))
-            if trial.parent_id not in (None, baseline.id):
-                progress(6.5, total, f"evaluating the parent {trial.parent_id} on seeds {seeds}")
-                checks.append(_gain_over_parent(lab, trial, trial_metrics, seeds, failed["trial"], progress))
+            if with_parent:
+                checks.append(_gain_over_parent(lab, trial, trial_metrics, seeds, failed["trial"],
+                                                evaluated["parent"]))
     progress(total, total, "audit done")
     return trial.commit_sha, checks
 
 
 def _gain_over_parent(lab: Lab, trial: trials.Trial, trial_metrics: dict[int, dict], seeds: list[int],
-                      trial_failed: dict[int, str], progress: Progress) -> CheckResult:
+                      trial_failed: dict[int, str], parent: runner.SeedMetrics) -> CheckResult:
     """A claim must beat its own parent, not only the baseline, by the minimum effect
     over the same drawn seeds: a child that adds nothing to a good parent is no claim."""
     campaign = campaigns.load(lab, trial.campaign_id)
     objective = campaign.objective
-    parent = runner.evaluate_seeds(lab, trial.parent_id, seeds, progress)
     paired = [s for s in seeds if objective.metric in trial_metrics.get(s, {})
               and objective.metric in parent.metrics.get(s, {})]
     result = significance.check([trial_metrics[s][objective.metric] for s in paired],
@@ -337,13 +341,14 @@ def best_claim(lab: Lab, campaign) -> tuple[int, int] | None:
     return (row[0], row[1]) if row else None
 
 
-def _held_out_scores(lab: Lab, trial_id: int, seeds: list[int], metric: str, claim: bool) -> HeldOutScores:
+def _held_out_scores(lab: Lab, trial_id: int, seeds: list[int], metric: str, claim: bool,
+                     progress: Progress) -> HeldOutScores:
     """The trial's audited commit on the sealed held-out split: its predict step sees the
     held-out inputs only, and the scorer alone sees the held-out labels. A baseline that
     scores nothing is the evaluator's problem (an error); a claim that scores nothing is a
     result: code can tell the held-out split from validation, and a claim that fails only
     there must not leave finalize without an answer."""
-    result = pipeline.evaluate(lab, trial_id, split="held_out", purpose="finalize", seeds=seeds)
+    result = pipeline.evaluate(lab, trial_id, split="held_out", purpose="finalize", seeds=seeds, progress=progress)
     per_seed = {r.seed: r.metrics for r in result.runs if r.label == "ok"}
     scores = {str(s): float(m[metric]) for s, m in per_seed.items() if metric in m}
     if not scores and not claim:
@@ -411,10 +416,12 @@ def campaign_finalize(lab: Lab, args: FinalizeIn, progress: Progress) -> Finaliz
     used = _count_finalize_call(lab, campaign.id)
     seeds = draw_seeds(args.seeds, key=f"finalize:{campaign.id}:{used}")
     metric = campaign.objective.metric
-    progress(0, 2, f"held-out evaluation of trial {best_id}")
-    best = _held_out_scores(lab, best_id, seeds, metric, claim=True)
-    progress(1, 2, f"held-out evaluation of the baseline {campaign.baseline_trial_id}")
-    base = _held_out_scores(lab, campaign.baseline_trial_id, seeds, metric, claim=False)
+    progress(0, 2, f"held-out evaluations of trial {best_id} and the baseline {campaign.baseline_trial_id}, together")
+    held_out = runner.together({
+        "claim": lambda report: _held_out_scores(lab, best_id, seeds, metric, claim=True, progress=report),
+        "baseline": lambda report: _held_out_scores(lab, campaign.baseline_trial_id, seeds, metric, claim=False,
+                                                    progress=report)}, progress, 1, 2)
+    best, base = held_out["claim"], held_out["baseline"]
     paired = [s for s in best.scores if s in base.scores]
     sig = significance.check([best.scores[s] for s in paired], [base.scores[s] for s in paired],
                              campaign.objective.direction, campaign.objective.min_effect) if paired else None
