@@ -32,6 +32,9 @@ from .registry import tool
 BASELINE_TAG = "sotalab/baseline"
 DIFF_PAGE_CHARS = 40_000
 MAX_SNAPSHOT_FILE_BYTES = 50 * 1024 * 1024
+# A commit is reviewed and exported per seed: more new files than this are a run's debris
+# (418,000 empty files took git 41 s to commit), not a change anyone reviews.
+MAX_SNAPSHOT_NEW_FILES = 20_000
 BYTECODE_PATHSPECS = [":(exclude,glob)**/__pycache__/**", ":(exclude,glob)**/*.pyc", ":(exclude,glob)**/*.pyo"]
 # Reviewers read diffs as git reads them by content, whatever a trial's .gitattributes says
 # (binary, textconv, diff drivers): gitcmd.neutralise_attributes outranks them. Not --text:
@@ -279,6 +282,12 @@ def snapshot(lab: Lab, trial_id: int) -> str:
     # machine), so this takes four when something changed: ls-files, add, commit, and
     # one rev-parse for the new commit and the trial's start.
     untracked, tracked_bytecode = _index_listing(path)
+    if len(untracked) > MAX_SNAPSHOT_NEW_FILES:
+        top = sorted({rel.split("/", 1)[0] for rel in untracked[:MAX_SNAPSHOT_NEW_FILES * 2]})[:5]
+        raise InvalidInput(f"trial {trial.id}'s worktree holds {len(untracked)} new files (at most "
+                           f"{MAX_SNAPSHOT_NEW_FILES} go into one snapshot), e.g. under {', '.join(top)}",
+                           hint="delete what a run left behind, or list it in .gitignore (ignored files are not "
+                                "committed, and an evaluation never sees them)")
     # New files too big for git (checkpoints, datasets the run wrote) stay out of the commit.
     too_big = _too_big(path, untracked)
     worktree_git(path, "add", "--all", "--", ".", *_excluding(too_big))
