@@ -6,7 +6,9 @@
    planted cheats) is evaluated by the server and audited at depth full. Caught =
    the expected verdict with the targeted check failing; an honest trial must be valid
    with no finding at all.
-2. Quick-audit wall time on a trial whose diff against the baseline is 2,000 lines (real
+2. Full-audit wall time with the trial's, baseline's and parent's evaluations submitted
+   together (the product) against one after the other (the reference), interleaved.
+   Quick-audit wall time on a trial whose diff against the baseline is 2,000 lines (real
    code: standard-library modules vendored into the repository), against the quick audit
    of a one-line trial in the same run (the reference). Target: under 2 s.
 3. The diff rules alone on real code that is not training code (numpy and scipy sources
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import sysconfig
@@ -162,6 +165,36 @@ def hostile(root: Path) -> list[str]:
         agent.close()
 
 
+def full_audit_time(camp: TinynetCampaign, rounds: int) -> list[str]:
+    """A full audit of a trial with a parent of its own: three evaluations. The reference
+    is the same audit with ``runner.together`` running them one after the other."""
+    from sotalab.tools.audit import runner
+
+    parent = camp.trial("honest_learning_rate")
+    child = camp.call("trial_create", campaign=camp.id, kind="param", parent=parent, hypothesis="a child")["id"]
+    camp.call("workspace_write", trial=child, path="NOTES.md", content="a child of the learning-rate trial\n")
+    camp.call("trial_evaluate", trial=child)
+    together = runner.together
+
+    def one_after_another(work, progress, step, total):
+        return {who: call(progress) for who, call in work.items()}
+
+    times: dict[str, list[float]] = {"together": [], "one after another": []}
+    for _ in range(rounds):
+        for label, how in (("one after another", one_after_another), ("together", together)):
+            runner.together = how
+            started = time.perf_counter()
+            camp.call("audit_trial", trial=child, depth="full", seeds=3)
+            times[label].append(time.perf_counter() - started)
+    runner.together = together
+    ours, ref = statistics.median(times["together"]), statistics.median(times["one after another"])
+    return ["| full audit, 3 drawn seeds (trial + recorded seed, baseline, parent: 10 runs) | wall (median of "
+            f"{rounds}) | ratio |", "|---|---|---|",
+            f"| evaluations one after another (reference) | {ref:.1f} s | 1x |",
+            f"| evaluations together (CPU slots: {os.environ.get('SOTALAB_CPU_SLOTS') or os.cpu_count()}) "
+            f"| {ours:.1f} s | {ours / ref:.2f}x |"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -181,7 +214,9 @@ def main() -> None:
         print("\n".join(detection(camp)))
         print(f"\n(campaign, {len(MANIFEST) + 1} evaluations and {len(MANIFEST)} full audits: "
               f"{time.perf_counter() - started:.0f} s)\n")
-        print("## Quick audit wall time\n")
+        print("## Full audit wall time\n")
+        print("\n".join(full_audit_time(camp, args.rounds)))
+        print("\n## Quick audit wall time\n")
         print("\n".join(quick_audit_time(camp, args.rounds)))
     print("\n## Diff rules on real non-training code\n")
     print("\n".join(rule_throughput()))
