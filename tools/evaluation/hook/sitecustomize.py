@@ -141,6 +141,7 @@ def _install():
     roots = [r for r in (root, realpath(held) if held else None) if r]
     here = realpath(__file__)
     hook_dir = here.rpartition(sep)[0]
+    interpreter = realpath(sys.executable)
     stdlib = realpath(sysconfig.get_paths()["stdlib"])
     max_records, line_max, chain_max = 100000, 3800, 8  # a line below PIPE_BUF (4096) is written whole
     try:
@@ -303,9 +304,9 @@ def _install():
             what = str(args[0])[:200] if args else event
             return {"ev": "ctypes", "what": "%s %s" % (event, what), "by": by}, ("ctypes", event, what, by)
         if event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty"):
-            argv, env = spawned(event, args)
+            program, argv, env = spawned(event, args)
             return {"ev": "spawn", "call": event, "argv": argv[:20] if argv is not None else None, "by": by_of(),
-                    "hooked": will_be_hooked(event, argv, env), "direct": called_directly()}, None
+                    "hooked": will_be_hooked(event, program, argv, env), "direct": called_directly()}, None
         if event == "sys.addaudithook":
             return {"ev": "audit_hook", "by": by_of()}, None
         if event in introspect:
@@ -322,47 +323,67 @@ def _install():
         return None, None
 
     def spawned(event, args):
-        """(argv, env) of a process about to start; argv None when unknown, env None: ours."""
+        """(program, argv, env) of a process about to start: program None when it is
+        argv[0] (looked up on PATH), argv None when unknown, env None: this process's."""
         if event in ("os.fork", "os.forkpty"):
-            return None, None
+            return None, None, None
         if event == "subprocess.Popen":  # (executable, args, cwd, env)
-            argv, env = (args[1] if len(args) > 1 else None), (args[3] if len(args) > 3 else None)
+            program, argv, env = args[0], (args[1] if len(args) > 1 else None), (args[3] if len(args) > 3 else None)
         elif event == "os.system":  # (command,)
-            argv, env = ["/bin/sh", "-c", args[0] if args else ""], None
+            program, argv, env = None, ["/bin/sh", "-c", args[0] if args else ""], None
         elif event == "os.spawn":  # (mode, path, args, env)
-            argv, env = (args[2] if len(args) > 2 else None), (args[3] if len(args) > 3 else None)
+            program, argv, env = (args[1] if len(args) > 1 else None), (args[2] if len(args) > 2 else None), \
+                (args[3] if len(args) > 3 else None)
         else:  # os.exec, os.posix_spawn: (path, args, env)
-            argv, env = (args[1] if len(args) > 1 else None), (args[2] if len(args) > 2 else None)
+            program, argv, env = args[0], (args[1] if len(args) > 1 else None), (args[2] if len(args) > 2 else None)
         if isinstance(argv, (str, bytes)):
             argv = ["/bin/sh", "-c", argv]  # subprocess with shell=True passes the string
         if isinstance(argv, (list, tuple)):
             argv = [a.decode(fs_encoding, "replace") if isinstance(a, bytes) else str(a) for a in argv]
         else:
             argv = None
-        return argv, env
+        if isinstance(program, bytes):
+            program = program.decode(fs_encoding, "replace")
+        return (program if isinstance(program, str) else None), argv, env
 
-    def will_be_hooked(event, argv, env):
-        """Whether the new process runs this hook too: a fork, or a Python interpreter that
-        reads $PYTHONPATH and its start-up files (no -I, -E, -S) with this hook's directory
-        on it. Anything else (a shell, a compiled program) acts where no record is made."""
+    def env_value(env, name):
+        """``name`` in the environment a child gets (None: this process's own), as text."""
+        try:
+            if env is None:
+                value = environ._data.get(name.encode())  # what execve passes; plain dict, no Python methods
+            else:
+                value = env.get(name, env.get(name.encode()) if hasattr(env, "get") else None)
+        except Exception:
+            return ""
+        if isinstance(value, bytes):
+            value = value.decode(fs_encoding, "replace")
+        return value if isinstance(value, str) else None
+
+    def resolved_program(name, env):
+        if sep in name:
+            return realpath(name)
+        for folder in (env_value(env, "PATH") or "").split(":"):
+            candidate = (folder or ".") + sep + name
+            if isfile(candidate):
+                return realpath(candidate)
+        return None
+
+    def will_be_hooked(event, program, argv, env):
+        """Whether the new process runs this hook too: a fork, or this very interpreter
+        reading $PYTHONPATH and its start-up files (no -I, -E, -S), with this hook's
+        directory first on it, its channel named and no other $PYTHONHOME. Anything else
+        (a shell, a compiled program, a file named python) acts where no record is made."""
         if event in ("os.fork", "os.forkpty"):
             return True
-        if not argv or not argv[0].rpartition(sep)[2].startswith("python"):
+        if not argv or resolved_program(program or argv[0], env) != interpreter:
             return False
         for arg in argv[1:]:
             if arg in ("-c", "-m") or not arg.startswith("-") or arg == "-":
                 break
             if not arg.startswith("--") and any(flag in arg for flag in "IES"):
                 return False
-        if env is None:
-            return True
-        try:
-            path = env.get("PYTHONPATH") if not isinstance(env, (list, tuple)) else None
-        except Exception:
-            return False
-        if isinstance(path, bytes):
-            path = path.decode(fs_encoding, "replace")
-        return isinstance(path, str) and hook_dir in path.split(":") and env.get("SOTALAB_EVENTS") == events_path
+        return ((env_value(env, "PYTHONPATH") or "").split(":")[0] == hook_dir
+                and env_value(env, "SOTALAB_EVENTS") == events_path and not env_value(env, "PYTHONHOME"))
 
     def called_directly():
         """The spawn came straight from the evaluated tree: no code between it and the
