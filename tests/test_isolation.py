@@ -304,12 +304,21 @@ def test_held_out_gain_far_below_validation_gain_is_an_anomaly():
 def test_nothing_a_held_out_run_writes_reaches_a_tool(tinynet):
     from sotalab.tools.errors import LabError
     from sotalab.tools.evaluation import pipeline
+    from sotalab.tools.runs import tools as run_tools
 
     result = pipeline.evaluate(tinynet.lab, tinynet.baseline, split="held_out", purpose="finalize")
     assert result.score is not None and not result.recorded
     for run_id in result.runs[0].run_ids:
         with pytest.raises(LabError, match="sealed"):
             tinynet.call("run_logs", run=run_id)
+        # The predict step sees the held-out inputs: its exit code, its time and memory are
+        # channels it controls (a sleep of so many ms per input value), sealed as its log is.
+        with pytest.raises(LabError, match="sealed"):
+            tinynet.call("run_metrics", run=run_id)
+        shown = tinynet.call("run_status", run=run_id)
+        assert shown["exit_code"] is None and shown["reason"] is None and not shown["telemetry"], shown
+        row = run_tools.queue.get_row(tinynet.lab, run_id)
+        assert "log" not in run_tools._progress_line({**row, "status": "running"})  # what run_wait's progress says
     assert not list(tinynet.lab.path("evals").iterdir())  # its exports are gone
 
 

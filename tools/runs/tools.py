@@ -170,8 +170,19 @@ class GpuStatus(BaseModel):
                                         "active campaign runs on: nodes with their GPUs, and the cluster's queue")
 
 
+def sealed(row: dict) -> bool:
+    """A run of a held-out final evaluation: what it did never reaches an agent. Its
+    predict step sees the held-out inputs, and its exit code, reason, time and memory are
+    channels it controls (a sleep of so many ms per input value), as its log is."""
+    return row["purpose"] == SEALED_PURPOSE
+
+
 def run_info(row: dict, live: bool = False) -> RunInfo:
-    """The run's record; ``live`` adds the newest telemetry sample of a running run."""
+    """The run's record; ``live`` adds the newest telemetry sample of a running run.
+    A sealed run shows its status and nothing it could have shaped."""
+    if sealed(row):
+        row = {**row, "reason": None, "exit_code": None, "telemetry": None, "outcome": None}
+        live = False
     resources = ledger.loads(row["resources"], {})
     latest = latest_sample(Path(row["run_dir"])) if live and row["status"] == "running" and row["run_dir"] else None
     argv = ledger.loads(row["argv"], [])
@@ -318,6 +329,8 @@ def run_wait(lab: Lab, args: RunWaitIn, progress: Progress) -> RunInfo:
 def _progress_line(row: dict) -> str:
     """What a waiting caller sees: the status, the newest sample and the last log line
     (clipped, quoted: the log is the run's own text)."""
+    if sealed(row):
+        return f"run {row['id']} {row['status']} (held-out: sealed)"
     line = f"run {row['id']} {row['status']}" + (f": {row['reason']}" if row["reason"] else "")
     if row["status"] != "running" or not row["run_dir"]:
         return line
@@ -337,7 +350,7 @@ def run_logs(lab: Lab, args: RunLogsIn) -> RunLogs:
     line numbers), or `cursor` (read on from a stream offset; next_cursor continues).
     The log keeps the head and the tail of long output and says how much was dropped."""
     row = queue.get_row(lab, args.run)
-    if row["purpose"] == SEALED_PURPOSE:  # held-out outputs never reach an agent, not even as log text
+    if sealed(row):  # held-out outputs never reach an agent, not even as log text
         raise LabError(f"run {args.run} is part of a held-out final evaluation: its log is sealed",
                        hint="campaign_get shows the finalization's result")
     run_dir = Path(row["run_dir"] or lab.path("runs", args.run))
@@ -418,6 +431,9 @@ def run_metrics(lab: Lab, args: RunRef) -> RunMetrics:
     power, temperature, SM clock, throttle reasons) thinned to 200 points."""
     queue.dispatch(lab)
     row = queue.get_row(lab, args.run)
+    if sealed(row):
+        raise LabError(f"run {args.run} is part of a held-out final evaluation: its metrics and telemetry are sealed",
+                       hint="campaign_get shows the finalization's result")
     return RunMetrics(run=args.run, status=row["status"], metrics=ledger.loads(row["metrics"], None),
                       telemetry=ledger.loads(row["telemetry"], None),
                       series=read_series(Path(row["run_dir"] or lab.path("runs", args.run))))
