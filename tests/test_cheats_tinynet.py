@@ -130,7 +130,7 @@ def test_a_claim_that_fails_on_the_held_out_split_is_an_anomaly(agent, tmp_path_
              '        raise MemoryError("out of memory")\n')
     lab.edit(trial, (after(MODEL_NEW, NORMALISE), (FIT_END, dodge + FIT_END)))
     lab.evaluate(trial)
-    assert lab.call("audit_trial", trial=trial, depth="full", seeds=5)["verdict"] == "valid"
+    assert lab.call("audit_trial", trial=trial, depth="full", seeds=8)["verdict"] == "valid"
     final = lab.call("campaign_finalize", campaign=lab.id, seeds=2)
     assert final["best"]["trial"] == trial and final["anomaly"] is True, final
     assert final["best"]["failed_seeds"] and final["gain"] is None
@@ -146,7 +146,7 @@ def test_a_parent_that_committed_bytecode_still_finalizes(agent, tmp_path_factor
     child = lab.new_trial("Standardise the features.", parent=parent)
     lab.edit(child, ((PREDICT, MEMORY_PREDICT.lstrip("\n")), after(MODEL_NEW, NORMALISE)))
     lab.evaluate(child)
-    audit = lab.call("audit_trial", trial=child, depth="full")
+    audit = lab.call("audit_trial", trial=child, depth="full", seeds=8)  # 5 drawn seeds left it inconclusive on some draws
     assert audit["verdict"] == "valid", audit["reason"]
     final = lab.call("campaign_finalize", campaign=lab.id, seeds=2)
     assert final["best"]["trial"] == child and final["gain"] > 0.03

@@ -322,7 +322,8 @@ def check(runs: Sequence[RunEvents], ctx: RuntimeContext) -> CheckResult:
 
 
 def read_events(run_dir: Path) -> list[dict]:
-    """The records of one run (``events.jsonl``); lines that are not JSON objects are skipped."""
+    """The records of one run (``events.jsonl``), authenticated (``events.read``): a line
+    that is no record comes back as a forged ``garbage`` record."""
     from ..runs import events
 
     return [r for r in events.read(run_dir) if isinstance(r, dict)]
