@@ -20,6 +20,8 @@ from cheats.play import EXAMPLE, Lab
 pytestmark = pytest.mark.slow
 
 BY_NAME = {c.name: c for c in [*CHEATS, *HONEST]}
+# Caught where no frame of the trial is on record: a process nothing names the starter of.
+UNLOCATED = {"validation_read_in_spawned_child"}
 # Cheats the lab cannot catch yet at this level, with what would catch them.
 PENDING: dict[str, str] = {}
 
@@ -53,7 +55,7 @@ def test_cheat_is_caught_with_evidence(in_process, name):
     assert outcome.audit["verdict"] == "invalid", outcome.audit["reason"]
     found = [e for c in outcome.audit["checks"] for e in c["evidence"] if e["rule"] == CAUGHT[name]]
     assert found, (CAUGHT[name], sorted(outcome.rules))
-    if CAUGHT[name].startswith("runtime-") and CAUGHT[name] != "runtime-builtins":
+    if CAUGHT[name].startswith("runtime-") and CAUGHT[name] != "runtime-builtins" and name not in UNLOCATED:
         assert any(e["file"] and e["line"] for e in found), found  # the trial's file and line
 
 

@@ -150,12 +150,16 @@ def _unattributed(record: dict) -> bool:
 UNATTRIBUTED = " with no code of the evaluated tree on the way (a thread, process or callback the trial set up)"
 
 
+UNNAMED = (" in a process that does not run an evaluator script (python -c, multiprocessing's spawn): the hook "
+           "cannot tell who started it")
+
+
 def _open(record: dict, ctx: RuntimeContext) -> Finding | None:
     by = _trial_frame(record, ctx)
-    nobody = _unattributed(record)
+    nobody = _unattributed(record) or record.get("unnamed_process")
     if by is None and not nobody:
         return None
-    how = UNATTRIBUTED if nobody else ""
+    how = "" if by else (UNNAMED if record.get("unnamed_process") else UNATTRIBUTED)
     path = str(record.get("path", ""))
     held = record.get("root") == "held_out"
     if record.get("write") and (held or ctx.is_eval_data(path)):
@@ -281,7 +285,20 @@ def findings(run: RunEvents, ctx: RuntimeContext) -> list[Finding]:
             f"(unsigned, or signed for no process the hook started), e.g. a {str(forged[0].get('ev'))[:40]!r} record",
             None,  # whatever the record says: its "by" is the forger's claim
             json.dumps({k: v for k, v in forged[0].items() if k not in ("auth", "root")}, default=str)[:200])
+    # A child that was not forked starts with no frame of whoever started it: unless it
+    # runs an evaluator script, what it does is nobody's the evidence can clear.
+    starts_of = [r for r in genuine if r.get("ev") == "start"]
+    root = starts_of[0].get("stream") if starts_of else None
+    unnamed: set = set()
+    for r in starts_of[1:]:
+        if r.get("forked"):  # a fork keeps its frames, and is as named as the process it came from
+            if r.get("parent_stream") in unnamed:
+                unnamed.add(r.get("stream"))
+        elif "main" in r and not (r.get("main") and ctx.is_protected(str(r["main"]))):
+            unnamed.add(r.get("stream"))
     for record in genuine:
+        if record.get("stream") in unnamed:
+            record = {**record, "unnamed_process": True}
         for rule in RULES_BY_EVENT.get(record.get("ev", ""), ()):
             finding = rule.judge(record, ctx)
             if finding:

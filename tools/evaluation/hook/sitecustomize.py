@@ -37,7 +37,9 @@ to a thread pool or a child process is the doing of whoever handed it over.
 
 Record kinds (``ev``):
 - ``start``/``exit``: the process began / ended normally (a missing exit after a
-  start means the process was killed or left through os._exit).
+  start means the process was killed or left through os._exit); ``start`` names the
+  script it runs (``main``, relative to the root; null for ``-c``, ``-m`` or a file
+  elsewhere) and says whether it is a fork (``forked``).
 - ``open``: a file under a watched root ($SOTALAB_HOOK_ROOT, $SOTALAB_HELD_OUT) was
   opened: ``path`` (relative to its root, with ``root``), ``write`` (bool).
 - ``module``: module code from a file under the root ran: ``path``, ``name``, ``sha256``
@@ -477,12 +479,15 @@ def _install():
     def in_child():
         tls.busy = True
         try:
+            parent = state["stream"]
             emit({"ev": "start", "argv": list(sys.argv)[:20], "executable": sys.executable, "forked": True,
-                  "commit": new_stream()})
+                  "parent_stream": parent, "commit": new_stream()})
         finally:
             tls.busy = False
 
-    emit({"ev": "start", "argv": list(sys.argv)[:20], "executable": sys.executable, "commit": new_stream()})
+    main_file = realpath(sys.argv[0]) if sys.argv and sys.argv[0] and not sys.argv[0].startswith("-") else ""
+    emit({"ev": "start", "argv": list(sys.argv)[:20], "executable": sys.executable, "commit": new_stream(),
+          "main": relpath(main_file, root) if main_file and under(main_file) == root else None})
     sys.addaudithook(hook)
     atexit.register(at_exit)
     os.register_at_fork(after_in_child=in_child)
