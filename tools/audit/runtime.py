@@ -287,8 +287,7 @@ def findings(run: RunEvents, ctx: RuntimeContext) -> list[Finding]:
             json.dumps({k: v for k, v in forged[0].items() if k not in ("auth", "root")}, default=str)[:200])
     # A child that was not forked starts with no frame of whoever started it: unless it
     # runs an evaluator script, what it does is nobody's the evidence can clear.
-    starts_of = [r for r in genuine if r.get("ev") == "start"]
-    root = starts_of[0].get("stream") if starts_of else None
+    starts_of = [r for r in genuine if r.get("ev") == "start"]  # the first is the process the run started
     unnamed: set = set()
     for r in starts_of[1:]:
         if r.get("forked"):  # a fork keeps its frames, and is as named as the process it came from
