@@ -628,3 +628,67 @@ def after_table_paper() -> bytes:
     data = doc.tobytes(garbage=3, deflate=True)
     doc.close()
     return data
+
+
+THOUSANDS_CAPTION = "Table 1: Dataset sizes; counts grouped in thousands, set right-aligned."
+THOUSANDS_ROWS = [["ImageNet", "1 281 167", "50 000", "0.84"], ["Places365", "1 803 460", "36 500", "0.91"],
+                  ["CIFAR-10", "50 000", "10 000", "0.95"], ["iNat-2018", "437 513", "24 426", "0.77"]]
+
+
+def thousands_paper() -> bytes:
+    """A table whose counts are grouped in thousands by spaces, right-aligned, so the
+    spaces line up from row to row as the gaps between columns do."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=PAGE_W, height=PAGE_H)
+    _prose(page, MARGIN, 50, PAGE_W - 2 * MARGIN, 5, "thousands")
+    widths, x = [90, 70, 60, 50], 150
+    y = _caption(page, x, 130, sum(widths), THOUSANDS_CAPTION) + 6
+    _rule(page, x, x + sum(widths), y, 0.8)
+    for r, row in enumerate([["Dataset", "Train", "Val", "Top-1"]] + THOUSANDS_ROWS):
+        y += 11
+        for c, text in enumerate(row):
+            right = x + sum(widths[:c + 1]) - 4
+            left = x + 2 if c == 0 else right - pymupdf.get_text_length(text, fontname=BODY, fontsize=8)
+            page.insert_text((left, y), text, fontname=BODY, fontsize=8)
+        if r == 0:
+            _rule(page, x, x + sum(widths), y + 4)
+            y += 4
+    _rule(page, x, x + sum(widths), y + 4, 0.8)
+    _prose(page, MARGIN, y + 30, PAGE_W - 2 * MARGIN, 20, "after thousands")
+    data = doc.tobytes(garbage=3, deflate=True)
+    doc.close()
+    return data
+
+
+HALVES_CAPTION = "Table 2: Accuracy of every model, the list set in two halves side by side."
+HALVES = [[["ResNet-18", "69.8"], ["ViT-S", "79.9"]], [["ResNet-50", "76.1"], ["ViT-B", "81.8"]],
+          [["ResNet-101", "77.4"], ["ViT-L", "85.2"]], [["ConvNeXt-T", "82.1"], ["", ""]]]
+
+
+def halves_paper() -> bytes:
+    """A long list printed in two halves side by side under one set of rules: the header
+    "Model Acc. (%)" twice on one line."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=PAGE_W, height=PAGE_H)
+    _prose(page, MARGIN, 50, PAGE_W - 2 * MARGIN, 5, "halves")
+    widths, x = [90, 60, 90, 60], 150
+    y = _caption(page, x, 130, sum(widths), HALVES_CAPTION) + 6
+    _rule(page, x, x + sum(widths), y, 0.8)
+    y += 11
+    _cells(page, x, y, widths, ["Model", "Acc. (%)"])
+    _cells(page, x + 150, y, widths[2:], ["Model", "Acc. (%)"])
+    _rule(page, x, x + sum(widths), y + 4)
+    y += 4
+    for left, right in HALVES:
+        y += 11
+        _cells(page, x, y, widths, left)
+        _cells(page, x + 150, y, widths[2:], right)
+    _rule(page, x, x + sum(widths), y + 4, 0.8)
+    _prose(page, MARGIN, y + 30, PAGE_W - 2 * MARGIN, 20, "after halves")
+    data = doc.tobytes(garbage=3, deflate=True)
+    doc.close()
+    return data

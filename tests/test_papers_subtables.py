@@ -83,3 +83,23 @@ def test_sub_captions_above_their_tables_label_them_and_name_the_dataset(call, p
     cells = call("paper_results", paper=paper, metric="CIFAR-100 accuracy")["cells"]
     assert [(c["row_header"], c["value"]) for c in cells] == [("Ours", 82.5), ("SGD", 77.3), ("SAM", 80.2)]
     assert "under the sub-caption" in cells[0]["reason"] and "'(b) CIFAR-100'" in cells[0]["reason"]
+
+
+def test_numbers_grouped_in_thousands_stay_one_cell_when_their_spaces_line_up(call, tmp_path, monkeypatch):
+    # columns of numbers a space apart are split ("0.160 0.198"), but "1 281 167" is one number
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "thousands.pdf").write_bytes(gen.thousands_paper())
+    (table,) = call("paper_tables", paper=call("paper_fetch", source="thousands.pdf")["id"])["tables"]
+    assert (table["caption"], table["header"], table["rows"]) == (
+        gen.THOUSANDS_CAPTION, ["Dataset", "Train", "Val", "Top-1"], gen.THOUSANDS_ROWS)
+
+
+def test_a_table_set_in_two_halves_side_by_side_is_two_tables(call, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "halves.pdf").write_bytes(gen.halves_paper())
+    paper = call("paper_fetch", source="halves.pdf")["id"]
+    got = call("paper_tables", paper=paper)["tables"]
+    assert [(t["caption"], t["header"], t["rows"]) for t in got] == [
+        (gen.HALVES_CAPTION, ["Model", "Acc. (%)"], [half[n] for half in gen.HALVES if any(half[n])]) for n in (0, 1)]
+    cells = call("paper_results", paper=paper, metric="accuracy", method="ViT-B")["cells"]
+    assert [c["value"] for c in cells] == [81.8]  # not ResNet-50's 76.1 from the same printed line

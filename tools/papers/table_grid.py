@@ -4,16 +4,20 @@ Rows are text lines (words grouped by their vertical centre). Columns are the ga
 run through the body rows: an x position where (almost) no body row has ink. A row that
 spans several columns (a section label) does not close a gap, because a gap may be inked
 by up to ``SPANNING_SHARE`` of the rows. Header lines are the rows above the first rule
-inside the table (booktabs' mid rule) or, in a table without inner rules, the leading
-rows that hold no number; a header word wider than its column (a group title such as
-"CIFAR-10" over "Acc." and "Err.") is given to every column it covers, and the header
-lines are merged into one header cell per column.
+inside the table with results under it (booktabs' mid rule; a header of several levels has
+rules inside it too) or, in a table without inner rules, the leading rows that hold no
+number; a header word wider than its column (a group title such as "CIFAR-10" over "Acc."
+and "Err.") is given to every column it covers, as far as it has room before its
+neighbours, and the header lines are merged into one header cell per column ("BEAT Ours
+MSE").
 
 One region can hold several tables under one caption. A sub-caption line ("(a) Zero-shot")
 separates the tables above and below it and labels the nearer one; a header line halfway
 down (a row of names and no numbers with a rule under it, e.g. a second row of methods)
-starts a new table with that header. Columns may stand closer than a space between words
-where every row has numbers on both sides of the gap ("0.160 0.198").
+starts a new table with that header; a header that starts over at a later column ("Model
+Acc. Model Acc.") cuts a list set in two halves side by side into two tables. Columns may
+stand closer than a space between words where most rows have numbers on both sides of the
+gap ("0.160 0.198"), but not groups of thousands ("1 281 167").
 
 A word is ``(x0, y0, x1, y1, text, block, line, word)`` as PyMuPDF's "words" gives it.
 """
@@ -31,6 +35,7 @@ PROSE_SHARE = 0.7  # a line of one phrase this wide is prose, not a table row
 GROUP_RULE_GAP = 8.0  # points between a group title and the rule under it
 HAS_NUMBER = re.compile(r"\d")
 PLAIN_NUMBER = re.compile(r"^[-+−]?\d[\d.,]*%?[*†‡]*$|^[-–—]$")  # a cell that is a number ("42.1*") or a dash
+THOUSANDS_HEAD, THOUSANDS_TAIL = re.compile(r"^[-+−]?\d{1,3}$"), re.compile(r"^\d{3}(?:[.,]\d+)?%?$")
 MEASUREMENT = re.compile(r"\d[.,]\d|%|±")  # a measured number, not a year or a count
 SUBCAPTION = re.compile(r"^\(([a-h]|[ivx]{1,4})\)$")  # "(a)", "(iii)": the first word of a sub-caption
 NARROW_GAP = 1.0  # points: the least blank between two columns of numbers
@@ -96,11 +101,13 @@ def column_spans(rows: list[list], x0: float, x1: float, min_gap: float) -> list
 def _between_numbers(rows: list[list], a: float, b: float) -> bool:
     """Whether a blank narrower than a column gap still parts two columns: most rows have
     a number ending before it and another starting after it ("0.160 0.198" set as close as
-    a space). A number in brackets after another ("0.059 (+7%)") is the same cell."""
+    a space). A number in brackets after another ("0.059 (+7%)") is the same cell, and so are
+    groups of thousands ("1 281 167")."""
     def parted(row) -> bool:
         left = max((w for w in row if w[2] <= a + 1), key=lambda w: w[2], default=None)
         right = min((w for w in row if w[0] >= b - 1), key=lambda w: w[0], default=None)
-        return bool(left and right and PLAIN_NUMBER.match(left[4]) and PLAIN_NUMBER.match(right[4]))
+        return bool(left and right and PLAIN_NUMBER.match(left[4]) and PLAIN_NUMBER.match(right[4])
+                    and not (THOUSANDS_HEAD.match(left[4]) and THOUSANDS_TAIL.match(right[4])))
 
     return sum(map(parted, rows)) >= max(2, len(rows) / 2)
 
@@ -244,9 +251,30 @@ def build(words, bbox, rules_y: list[float], bold_words: set | None = None,
     for block, subcaption in _blocks(rows, min_gap):
         for start, end in _pairs(_reheaders(block, rules_y, min_gap) + [len(block)]):
             if grid := _grid(block[start:end], bbox, rules_y, bold_words, partial_rules or [], height, min_gap):
-                grid.subcaption = subcaption
-                grids.append(grid)
+                for half in _halves(grid):
+                    half.subcaption = subcaption
+                    grids.append(half)
     return grids
+
+
+def _halves(grid: Grid) -> list[Grid]:
+    """A table set in two halves side by side under one set of rules ("Method Acc. Method
+    Acc."): the header starts over at a later column. Each half is a table of its own, so a
+    row's right half does not name the method of its left half."""
+    names = [" ".join(h.lower().split()) for h in grid.header]
+    cut = next((k for k in range(2, len(names) - 1) if names[0] and names[k:] == names[:len(names) - k]), None)
+    if cut is None:
+        return [grid]
+    out = []
+    for a, b in ((0, cut), (cut, len(names))):
+        kept = [r for r, row in enumerate(grid.rows) if any(row[a:b])]
+        index = {old: new for new, old in enumerate(kept)}
+        boxes = [box for r in kept for box in grid.boxes[r][a:b] + grid.header_box[a:b] if box]
+        out.append(Grid(grid.header[a:b], [grid.rows[r][a:b] for r in kept], grid.columns[a:b], grid.header_box[a:b],
+                        [grid.boxes[r][a:b] for r in kept], [(index[r], c - a) for r, c in grid.bold if r in index and a <= c < b],
+                        grid.row_height, (min(x[0] for x in boxes), min(x[1] for x in boxes), max(x[2] for x in boxes),
+                                          max(x[3] for x in boxes))))
+    return out
 
 
 def _pairs(ends: list[int]) -> list[tuple[int, int]]:
