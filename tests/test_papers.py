@@ -230,9 +230,12 @@ def test_unreachable_arxiv_is_a_clear_error(monkeypatch, call_error):
     assert "arXiv could not be reached after 4 tries" in message
 
 
-def test_requests_are_spaced_by_the_interval_across_threads(arxiv, lab):
+def test_requests_are_spaced_by_the_interval_across_threads(arxiv, lab, monkeypatch):
     from sotalab.tools.invoke import invoke
 
+    # Times are taken where the requests arrive, so a loaded machine's scheduling can shift
+    # one arrival by tens of milliseconds: an interval of 0.5 s and a 0.1 s allowance.
+    monkeypatch.setenv("SOTALAB_ARXIV_INTERVAL_S", "0.5")
     threads = [threading.Thread(target=invoke, args=(lab, "paper_search", {"query": "lattice"})) for _ in range(4)]
     for t in threads:
         t.start()
@@ -240,7 +243,7 @@ def test_requests_are_spaced_by_the_interval_across_threads(arxiv, lab):
         t.join()
     times = sorted(t for t, _ in arxiv.api_requests)
     assert len(times) == 4
-    assert min(b - a for a, b in zip(times, times[1:])) >= 0.19
+    assert min(b - a for a, b in zip(times, times[1:])) >= 0.4
 
 
 def test_default_spacing_is_three_seconds(arxiv, call, monkeypatch):
