@@ -161,23 +161,6 @@ def test_snapshot_never_commits_bytecode(tinynet):
     assert "helper.py" in listed and not [f for f in listed if f.endswith(".pyc")]
 
 
-def test_snapshot_refuses_a_flood_of_new_files(tinynet):
-    """A side run can leave hundreds of thousands of empty files in a worktree (no disk
-    blocks); committing them took 41 s for 418,000, and a tool call has 60 s."""
-    tid = _new_trial(tinynet, {"helper.py": "X = 1\n"})
-    tree = Path(trials.load(tinynet.lab, tid).worktree)
-    for d in range(21):
-        (tree / f"c{d}").mkdir()
-        for i in range(1000):
-            (tree / f"c{d}" / str(i)).touch()
-    with pytest.raises(Exception, match="new files"):
-        tinynet.call("trial_snapshot", trial=tid)
-    (tree / ".gitignore").write_text("c*/\n")  # what the refusal suggests
-    tinynet.call("trial_snapshot", trial=tid)
-    listed = git(tree, "ls-tree", "-r", "--name-only", trials.load(tinynet.lab, tid).commit_sha).split()
-    assert "helper.py" in listed and not [f for f in listed if f.startswith("c")]
-
-
 def test_full_audit_draws_its_seeds_and_records_them_first(tinynet):
     tid = tinynet.trial("honest_normalise")
     first = tinynet.call("audit_trial", trial=tid, depth="full", seeds=8)
@@ -212,6 +195,23 @@ def test_a_seed_that_crashes_in_an_audit_fails_it(tinynet):
     assert significance["verdict"] == "fail"
     assert any(e["rule"] == "seed-failed" for e in significance["evidence"])
     assert audit["verdict"] != "valid"
+
+
+def test_snapshot_refuses_a_flood_of_new_files(tinynet):  # after the audits: trial ids key their seed draws
+    """A side run can leave hundreds of thousands of empty files in a worktree (no disk
+    blocks); committing them took 41 s for 418,000, and a tool call has 60 s."""
+    tid = _new_trial(tinynet, {"helper.py": "X = 1\n"})
+    tree = Path(trials.load(tinynet.lab, tid).worktree)
+    for d in range(21):
+        (tree / f"c{d}").mkdir()
+        for i in range(1000):
+            (tree / f"c{d}" / str(i)).touch()
+    with pytest.raises(Exception, match="new files"):
+        tinynet.call("trial_snapshot", trial=tid)
+    (tree / ".gitignore").write_text("c*/\n")  # what the refusal suggests
+    tinynet.call("trial_snapshot", trial=tid)
+    listed = git(tree, "ls-tree", "-r", "--name-only", trials.load(tinynet.lab, tid).commit_sha).split()
+    assert "helper.py" in listed and not [f for f in listed if f.startswith("c")]
 
 
 @pytest.fixture(scope="module")
