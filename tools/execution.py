@@ -146,8 +146,6 @@ def execution_set(lab: Lab, args: ExecutionSet) -> ExecutionOut:
 
 @tool(read_only=True)
 def execution_get(lab: Lab, args: ExecutionGetIn) -> ExecutionOut:
-    """Where runs of the lab or of one campaign execute.
-
-    Where runs of the lab (or of one campaign) execute, and what that level sets itself."""
+    """Where runs of the lab (or of one campaign) execute, and what that level sets itself."""
     own = _lab_own(lab) if args.campaign is None else _campaign_own(lab, args.campaign)
     return ExecutionOut(campaign=args.campaign, execution=resolve(lab, args.campaign), own=own)

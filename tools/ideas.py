@@ -87,9 +87,7 @@ def idea_add(lab: Lab, args: IdeaAdd) -> Idea:
 
 @tool(idempotent=True)
 def idea_update(lab: Lab, args: IdeaUpdate) -> Idea:
-    """Change an idea's text, type, risk, priority or status.
-
-    Change an idea's text, type, risk, priority or status (open, running, done, dropped)."""
+    """Change an idea's text, type, risk, priority or status (open, running, done, dropped)."""
     load(lab, args.idea)
     changes = args.model_dump(exclude={"idea"}, exclude_none=True)
     if not changes:
@@ -100,9 +98,7 @@ def idea_update(lab: Lab, args: IdeaUpdate) -> Idea:
 
 @tool(read_only=True)
 def idea_list(lab: Lab, args: IdeaListIn) -> IdeaPage:
-    """A campaign's ideas, highest priority first, paged.
-
-    A campaign's ideas, highest priority first (then oldest), paged."""
+    """A campaign's ideas, highest priority first (then oldest), paged."""
     campaigns.load(lab, args.campaign)
     rows, total, _ = select_page(lab.db, "ideas", {"campaign_id": args.campaign, "status": args.status,
                                                    "type": args.type},

@@ -127,9 +127,7 @@ def lease_take(lab: Lab, args: ClaimIn) -> Claim:
 
 @tool(idempotent=True)
 def lease_release(lab: Lab, args: ClaimReleaseIn) -> ClaimReleased:
-    """Give up this agent's claim on an idea or a trial.
-
-    Give up this agent's claim on an idea or a trial (when done with it, or giving up)."""
+    """Give up this agent's claim on an idea or a trial (when done with it, or giving up)."""
     cur = lab.db.execute("DELETE FROM claims WHERE kind = ? AND item_id = ? AND agent = ?",
                          [args.kind, args.id, args.agent])
     return ClaimReleased(kind=args.kind, id=args.id, released=cur.rowcount > 0)

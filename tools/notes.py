@@ -67,10 +67,7 @@ def fts_query(text: str) -> str:
 
 @tool()
 def note_add(lab: Lab, args: NoteAdd) -> Note:
-    """Record an analysis, failure memory, red line or decision, tied to a campaign or
-    trial.
-
-    Record an analysis, failure memory, red line or decision, optionally tied to a
+    """Record an analysis, failure memory, red line or decision, optionally tied to a
     campaign or trial."""
     campaign = args.campaign
     if campaign is not None:

@@ -111,9 +111,7 @@ def surfaces_set(lab: Lab, args: SurfacesSetIn) -> Surfaces:
 
 @tool(read_only=True)
 def surfaces_get(lab: Lab, args: campaigns.CampaignRef) -> Surfaces:
-    """A campaign's surfaces and the globs each covers.
-
-    A campaign's surfaces: each name with the globs of paths it covers."""
+    """A campaign's surfaces: each name with the globs of paths it covers."""
     return Surfaces(campaign=args.campaign, surfaces=of_campaign(lab, args.campaign))
 
 

@@ -168,9 +168,7 @@ def workspace_read(lab: Lab, args: ReadIn) -> ReadOut:
 
 @tool(destructive=True, idempotent=True)
 def workspace_write(lab: Lab, args: WriteIn) -> WriteOut:
-    """Create or overwrite a text file in the trial's worktree; commit with trial_snapshot.
-
-    Create or overwrite a text file in the trial's worktree (parents created).
+    """Create or overwrite a text file in the trial's worktree (parents created).
     Commit the trial's changes with trial_snapshot."""
     root = _open_trial(lab, args.trial, writing=True)
     target = confine(root, args.path)

@@ -305,9 +305,7 @@ def audit_trial(lab: Lab, args: AuditIn, progress: Progress) -> Audit:
 
 @tool(read_only=True)
 def audit_get(lab: Lab, args: AuditRef) -> Audit:
-    """One stored audit: verdict, reason, and every check with its evidence.
-
-    One stored audit: overall verdict and reason, every check with its evidence."""
+    """One stored audit: overall verdict and reason, every check with its evidence."""
     return load_audit(lab, args.audit)
 
 

@@ -427,9 +427,7 @@ def env_detect(lab: Lab, args: EnvBuildIn) -> EnvDetectOut:
 
 @tool(read_only=True)
 def env_status(lab: Lab, args: EnvRef) -> EnvStatusOut:
-    """One environment: status, spec, location, timings and the tail of its build log.
-
-    One environment: status, spec, location, build timings and the tail of its build log."""
+    """One environment: status, spec, location, build timings and the tail of its build log."""
     env = get_env(lab, args.env)
     return EnvStatusOut(env=env, log_tail=log_tail(env.log_path, args.tail_lines) if args.tail_lines else "")
 
