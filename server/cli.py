@@ -95,6 +95,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_tools(args) -> int:
+    from pydantic import TypeAdapter
+
     from sotalab.tools.registry import all_tools
 
     from .toolsets import select
@@ -109,7 +111,7 @@ def cmd_tools(args) -> int:
             "annotations": {"readOnlyHint": s.read_only, "destructiveHint": s.destructive,
                             "idempotentHint": s.idempotent, "openWorldHint": s.open_world},
             "inputSchema": s.input_model.model_json_schema(),
-            "outputSchema": s.output_model.model_json_schema(mode="serialization"),
+            "outputSchema": TypeAdapter(s.output_model).json_schema(mode="serialization"),
         } for s in tools], indent=1))
         return 0
     width = max(len(s.name) for s in tools)

@@ -15,6 +15,7 @@ import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import UnionType
 from typing import Protocol, get_type_hints
 
 from pydantic import BaseModel
@@ -59,7 +60,7 @@ class ToolSpec:
     name: str
     fn: Callable[..., BaseModel]
     input_model: type[BaseModel]
-    output_model: type[BaseModel]
+    output_model: type[BaseModel] | UnionType  # a union where one tool answers in two shapes (one item or a page)
     description: str  # the whole docstring, one paragraph per paragraph: `sotalab tools --json`
     summary: str  # its first paragraph: what hosts send a model
     read_only: bool
