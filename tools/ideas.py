@@ -21,11 +21,10 @@ class IdeaAdd(BaseModel):
     campaign: int
     title: str = Field(..., min_length=1, max_length=200)
     description: str = Field("", max_length=4000)
-    type: IdeaType = Field(..., description="PARAM (hyperparameter), CODE (implementation), ALGO (method), LEAP (bold jump)")
+    type: IdeaType = Field(..., description="PARAM, CODE, ALGO (method) or LEAP (bold jump)")
     risk: Risk = "medium"
     model_config = campaigns.FINITE  # NaN and Infinity cannot be ranked or sent back as JSON
-    priority: float = Field(0, ge=-100, le=100, description="higher runs first; a fraction (0.5) ranks between "
-                                                            "whole numbers")
+    priority: float = Field(0, ge=-100, le=100, description="higher runs first")
 
 
 class IdeaUpdate(BaseModel):
@@ -43,8 +42,7 @@ class IdeaListIn(BaseModel):
     campaign: int
     status: IdeaStatus | None = None
     type: IdeaType | None = None
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="at most this many; fewer when long "
-                                                                       "descriptions fill the page (follow next_cursor)")
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
     cursor: str | None = None
 
 
@@ -87,7 +85,7 @@ def idea_add(lab: Lab, args: IdeaAdd) -> Idea:
 
 @tool(idempotent=True)
 def idea_update(lab: Lab, args: IdeaUpdate) -> Idea:
-    """Change an idea's text, type, risk, priority or status (open, running, done, dropped)."""
+    """Change an idea's text, type, risk, priority or status."""
     load(lab, args.idea)
     changes = args.model_dump(exclude={"idea"}, exclude_none=True)
     if not changes:
@@ -98,7 +96,7 @@ def idea_update(lab: Lab, args: IdeaUpdate) -> Idea:
 
 @tool(read_only=True)
 def idea_list(lab: Lab, args: IdeaListIn) -> IdeaPage:
-    """A campaign's ideas, highest priority first (then oldest), paged."""
+    """A campaign's ideas, highest priority first, paged."""
     campaigns.load(lab, args.campaign)
     rows, total, _ = select_page(lab.db, "ideas", {"campaign_id": args.campaign, "status": args.status,
                                                    "type": args.type},

@@ -22,7 +22,7 @@ class NoteAdd(BaseModel):
     kind: NoteKind = "analysis"
     tags: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=20)
     campaign: int | None = None
-    trial: int | None = Field(None, description="trial the note is about (the note then belongs to its campaign)")
+    trial: int | None = None
 
 
 class Note(BaseModel):
@@ -37,7 +37,7 @@ class Note(BaseModel):
 
 
 class NoteSearchIn(BaseModel):
-    query: str = Field(..., min_length=1, max_length=500, description="words to look for; all must match")
+    query: str = Field(..., min_length=1, max_length=500, description="all words must match")
     campaign: int | None = None
     kind: NoteKind | None = None
     limit: int = Field(10, ge=1, le=MAX_LIMIT)
@@ -67,8 +67,9 @@ def fts_query(text: str) -> str:
 
 @tool()
 def note_add(lab: Lab, args: NoteAdd) -> Note:
-    """Record an analysis, failure memory, red line or decision, optionally tied to a
-    campaign or trial."""
+    """Record an analysis, failure memory, red line or decision (on a campaign or trial).
+
+    A note on a trial belongs to the trial's campaign."""
     campaign = args.campaign
     if campaign is not None:
         campaigns.load(lab, campaign)
@@ -86,7 +87,7 @@ def note_add(lab: Lab, args: NoteAdd) -> Note:
 
 @tool(read_only=True)
 def note_search(lab: Lab, args: NoteSearchIn) -> NoteSearchResult:
-    """Full-text search over notes (title, body, tags), best matches first."""
+    """Full-text search over notes (title, body, tags), best first."""
     match = fts_query(args.query)
     if not match:
         return NoteSearchResult(hits=[])

@@ -34,15 +34,13 @@ from .registry import Progress, tool
 class RepoCloneIn(BaseModel):
     campaign: int
     url: str = Field(..., min_length=1, max_length=2000,
-                     description="https/ssh/file URL, git@host:path, a local repository, or a plain directory of code")
-    ref: str | None = Field(None, max_length=250, description="branch, tag or commit to pin; default: the remote's HEAD")
-    shallow: bool = Field(False, description="fetch only the pinned commit (depth 1)")
-    submodules: bool = Field(True, description="also clone the repository's submodules")
-    replace: bool = Field(False, description="discard an existing clone of this campaign (only before any trial has a worktree)")
-    upstream: str | None = Field(None, max_length=2000, description="the code's public URL when `url` is a local "
-                                 "mirror or copy; default: the local source's origin remote")
-    upstream_commit: str | None = Field(None, pattern=r"^[0-9a-f]{40}$", description="the upstream commit a plain "
-                                        "directory was taken from (a git source gives its own)")
+                     description="git URL, local repository, or plain directory")
+    ref: str | None = Field(None, max_length=250, description="default: the remote's HEAD")
+    shallow: bool = False
+    submodules: bool = True
+    replace: bool = Field(False, description="discard this campaign's clone (before any trial)")
+    upstream: str | None = Field(None, max_length=2000, description="public URL of a local mirror or copy")
+    upstream_commit: str | None = Field(None, pattern=r"^[0-9a-f]{40}$", description="of a plain directory")
 
 
 class RepoInfo(BaseModel):
@@ -187,14 +185,18 @@ def _clone_and_fix_baseline(lab: Lab, campaign: campaigns.Campaign, url: str, re
 
 @tool(destructive=True, open_world=True, job=True)
 def repo_clone(lab: Lab, args: RepoCloneIn, progress: Progress) -> RepoInfo:
-    """Clone the paper's code into the campaign, pin a commit, apply the overlay and fix the
-    baseline.
+    """Clone the paper's code into a campaign, pin a commit, and fix the baseline.
 
-    Clone the paper's code into the campaign (https, ssh, file:// or a local path),
-    pin a commit, and fix the baseline: write the campaign's overlay (evaluator, scorer,
+    Clone the paper's code into the campaign (an https, ssh or file:// URL, git@host:path,
+    a local repository, or a plain directory of code), pin a commit (``ref``: a branch, tag
+    or commit; default: the remote's HEAD; ``shallow`` fetches only that commit), and fix
+    the baseline: write the campaign's overlay (evaluator, scorer,
     data splits), hash and copy the protected files, move the held-out files out of the
     repository, and tag the result sotalab/baseline. Every trial's worktree starts from
-    that tag. The campaign keeps the upstream URL and commit as provenance."""
+    that tag. The campaign keeps the upstream URL and commit as provenance: ``upstream``
+    names the code's public URL when ``url`` is a local mirror or copy (default: the local
+    source's origin remote), ``upstream_commit`` the commit a plain directory was taken
+    from. ``replace`` discards an existing clone, only before any trial has a worktree."""
     campaign = campaigns.load(lab, args.campaign)
     url = gitcmd.check_url(args.url)
     ref = gitcmd.check_ref(args.ref) if args.ref else None
