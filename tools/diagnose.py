@@ -327,9 +327,9 @@ def _run_log(lab: Lab, run_id: int) -> tuple[str, int | None]:
 
 
 class DiagnoseIn(BaseModel):
-    env: str | None = Field(None, description="id of an environment whose build failed")
-    run: int | None = Field(None, description="id of a run that failed")
-    log: str | None = Field(None, max_length=MAX_LOG_CHARS, description="a log to classify instead (nothing is remembered)")
+    env: str | None = Field(None, description="a failed build")
+    run: int | None = Field(None, description="a failed run")
+    log: str | None = Field(None, max_length=MAX_LOG_CHARS, description="a log (not remembered)")
 
     @model_validator(mode="after")
     def _one(self):
@@ -344,9 +344,9 @@ class Diagnosis(BaseModel):
 
 
 class FixRecordIn(BaseModel):
-    memory: int = Field(..., description="failure memory id (from env_diagnose)")
-    fix: str = Field(..., min_length=1, max_length=2000, description="what was changed to repair it")
-    worked: bool = Field(..., description="whether the fix made the failure go away")
+    memory: int = Field(..., description="failure memory id (env_diagnose)")
+    fix: str = Field(..., min_length=1, max_length=2000, description="what was changed")
+    worked: bool
 
 
 class FixRecordOut(BaseModel):
@@ -358,8 +358,7 @@ class FixRecordOut(BaseModel):
 
 @tool(idempotent=True)
 def env_diagnose(lab: Lab, args: DiagnoseIn) -> Diagnosis:
-    """Classify a failed build or run from its log, with evidence and fixes (fixes that
-    worked before first).
+    """Classify a failed build or run from its log, with evidence and fixes.
 
     Classify a failed environment build or run from its log: missing module, no
     matching distribution, version conflict, missing compiler/header, CUDA/driver
@@ -388,8 +387,7 @@ def env_diagnose(lab: Lab, args: DiagnoseIn) -> Diagnosis:
 
 @tool(idempotent=True)
 def env_fix_record(lab: Lab, args: FixRecordIn) -> FixRecordOut:
-    """Record whether a fix for a failure memory worked, so the next diagnosis offers it
-    first.
+    """Record whether a fix for a failure memory worked (worked fixes are offered first).
 
     Record the fix tried for a failure memory and whether it worked, so the next
     diagnosis of the same signature (any campaign) offers it first. (env_build records

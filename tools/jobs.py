@@ -44,7 +44,7 @@ _finished: dict[int, threading.Event] = {}  # jobs this process runs, set when e
 class JobWaitIn(BaseModel):
     job: int
     timeout_s: float = Field(20, ge=0, le=MAX_WAIT_S,
-                             description="wait at most this long for the job to end; 0 reads its status")
+                             description="0 reads the status")
 
 
 class JobListIn(BaseModel):
@@ -195,8 +195,7 @@ def start(lab: Lab, name: str, arguments: dict[str, Any] | None, settle_s: float
 
 @tool(read_only=True)
 def job_wait(lab: Lab, args: JobWaitIn, progress: Progress) -> Job:
-    """Wait up to timeout_s (at most 30) for a job to end, with progress, then return its
-    result; call again while running.
+    """Wait up to timeout_s for a job to end, with progress; its result once it ended.
 
     Follow a job started by a long tool (env_build, repo_clone, paper_fetch, trial_evaluate, audits, finalize): wait up to timeout_s (at most 30) for it to end, relaying its progress, and return its status, with the tool's result or error once it ended. Call it again while status is running; timeout_s=0 only reads the status."""
     deadline = time.monotonic() + args.timeout_s
@@ -218,7 +217,7 @@ def job_wait(lab: Lab, args: JobWaitIn, progress: Progress) -> Job:
 
 @tool(read_only=True)
 def job_list(lab: Lab, args: JobListIn) -> JobPage:
-    """Jobs, newest first, filtered by status, tool or campaign; paged with cursor."""
+    """Jobs, newest first, filtered by status, tool or campaign, paged."""
     rows, total, cursor = select_page(lab.db, "jobs", {"status": args.status, "tool": args.tool,
                                                        "campaign_id": args.campaign},
                                       "id DESC", args.limit, args.cursor,

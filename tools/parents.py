@@ -21,10 +21,9 @@ from .registry import tool
 
 class ParentPickIn(BaseModel):
     campaign: int
-    strategy: Literal["best", "top_k_sample"] = Field("top_k_sample", description="best: the best kept trial; "
-                                                      "top_k_sample: uniformly one of the k best kept trials")
+    strategy: Literal["best", "top_k_sample"] = Field("top_k_sample", description="top_k_sample: one of the k best")
     k: int = Field(5, ge=1, le=50)
-    seed: int | None = Field(None, description="for a reproducible draw")
+    seed: int | None = None
 
 
 class Candidate(BaseModel):
@@ -40,7 +39,7 @@ class ParentPick(BaseModel):
 
 @tool(read_only=True)
 def parent_pick(lab: Lab, args: ParentPickIn) -> ParentPick:
-    """Choose a parent for the next trial: the best kept trial, or a draw from the k best.
+    """A parent for the next trial: the best kept trial, or a draw from the k best.
 
     Choose a parent for the next trial from the lineage: the best kept trial, or a
     uniform draw from the k best kept trials (ASI-Arch's best-of-top-k), so agents

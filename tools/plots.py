@@ -190,10 +190,9 @@ def default_run(view: CampaignView) -> int:
 
 
 class PlotIn(BaseModel):
-    campaign: int = Field(..., description="campaign id")
-    kind: PlotKind = Field("progress", description="progress: score per trial with per-seed points and intervals; "
-                                                   "lineage: the trial tree by label and audit; telemetry: one run")
-    run: int | None = Field(None, description="telemetry only: the run (default: one running now, else the latest)")
+    campaign: int
+    kind: PlotKind = "progress"
+    run: int | None = Field(None, description="telemetry: default the running or latest run")
 
 
 class PlotOut(BaseModel):

@@ -318,14 +318,12 @@ def baseline_noise(lab: Lab, campaign: Campaign) -> list[float]:
 
 class TrialEvaluateIn(BaseModel):
     trial: int
-    seeds: list[int] | None = Field(None, min_length=1, max_length=64,
-                                    description="seeds to run (default: the evaluator's seeds)")
+    seeds: list[int] | None = Field(None, min_length=1, max_length=64, description="default: the evaluator's")
 
 
 @tool(job=True)
 def trial_evaluate(lab: Lab, args: TrialEvaluateIn, progress: Progress) -> EvaluationResult:
-    """Score a trial: snapshot it and run the campaign's evaluator on a fresh export of the
-    commit, once per seed.
+    """Score a trial: snapshot it and run the campaign's evaluator on it, once per seed.
 
     Score a trial: commit its worktree (trial_snapshot), then run the campaign's evaluator on a fresh export of
     that commit once per seed, at the campaign's integrity level (isolated: the trial predicts without labels and
