@@ -23,7 +23,7 @@ from sotalab.tools import jobs
 from sotalab.tools.errors import LabError
 from sotalab.tools.home import Lab
 from sotalab.tools.invoke import invoke
-from sotalab.tools.registry import ToolSpec, all_tools
+from sotalab.tools.registry import SHAPE_IN, ToolSpec, all_tools
 
 from .content import to_tool_result
 from .dashboard import register as register_dashboard
@@ -160,6 +160,9 @@ def as_signature(node: dict) -> dict:
     what it expected; `sotalab tools --json` has the full schemas."""
     if not (_is_structure(node) or (node.get("type") == "array" and _is_structure(node.get("items", {})))):
         return node
+    if SHAPE_IN in node:  # spelled out in another tool's schema: refer to it, not again
+        return {"type": node["type"],
+                "description": " ".join(filter(None, [node.get("description"), f"(shape as in {node[SHAPE_IN]})"]))}
     description = " ".join(filter(None, [node.get("description"), _signature(node)]))
     return {"type": node["type"], "description": description}
 

@@ -78,6 +78,15 @@ class ToolSpec:
 
 _SPECS: dict[str, ToolSpec] = {}
 
+SHAPE_IN = "x-shape-in"
+
+
+def shape_in(tool_name: str) -> dict:
+    """``json_schema_extra`` for a parameter whose structure another tool's schema already
+    spells out (campaign_update's objective is campaign_create's): hosts are sent the
+    signature once, and this parameter refers to it. The server still validates it fully."""
+    return {SHAPE_IN: tool_name}
+
 
 def paragraphs(docstring: str | None) -> list[str]:
     """A docstring's paragraphs, each on one line: hosts show descriptions as they are,
