@@ -34,7 +34,7 @@ from .toolsets import select
 INSTRUCTIONS = """sotalab is an ML research lab bench: it reproduces a paper's result, runs
 improvement trials, and audits every claimed gain. Scores come only from the server's
 own evaluation runs (trial_evaluate); no tool accepts a score from you. Start with
-lab_status, then campaign_create / campaign_list. Long work is start-and-poll: a tool
+lab_status, then campaign_create / campaign_get. Long work is start-and-poll: a tool
 that answers "at once with a job handle" is followed with job_wait(job=...) until its
 status is no longer running; the tool's result is there. Lists and long texts are paged:
 `limit` caps the items (fewer when long ones fill one bounded result) and `cursor` takes
@@ -108,6 +108,7 @@ def lean_schema(schema: dict) -> dict:
       models (the field's own description says what it is there), descriptions on one line.
     - No length, pattern or range limits: every call is validated again on the server,
       whose error names the field and the limit, so these only cost every request tokens.
+    - No defaults that say nothing an optional field does not: null, false, empty.
     """
     defs = schema.get("$defs", {})
     kept: dict[str, dict] = {}
@@ -128,7 +129,7 @@ def lean_schema(schema: dict) -> dict:
             return resolve(body, (*stack, name)) | resolve(rest, stack)
         out = {}
         for key, value in node.items():
-            if key in UNSENT_KEYWORDS or (key == "default" and value is None):
+            if key in UNSENT_KEYWORDS or (key == "default" and _says_nothing(value)):
                 continue
             if key == "properties":  # a mapping of names to schemas: a property may be called "title"
                 out[key] = {name: resolve(sub, stack) for name, sub in value.items()}
@@ -149,6 +150,12 @@ def lean_schema(schema: dict) -> dict:
     else:  # a recursive model keeps its full schema: a signature would not end
         lean["properties"] = {name: as_signature(sub) for name, sub in lean.get("properties", {}).items()}
     return lean
+
+
+def _says_nothing(default) -> bool:
+    """A default a model reads off an optional field anyway: absent means null, off, empty
+    (0 is a value: ``gpus = 0`` says the run gets none)."""
+    return default is None or default is False or (isinstance(default, (str, list, dict)) and not default)
 
 
 def as_signature(node: dict) -> dict:
@@ -183,7 +190,7 @@ def _signature(node: dict) -> str:
         required = set(node.get("required", ()))
         fields = []
         for name, sub in node["properties"].items():
-            default = f" = {json.dumps(sub['default'])}" if sub.get("default") not in (None, "", [], {}) else ""
+            default = "" if _says_nothing(sub.get("default")) else f" = {json.dumps(sub['default'])}"
             fields.append(f"{name}{'' if name in required else '?'}: {_signature(sub)}{default}")
         return "{" + ", ".join(fields) + "}"
     if kind == "object" and isinstance(node.get("additionalProperties"), dict):
