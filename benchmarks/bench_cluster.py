@@ -10,7 +10,7 @@ slurm-wlm and munge, and root to start the daemons).
    of the same command with the same resources, to the last job COMPLETED.
 2. Agents under that load: while the runs go, ``--agents`` more clients (each its own
    official-SDK session over HTTP) call light tools in a loop (idea_list, note_add,
-   run_list, run_status, leaderboard); p50/p99 of their calls, against the same calls
+   run_list, leaderboard, trial_get); p50/p99 of their calls, against the same calls
    on the same server with no run in flight.
 """
 

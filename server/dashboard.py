@@ -35,8 +35,7 @@ from sotalab.tools.registry import all_tools
 DASHBOARD_URI = "ui://sotalab/dashboard.html"
 APP_TOOLS = frozenset({"campaign_view"})
 # What the page reads; every one is a read-only tool (checked when the routes are added).
-API_TOOLS = frozenset({"campaign_list", "campaign_view", "workspace_diff", "audit_get", "run_status", "run_logs",
-                       "run_metrics"})
+API_TOOLS = frozenset({"campaign_list", "campaign_view", "workspace_diff", "audit_get", "run_wait", "run_logs"})
 MAX_API_BODY = 64 * 1024
 
 
@@ -71,6 +70,8 @@ async def _api(lab: Lab, request: Request) -> Response:
         arguments = json.loads(body or b"{}")
     except ValueError:
         return JSONResponse({"error": "the body must be one JSON object of tool arguments"}, status_code=400)
+    if name == "run_wait" and isinstance(arguments, dict):
+        arguments = {**arguments, "timeout_s": 0}  # the page reads a run's status; it never holds a thread waiting
     try:
         result = await anyio.to_thread.run_sync(invoke, lab, name, arguments)
     except LabError as exc:

@@ -28,13 +28,13 @@ AREAS: dict[str, tuple[str, ...]] = {
     "code": ("repo_clone", "workspace_list", "workspace_read", "workspace_write", "workspace_apply_patch",
              "workspace_diff", "workspace_verify", "trial_snapshot"),
     "envs": ("env_detect", "env_build", "env_status", "env_list", "env_diagnose", "env_fix_record"),
-    "runs": ("run_start", "run_status", "run_wait", "run_logs", "run_metrics", "run_cancel", "run_list",
+    "runs": ("run_start", "run_wait", "run_logs", "run_cancel", "run_list",
              "gpu_status"),
     "evaluation": ("trial_evaluate", "audit_trial", "audit_get", "audit_list", "campaign_finalize",
                    "campaign_plot", "campaign_report", "mlflow_export"),
     "team": ("idea_next", "lease_take", "lease_release", "surfaces_get", "surfaces_set", "trial_surface_set",
              "parent_pick"),
-    "cluster": ("execution_get", "execution_set", "lab_status", "gpu_status", "run_status", "run_list", "run_cancel"),
+    "cluster": ("execution_get", "execution_set", "lab_status", "gpu_status", "run_wait", "run_list", "run_cancel"),
 }
 
 DEFAULT = (

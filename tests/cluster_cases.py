@@ -74,7 +74,7 @@ def queues_behind_another(executor: str, call, worktree, cpus: int) -> None:
     second = call("run_start", cwd=str(worktree), cpus=cpus, command=["echo", "second"])
     third = call("run_start", cwd=str(worktree), cpus=cpus, command=["echo", "third"])
     # While the first holds every CPU, the others are queued with the cluster's word.
-    row = wait_until(lambda: (r := call("run_status", run=second["id"]))["status"] == "queued"
+    row = wait_until(lambda: (r := call("run_wait", run=second["id"], timeout_s=0))["status"] == "queued"
                      and "PENDING" in (r["reason"] or "") and r, 30, "the cluster's pending state")
     assert f"{executor} job" in row["reason"]
     assert call("run_cancel", run=third["id"])["status"] == "cancelled"  # withdrawn before it ran

@@ -113,7 +113,7 @@ def test_regex_and_json_metrics_multiple_seeds_and_deltas(call, lab, upstream):
     assert got["delta_baseline"] == pytest.approx(0.095)
     worse = child(call, lab, cid, "def score(seed):\n    return 0.3\n")
     assert call("trial_evaluate", trial=worse)["label"] == "discard"
-    run = call("run_metrics", run=got["runs"][0]["run_ids"][0])
+    run = call("run_logs", run=got["runs"][0]["run_ids"][0], mode="metrics")
     assert run["metrics"] == pytest.approx({"accuracy": 0.6, "f1": 0.5, "loss": 0.4})
 
 

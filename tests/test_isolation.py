@@ -314,8 +314,8 @@ def test_nothing_a_held_out_run_writes_reaches_a_tool(tinynet):
         # The predict step sees the held-out inputs: its exit code, its time and memory are
         # channels it controls (a sleep of so many ms per input value), sealed as its log is.
         with pytest.raises(LabError, match="sealed"):
-            tinynet.call("run_metrics", run=run_id)
-        shown = tinynet.call("run_status", run=run_id)
+            tinynet.call("run_logs", run=run_id, mode="metrics")
+        shown = tinynet.call("run_wait", run=run_id, timeout_s=0)
         assert shown["exit_code"] is None and shown["reason"] is None and not shown["telemetry"], shown
         row = run_tools.queue.get_row(tinynet.lab, run_id)
         assert "log" not in run_tools._progress_line({**row, "status": "running"})  # what run_wait's progress says

@@ -16,7 +16,7 @@ def worktree(trial_worktree):
     return trial_worktree
 
 
-def test_run_start_wait_logs_metrics_list(lab, worktree, call):
+def test_run_start_wait_logs_metrics_list(lab, worktree, call, call_error):
     started = call("run_start", command=["sh", "-c", "for i in 1 2 3; do echo step $i loss=0.$i; sleep 0.2; done"],
                    cwd=str(worktree), telemetry_hz=10)
     assert started["status"] in ("queued", "running") and started["sandbox"] in ("bwrap", "process-group")
@@ -27,9 +27,12 @@ def test_run_start_wait_logs_metrics_list(lab, worktree, call):
     assert ticks and f"run {started['id']} running" in ticks[0]
     grep = call("run_logs", run=started["id"], mode="grep", pattern=r"loss=0\.[23]")
     assert grep["matches"] == 2 and grep["text"].splitlines() == ["2: step 2 loss=0.2", "3: step 3 loss=0.3"]
-    metrics = call("run_metrics", run=started["id"])
+    metrics = call("run_logs", run=started["id"], mode="metrics")
     assert metrics["series"]["fields"][:3] == ["t", "cpu_pct", "rss_mb"]
     assert len(metrics["series"]["points"]) >= 3
+    assert "takes no cursor, pattern" in call_error("run_logs", run=started["id"], mode="metrics", pattern="x", cursor=0)
+    now = call("run_wait", run=started["id"], timeout_s=0)  # reads the status without waiting
+    assert now == done
     listed = call("run_list", status="succeeded")
     assert [r["id"] for r in listed["runs"]] == [started["id"]]
 
@@ -234,16 +237,16 @@ def test_run_start_uses_an_explicit_interpreter_and_says_so(lab, call, worktree)
     assert done["layers"].startswith("userns+capdrop+seccomp+allowlist")
 
 
-def test_run_status_shows_the_latest_sample_and_wait_progress_the_last_log_line(lab, call, worktree):
+def test_run_wait_0_shows_the_latest_sample_and_wait_progress_the_last_log_line(lab, call, worktree):
     import time
 
     run = call("run_start", command=["sh", "-c", "echo warming up; echo epoch=1 loss=0.5; sleep 5"],
                cwd=str(worktree), telemetry_hz=10)
     deadline = time.monotonic() + 20
-    status = call("run_status", run=run["id"])
+    status = call("run_wait", run=run["id"], timeout_s=0)
     while status["latest"] is None and time.monotonic() < deadline:
         time.sleep(0.1)
-        status = call("run_status", run=run["id"])
+        status = call("run_wait", run=run["id"], timeout_s=0)
     assert status["status"] == "running" and {"t", "cpu_pct", "rss_mb", "nproc"} <= set(status["latest"])
     ticks = []
     invoke(lab, "run_wait", {"run": run["id"], "timeout_s": 1.5}, progress=lambda d, t=None, m=None: ticks.append(m))

@@ -43,7 +43,7 @@ def test_run_wait_sends_progress_and_runs_survive_a_killed_server(lab, trial_wor
 
     async def check(url):
         async with http_session(f"{url}/mcp") as session:
-            status = await session.call_tool("run_status", {"run": slow_id})
+            status = await session.call_tool("run_wait", {"run": slow_id, "timeout_s": 0})
             return status.structured_content
 
     with http_server(home) as (url, _):

@@ -404,8 +404,8 @@
   }
 
   async function showRun(id) {
-    const [run, logs, metrics] = await Promise.all([callTool("run_status", { run: id }),
-      callTool("run_logs", { run: id, mode: "tail", lines: 200 }), callTool("run_metrics", { run: id })]);
+    const [run, logs, metrics] = await Promise.all([callTool("run_wait", { run: id, timeout_s: 0 }),
+      callTool("run_logs", { run: id, mode: "tail", lines: 200 }), callTool("run_logs", { run: id, mode: "metrics" })]);
     const fields = metrics.series.fields || [], points = metrics.series.points || [];
     const column = (name) => { const i = fields.indexOf(name); return points.map((p) => (i >= 0 ? p[i] : null)); };
     const t = column("t");

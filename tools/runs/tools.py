@@ -66,11 +66,16 @@ class RunRef(BaseModel):
 
 
 class RunWaitIn(RunRef):
-    timeout_s: float = Field(30, gt=0, le=30, description="block at most this long (progress is sent while waiting)")
+    timeout_s: float = Field(30, ge=0, le=30, description="block at most this long; 0 reads the status")
+
+
+LOG_ONLY = ("lines", "pattern", "cursor", "max_bytes")  # what mode=metrics refuses
 
 
 class RunLogsIn(RunRef):
-    mode: Literal["tail", "grep", "cursor"] = Field("tail", description="tail: last lines; grep: matching lines; cursor: read on from a position")
+    mode: Literal["tail", "grep", "cursor", "metrics"] = Field(
+        "tail", description="tail: last lines; grep: matching lines; cursor: read on from a position; "
+                            "metrics: parsed metrics and telemetry series")
     lines: int = Field(100, ge=1, le=2000, description="tail: how many lines")
     pattern: str | None = Field(None, max_length=500, description="grep: a regular expression")
     cursor: int | None = Field(None, ge=0, description="cursor: stream offset from a previous next_cursor (0: start)")
@@ -274,8 +279,8 @@ def run_start(lab: Lab, args: RunStartIn) -> RunInfo:
     capabilities, a seccomp filter, no network, only system directories, the interpreter
     and the worktree (writable) plus $SOTALAB_OUTPUT_DIR mounted, nothing of any home;
     or a locked-down Docker container. Budgets: wall and CPU time, memory, processes,
-    disk, GPU memory; a capped log and telemetry. Follow it with run_wait, run_status,
-    run_logs; stop it with run_cancel."""
+    disk, GPU memory; a capped log and telemetry. Follow it with run_wait (timeout_s=0
+    reads its status at once) and run_logs; stop it with run_cancel."""
     cwd, trial = _confined_cwd(lab, args)
     environment, env_id = _run_environment(lab, args.environment, trial.campaign_id)
     settings = dict(environment.settings)
@@ -298,23 +303,14 @@ def run_start(lab: Lab, args: RunStartIn) -> RunInfo:
 
 
 @tool(read_only=True)
-def run_status(lab: Lab, args: RunRef) -> RunInfo:
-    """A run's status, outcome, reason, exit code, placement, budget and telemetry.
-
-    A run's status, outcome and reason, exit code, placement, sandbox layers, budget,
-    telemetry summary, and while it runs its newest telemetry sample (`latest`)."""
-    queue.dispatch(lab)
-    return run_info(queue.get_row(lab, args.run), live=True)
-
-
-@tool(read_only=True)
 def run_wait(lab: Lab, args: RunWaitIn, progress: Progress) -> RunInfo:
-    """Wait up to timeout_s (at most 30) for a run to end, with progress; call again to keep
-    waiting.
+    """A run's status, after waiting up to timeout_s (at most 30; 0 reads it at once) for it to end.
 
     Wait up to timeout_s (at most 30) for a run to end, sending progress while it
-    waits (its last log line and current CPU/memory); returns its status either way.
-    Call again to keep waiting."""
+    waits (its last log line and current CPU/memory); returns its status either way:
+    outcome and reason, exit code, placement, sandbox layers, budget, telemetry summary,
+    and while it runs its newest telemetry sample (`latest`). timeout_s=0 reads the
+    status without waiting. Call again to keep waiting."""
     started = [None]
 
     def tick(row):
@@ -343,12 +339,18 @@ def _progress_line(row: dict) -> str:
 
 
 @tool(read_only=True)
-def run_logs(lab: Lab, args: RunLogsIn) -> RunLogs:
-    """A run's log, bounded: the tail, grep matches, or read on from a cursor.
+def run_logs(lab: Lab, args: RunLogsIn) -> RunLogs | RunMetrics:
+    """A run's log (tail, grep, or from a cursor) or, with mode=metrics, its parsed metrics and telemetry.
 
     A run's log, bounded: `tail` (last lines), `grep` (lines matching a regex, with
     line numbers), or `cursor` (read on from a stream offset; next_cursor continues).
-    The log keeps the head and the tail of long output and says how much was dropped."""
+    The log keeps the head and the tail of long output and says how much was dropped.
+
+    `metrics`: the run's parsed metrics (for evaluation runs), telemetry summary, and
+    telemetry series (CPU %, RSS, I/O; per GPU: utilisation, memory, the run's own GPU
+    memory, power, temperature, SM clock, throttle reasons) thinned to 200 points."""
+    if args.mode == "metrics":
+        return _run_metrics(lab, args)
     row = queue.get_row(lab, args.run)
     if sealed(row):  # held-out outputs never reach an agent, not even as log text
         raise LabError(f"run {args.run} is part of a held-out final evaluation: its log is sealed",
@@ -422,13 +424,12 @@ def _grep(pattern: str, text: str) -> tuple[list[tuple[int, str]], int]:
     return [tuple(item) for item in found], matches
 
 
-@tool(read_only=True)
-def run_metrics(lab: Lab, args: RunRef) -> RunMetrics:
-    """A run's parsed metrics and telemetry series (CPU, RSS, I/O, per-GPU).
-
-    A run's parsed metrics (for evaluation runs), telemetry summary, and telemetry
-    series (CPU %, RSS, I/O; per GPU: utilisation, memory, the run's own GPU memory,
-    power, temperature, SM clock, throttle reasons) thinned to 200 points."""
+def _run_metrics(lab: Lab, args: RunLogsIn) -> RunMetrics:
+    """run_logs' mode=metrics: the parsed metrics, telemetry summary and series."""
+    given = sorted(set(LOG_ONLY) & args.model_fields_set)
+    if given:
+        raise InvalidInput(f"mode=metrics takes no {', '.join(given)}: those read the log",
+                           hint="drop them, or use mode=tail, grep or cursor")
     queue.dispatch(lab)
     row = queue.get_row(lab, args.run)
     if sealed(row):
