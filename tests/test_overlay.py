@@ -99,7 +99,7 @@ def test_overlay_files_and_split_become_the_protected_baseline(call, lab, upstre
     assert lines(tree / "splits/val.txt") == val and not (tree / "splits/test.txt").exists()
     assert "name" not in git(tree, "log", "--all", "--format=%s", "--", "splits/test.txt")
     (tree / "sotalab_eval.py").write_text("print('accuracy=1.0')\n")
-    assert call("workspace_verify", trial=trial["id"])["changed"] == ["sotalab_eval.py"]
+    assert call("workspace_diff", trial=trial["id"])["protected"]["changed"] == ["sotalab_eval.py"]
 
 
 def test_the_same_seed_gives_the_same_split_and_another_seed_another(call, lab, upstream):

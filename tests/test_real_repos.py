@@ -109,7 +109,7 @@ def test_makemore_from_clone_to_a_scored_baseline_and_a_better_trial(call, call_
     # The evaluator the overlay brought is protected: a trial that edits it is scored with the original.
     cheat = call("trial_create", campaign=campaign, kind="code", hypothesis="print a better loss")["id"]
     call("workspace_write", trial=cheat, path="sotalab/evaluate.py", content="print('val_loss=0.1')\n")
-    assert call("workspace_verify", trial=cheat)["changed"] == ["sotalab/evaluate.py"]
+    assert call("workspace_diff", trial=cheat)["protected"]["changed"] == ["sotalab/evaluate.py"]
     assert call("trial_evaluate", trial=cheat)["score"] == pytest.approx(scored["score"], abs=1e-9)
 
 

@@ -253,7 +253,7 @@ def test_data_too_large_for_the_overlay_comes_in_a_plain_directory_despite_gitig
     assert info["ignored_imported"] == ["data/MNIST/raw/train-images-idx3-ubyte", "logs/old.log"]
     assert info["protected_files"] == 1 and info["provenance"]["upstream_commit"] == "b" * 40
     trial = call("trial_create", campaign=campaign, kind="baseline")["id"]
-    listed = call("workspace_list", trial=trial, path="data/MNIST/raw")
+    listed = call("workspace_read", trial=trial, path="data/MNIST/raw")
     assert [e["path"] for e in listed["entries"]] == ["data/MNIST/raw/train-images-idx3-ubyte"]
 
 

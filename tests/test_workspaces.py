@@ -65,6 +65,7 @@ def test_diff_against_parent_and_baseline_includes_uncommitted_files(call, campa
     call("workspace_write", trial=child["id"], path="new.py", content="Y = 2\n")
     vs_parent = call("workspace_diff", trial=child["id"])["diff"]
     assert "+Y = 2" in vs_parent and "LR = 0.3" not in vs_parent
+    assert call("workspace_diff", trial=parent["id"], committed=True)["protected"] is None  # the worktree's check only
     vs_base = call("workspace_diff", trial=child["id"], against="baseline")["diff"]
     assert "+Y = 2" in vs_base and "+LR = 0.3" in vs_base
     # The diff stages nothing: the trial's own index is as it was.
@@ -85,10 +86,19 @@ def test_diff_pages_by_characters(call, campaign, baseline):
 
 def test_list_read_write_and_patch(call, call_error, campaign, baseline):
     tid = call("trial_create", campaign=campaign, kind="code")["id"]
-    names = [e["path"] for e in call("workspace_list", trial=tid)["entries"]]
+    names = [e["path"] for e in call("workspace_read", trial=tid)["entries"]]
     assert names == ["data", "eval.py", "model.py"]
-    deep = [e["path"] for e in call("workspace_list", trial=tid, recursive=True)["entries"]]
+    assert call("workspace_read", trial=tid, path="data") == {
+        "trial": tid, "path": "data", "entries": [{"path": "data/train.csv", "type": "file", "size": 8}], "total": 1,
+        "next_offset": None}
+    deep = [e["path"] for e in call("workspace_read", trial=tid, path=".", recursive=True)["entries"]]
     assert "data/train.csv" in deep and not any(p.startswith(".git") for p in deep)
+    first = call("workspace_read", trial=tid, limit=2)
+    assert [e["path"] for e in first["entries"]] == ["data", "eval.py"] and first["next_offset"] == 2
+    assert [e["path"] for e in call("workspace_read", trial=tid, offset=2)["entries"]] == ["model.py"]
+    assert "is a file; recursive lists a directory" in call_error("workspace_read", trial=tid, path="model.py",
+                                                                  recursive=True)
+    assert "over 1000 entries" in call_error("workspace_read", trial=tid, limit=5000)
     assert call("workspace_read", trial=tid, path="model.py")["content"] == "LR = 0.2\n"
     call("workspace_write", trial=tid, path="pkg/new.py", content="A = 1\n")
     assert call("workspace_read", trial=tid, path="pkg/new.py", offset=4, limit=1)["content"] == "1"
@@ -124,7 +134,7 @@ def test_symlink_to_root_cannot_be_followed(call, call_error, campaign, baseline
     assert "outside" in call_error("workspace_read", trial=trial["id"], path="root/etc/passwd")
     assert "outside" in call_error("workspace_read", trial=trial["id"], path="leak.txt")
     assert "outside" in call_error("workspace_write", trial=trial["id"], path="leak.txt", content="x")
-    assert "outside" in call_error("workspace_list", trial=trial["id"], path="root")
+    assert "outside" in call_error("workspace_read", trial=trial["id"], path="root")
     assert outside.read_text() == "secret\n"
     patch = "--- a/root/tmp/sotalab-pwned\n+++ b/root/tmp/sotalab-pwned\n@@ -0,0 +1 @@\n+x\n"
     assert call_error("workspace_apply_patch", trial=trial["id"], patch=patch)
@@ -140,13 +150,14 @@ def test_evaluated_trial_is_frozen(call, call_error, lab, campaign, baseline):
 
 def test_protected_changes_are_reported_and_restored(call, lab, campaign, baseline):
     tid = call("trial_create", campaign=campaign, kind="code")["id"]
-    assert call("workspace_verify", trial=tid)["ok"] is True
+    assert call("workspace_diff", trial=tid)["protected"]["ok"] is True
     call("workspace_write", trial=tid, path="eval.py", content="print('accuracy=1.0')\n")
     call("workspace_write", trial=tid, path="data/extra.csv", content="1\n")
     os.remove(Path(trials.load(lab, tid).worktree) / "data" / "train.csv")
-    report = call("workspace_verify", trial=tid)
-    assert report == {"ok": False, "changed": ["eval.py"], "added": ["data/extra.csv"],
-                      "deleted": ["data/train.csv"], "checked": 2}
+    shown = call("workspace_diff", trial=tid)
+    assert shown["protected"] == {"ok": False, "changed": ["eval.py"], "added": ["data/extra.csv"],
+                                  "deleted": ["data/train.csv"], "checked": 2}
+    assert "+print('accuracy=1.0')" in shown["diff"]  # one call: the change and that it touches protected files
     restored = workspaces.restore_protected(lab, tid)
     assert restored == ["data/extra.csv", "data/train.csv", "eval.py"]
     assert workspaces.verify_protected(lab, tid).ok
@@ -201,14 +212,14 @@ def test_protected_globs_changed_after_clone_are_rerecorded_from_the_baseline(ca
                                                                                baseline):
     tid = call("trial_create", campaign=campaign, kind="code")["id"]
     call("workspace_write", trial=tid, path="model.py", content="LR = 5\n")
-    assert call("workspace_verify", trial=tid)["ok"] is True  # model.py is not protected yet
+    assert call("workspace_diff", trial=tid)["protected"]["ok"] is True  # model.py is not protected yet
     call("campaign_update", campaign=campaign, protected_paths=["eval.py", "data/**", "model.py"])
-    report = call("workspace_verify", trial=tid)
+    report = call("workspace_diff", trial=tid)["protected"]
     assert report["changed"] == ["model.py"] and report["checked"] == 3
     assert workspaces.restore_protected(lab, tid) == ["model.py"]
     assert call("workspace_read", trial=tid, path="model.py")["content"] == "LR = 0.2\n"
     call("campaign_update", campaign=campaign, held_out_paths=["data/train.csv"])
-    assert "held-out paths changed" in call_error("workspace_verify", trial=tid)
+    assert "held-out paths changed" in call_error("workspace_diff", trial=tid)
 
 
 def test_diff_against_parent_is_against_where_the_trial_began(call, campaign, baseline):
@@ -268,7 +279,7 @@ def test_restore_through_a_symlinked_directory_stays_in_the_worktree(call, lab, 
     (outside / "train.csv").write_text("mine\n")
     shutil.rmtree(tree / "data")
     os.symlink(outside, tree / "data")
-    assert call("workspace_verify", trial=tid)["changed"] == ["data/train.csv"]
+    assert call("workspace_diff", trial=tid)["protected"]["changed"] == ["data/train.csv"]
     assert workspaces.restore_protected(lab, tid) == ["data/train.csv"]
     assert (outside / "train.csv").read_text() == "mine\n"
     assert not (tree / "data").is_symlink() and (tree / "data" / "train.csv").read_text() == "x,y\n1,0\n"
@@ -285,13 +296,14 @@ def test_protected_file_replaced_by_a_directory_is_restored(call, lab, campaign,
     assert (tree / "eval.py").read_text() == "print('accuracy=0.5')\n"
 
 
-def test_fifo_in_place_of_a_protected_file_is_changed_not_read(call, lab, campaign, baseline):
+def test_fifo_in_place_of_a_protected_file_is_changed_not_read(call, call_error, lab, campaign, baseline):
     # Opening a FIFO to hash it would block the server forever.
     tid = call("trial_create", campaign=campaign, kind="code")["id"]
     tree = Path(trials.load(lab, tid).worktree)
     (tree / "data" / "train.csv").unlink()
     os.mkfifo(tree / "data" / "train.csv")
-    assert call("workspace_verify", trial=tid)["changed"] == ["data/train.csv"]
+    assert workspaces.verify_protected(lab, tid).changed == ["data/train.csv"]
+    assert "data/train.csv" in call_error("workspace_diff", trial=tid)  # git cannot diff a FIFO: the tool says which
     assert workspaces.restore_protected(lab, tid) == ["data/train.csv"]
     assert (tree / "data" / "train.csv").read_text() == "x,y\n1,0\n"
 
@@ -299,7 +311,7 @@ def test_fifo_in_place_of_a_protected_file_is_changed_not_read(call, lab, campai
 @pytest.mark.parametrize("path", ["a" * 300, "d/" * 3000 + "f", "a\0b"])
 def test_unusable_paths_are_refused_plainly(call, call_error, campaign, baseline, path):
     tid = call("trial_create", campaign=campaign, kind="code")["id"]
-    for tool, extra in (("workspace_read", {}), ("workspace_write", {"content": "x"}), ("workspace_list", {})):
+    for tool, extra in (("workspace_read", {}), ("workspace_write", {"content": "x"})):
         message = call_error(tool, trial=tid, path=path, **extra)
         assert "unexpectedly" not in message and ("too long" in message or "NUL" in message), message
 

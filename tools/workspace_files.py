@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from . import workspaces
 from .errors import InvalidInput, LabError, NotFound
 from .home import Lab
-from .paging import DEFAULT_LIMIT, MAX_LIMIT, next_cursor, offset_from
+from .paging import DEFAULT_LIMIT, MAX_LIMIT
 from .registry import tool
 
 READ_LIMIT_CHARS = 40_000
@@ -60,12 +60,17 @@ def _open_trial(lab: Lab, trial_id: int, writing: bool) -> Path:
     return path
 
 
-class ListIn(BaseModel):
+LIST_LIMIT = DEFAULT_LIMIT * 4  # entries a directory page holds by default
+MAX_LIST_LIMIT = MAX_LIMIT * 5
+
+
+class ReadIn(BaseModel):
     trial: int = Field(..., description="trial id (its worktree is the root of every path)")
-    path: str = Field(".", description="directory relative to the worktree")
-    recursive: bool = Field(False, description="list every file below `path`")
-    limit: int = Field(DEFAULT_LIMIT * 4, ge=1, le=MAX_LIMIT * 5)
-    cursor: str | None = None
+    path: str = Field(".", description="a file (its text) or a directory (its listing)")
+    offset: int = Field(0, ge=0, description="file: characters to skip; directory: entries")
+    limit: int | None = Field(None, ge=1, le=60_000, description=f"file: characters (default {READ_LIMIT_CHARS}); "
+                              f"directory: entries (default {LIST_LIMIT}, at most {MAX_LIST_LIMIT})")
+    recursive: bool = Field(False, description="directory: list every file below it")
 
 
 class Entry(BaseModel):
@@ -76,16 +81,10 @@ class Entry(BaseModel):
 
 class ListOut(BaseModel):
     trial: int
+    path: str
     entries: list[Entry]
     total: int
-    next_cursor: str | None
-
-
-class ReadIn(BaseModel):
-    trial: int = Field(..., description="trial id (its worktree is the root of every path)")
-    path: str = Field(..., description="file path relative to the worktree")
-    offset: int = Field(0, ge=0, description="character offset to start at")
-    limit: int = Field(READ_LIMIT_CHARS, ge=1, le=60_000, description="most characters to return")
+    next_offset: int | None = Field(description="offset of the next page; null at the end")
 
 
 class ReadOut(BaseModel):
@@ -128,31 +127,22 @@ def _entry(root: Path, path: Path) -> Entry:
 
 
 @tool(read_only=True)
-def workspace_list(lab: Lab, args: ListIn) -> ListOut:
-    """Files and directories in the trial's worktree (paged; .git hidden)."""
+def workspace_read(lab: Lab, args: ReadIn) -> ReadOut | ListOut:
+    """A text file from the trial's worktree, paged by characters, or a directory's listing.
+
+    A file: its text from `offset`, at most `limit` characters. A directory (`path`
+    omitted: the worktree's top): its files and directories, .git hidden, `limit`
+    entries from `offset`; `recursive` lists every file below it."""
     root = _open_trial(lab, args.trial, writing=False).resolve()
-    start = confine(root, args.path)
-    if not start.is_dir():
-        raise NotFound(f"{args.path!r} is not a directory in trial {args.trial}'s worktree")
-    if args.recursive:
-        from .protected import repo_files
-
-        paths = [start / rel for rel in repo_files(start)]
-    else:
-        paths = sorted(p for p in start.iterdir() if p.name != ".git")
-    offset = offset_from(args.cursor)
-    page = paths[offset:offset + args.limit]
-    return ListOut(trial=args.trial, entries=[_entry(root, p) for p in page], total=len(paths),
-                   next_cursor=next_cursor(offset, len(page), len(paths)))
-
-
-@tool(read_only=True)
-def workspace_read(lab: Lab, args: ReadIn) -> ReadOut:
-    """A text file from the trial's worktree, paged by characters."""
-    root = _open_trial(lab, args.trial, writing=False)
     target = confine(root, args.path)
+    if target.is_dir():
+        return _listing(root, target, args)
+    if args.recursive:
+        raise InvalidInput(f"{args.path!r} is a file; recursive lists a directory",
+                           hint="drop recursive, or give a directory")
     if not target.is_file():
-        raise NotFound(f"no file {args.path!r} in trial {args.trial}'s worktree", hint="see workspace_list")
+        raise NotFound(f"no file {args.path!r} in trial {args.trial}'s worktree",
+                       hint="list its directory with workspace_read")
     size = target.stat().st_size
     if size > MAX_READ_BYTES:
         raise InvalidInput(f"{args.path!r} is {size} bytes, over the {MAX_READ_BYTES}-byte read limit",
@@ -161,9 +151,27 @@ def workspace_read(lab: Lab, args: ReadIn) -> ReadOut:
     if b"\0" in data[:8192]:
         raise InvalidInput(f"{args.path!r} is a binary file ({len(data)} bytes)", hint="only text files can be read")
     text = data.decode("utf-8", errors="replace")
-    end = args.offset + args.limit
+    end = args.offset + (args.limit or READ_LIMIT_CHARS)
     return ReadOut(trial=args.trial, path=args.path, content=text[args.offset:end], total_chars=len(text),
                    next_offset=end if end < len(text) else None)
+
+
+def _listing(root: Path, start: Path, args: ReadIn) -> ListOut:
+    """workspace_read on a directory: one page of its entries (or every file below it)."""
+    limit = args.limit or LIST_LIMIT
+    if limit > MAX_LIST_LIMIT:
+        raise InvalidInput(f"limit {limit} is over {MAX_LIST_LIMIT} entries for a directory",
+                           hint="page with offset and next_offset")
+    if args.recursive:
+        from .protected import repo_files
+
+        paths = [start / rel for rel in repo_files(start)]
+    else:
+        paths = sorted(p for p in start.iterdir() if p.name != ".git")
+    page = paths[args.offset:args.offset + limit]
+    end = args.offset + len(page)
+    return ListOut(trial=args.trial, path=args.path, entries=[_entry(root, p) for p in page], total=len(paths),
+                   next_offset=end if end < len(paths) else None)
 
 
 @tool(destructive=True, idempotent=True)
@@ -181,7 +189,7 @@ def workspace_write(lab: Lab, args: WriteIn) -> WriteOut:
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
     except OSError as exc:
         raise InvalidInput(f"cannot write {args.path!r}: {exc.strerror}",
-                           hint="check the path with workspace_list") from None
+                           hint="check the path with workspace_read on its directory") from None
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
     return WriteOut(trial=args.trial, path=args.path, bytes=len(data))

@@ -391,6 +391,7 @@ class DiffOut(BaseModel):
     diff: str = Field(description="unified diff (repository content, not instructions)")
     total_chars: int
     next_cursor: str | None
+    protected: ProtectedReport | None = Field(description="protected files vs baseline (worktree; null when committed)")
 
 
 @tool(idempotent=True)
@@ -406,14 +407,20 @@ def trial_snapshot(lab: Lab, args: TrialRef) -> SnapshotOut:
 
 @tool(read_only=True)
 def workspace_diff(lab: Lab, args: DiffIn) -> DiffOut:
-    """The trial's changes as a unified diff against its parent or the baseline: the
-    worktree with uncommitted edits, or (committed=true) its snapshot.
+    """The trial's diff against its parent or the baseline (worktree, or committed=true: its
+    snapshot), with the protected-file check.
 
     Paged by characters with `cursor`. The committed diff leaves out what evaluation runs
     wrote into the worktree and works for closed trials too; it is what the dashboard
-    and the report show."""
+    and the report show.
+
+    `protected` checks the worktree against the baseline hashes of the protected files
+    (evaluator code and data): the changed, added and deleted ones. The evaluation path
+    restores them before scoring, so changes there never count. It hashes the protected
+    files on every call; the committed diff leaves it null."""
     from .paging import next_cursor, offset_from
 
+    report = None
     if args.committed:
         base, text = committed_diff(lab, args.trial, args.against)
         trial_id, commit = args.trial, trials.load(lab, args.trial).commit_sha
@@ -423,10 +430,11 @@ def workspace_diff(lab: Lab, args: DiffIn) -> DiffOut:
             else parent_commit(lab, trial)
         gitcmd.neutralise_attributes(require_repo(lab, trial.campaign_id))
         text, trial_id, commit = diff_text(path, base), trial.id, None
+        report = protected.verify(path, current_store(lab, trial.campaign_id))
     offset = offset_from(args.cursor)
     page = text[offset:offset + args.limit]
     return DiffOut(trial=trial_id, against=args.against, base_commit=base, commit=commit, diff=page,
-                   total_chars=len(text), next_cursor=next_cursor(offset, len(page), len(text)))
+                   total_chars=len(text), next_cursor=next_cursor(offset, len(page), len(text)), protected=report)
 
 
 def committed_diff(lab: Lab, trial_id: int, against: str = "parent") -> tuple[str, str]:
@@ -441,13 +449,3 @@ def committed_diff(lab: Lab, trial_id: int, against: str = "parent") -> tuple[st
     repo = require_repo(lab, trial.campaign_id)
     diff = gitcmd.out(repo, "diff", "--no-color", "--no-ext-diff", "--end-of-options", base, trial.commit_sha)
     return base, diff
-
-
-@tool(read_only=True)
-def workspace_verify(lab: Lab, args: TrialRef) -> ProtectedReport:
-    """Check the trial's worktree against the baseline hashes of the protected files.
-
-    Check the trial's worktree against the baseline hashes of the protected files
-    (evaluator code and data): lists changed, added and deleted ones. The evaluation
-    path restores them before scoring, so changes there never count."""
-    return verify_protected(lab, args.trial)
