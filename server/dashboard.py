@@ -35,7 +35,7 @@ from sotalab.tools.registry import all_tools
 DASHBOARD_URI = "ui://sotalab/dashboard.html"
 APP_TOOLS = frozenset({"campaign_view"})
 # What the page reads; every one is a read-only tool (checked when the routes are added).
-API_TOOLS = frozenset({"campaign_list", "campaign_view", "workspace_diff", "audit_get", "run_wait", "run_logs"})
+API_TOOLS = frozenset({"campaign_get", "campaign_view", "workspace_diff", "audit_get", "run_wait", "run_logs"})
 MAX_API_BODY = 64 * 1024
 
 

@@ -143,8 +143,8 @@ def campaign_state(lab: Lab, campaign_id: int) -> str:
 
     failed = []
     for label in FAILURE_LABELS:
-        failed += invoke(lab, "trial_list", {"campaign": campaign_id, "label": label,
-                                             "limit": STATE_ROWS})["trials"]
+        failed += invoke(lab, "trial_get", {"campaign": campaign_id, "label": label,
+                                            "limit": STATE_ROWS})["trials"]
     failed = sorted(failed, key=lambda t: t["id"], reverse=True)[:STATE_ROWS]
     lines += ["", "### Recent failures"]
     lines += [f"- trial {t['id']} ({t['kind']}): {t['label']} — {quote(t['hypothesis'])}" for t in failed] or ["(none)"]
@@ -163,7 +163,7 @@ def campaign_state(lab: Lab, campaign_id: int) -> str:
 
 
 def campaigns_overview(lab: Lab) -> str:
-    page = invoke(lab, "campaign_list", {"status": "active", "limit": 10})
+    page = invoke(lab, "campaign_get", {"status": "active", "limit": 10})
     lines = ["## Active campaigns", ""]
     lines += [f"- {c['id']}: `{c['name']}` ({c['objective']['direction']} {c['objective']['metric']}, "
               f"{c['trial_count']} trials)" for c in page["campaigns"]] or ["(none: start with the resource and objective roles)"]

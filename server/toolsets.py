@@ -21,8 +21,8 @@ from sotalab.tools.errors import InvalidInput
 ALWAYS = ("job_wait",)
 
 AREAS: dict[str, tuple[str, ...]] = {
-    "lab": ("lab_status", "campaign_create", "campaign_get", "campaign_list", "campaign_update", "campaign_view",
-            "leaderboard", "trial_create", "trial_get", "trial_list", "trial_lineage", "idea_add", "idea_list",
+    "lab": ("lab_status", "campaign_create", "campaign_get", "campaign_update", "campaign_view",
+            "leaderboard", "trial_create", "trial_get", "trial_lineage", "idea_add", "idea_list",
             "idea_update", "note_add", "note_search", "job_wait", "job_list", "workspace_diff"),
     "papers": ("paper_search", "paper_fetch", "paper_read", "paper_tables", "paper_results", "paper_page_image"),
     "code": ("repo_clone", "workspace_read", "workspace_write", "workspace_apply_patch",
@@ -30,7 +30,7 @@ AREAS: dict[str, tuple[str, ...]] = {
     "envs": ("env_detect", "env_build", "env_status", "env_list", "env_diagnose", "env_fix_record"),
     "runs": ("run_start", "run_wait", "run_logs", "run_cancel", "run_list",
              "gpu_status"),
-    "evaluation": ("trial_evaluate", "audit_trial", "audit_get", "audit_list", "campaign_finalize",
+    "evaluation": ("trial_evaluate", "audit_trial", "audit_get", "campaign_finalize",
                    "campaign_plot", "campaign_report", "mlflow_export"),
     "team": ("idea_next", "lease_take", "lease_release", "surfaces_get", "surfaces_set", "trial_surface_set",
              "parent_pick"),
@@ -38,8 +38,8 @@ AREAS: dict[str, tuple[str, ...]] = {
 }
 
 DEFAULT = (
-    "lab_status", "campaign_create", "campaign_get", "campaign_list", "campaign_update", "leaderboard",
-    "trial_create", "trial_get", "trial_list", "idea_add", "idea_list", "idea_update", "note_add",
+    "lab_status", "campaign_create", "campaign_get", "campaign_update", "leaderboard",
+    "trial_create", "trial_get", "idea_add", "idea_list", "idea_update", "note_add",
     "campaign_view", "paper_fetch", "paper_read", "paper_results", "repo_clone", "workspace_read",
     "workspace_write", "workspace_apply_patch", "workspace_diff", "trial_snapshot", "env_build",
     "env_diagnose", "run_logs", "trial_evaluate", "audit_trial", "campaign_finalize", "job_wait",

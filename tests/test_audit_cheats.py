@@ -88,14 +88,14 @@ def test_audits_are_stored_listed_and_feed_the_claims_leaderboard(tinynet):
     audit = tinynet.call("audit_trial", trial=cheat, depth="full")
     assert tinynet.call("audit_get", audit=audit["id"]) == audit
     assert audit["commit"] == tinynet.call("trial_get", trial=cheat)["commit_sha"]
-    listed = tinynet.call("audit_list", trial=cheat)
+    listed = tinynet.call("audit_get", trial=cheat)
     assert listed["audits"][0]["id"] == audit["id"] and "diff_rules" in listed["audits"][0]["failed"]
-    invalid = tinynet.call("audit_list", campaign=tinynet.id, verdict="invalid", limit=200)
+    invalid = tinynet.call("audit_get", campaign=tinynet.id, verdict="invalid", limit=200)
     assert audit["id"] in [a["id"] for a in invalid["audits"]]
     assert {a["verdict"] for a in invalid["audits"]} == {"invalid"}
-    first = tinynet.call("audit_list", campaign=tinynet.id, limit=1)
+    first = tinynet.call("audit_get", campaign=tinynet.id, limit=1)
     assert len(first["audits"]) == 1 and first["total"] >= 2 and first["next_cursor"] == "1"
-    second = tinynet.call("audit_list", campaign=tinynet.id, limit=1, cursor=first["next_cursor"])
+    second = tinynet.call("audit_get", campaign=tinynet.id, limit=1, cursor=first["next_cursor"])
     assert second["audits"][0]["id"] < first["audits"][0]["id"]  # newest first
 
     everything = [e["trial"]["id"] for e in tinynet.call("leaderboard", campaign=tinynet.id, limit=50)["entries"]]

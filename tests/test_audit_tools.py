@@ -49,18 +49,20 @@ def test_a_claim_lapses_when_the_trials_code_changes_after_its_audit(lab, call):
     assert call("leaderboard", campaign=campaign, claims_only=True)["entries"] == []
 
 
-def test_audit_get_and_list(lab, call, call_error):
+def test_audit_get_one_or_a_page(lab, call, call_error):
     campaign, (_, a, b) = make_trials(lab, call, [0.5, 0.9, 0.7])
     first = store_audit(lab, campaign, a, "quick", "valid")
     second = store_audit(lab, campaign, b, "full", "invalid")
     got = call("audit_get", audit=second)
     assert got["verdict"] == "invalid" and got["checks"][0]["name"] == "diff_rules" and got["trial"] == b
-    page = call("audit_list", campaign=campaign, limit=1)
+    page = call("audit_get", campaign=campaign, limit=1)
     assert [x["id"] for x in page["audits"]] == [second] and page["total"] == 2
     assert page["audits"][0]["failed"] == ["diff_rules"]
-    assert [x["id"] for x in call("audit_list", campaign=campaign, cursor=page["next_cursor"])["audits"]] == [first]
-    assert call("audit_list", trial=a, depth="full")["total"] == 0
+    assert [x["id"] for x in call("audit_get", campaign=campaign, cursor=page["next_cursor"])["audits"]] == [first]
+    assert call("audit_get", trial=a, depth="full")["total"] == 0
     assert "no audit with id 999" in call_error("audit_get", audit=999)
+    message = call_error("audit_get", audit=first, trial=a)
+    assert "trial is a list argument" in message and "drop `audit` to list" in message
 
 
 def test_finalize_needs_a_valid_full_audit_and_does_not_spend_a_call_without_one(lab, call, call_error):

@@ -61,7 +61,19 @@ def test_campaign_roundtrip_and_update(call):
     assert call("campaign_get", campaign=created["id"]) == created
     updated = call("campaign_update", campaign=created["id"], description="new", budgets={"max_trials": 5})
     assert updated["description"] == "new" and updated["budgets"]["max_trials"] == 5
-    assert call("campaign_list")["total"] == 1
+    assert call("campaign_get")["total"] == 1
+
+
+def test_campaign_get_without_an_id_lists_and_refuses_filters_with_one(call, call_error):
+    first = make_campaign(call)
+    call("campaign_update", campaign=first["id"], status="paused")
+    second = make_campaign(call, name="second")
+    assert [c["id"] for c in call("campaign_get")["campaigns"]] == [second["id"], first["id"]]
+    assert [c["id"] for c in call("campaign_get", status="paused")["campaigns"]] == [first["id"]]
+    assert call("campaign_get", campaign=second["id"])["name"] == "second"
+    message = call_error("campaign_get", campaign=first["id"], status="paused")
+    assert "status is a list argument" in message and "drop `campaign` to list" in message
+    assert "limit" in call_error("campaign_get", campaign=first["id"], limit=5)
 
 
 def test_campaign_bad_input_is_clear_and_changes_nothing(lab, call, call_error):
@@ -148,17 +160,21 @@ def test_leaderboard_is_direction_aware_and_skips_unscored(lab, call):
     assert [e["trial"]["score"] for e in board["entries"]] == [0.5, 0.7, 0.9]
 
 
-def test_trial_list_filters_and_pages(call, call_error):
+def test_trial_get_without_an_id_filters_and_pages(call, call_error):
     cid = make_campaign(call)["id"]
     call("trial_create", campaign=cid, kind="baseline")
     for i in range(7):
         call("trial_create", campaign=cid, kind="param" if i % 2 else "code", hypothesis=f"h{i}")
-    page = call("trial_list", campaign=cid, kind="code", limit=2)
+    page = call("trial_get", campaign=cid, kind="code", limit=2)
     assert page["total"] == 4 and len(page["trials"]) == 2
-    rest = call("trial_list", campaign=cid, kind="code", limit=2, cursor=page["next_cursor"])
+    rest = call("trial_get", campaign=cid, kind="code", limit=2, cursor=page["next_cursor"])
     assert rest["next_cursor"] is None
     assert {t["hypothesis"] for t in page["trials"] + rest["trials"]} == {"h0", "h2", "h4", "h6"}
-    assert "not one this server gave out" in call_error("trial_list", cursor="abc")
+    assert "not one this server gave out" in call_error("trial_get", cursor="abc")
+    one = page["trials"][0]["id"]
+    assert call("trial_get", trial=one)["hypothesis"] in {"h0", "h2", "h4", "h6"}
+    message = call_error("trial_get", trial=one, campaign=cid, kind="code")
+    assert "campaign, kind are list arguments" in message and "with `trial`" in message
 
 
 def test_ideas_queue_by_priority(call, call_error):
@@ -209,7 +225,7 @@ def test_every_call_is_journaled(lab, call, call_error):
 def test_oversized_and_malformed_arguments(lab, call_error):
     assert "limit is" in call_error("note_add", title="x", body="y" * 2_100_000)
     assert "unknown tool" in call_error("no_such_tool")
-    assert "Field required" in call_error("campaign_get")
+    assert "Field required" in call_error("trial_create")
 
 
 def test_concurrent_writers_lose_nothing(tmp_path):
@@ -287,10 +303,10 @@ def test_numbers_too_large_for_the_ledger_are_a_clear_error(lab, call, call_erro
     huge = 10**30
     assert "too large" in call_error("campaign_get", campaign=huge)
     assert "too large" in call_error("trial_create", campaign=1, kind="baseline", parent=huge)
-    assert "not one this server gave out" in call_error("campaign_list", cursor=str(huge))
+    assert "not one this server gave out" in call_error("campaign_get", cursor=str(huge))
     assert lab.db.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 0
     last = list(lab.db.query("SELECT tool, ok FROM journal ORDER BY id DESC LIMIT 1"))[0]
-    assert last == {"tool": "campaign_list", "ok": 0}  # still journaled
+    assert last == {"tool": "campaign_get", "ok": 0}  # still journaled
 
 
 def test_result_size_counts_characters_not_json_escapes(call):
@@ -298,7 +314,7 @@ def test_result_size_counts_characters_not_json_escapes(call):
     call("trial_create", campaign=cid, kind="baseline")
     for _ in range(150):  # 150 x 200 CJK characters: ~30k characters, ~180k as \u escapes
         call("trial_create", campaign=cid, kind="param", hypothesis="学习率" * 70)
-    page = call("trial_list", campaign=cid, limit=200)
+    page = call("trial_get", campaign=cid, limit=200)
     assert len(page["trials"]) == 151
 
 
@@ -361,13 +377,13 @@ def test_note_search_stays_bounded_with_long_notes(call, call_error):
     assert "at most 100 characters" in call_error("note_add", title="t", tags=["x" * 1000])
 
 
-def test_campaign_list_pages_by_size_when_campaigns_are_large(call):
+def test_campaign_get_pages_by_size_when_campaigns_are_large(call):
     big = SIMPLE_CAMPAIGN | {"description": "d" * 3000, "protected_paths": [f"data/split_{i}.csv" for i in range(100)]}
     for i in range(40):
         call("campaign_create", **(big | {"name": f"big {i}"}))
     seen, cursor = [], None
     while True:
-        page = call("campaign_list", limit=50, cursor=cursor)
+        page = call("campaign_get", limit=50, cursor=cursor)
         assert page["campaigns"] and page["total"] == 40
         seen += [c["name"] for c in page["campaigns"]]
         if not (cursor := page["next_cursor"]):
@@ -444,7 +460,7 @@ def test_updating_the_target_keeps_the_rest_of_the_objective(call):
 
 
 def test_a_huge_bogus_cursor_is_not_echoed_back(call_error):
-    message = call_error("campaign_list", cursor="x" * 1_000_000)
+    message = call_error("campaign_get", cursor="x" * 1_000_000)
     assert "not one this server gave out" in message and len(message) < 300
 
 

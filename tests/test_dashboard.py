@@ -194,7 +194,7 @@ def test_the_api_runs_only_read_only_tools(lab_state, server):
 def test_the_page_has_the_same_guards_as_mcp(lab_state, server):
     status, _ = fetch(f"{server}/ui/", headers={"Host": "evil.example"})
     assert status == 421
-    status, _ = fetch(f"{server}/ui/api/campaign_list", b"{}", {"Origin": "http://evil.example",
+    status, _ = fetch(f"{server}/ui/api/campaign_get", b"{}", {"Origin": "http://evil.example",
                                                                  "Content-Type": "application/json"})
     assert status == 403
     status, page = fetch(f"{server}/ui/")

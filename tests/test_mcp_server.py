@@ -47,11 +47,11 @@ def test_in_memory_errors_are_results_the_model_can_act_on(lab):
         async with Client(build_server(lab)) as client:
             missing = await client.call_tool("trial_get", {"trial": 7}, raise_on_error=False)
             assert missing.is_error and "no trial with id 7" in missing.content[0].text
-            assert "trial_list" in missing.content[0].text
+            assert "list trials with trial_get" in missing.content[0].text
             wrong = await client.call_tool("campaign_create", {"name": 5}, raise_on_error=False)
             assert wrong.is_error and "objective" in wrong.content[0].text
             # the server is still healthy after bad input
-            assert (await client.call_tool("campaign_list", {})).structured_content["total"] == 0
+            assert (await client.call_tool("campaign_get", {})).structured_content["total"] == 0
 
     asyncio.run(scenario())
 

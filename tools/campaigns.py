@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from . import ledger, overlay as overlays
 from .errors import InvalidInput, LabError, NotFound
 from .home import Lab
-from .paging import DEFAULT_LIMIT, MAX_LIMIT, fit, next_cursor, offset_from, select_page
+from .paging import DEFAULT_LIMIT, MAX_LIMIT, fit, next_cursor, offset_from, refuse_list_arguments, select_page
 from .registry import tool
 
 Direction = Literal["max", "min"]
@@ -160,7 +160,8 @@ class CampaignUpdate(BaseModel):
         lambda v: v if v is None else _check_globs(v))
 
 
-class CampaignListIn(BaseModel):
+class CampaignGetIn(BaseModel):
+    campaign: int | None = Field(None, description="campaign id; omit to list campaigns")
     status: Literal["active", "paused", "done"] | None = None
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="at most this many; fewer when large "
                                                                        "campaigns fill the page (follow next_cursor)")
@@ -226,7 +227,7 @@ def row_to_campaign(lab: Lab, row: dict) -> Campaign:
 def load(lab: Lab, campaign_id: int) -> Campaign:
     rows = list(lab.db.query("SELECT * FROM campaigns WHERE id = ?", [campaign_id]))
     if not rows:
-        raise NotFound(f"no campaign with id {campaign_id}", hint="list campaigns with campaign_list")
+        raise NotFound(f"no campaign with id {campaign_id}", hint="list campaigns with campaign_get")
     return row_to_campaign(lab, rows[0])
 
 
@@ -254,7 +255,7 @@ def campaign_create(lab: Lab, args: CampaignCreate) -> Campaign:
     protected and held-out paths, and budgets. Returns the stored campaign."""
     if lab.db.execute("SELECT 1 FROM campaigns WHERE name = ?", [args.name]).fetchone():
         raise InvalidInput(f"a campaign named {args.name!r} already exists",
-                           hint="pick another name, or find it with campaign_list")
+                           hint="pick another name, or find it with campaign_get")
     stamp = ledger.now()
     row = {
         "name": args.name,
@@ -281,14 +282,15 @@ def campaign_create(lab: Lab, args: CampaignCreate) -> Campaign:
 
 
 @tool(read_only=True)
-def campaign_get(lab: Lab, args: CampaignRef) -> Campaign:
-    """One campaign with its objective, evaluator, budgets, spend and trial count."""
-    return load(lab, args.campaign)
+def campaign_get(lab: Lab, args: CampaignGetIn) -> Campaign | CampaignPage:
+    """One campaign in full, or without `campaign` the campaigns, newest first, paged.
 
-
-@tool(read_only=True)
-def campaign_list(lab: Lab, args: CampaignListIn) -> CampaignPage:
-    """Campaigns, newest first, paged with `cursor`."""
+    With `campaign`: its objective, evaluator, budgets, spend and trial count. Without:
+    a page of campaigns (filtered by `status`), followed with `cursor`; list arguments
+    given together with `campaign` are refused."""
+    if args.campaign is not None:
+        refuse_list_arguments(args, "campaign")
+        return load(lab, args.campaign)
     rows, total, _ = select_page(lab.db, "campaigns", {"status": args.status}, "id DESC", args.limit, args.cursor)
     page = fit([row_to_campaign(lab, r) for r in rows])  # a campaign runs to 40k characters
     return CampaignPage(campaigns=page, total=total,

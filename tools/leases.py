@@ -143,7 +143,7 @@ def idea_next(lab: Lab, args: IdeaNextIn) -> IdeaNext:
     idea_update when its trial is evaluated, and it is never handed out again."""
     with ledger.transaction(lab.db) as db:
         if db.execute("SELECT 1 FROM campaigns WHERE id = ?", [args.campaign]).fetchone() is None:
-            raise NotFound(f"no campaign with id {args.campaign}", hint="list campaigns with campaign_list")
+            raise NotFound(f"no campaign with id {args.campaign}", hint="list campaigns with campaign_get")
         row = db.execute(
             """SELECT i.id FROM ideas i LEFT JOIN claims c ON c.kind = 'idea' AND c.item_id = i.id
                WHERE i.campaign_id = ? AND i.status = 'open'

@@ -45,6 +45,16 @@ def select_page(db, table: str, filters: dict, order_by: str, limit: int, cursor
     return rows, total, next_cursor(offset, len(rows), total)
 
 
+def refuse_list_arguments(args, one: str) -> None:
+    """A tool that answers one item (by the id ``one``) or a page was given both: the list
+    arguments would be silently ignored, so say so. ``args`` is the tool's input model."""
+    extra = sorted(k for k in args.model_fields_set - {one} if getattr(args, k) is not None)
+    if extra:
+        raise InvalidInput(f"{', '.join(extra)} {'is a list argument' if len(extra) == 1 else 'are list arguments'}; "
+                           f"with `{one}` the tool returns that one {one}",
+                           hint=f"drop {', '.join(extra)}, or drop `{one}` to list")
+
+
 def fit(items: list, budget: int = PAGE_BUDGET_CHARS) -> list:
     """The longest prefix of ``items`` (pydantic models) whose JSON fits ``budget``
     characters, and never less than one item: for pages whose items can be large."""

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from . import campaigns, ledger
 from .errors import BudgetExceeded, InvalidInput, NotFound
 from .home import Lab
-from .paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
+from .paging import DEFAULT_LIMIT, MAX_LIMIT, refuse_list_arguments, select_page
 from .registry import tool
 from .runs.cost import side_run_cost
 
@@ -28,10 +28,6 @@ class TrialCreate(BaseModel):
     hypothesis: str = Field("", max_length=4000, description="what this trial changes and why it should help")
     parent: int | None = Field(None, description="trial to branch from; defaults to the baseline")
     idea: int | None = Field(None, description="the idea this trial tests")
-
-
-class TrialRef(BaseModel):
-    trial: int
 
 
 class Trial(BaseModel):
@@ -66,7 +62,8 @@ class Trial(BaseModel):
     updated_at: str
 
 
-class TrialListIn(BaseModel):
+class TrialGetIn(BaseModel):
+    trial: int | None = Field(None, description="trial id; omit to list trials")
     campaign: int | None = None
     kind: Kind | None = None
     label: Label | None = None
@@ -163,7 +160,7 @@ def row_to_trial(row: dict) -> Trial:
 def load(lab: Lab, trial_id: int) -> Trial:
     rows = list(lab.db.query("SELECT * FROM trials WHERE id = ?", [trial_id]))
     if not rows:
-        raise NotFound(f"no trial with id {trial_id}", hint="list trials with trial_list")
+        raise NotFound(f"no trial with id {trial_id}", hint="list trials with trial_get")
     return row_to_trial(rows[0])
 
 
@@ -234,21 +231,19 @@ def trial_create(lab: Lab, args: TrialCreate) -> Trial:
 
 
 @tool(read_only=True)
-def trial_get(lab: Lab, args: TrialRef) -> Trial:
-    """One trial: hypothesis, lineage, commit, evaluator-owned score and per-seed metrics,
-    label and cost.
+def trial_get(lab: Lab, args: TrialGetIn) -> Trial | TrialPage:
+    """One trial in full, or without `trial` the trials matching the filters, oldest first, paged.
 
-    One trial: hypothesis, lineage position, commit, evaluator-owned score and per-seed metrics, label, and cost
-    (its evaluations', and its side runs' from run_start under cost.side_runs)."""
-    trial = load(lab, args.trial)
-    # Derived from the runs table each time it is shown, so it never drifts from the runs.
-    trial.cost = {**trial.cost, "side_runs": side_run_cost(lab, trial.id)}
-    return trial
-
-
-@tool(read_only=True)
-def trial_list(lab: Lab, args: TrialListIn) -> TrialPage:
-    """Trials matching the filters, oldest first, paged with `cursor`."""
+    With `trial`: its hypothesis, lineage position, commit, evaluator-owned score and
+    per-seed metrics, label, and cost (its evaluations', and its side runs' from run_start
+    under cost.side_runs). Without: a page of trial summaries, followed with `cursor`;
+    filters given together with `trial` are refused."""
+    if args.trial is not None:
+        refuse_list_arguments(args, "trial")
+        trial = load(lab, args.trial)
+        # Derived from the runs table each time it is shown, so it never drifts from the runs.
+        trial.cost = {**trial.cost, "side_runs": side_run_cost(lab, trial.id)}
+        return trial
     conditions = () if args.scored is None else ("score IS NOT NULL" if args.scored else "score IS NULL",)
     rows, total, cursor = select_page(
         lab.db, "trials", {"campaign_id": args.campaign, "kind": args.kind, "label": args.label,

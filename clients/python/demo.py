@@ -142,7 +142,7 @@ class Demo:
         definition = json.loads((EXAMPLE / "campaign.json").read_text())
         existing, cursor = {}, None
         while True:  # every page: a lab with many campaigns must still find this one
-            page = await self.call("campaign_list", limit=100, cursor=cursor, quiet=True)
+            page = await self.call("campaign_get", limit=100, cursor=cursor, quiet=True)
             existing.update({c["name"]: c for c in page["campaigns"]})
             if not (cursor := page["next_cursor"]):
                 break
@@ -238,7 +238,7 @@ class Demo:
         cid = self.campaign["id"]
         for name, _, _, _, parent in PLAN:
             spec = self.trials[name]
-            existing = (await self.call("trial_list", campaign=cid, limit=100, quiet=True))["trials"]
+            existing = (await self.call("trial_get", campaign=cid, limit=100, quiet=True))["trials"]
             found = [t for t in existing if t["hypothesis"] == spec["hypothesis"][:200]]
             if found:
                 trial = await self.call("trial_get", trial=found[0]["id"], quiet=True)
@@ -286,7 +286,7 @@ class Demo:
         self.role(8, "supervisor", "audit every gain, disqualify cheats, finalize on the held-out split")
         for name, *_ in PLAN:
             trial_id = self.ids[name]
-            done = (await self.call("audit_list", trial=trial_id, depth="full", quiet=True))["audits"]
+            done = (await self.call("audit_get", trial=trial_id, depth="full", quiet=True))["audits"]
             if done:
                 audit = await self.call("audit_get", audit=done[0]["id"])
             else:

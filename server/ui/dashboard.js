@@ -281,7 +281,7 @@
   }
 
   async function showCampaigns() {
-    const page = await callTool("campaign_list", { limit: 100 });
+    const page = await callTool("campaign_get", { limit: 100 });
     const rows = page.campaigns.map((c) => el("tr", { class: "click", "data-campaign": c.id,
       onclick: () => navigate(`campaign/${c.id}`) },
     el("td", { class: "num" }, c.id), el("td", {}, c.name), el("td", {}, c.status),

@@ -1,4 +1,4 @@
-"""The audit tools: audit_trial, audit_get, audit_list, campaign_finalize.
+"""The audit tools: audit_trial, audit_get, campaign_finalize.
 
 An audit gathers its evidence from a clean checkout of the trial's commit (never the
 live worktree, which may have moved on), the ledger's evaluation runs, and, at depth
@@ -19,7 +19,7 @@ from ..evaluation.seeds import draw as draw_seeds
 from .. import protected as protected_files
 from ..errors import BudgetExceeded, InvalidInput, LabError, NotFound
 from ..home import Lab
-from ..paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
+from ..paging import DEFAULT_LIMIT, MAX_LIMIT, refuse_list_arguments, select_page
 from ..registry import Progress, tool
 from . import (budget, diff_rules, gain, gather, holdout, integrity, metrics_check, protected, reproduce, runner,
                runtime, significance)
@@ -53,11 +53,8 @@ class Audit(BaseModel):
     created_at: str
 
 
-class AuditRef(BaseModel):
-    audit: int = Field(..., description="audit id")
-
-
-class AuditListIn(BaseModel):
+class AuditGetIn(BaseModel):
+    audit: int | None = Field(None, description="audit id; omit to list audits")
     campaign: int | None = None
     trial: int | None = None
     verdict: AuditVerdict | None = None
@@ -260,7 +257,7 @@ def _row_to_audit(lab: Lab, row: dict) -> Audit:
 def load_audit(lab: Lab, audit_id: int) -> Audit:
     rows = list(lab.db.query("SELECT * FROM audits WHERE id = ?", [audit_id]))
     if not rows:
-        raise NotFound(f"no audit with id {audit_id}", hint="list audits with audit_list")
+        raise NotFound(f"no audit with id {audit_id}", hint="list audits with audit_get")
     return _row_to_audit(lab, rows[0])
 
 
@@ -304,14 +301,15 @@ def audit_trial(lab: Lab, args: AuditIn, progress: Progress) -> Audit:
 
 
 @tool(read_only=True)
-def audit_get(lab: Lab, args: AuditRef) -> Audit:
-    """One stored audit: overall verdict and reason, every check with its evidence."""
-    return load_audit(lab, args.audit)
+def audit_get(lab: Lab, args: AuditGetIn) -> Audit | AuditPage:
+    """One audit with every check's evidence, or without `audit` the matching audits, newest first.
 
-
-@tool(read_only=True)
-def audit_list(lab: Lab, args: AuditListIn) -> AuditPage:
-    """Stored audits matching the filters, newest first, paged with `cursor`."""
+    With `audit`: the stored audit's overall verdict and reason, and every check with its
+    evidence. Without: a page of audit summaries matching the filters, followed with
+    `cursor`; filters given together with `audit` are refused."""
+    if args.audit is not None:
+        refuse_list_arguments(args, "audit")
+        return load_audit(lab, args.audit)
     rows, total, cursor = select_page(lab.db, "audits", {"campaign_id": args.campaign, "trial_id": args.trial,
                                                          "verdict": args.verdict, "depth": args.depth},
                                       "id DESC", args.limit, args.cursor)
