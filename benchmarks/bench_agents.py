@@ -78,7 +78,7 @@ def cycle_steps(campaign: int, agent: str, idea: dict | None):
         ("workspace_write", lambda t: {"trial": t, "path": "model.py", "content": f"WIDTH = {idea['id']}\n"}),
         ("trial_evaluate", lambda t: {"trial": t}),
         ("idea_update", lambda t: {"idea": idea["id"], "status": "done"}),
-        ("lease_release", lambda t: {"kind": "idea", "id": idea["id"], "agent": agent}),
+        ("lease_take", lambda t: {"kind": "idea", "id": idea["id"], "agent": agent, "ttl_s": 0}),
     ]
 
 

@@ -3,7 +3,7 @@
 Each repository is driven through the tools as a researcher would (the same entry point
 MCP calls use): campaign_create with an overlay (the evaluator and, for makemore, a data
 split), repo_clone from a local mirror with the upstream URL as provenance, env_build
-(env_detect: what detection says; then the packages it suggested, torch from a local
+(a dry run first: what detection says; then the packages it suggested, torch from a local
 CPU wheel),
 the baseline, one trial, and where it applies a full audit and the held-out finalize.
 
@@ -167,7 +167,7 @@ def drive(lab: Lab, name: str, spec: dict, finalize: bool) -> dict:
     clone = call("repo_clone", campaign=campaign, url=str(MIRRORS / spec["mirror"] / "repo"),
                  upstream=spec["upstream"])
     cloned = time.perf_counter()
-    detected = call("env_detect", campaign=campaign)  # what detection alone finds and says; builds nothing
+    detected = call("env_build", campaign=campaign, dry_run=True)  # what detection alone finds and says; builds nothing
     env = call("env_build", campaign=campaign, overrides=spec["env"])
     built = time.perf_counter()
     assert env["env"]["status"] == "ready", env["log_tail"]

@@ -27,7 +27,7 @@ AREAS: dict[str, tuple[str, ...]] = {
     "papers": ("paper_search", "paper_fetch", "paper_read", "paper_tables", "paper_results", "paper_page_image"),
     "code": ("repo_clone", "workspace_read", "workspace_write", "workspace_apply_patch",
              "workspace_diff", "trial_snapshot"),
-    "envs": ("env_detect", "env_build", "env_status", "env_list", "env_diagnose", "env_fix_record"),
+    "envs": ("env_build", "env_get", "env_diagnose", "env_fix_record"),
     "runs": ("run_start", "run_wait", "run_logs", "run_cancel", "run_list",
              "gpu_status"),
     "evaluation": ("trial_evaluate", "audit_trial", "audit_get", "campaign_finalize",

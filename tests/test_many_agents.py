@@ -104,8 +104,19 @@ def test_a_claim_is_refused_while_it_lives_and_taken_over_when_it_expires(call, 
     taken = call("lease_take", kind="idea", id=idea, agent="bob", ttl_s=60)
     assert taken["agent"] == "bob" and taken["taken_over_from"] == "alice"
     # An expired claim no longer hides the idea from idea_next either.
-    assert call("lease_release", kind="idea", id=idea, agent="alice")["released"] is False
-    assert call("lease_release", kind="idea", id=idea, agent="bob")["released"] is True
+    assert call("lease_take", kind="idea", id=idea, agent="alice", ttl_s=0)["released"] is False
+    assert call("lease_take", kind="idea", id=idea, agent="bob", ttl_s=0)["released"] is True
+    assert call("idea_next", campaign=campaign, agent="carol")["idea"]["id"] == idea  # free again
+
+
+def test_a_zero_second_lease_gives_the_claim_up_even_once_the_idea_is_done(call, campaign):
+    idea = call("idea_add", campaign=campaign, title="one", type="CODE")["id"]
+    assert "expires_at" in call("lease_take", kind="idea", id=idea, agent="alice")
+    call("idea_update", idea=idea, status="done")  # done ideas cannot be claimed, but can be given up
+    assert call("lease_take", kind="idea", id=idea, agent="bob", ttl_s=0) == {"kind": "idea", "id": idea,
+                                                                              "released": False}
+    assert call("lease_take", kind="idea", id=idea, agent="alice", ttl_s=0)["released"] is True
+    assert call("lease_take", kind="idea", id=idea, agent="alice", ttl_s=0)["released"] is False
 
 
 def test_done_ideas_and_evaluated_trials_cannot_be_claimed(call, call_error, campaign):
@@ -294,7 +305,7 @@ async def run_agent(client: AgentClient, campaign: int, n: int, deadline: float,
             rogue = False
         result = await client.call("trial_evaluate", trial=trial)
         await client.call("idea_update", idea=idea["id"], status="done")
-        await client.call("lease_release", kind="idea", id=idea["id"], agent=client.name)
+        await client.call("lease_take", kind="idea", id=idea["id"], agent=client.name, ttl_s=0)
         done.append({"trial": trial, "idea": idea["id"], "surface": surface, "score": result.get("score")})
     return done
 

@@ -127,7 +127,7 @@ def test_tool_list_is_lean_and_portable(lab):
     assert 'direction: "max"|"min"' in objective["description"]
     assert "reported?: number" in objective["description"]  # optional; was anyOf [number, null]
     assert tools["campaign_create"].input_schema["properties"]["held_out_paths"]["items"] == {"type": "string"}
-    assert "job_wait" in tools["env_build"].description and "job_wait" not in tools["env_status"].description
+    assert "job_wait" in tools["env_build"].description and "job_wait" not in tools["env_get"].description
 
 
 def test_a_wrong_nested_field_is_named_in_the_error(lab):

@@ -2,8 +2,9 @@
 
 An agent claims an idea (or a trial) for a time-to-live; while the claim lives, no
 other agent can claim it, and ``idea_next`` hands each agent a different open idea.
-An agent renews its claim by taking the lease again. A claim whose agent went away expires,
-and the next agent takes it over (the result names whose claim it took). Leases are
+An agent renews its claim by taking the lease again, and gives it up with a zero-second
+lease (ttl_s=0). A claim whose agent went away expires, and the next agent takes it over
+(the result names whose claim it took). Leases are
 cooperative: they coordinate agents that use them; the evaluation path still refuses
 a second evaluation of a trial on its own.
 
@@ -28,6 +29,7 @@ ClaimKind = Literal["idea", "trial"]
 AGENT = Field(..., min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$",
               description="who claims: a stable name for this agent, e.g. 'optimizer-specialist-1'")
 TTL = Field(600.0, ge=1, le=7 * 24 * 3600, description="seconds the claim lives unless renewed (claim again)")
+CLAIM_TTL = Field(600.0, ge=0, le=7 * 24 * 3600, description="seconds the claim lives; 0 gives it up")
 CLAIMABLE = {"idea": ("open", "running"), "trial": ("open",)}
 
 
@@ -35,13 +37,7 @@ class ClaimIn(BaseModel):
     kind: ClaimKind
     id: int = Field(..., description="the idea's or trial's id")
     agent: str = AGENT
-    ttl_s: float = TTL
-
-
-class ClaimReleaseIn(BaseModel):
-    kind: ClaimKind
-    id: int
-    agent: str = AGENT
+    ttl_s: float = CLAIM_TTL
 
 
 class IdeaNextIn(BaseModel):
@@ -63,7 +59,7 @@ class Claim(BaseModel):
 class ClaimReleased(BaseModel):
     kind: ClaimKind
     id: int
-    released: bool = Field(description="false when there was no live claim of this agent to release")
+    released: bool = Field(description="false: this agent held no claim on it")
 
 
 class IdeaNext(BaseModel):
@@ -109,13 +105,20 @@ def holder(lab: Lab, kind: str, item_id: int) -> str | None:
 
 
 @tool()
-def lease_take(lab: Lab, args: ClaimIn) -> Claim:
-    """Claim an idea or a trial for ttl_s seconds so no other agent works on it; claim again
-    to renew.
+def lease_take(lab: Lab, args: ClaimIn) -> Claim | ClaimReleased:
+    """Claim an idea or a trial for ttl_s seconds (again to renew); ttl_s=0 gives this agent's claim up.
 
     Claim an idea or a trial for ttl_s seconds, so no other agent works on it; claim
-    again (lease_take) to renew. Refused while another agent's claim lives; an expired claim is
-    taken over (taken_over_from names its agent)."""
+    again to renew. Refused while another agent's claim lives; an expired claim is
+    taken over (taken_over_from names its agent). Answers a Claim.
+
+    ttl_s=0 gives up this agent's claim (when done with the item, or giving up) and
+    answers ClaimReleased: released is false when this agent held no claim on it; another
+    agent's claim is never touched."""
+    if args.ttl_s == 0:  # a zero-second lease: nothing to check, the item may be done by now
+        cur = lab.db.execute("DELETE FROM claims WHERE kind = ? AND item_id = ? AND agent = ?",
+                             [args.kind, args.id, args.agent])
+        return ClaimReleased(kind=args.kind, id=args.id, released=cur.rowcount > 0)
     with ledger.transaction(lab.db) as db:
         campaign_id, status = _campaign_of(db, args.kind, args.id)
         if status not in CLAIMABLE[args.kind]:
@@ -123,14 +126,6 @@ def lease_take(lab: Lab, args: ClaimIn) -> Claim:
             raise LabError(f"{args.kind} {args.id} is {status}; only {allowed} ones can be claimed",
                            hint="pick an open one" + (" with idea_next" if args.kind == "idea" else ""))
         return _take(db, args.kind, args.id, campaign_id, args.agent, args.ttl_s)
-
-
-@tool(idempotent=True)
-def lease_release(lab: Lab, args: ClaimReleaseIn) -> ClaimReleased:
-    """Give up this agent's claim on an idea or a trial (when done with it, or giving up)."""
-    cur = lab.db.execute("DELETE FROM claims WHERE kind = ? AND item_id = ? AND agent = ?",
-                         [args.kind, args.id, args.agent])
-    return ClaimReleased(kind=args.kind, id=args.id, released=cur.rowcount > 0)
 
 
 @tool()
