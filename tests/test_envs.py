@@ -114,9 +114,11 @@ def test_venv_build_from_campaign_repo_then_instant_reuse(call, lab, campaign):
 
     again = call("env_build", campaign=campaign, overrides={"packages": ["tomli"]})
     assert again["reused"] is True and again["env"]["id"] == first.env.id
-    assert call("env_list", campaign=campaign)["total"] == 1
-    status = call("env_status", env=first.env.id)
+    listed = call("env_get", campaign=campaign)
+    assert listed["total"] == 1 and listed["envs"][0]["id"] == first.env.id
+    status = call("env_get", env=first.env.id)
     assert status["env"]["build_seconds"] is not None and "six" in status["log_tail"]
+    assert len(call("env_get", env=first.env.id, tail_lines=1)["log_tail"].splitlines()) == 1
 
 
 def test_package_builds_do_not_see_the_servers_secrets(call, lab, tmp_path, monkeypatch):
@@ -147,7 +149,7 @@ def test_deleted_venv_is_rebuilt_not_reused(call, lab, campaign):
 
 
 def test_unknown_env_and_wrong_backend(call_error, lab):
-    assert "no environment" in call_error("env_status", env="venv-0000")
+    assert "no environment" in call_error("env_get", env="venv-0000")
     with pytest.raises(Exception, match="no environment"):
         envs.python_path(lab, "venv-0000")
 
@@ -342,21 +344,30 @@ def test_a_campaigns_environment_is_frozen_once_a_trial_is_scored(call, call_err
     assert trying["env"]["status"] == "ready"  # trying a spec outside the campaign stays possible
 
 
-def test_env_detect_reports_before_anything_is_built(call, lab, tmp_path):
+def test_env_build_dry_run_reports_before_anything_is_built(call, call_error, lab, tmp_path):
     """nanoGPT's README line names torch: building it blindly downloads a CUDA torch of
-    several GB. env_detect says so and builds nothing."""
+    several GB. env_build's dry run says so and builds nothing."""
     root = tmp_path / "nanogpt"
     root.mkdir()
     (root / "README.md").write_text("## install\n\n```\npip install torch numpy transformers tiktoken\n```\n")
     (root / "train.py").write_text("import torch\nimport numpy as np\nimport wandb\n")
-    seen = call("env_detect", path=str(root))
+    seen = call("env_build", dry_run=True, path=str(root))
     assert seen["built"] is False and seen["spec"]["requirements"] == ["numpy", "tiktoken", "torch", "transformers"]
     assert seen["detection"]["sources"] == ["README.md"] and seen["detection"]["suggested_packages"] == ["wandb"]
     assert any("CUDA build" in w for w in seen["detection"]["warnings"])
     assert list(lab.path("envs").iterdir()) == []
-    cpu = call("env_detect", path=str(root), overrides={"pins": {"torch": "2.13.0"}, "find_links": ["/opt/wheels"],
+    cpu = call("env_build", dry_run=True, path=str(root), overrides={"pins": {"torch": "2.13.0"}, "find_links": ["/opt/wheels"],
                                                         "remove": ["transformers", "tiktoken"]})
     assert not any("CUDA build" in w for w in cpu["detection"]["warnings"]) and cpu["env_id"] != seen["env_id"]
+    assert "fixes does not apply" in call_error("env_build", dry_run=True, path=str(root), fixes="venv-0000")
+    assert list(lab.path("envs").iterdir()) == [] and lab.db["environments"].count == 0
+
+
+def test_env_get_refuses_list_filters_with_one_env(call, call_error):
+    assert call("env_get") == {"envs": [], "total": 0, "next_cursor": None}
+    message = call_error("env_get", env="venv-0000", campaign=1, limit=5)
+    assert "campaign, limit list environments" in message and "drop `env` to list" in message
+    assert "tail_lines is for one environment" in call_error("env_get", tail_lines=5)
 
 
 def test_a_python_version_this_machine_lacks_is_named_before_the_build(call, tmp_path):
@@ -366,7 +377,7 @@ def test_a_python_version_this_machine_lacks_is_named_before_the_build(call, tmp
     root = tmp_path / "repo"
     root.mkdir()
     (root / "environment.yml").write_text("dependencies:\n  - python=3.9\n  - pip:\n    - six\n")
-    seen = call("env_detect", path=str(root), overrides={"python": "3.2"})
+    seen = call("env_build", dry_run=True, path=str(root), overrides={"python": "3.2"})
     assert any("Python 3.2 is not installed" in w for w in seen["detection"]["warnings"])
-    here = call("env_detect", path=str(root), overrides={"python": f"{sys.version_info.major}.{sys.version_info.minor}"})
+    here = call("env_build", dry_run=True, path=str(root), overrides={"python": f"{sys.version_info.major}.{sys.version_info.minor}"})
     assert not any("is not installed" in w for w in here["detection"]["warnings"])

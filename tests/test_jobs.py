@@ -186,3 +186,18 @@ def test_a_campaigns_running_jobs_are_in_its_role_prompts(lab, trial_worktree):
     state = campaign_state(lab, 1)
     assert "### Running jobs (1)" in state
     assert f"job {running}: trial_evaluate" in state and f"job_wait(job={running})" in state
+
+
+def test_a_dry_run_of_env_build_answers_in_one_call(lab, tmp_path):
+    """env_build is a job tool, but its dry run builds nothing: it settles within the
+    job's first second, so the plan comes back in the call itself."""
+    (tmp_path / "requirements.txt").write_text("six\n")
+
+    async def scenario():
+        async with Client(build_server(lab)) as client:
+            return (await client.call_tool("env_build", {"path": str(tmp_path), "dry_run": True})).structured_content
+
+    handle = asyncio.run(scenario())
+    assert handle["status"] == "succeeded", handle
+    assert handle["result"]["spec"]["requirements"] == ["six"] and handle["result"]["built"] is False
+    assert lab.db["environments"].count == 0

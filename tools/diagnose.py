@@ -369,7 +369,7 @@ def env_diagnose(lab: Lab, args: DiagnoseIn) -> Diagnosis:
     if args.env is not None:
         row = lab.db.execute("SELECT status FROM environments WHERE id = ?", [args.env]).fetchone()
         if row is None:
-            raise NotFound(f"no environment {args.env!r}", hint="list environments with env_list")
+            raise NotFound(f"no environment {args.env!r}", hint="list environments with env_get")
         findings = diagnose_env_failure(lab, args.env)
     elif args.run is not None:
         text, campaign_id = _run_log(lab, args.run)

@@ -62,7 +62,7 @@ def get_env(lab: Lab, env_id: str) -> Environment:
     """The environment ``env_id`` with its backend, status and location."""
     rows = list(lab.db.query("SELECT * FROM environments WHERE id = ?", [env_id]))
     if not rows:
-        raise NotFound(f"no environment {env_id!r}", hint="list environments with env_list, or build one with env_build")
+        raise NotFound(f"no environment {env_id!r}", hint="list environments with env_get, or build one with env_build")
     return _row_to_env(rows[0])
 
 
@@ -74,7 +74,7 @@ def python_path(lab: Lab, env_id: str) -> Path:
                            hint="run it with the docker executor, image " + (env.location or "?"))
     if env.status != "ready" or not env.location:
         raise LabError(f"environment {env_id} is {env.status}, not ready",
-                       hint="see env_status and env_diagnose, then rebuild with env_build")
+                       hint="see env_get and env_diagnose, then rebuild with env_build")
     return Path(env.location) / "bin" / "python"
 
 
@@ -171,6 +171,7 @@ class EnvBuildIn(BaseModel):
     overrides: Overrides = Field(default_factory=Overrides, description="python version, extra packages, pins, removals, system packages")
     fixes: str | None = Field(None, description="id of the failed environment this build is meant to repair; "
                                                 "default: the campaign's last failed one. Its failure memories learn whether the change worked")
+    dry_run: bool = Field(False, description="only say what it would install; build nothing")
 
 
 class Detection(BaseModel):
@@ -206,22 +207,23 @@ class EnvDetectOut(BaseModel):
     detection: Detection | None = Field(description="what detection found in the code (null: detect=false or no code)")
 
 
-class EnvRef(BaseModel):
-    env: str = Field(..., description="environment id")
-    tail_lines: int = Field(LOG_TAIL_LINES, ge=0, le=400, description="lines of the build log to include")
-
-
-class EnvStatusOut(BaseModel):
-    env: Environment
-    log_tail: str
-
-
-class EnvListIn(BaseModel):
+class EnvGetIn(BaseModel):
+    env: str | None = Field(None, description="environment id; omitted: list them")
+    tail_lines: int = Field(LOG_TAIL_LINES, ge=0, le=400, description="with env: build log lines to include")
     campaign: int | None = None
     backend: Backend | None = None
     status: Literal["building", "ready", "failed"] | None = None
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
     cursor: str | None = None
+
+
+ONE_ENV_ONLY = ("tail_lines",)
+LIST_ONLY = ("campaign", "backend", "status", "limit", "cursor")
+
+
+class EnvStatusOut(BaseModel):
+    env: Environment
+    log_tail: str
 
 
 class EnvSummary(BaseModel):
@@ -374,9 +376,8 @@ def _refuse_after_score(lab: Lab, campaign: campaigns.Campaign, env_id: str) -> 
 
 
 @tool(idempotent=True, open_world=True, job=True)
-def env_build(lab: Lab, args: EnvBuildIn, progress: Progress) -> EnvBuildOut:
-    """Build or reuse an environment (uv venv or Docker) from the code's requirements plus
-    overrides.
+def env_build(lab: Lab, args: EnvBuildIn, progress: Progress) -> EnvBuildOut | EnvDetectOut:
+    """Build or reuse a uv venv or Docker environment from the code's requirements; dry_run only plans it.
 
     Build (or reuse) an environment: detect the spec from the code (requirements*.txt,
     pyproject.toml, setup.cfg/setup.py, environment.yml pip section, README pip line),
@@ -386,7 +387,15 @@ def env_build(lab: Lab, args: EnvBuildIn, progress: Progress) -> EnvBuildOut:
     third-party modules the code imports, and which of them no requirement provides
     (warnings name them; add them with overrides.packages). A campaign's environment is
     frozen once a trial is scored. A failed build returns status 'failed' with
-    diagnostics; call env_diagnose for fixes (including fixes that worked before)."""
+    diagnostics; call env_diagnose for fixes (including fixes that worked before).
+
+    `dry_run=true` builds nothing: the detected and overridden spec, its id (and
+    whether it is built already), the files read, the third-party imports of the code,
+    the packages they suggest, and warnings (nothing found, imports without a
+    requirement, a CUDA torch about to come from PyPI). Use it first on a repository you
+    have not seen; it answers in one call."""
+    if args.dry_run:
+        return _plan(lab, args)
     root = _source_dir(lab, args)
     spec = resolve(root, args.overrides, args.backend)
     if args.campaign is not None:
@@ -409,16 +418,11 @@ def env_build(lab: Lab, args: EnvBuildIn, progress: Progress) -> EnvBuildOut:
                        log_tail="" if reused else log_tail(env.log_path))
 
 
-@tool(read_only=True)
-def env_detect(lab: Lab, args: EnvBuildIn) -> EnvDetectOut:
-    """What env_build would install, with warnings, without building: call it first on a new
-    repository.
-
-    What env_build would install, without building anything: the detected and
-    overridden spec, its id (and whether it is built already), the files read, the
-    third-party imports of the code, the packages they suggest, and warnings (nothing
-    found, imports without a requirement, a CUDA torch about to come from PyPI). Call it
-    before env_build on a repository you have not seen."""
+def _plan(lab: Lab, args: EnvBuildIn) -> EnvDetectOut:
+    """env_build's dry run: what it would install, with warnings; nothing is built or recorded."""
+    if args.fixes is not None:
+        raise InvalidInput("a dry run builds nothing, so it repairs nothing: fixes does not apply",
+                           hint="drop fixes, or drop dry_run to build")
     root = _source_dir(lab, args)
     spec = resolve(root, args.overrides, args.backend)
     return EnvDetectOut(env_id=spec.env_id(), built=_ready(lab, spec.env_id()) is not None, spec=spec,
@@ -426,15 +430,22 @@ def env_detect(lab: Lab, args: EnvBuildIn) -> EnvDetectOut:
 
 
 @tool(read_only=True)
-def env_status(lab: Lab, args: EnvRef) -> EnvStatusOut:
-    """One environment: status, spec, location, build timings and the tail of its build log."""
-    env = get_env(lab, args.env)
-    return EnvStatusOut(env=env, log_tail=log_tail(env.log_path, args.tail_lines) if args.tail_lines else "")
+def env_get(lab: Lab, args: EnvGetIn) -> EnvStatusOut | EnvPage:
+    """One environment in full with its build log tail, or without `env` the environments, newest first, paged.
 
-
-@tool(read_only=True)
-def env_list(lab: Lab, args: EnvListIn) -> EnvPage:
-    """Environments, newest first, filtered by campaign, backend or status; paged."""
+    One environment: status, spec, location, build timings and the last `tail_lines` of
+    its build log. Without `env`: environments, newest first, filtered by campaign,
+    backend or status, paged with `cursor`."""
+    if args.env is not None:
+        extra = sorted(set(LIST_ONLY) & args.model_fields_set)
+        if extra:
+            raise InvalidInput(f"{', '.join(extra)} {'lists' if len(extra) == 1 else 'list'} environments; "
+                               "with `env` the tool returns that one environment",
+                               hint=f"drop {', '.join(extra)}, or drop `env` to list")
+        env = get_env(lab, args.env)
+        return EnvStatusOut(env=env, log_tail=log_tail(env.log_path, args.tail_lines) if args.tail_lines else "")
+    if set(ONE_ENV_ONLY) & args.model_fields_set:
+        raise InvalidInput("tail_lines is for one environment: give `env`", hint="drop tail_lines to list")
     rows, total, cursor = select_page(lab.db, "environments", {"campaign_id": args.campaign,
                                                                "backend": args.backend, "status": args.status},
                                       "created_at DESC, id", args.limit, args.cursor)

@@ -181,7 +181,7 @@ def _build(spec: EnvSpec, env_dir: Path, log: Path, progress: Progress) -> str:
             with open(log, "a") as out:
                 out.write(f"[exit code {code}]\n")
             raise BuildFailed(f"installing the environment in {sandbox} failed with exit code {code}",
-                              hint="see the log with env_status and the diagnosis with env_diagnose")
+                              hint="see the log with env_get and the diagnosis with env_diagnose")
         container.commit(repository=ENV_REPOSITORY, tag=env_dir.name, changes=[
             "USER sandbox", f"ENV PATH={ENV_PATH}", "ENV VIRTUAL_ENV=/opt/env", "WORKDIR /work",
             'CMD ["/bin/bash"]'])

@@ -64,7 +64,7 @@ def run_logged(argv: list[str], log: Path, progress: Progress, env: dict | None 
         if code != 0:
             out.write(f"[exit code {code}]\n")
             raise BuildFailed(f"{Path(argv[0]).name} {argv[1]} failed with exit code {code}",
-                              hint="see the log with env_status and the diagnosis with env_diagnose")
+                              hint="see the log with env_get and the diagnosis with env_diagnose")
 
 
 # What uv needs from the server's environment to find its cache, interpreters, index and

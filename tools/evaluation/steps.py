@@ -56,7 +56,7 @@ def environment(lab: Lab, campaign: Campaign) -> Environment:
     env = envs.get_env(lab, campaign.env_id)
     if env.status != "ready" or not env.location:
         raise LabError(f"campaign environment {env.id} is {env.status}, not ready",
-                       hint="see env_status, then rebuild it with env_build")
+                       hint="see env_get, then rebuild it with env_build")
     if env.backend == "docker":
         return Environment(f"docker image {env.location}", {"executor": "docker", "image": env.location})
     bin_dir = str(envs.python_path(lab, env.id).parent)

@@ -37,7 +37,7 @@ def for_env_id(lab: Lab, env_id: str | None) -> RunEnvironment:
     env = envs.get_env(lab, env_id)
     if env.status != "ready" or not env.location:
         raise LabError(f"environment {env.id} is {env.status}, not ready",
-                       hint="see env_status, then rebuild it with env_build")
+                       hint="see env_get, then rebuild it with env_build")
     if env.backend == "docker":
         return RunEnvironment(f"docker image {env.location}", {"executor": "docker", "image": env.location})
     bin_dir = envs.python_path(lab, env.id).parent

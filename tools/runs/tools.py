@@ -41,7 +41,7 @@ class RunStartIn(BaseModel):
     trial: int | None = Field(None, description="run in this trial's worktree (it must be open)")
     cwd: str | None = Field(None, description="working directory: an open trial's worktree or a directory inside it")
     env: dict[str, str] = Field(default_factory=dict, description="extra environment variables; the server's own environment is never passed")
-    environment: str | None = Field(None, max_length=200, description="interpreter and packages: an environment id (env_list), "
+    environment: str | None = Field(None, max_length=200, description="interpreter and packages: an environment id (env_get), "
                                     "'server' for the server's own Python, or omitted for the trial's campaign environment "
                                     "(the server's Python when the campaign has none)")
     executor: Literal["local", "docker", "slurm", "ray"] | None = Field(
