@@ -31,7 +31,7 @@ AREAS: dict[str, tuple[str, ...]] = {
     "runs": ("run_start", "run_wait", "run_logs", "run_cancel", "run_list",
              "gpu_status"),
     "evaluation": ("trial_evaluate", "audit_trial", "audit_get", "campaign_finalize",
-                   "campaign_plot", "campaign_report", "mlflow_export"),
+                   "campaign_plot", "campaign_report"),
     "team": ("idea_next", "lease_take", "lease_release", "surfaces_get", "surfaces_set", "trial_surface_set",
              "parent_pick"),
     "cluster": ("execution_get", "execution_set", "lab_status", "gpu_status", "run_wait", "run_list", "run_cancel"),

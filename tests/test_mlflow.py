@@ -95,6 +95,18 @@ def test_exporting_again_updates_the_same_runs(exported):
     assert len(client.get_metric_history(last, key)) == history_before  # telemetry is written once
 
 
+def test_campaign_report_to_mlflow_writes_the_labs_own_store(exported):
+    from sotalab.tools.invoke import invoke
+    from sotalab.tools.mlflow_export import default_tracking_uri
+
+    lab, cid = exported["lab"], exported["campaign"]
+    first = invoke(lab, "campaign_report", {"campaign": cid, "to": "mlflow"})
+    assert first["tracking_uri"] == default_tracking_uri(lab) and first["created"] == len(exported["first"].runs)
+    again = invoke(lab, "campaign_report", {"campaign": cid, "to": "mlflow"})
+    assert again["created"] == 0 and again["updated"] == first["created"]
+    assert "markdown" not in first  # the export's answer, not the files'
+
+
 def test_the_cli_exports_and_refuses_a_bad_store_in_one_line(exported):
     done = subprocess.run([*sotalab_command(), "--home", str(exported["home"]), "export", "mlflow", "--campaign",
                            str(exported["campaign"]), "--tracking-uri", exported["uri"]],

@@ -16,6 +16,7 @@ nothing is duplicated, metrics that did not change are not logged again, and a r
 telemetry is written once.
 
 MLflow is the optional extra ``sotalab[mlflow]``, imported only here, only when used.
+The tool is ``campaign_report(to="mlflow")``; ``sotalab export mlflow`` takes another store.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from . import campaign_view, ledger, workspaces
 from .campaign_view import CampaignView, TrialView
 from .errors import InvalidInput, LabError
 from .home import Lab
-from .registry import tool
 from .runs.telemetry import read_series
 
 FAILED_LABELS = {"crash", "preflight_crash", "timeout", "oom", "gpu_oom", "metric_missing", "size_blocked"}
@@ -212,20 +212,3 @@ def export(lab: Lab, campaign_id: int, tracking_uri: str | None = None) -> Expor
     created = sum(r.created for r in exported)
     return ExportOut(campaign=view.id, tracking_uri=uri, experiment=name, experiment_id=experiment_id, runs=exported,
                      created=created, updated=len(exported) - created)
-
-
-class MlflowExportIn(BaseModel):
-    campaign: int = Field(..., description="campaign id")
-
-
-@tool(idempotent=True)
-def mlflow_export(lab: Lab, args: MlflowExportIn) -> ExportOut:
-    """Write the campaign's trials to the lab's MLflow store (needs sotalab[mlflow]).
-
-    Write the campaign's trials to the lab's own MLflow store (sqlite in the lab home,
-    open it with `mlflow ui --backend-store-uri <tracking_uri>`): one run per trial with
-    params, per-seed and summary metrics, telemetry as metric steps, label/audit/
-    integrity tags, diff and report artifacts, and the lineage as parent runs. Exporting
-    again updates the same runs. Another tracking server: `sotalab export mlflow
-    --campaign N --tracking-uri URI`. Needs the extra sotalab[mlflow]."""
-    return export(lab, args.campaign)

@@ -42,7 +42,6 @@ TOOL_MODULES = [
     "campaign_view",
     "plots",
     "report",
-    "mlflow_export",
     "jobs",
 ]
 

@@ -15,10 +15,12 @@ import html
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from . import campaign_view, plots, workspaces
+from .mlflow_export import ExportOut, export
 from .audit.tools import load_audit
 from .campaign_view import CampaignView, TrialView
 from .home import Lab
@@ -297,6 +299,7 @@ def to_html(blocks: list[Block], title: str) -> str:
 
 class ReportIn(BaseModel):
     campaign: int = Field(..., description="campaign id")
+    to: Literal["files", "mlflow"] = Field("files", description="report.md/.html, or the lab's MLflow store")
 
 
 class ReportOut(BaseModel):
@@ -315,15 +318,24 @@ def report_folder(lab: Lab, view: CampaignView) -> Path:
 
 
 @tool(idempotent=True)
-def campaign_report(lab: Lab, args: ReportIn) -> ReportOut:
-    """Write the campaign's report (report.md and report.html) into the lab home.
+def campaign_report(lab: Lab, args: ReportIn) -> ReportOut | ExportOut:
+    """Write the campaign's report (report.md and report.html) into the lab home, or to=mlflow: its MLflow runs.
 
     Write the campaign's report into the lab home (reports/campaign-<id>/): the objective
     and the paper table its reported number came from, the reproduction and its gap,
     every trial with hypothesis, diff stat, per-seed scores, label, audit verdict and
     integrity level, the audits' findings, the best claim and the held-out result with
     their intervals, the winning patch, and the plots - as report.md (with PNGs) and a
-    self-contained report.html. Writing it again replaces it."""
+    self-contained report.html. Writing it again replaces it.
+
+    `to=mlflow` writes the campaign's trials to the lab's own MLflow store instead (sqlite
+    in the lab home, open it with `mlflow ui --backend-store-uri <tracking_uri>`): one
+    run per trial with params, per-seed and summary metrics, telemetry as metric steps,
+    label/audit/integrity tags, diff and report artifacts, and the lineage as parent
+    runs. Exporting again updates the same runs. Another tracking server: `sotalab
+    export mlflow --campaign N --tracking-uri URI`. Needs the extra sotalab[mlflow]."""
+    if args.to == "mlflow":
+        return export(lab, args.campaign)
     view = campaign_view.build(lab, args.campaign)
     folder = report_folder(lab, view)
     folder.mkdir(parents=True, exist_ok=True)
