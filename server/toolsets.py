@@ -28,13 +28,12 @@ AREAS: dict[str, tuple[str, ...]] = {
     "code": ("repo_clone", "workspace_read", "workspace_write", "workspace_apply_patch",
              "workspace_diff", "trial_snapshot"),
     "envs": ("env_build", "env_get", "env_diagnose", "env_fix_record"),
-    "runs": ("run_start", "run_wait", "run_logs", "run_cancel", "run_list",
-             "gpu_status"),
+    "runs": ("run_start", "run_wait", "run_logs", "run_cancel", "run_list", "lab_status"),
     "evaluation": ("trial_evaluate", "audit_trial", "audit_get", "campaign_finalize",
                    "campaign_plot", "campaign_report"),
-    "team": ("idea_next", "lease_take", "lease_release", "surfaces_get", "surfaces_set", "trial_surface_set",
+    "team": ("idea_next", "lease_take", "campaign_view", "surfaces_set", "trial_surface_set",
              "parent_pick"),
-    "cluster": ("execution_get", "execution_set", "lab_status", "gpu_status", "run_wait", "run_list", "run_cancel"),
+    "cluster": ("execution_set", "lab_status", "campaign_view", "run_wait", "run_list", "run_cancel"),
 }
 
 DEFAULT = (

@@ -57,7 +57,7 @@ def test_training_run_shows_gpu_utilisation_and_memory_of_the_run(lab, worktree,
     assert summary["mean_gpu_util_pct"] > 0
     assert summary["peak_gpu_memory_mb"] > 100  # attributed to the run's own processes
     assert summary["gpu_s"] > 0 and summary["energy_j"] > 0
-    assert call("gpu_status")["available"] is True
+    assert call("lab_status")["compute"]["gpus_available"] is True
 
 
 def test_run_over_gpu_memory_budget_is_killed_as_gpu_oom(lab, worktree):

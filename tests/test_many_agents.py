@@ -191,6 +191,22 @@ def test_surface_declarations_are_checked(call, call_error, campaign):
     assert "use one of ['model']" in call_error("trial_surface_set", trial=trial, surface="optim")
 
 
+def test_campaign_view_shows_the_surfaces_and_where_runs_execute(call, campaign):
+    view = call("campaign_view", campaign=campaign)
+    assert view["surfaces"] == {} and view["execution"]["execution"]["executor"] == "local"
+    call("surfaces_set", campaign=campaign, surfaces={"model": ["model.py"], "data": ["data/**"]})
+    call("execution_set", executor="docker")  # the lab's default ...
+    call("execution_set", campaign=campaign, slurm={"partition": "gpu"})  # ... and what the campaign sets itself
+    view = call("campaign_view", campaign=campaign)
+    assert view["surfaces"] == {"model": ["model.py"], "data": ["data/**"]}
+    assert view["execution"]["own"]["slurm"]["partition"] == "gpu" and "executor" not in view["execution"]["own"]
+    assert view["execution"]["execution"]["executor"] == "docker"  # from the lab
+    assert view["execution"]["execution"]["slurm"]["partition"] == "gpu"
+    lab = call("lab_status")["execution"]
+    assert lab["campaign"] is None and lab["own"] == {"executor": "docker"}
+    assert lab["execution"]["slurm"]["partition"] is None
+
+
 # -- parent choice -----------------------------------------------------------------------
 
 

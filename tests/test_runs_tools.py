@@ -96,8 +96,9 @@ def test_gpu_requests_without_nvml_are_refused_plainly(call, call_error, worktre
     if not nvml_error():
         pytest.skip("this machine has a GPU; the no-NVML path is tested where there is none")
     assert "NVML found no GPU" in call_error("run_start", command=["true"], cwd=str(worktree), gpus=1)
-    status = call("gpu_status")
-    assert status["available"] is False and "NVML" in status["detail"] and status["gpus"] == []
+    status = call("lab_status")["compute"]
+    assert status["gpus_available"] is False and "NVML" in status["detail"] and status["gpus"] == []
+    assert status["cpu_slots"] >= 1 and status["cpu_slots_busy"] == 0 and status["queued"] == 0
     auto = call("run_start", command=["true"], cwd=str(worktree), gpus="auto")
     assert auto["gpu_ids"] == []  # auto falls back to CPU
 

@@ -124,11 +124,11 @@ def test_bad_cluster_settings_are_refused_with_a_hint(lab, call_error):
     assert not lab.path("execution.json").exists()  # nothing half-written
 
 
-def test_lab_status_and_gpu_status_show_the_cluster(slurm, slurm_lab, call):
-    for view in (call("lab_status")["clusters"], call("gpu_status")["clusters"]):
-        assert len(view) == 1 and view[0]["executor"] == "slurm" and view[0]["reachable"], view
-        node = view[0]["nodes"][0]
-        assert node["cpus"] == node_cpus() and node["state"] in ("idle", "mixed", "allocated")
+def test_lab_status_shows_the_cluster(slurm, slurm_lab, call):
+    view = call("lab_status")["clusters"]
+    assert len(view) == 1 and view[0]["executor"] == "slurm" and view[0]["reachable"], view
+    node = view[0]["nodes"][0]
+    assert node["cpus"] == node_cpus() and node["state"] in ("idle", "mixed", "allocated")
 
 
 def test_an_unreachable_cluster_is_reported_not_raised(lab, call, monkeypatch, tmp_path):

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from . import campaigns, ledger, trials
+from . import campaigns, execution, ledger, surfaces, trials
 from .errors import LabError
+from .execution import ExecutionOut
 from .home import Lab
 from .paging import fit
 from .registry import tool
@@ -134,6 +135,8 @@ class CampaignView(BaseModel):
     trials_omitted: int = Field(description="older trials left out (max_trials, or the result's size)")
     runs: list[RunBrief] = Field(description=f"the {RECENT_RUNS} most recent runs, newest first")
     running: list[int] = Field(description="ids of runs queued or running now")
+    surfaces: dict[str, list[str]] = Field(description="each surface's globs (surfaces_set)")
+    execution: ExecutionOut = Field(description="where its runs execute (execution_set)")
 
 
 def integrity_of(row: dict | None, *more: dict | None) -> str:
@@ -254,7 +257,8 @@ def build(lab: Lab, campaign_id: int, max_trials: int = MAX_VIEW_TRIALS) -> Camp
         best_claim=_claim(views, objective.direction),
         finalization=campaign.finalizations[0] if campaign.finalizations else None,
         budgets=_budgets(campaign), trials=views, trials_omitted=len(rows) - len(views),
-        runs=_runs(lab, campaign_id), running=running)
+        runs=_runs(lab, campaign_id), running=running, surfaces=surfaces.of_campaign(lab, campaign_id),
+        execution=execution.settings(lab, campaign_id))
 
 
 @tool(read_only=True)
@@ -265,6 +269,7 @@ def campaign_view(lab: Lab, args: ViewIn) -> CampaignView:
     Everything about one campaign at a glance: objective, reported versus reproduced
     baseline (and the paper table the reported number came from), the best claim with
     its interval, budget spend, every trial with per-seed scores, label, latest audit
-    and integrity level, recent runs and the ones running now. Hosts that support MCP
-    Apps show it as the live sotalab dashboard."""
+    and integrity level, recent runs and the ones running now, the surfaces specialists
+    work in, and where its runs execute (the effective settings, and what the campaign
+    sets itself). Hosts that support MCP Apps show it as the live sotalab dashboard."""
     return build(lab, args.campaign, args.max_trials)

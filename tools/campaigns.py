@@ -140,10 +140,6 @@ class CampaignCreate(BaseModel):
     _globs = field_validator("protected_paths", "held_out_paths", "label_paths", "data_paths")(_check_globs)
 
 
-class CampaignRef(BaseModel):
-    campaign: int = Field(..., description="campaign id")
-
-
 class CampaignUpdate(BaseModel):
     campaign: int
     description: str | None = Field(None, max_length=4000)

@@ -89,14 +89,10 @@ class ExecutionSet(BaseModel):
     ray: RaySettings | None = Field(None, description="replaces the Ray settings as a whole")
 
 
-class ExecutionGetIn(BaseModel):
-    campaign: int | None = Field(None, description="a campaign (its settings over the lab's); omit for the lab's")
-
-
 class ExecutionOut(BaseModel):
     campaign: int | None
     execution: Execution = Field(description="what a run started now gets")
-    own: dict = Field(description="what this level sets itself (the rest comes from the lab or the defaults)")
+    own: dict = Field(description="what this level sets (the rest: lab or defaults)")
 
 
 def _lab_own(lab: Lab) -> dict:
@@ -141,11 +137,11 @@ def execution_set(lab: Lab, args: ExecutionSet) -> ExecutionOut:
         own = _campaign_own(lab, args.campaign) | changes
         lab.db.execute("UPDATE campaigns SET execution = ?, updated_at = ? WHERE id = ?",
                        [ledger.dumps(own), ledger.now(), args.campaign])
-    return execution_get(lab, ExecutionGetIn(campaign=args.campaign))
+    return settings(lab, args.campaign)
 
 
-@tool(read_only=True)
-def execution_get(lab: Lab, args: ExecutionGetIn) -> ExecutionOut:
-    """Where runs of the lab (or of one campaign) execute, and what that level sets itself."""
-    own = _lab_own(lab) if args.campaign is None else _campaign_own(lab, args.campaign)
-    return ExecutionOut(campaign=args.campaign, execution=resolve(lab, args.campaign), own=own)
+def settings(lab: Lab, campaign_id: int | None) -> ExecutionOut:
+    """Where runs of the lab (or of one campaign) execute, and what that level sets itself:
+    lab_status shows the lab's, campaign_view a campaign's."""
+    own = _lab_own(lab) if campaign_id is None else _campaign_own(lab, campaign_id)
+    return ExecutionOut(campaign=campaign_id, execution=resolve(lab, campaign_id), own=own)

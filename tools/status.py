@@ -8,11 +8,13 @@ import subprocess
 
 from pydantic import BaseModel, Field
 
-from . import ledger
+from . import execution, ledger
+from .execution import ExecutionOut
 from .home import Lab
 from .registry import tool
-from .runs import cluster_runs
+from .runs import cluster_runs, gpus
 from .runs.cluster import ClusterView
+from .runs.gpus import Compute
 
 COUNTED_TABLES = ("campaigns", "trials", "runs", "environments", "papers", "ideas", "notes", "audits", "journal")
 
@@ -41,6 +43,8 @@ class LabStatus(BaseModel):
                                                    "local runs are refused unless weak mode is allowed")
     weak_sandbox_allowed: bool = Field(description="whether runs may go ahead without the missing layers "
                                                    "(sotalab serve --allow-weak-sandbox / SOTALAB_ALLOW_WEAK_SANDBOX=1)")
+    compute: Compute = Field(description="each GPU's memory, utilisation and runs; the CPU slots")
+    execution: ExecutionOut = Field(description="where the lab's runs execute (execution_set)")
 
 
 def check_docker() -> Capability:
@@ -112,7 +116,10 @@ def lab_status(lab: Lab, args: LabStatusIn) -> LabStatus:
 
     The lab home, ledger counts, what this machine offers (Docker engine,
     bubblewrap, NVML GPUs, uv, Ray), each with a one-line reason when absent, and the
-    sandbox layers a local run gets here (and which are missing)."""
+    sandbox layers a local run gets here (and which are missing). `compute`: each GPU
+    (name, memory used/total, utilisation, temperature, power, processes with the run
+    ids they belong to) and the CPU slots, or plainly that NVML found no GPU.
+    `execution`: where the lab's runs execute (a campaign's own: campaign_view)."""
     counts = {t: lab.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in COUNTED_TABLES}
     caps = capabilities()
     from .runs import sandbox
@@ -122,4 +129,5 @@ def lab_status(lab: Lab, args: LabStatusIn) -> LabStatus:
     return LabStatus(home=str(lab.home), schema_version=ledger.schema_version(lab.db), counts=counts,
                      capabilities=caps, local_sandbox="bubblewrap" if bwrap.available else "process-group",
                      sandbox_layers=layers["describe"], sandbox_missing=layers["missing"],
-                     weak_sandbox_allowed=sandbox.weak_allowed(), clusters=cluster_runs.views(lab))
+                     weak_sandbox_allowed=sandbox.weak_allowed(), clusters=cluster_runs.views(lab),
+                     compute=gpus.compute(lab), execution=execution.settings(lab, None))

@@ -83,7 +83,7 @@ def enforce(lab: Lab, trial: trials.Trial, repo: Path, base: str, head: str) -> 
     globs = of_campaign(lab, trial.campaign_id).get(name)
     if globs is None:
         raise LabError(f"trial {trial.id} declares surface {name!r}, which campaign {trial.campaign_id} no longer has",
-                       hint="declare one of its surfaces with trial_surface_set (surfaces_get lists them)")
+                       hint="declare one of its surfaces with trial_surface_set (campaign_view lists them)")
     # Both sides of a rename count: moving a file out of the surface changes the old path too.
     changed = [p for p in gitcmd.out(repo, "diff", "--name-only", "--no-renames", "-z", "--end-of-options",
                                      base, head).split("\0") if p]
@@ -107,12 +107,6 @@ def surfaces_set(lab: Lab, args: SurfacesSetIn) -> Surfaces:
     lab.db.execute("UPDATE campaigns SET surfaces = ?, updated_at = ? WHERE id = ?",
                    [ledger.dumps(args.surfaces), ledger.now(), args.campaign])
     return Surfaces(campaign=args.campaign, surfaces=args.surfaces)
-
-
-@tool(read_only=True)
-def surfaces_get(lab: Lab, args: campaigns.CampaignRef) -> Surfaces:
-    """A campaign's surfaces: each name with the globs of paths it covers."""
-    return Surfaces(campaign=args.campaign, surfaces=of_campaign(lab, args.campaign))
 
 
 @tool(idempotent=True)

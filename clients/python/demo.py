@@ -275,7 +275,7 @@ class Demo:
             self.note(f"  run {run['id']} trial {run['trial_id']} seed {run['seed']}: {run['status']} "
                       f"({run['reason']}), {run.get('sandbox') or run['executor']}, wall {t.get('wall_s', '-')} s, "
                       f"peak RSS {t.get('peak_rss_mb', '-')} MB")
-        gpus = await self.call("gpu_status")
+        gpus = (await self.call("lab_status", quiet=True))["compute"]
         self.note(f"GPUs: {len(gpus['gpus'])}" + (f" ({gpus['detail']})" if gpus.get("detail") else "")
                   + f"; CPU slots {gpus.get('cpu_slots_busy', 0)}/{gpus.get('cpu_slots', '-')} busy")
         campaign = await self.call("campaign_get", campaign=cid, quiet=True)

@@ -45,7 +45,7 @@ class NodeView(BaseModel):
 
 
 class ClusterView(BaseModel):
-    """What lab_status and gpu_status show of a cluster the lab is set to use."""
+    """What lab_status shows of a cluster the lab is set to use."""
 
     executor: str
     reachable: bool

@@ -171,7 +171,7 @@ def _check_gpus_exist(want) -> None:
     missing = [i for i in want if i not in present] if isinstance(want, list) else []
     if missing or count > len(present):
         raise InvalidInput(f"this run asks for GPUs {want} but the machine has {present}",
-                           hint="ask for fewer GPUs or for ids gpu_status lists")
+                           hint="ask for fewer GPUs or for ids lab_status lists")
 
 
 def _check_run_paths(req: RunRequest) -> None:

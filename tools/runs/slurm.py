@@ -73,7 +73,7 @@ class SlurmExecutor:
         done = _slurm(sbatch_argv(run_id, run_dir, resources, settings), env={**_client_env(), **env})
         if done.returncode != 0:
             raise LabError(f"sbatch refused the job: {done.stderr.strip()[:500]}",
-                           hint="check the partition, account, QoS and extra flags (execution_get), and that "
+                           hint="check the partition, account, QoS and extra flags (lab_status, campaign_view), and that "
                                 "the cluster can give what the run asks (CPUs, GPUs, memory, time)")
         return done.stdout.strip().split(";")[0]
 

@@ -13,8 +13,7 @@ from ..errors import InvalidInput, LabError
 from ..home import Lab
 from ..paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
 from ..registry import Progress, tool
-from . import cluster_runs, logcap, queue
-from .cluster import ClusterView
+from . import logcap, queue
 from .environments import RunEnvironment, for_env_id
 from .telemetry import latest_sample, read_series
 
@@ -90,10 +89,6 @@ class RunListIn(BaseModel):
     cursor: str | None = None
 
 
-class GpuStatusIn(BaseModel):
-    pass
-
-
 class RunInfo(BaseModel):
     id: int
     status: str = Field(description="queued, running, succeeded, failed, timeout, cancelled, lost")
@@ -143,36 +138,6 @@ class RunPage(BaseModel):
     runs: list[RunInfo]
     total: int
     next_cursor: str | None
-
-
-class GpuProcessInfo(BaseModel):
-    pid: int
-    used_mb: float
-    run_id: int | None
-
-
-class GpuInfo(BaseModel):
-    index: int
-    name: str
-    uuid: str
-    memory_used_mb: float
-    memory_total_mb: float
-    utilization_pct: float
-    temperature_c: float | None
-    power_w: float | None
-    processes: list[GpuProcessInfo]
-    runs: list[int] = Field(description="this lab's running runs placed on the GPU")
-
-
-class GpuStatus(BaseModel):
-    available: bool
-    detail: str
-    gpus: list[GpuInfo]
-    cpu_slots: int
-    cpu_slots_busy: int
-    queued: int
-    clusters: list[ClusterView] = Field(default_factory=list, description="the Slurm or Ray clusters the lab or an "
-                                        "active campaign runs on: nodes with their GPUs, and the cluster's queue")
 
 
 def sealed(row: dict) -> bool:
@@ -459,51 +424,3 @@ def run_list(lab: Lab, args: RunListIn) -> RunPage:
                                                        "campaign_id": args.campaign},
                                       "id DESC", args.limit, args.cursor)
     return RunPage(runs=[run_info(r) for r in rows], total=total, next_cursor=cursor)
-
-
-@tool(read_only=True)
-def gpu_status(lab: Lab, args: GpuStatusIn) -> GpuStatus:
-    """Each GPU's memory, utilisation and processes (with their runs), and the CPU slots.
-
-    Each GPU (name, memory used/total, utilisation, temperature, power, processes
-    with the run ids they belong to) and the CPU slots, or plainly that NVML found no GPU."""
-    from .telemetry import gpu_states, nvml_error
-
-    queue.dispatch(lab)
-    running = list(lab.db.query("SELECT id, pid, supervisor_pid, resources FROM runs WHERE status = 'running' "
-                                "AND cluster_job IS NULL"))
-    cpu_busy = sum(1 for r in running if not ledger.loads(r["resources"], {}).get("gpu_ids"))
-    queued = lab.db.execute("SELECT COUNT(*) FROM runs WHERE status = 'queued'").fetchone()[0]
-    base = dict(cpu_slots=queue.cpu_slots(), cpu_slots_busy=cpu_busy, queued=queued, clusters=cluster_runs.views(lab))
-    error = nvml_error()
-    if error:
-        return GpuStatus(available=False, detail=error, gpus=[], **base)
-    by_pid = _run_of_pid(running)
-    gpus = []
-    for g in gpu_states():
-        gpus.append(GpuInfo(
-            index=g.index, name=g.name, uuid=g.uuid, memory_used_mb=g.memory_used_mb,
-            memory_total_mb=g.memory_total_mb, utilization_pct=g.utilization_pct,
-            temperature_c=g.temperature_c, power_w=g.power_w,
-            processes=[GpuProcessInfo(pid=p.pid, used_mb=p.used_mb, run_id=by_pid.get(p.pid)) for p in g.processes],
-            runs=[r["id"] for r in running if g.index in (ledger.loads(r["resources"], {}).get("gpu_ids") or [])]))
-    return GpuStatus(available=True, detail=f"{len(gpus)} GPU(s) via NVML", gpus=gpus, **base)
-
-
-def _run_of_pid(running: list[dict]) -> dict[int, int]:
-    """Map every process of every running run to the run: the supervisor's descendants
-    (local runs) or the container's process tree (Docker runs)."""
-    import psutil
-
-    owners = {}
-    for r in running:
-        for root in (r["supervisor_pid"], r["pid"]):
-            if not root:
-                continue
-            try:
-                procs = psutil.Process(root).children(recursive=True) + [psutil.Process(root)]
-            except psutil.Error:
-                continue
-            owners.update({p.pid: r["id"] for p in procs})
-    return owners
-
