@@ -182,7 +182,7 @@ def test_hostile_overlays_are_refused_before_anything_is_stored(call, call_error
     for i in range(101):
         (many / f"{i}.py").write_text("x\n")
     assert "over 100 files" in call_error("campaign_create", **spec, overlay={"files": [{"path": "m", "source": str(many)}]})
-    assert call("campaign_list")["total"] == 0
+    assert call("campaign_get")["total"] == 0
     assert not store_dir(lab, 1).exists()
 
 
