@@ -75,4 +75,15 @@ def select(spec: str, available: set[str]) -> set[str]:
         else:
             raise InvalidInput(f"unknown toolset {name!r}",
                                hint=f"use one or more of: {', '.join(toolset_names())}, separated by commas")
-    return chosen & available
+    return (chosen | shape_referents(chosen)) & available
+
+
+def shape_referents(names: set[str]) -> set[str]:
+    """The tools whose schemas spell out a structure that one of ``names`` only refers to
+    (campaign_update's objective is campaign_create's): they come along, so a model is
+    never pointed at a shape it cannot see."""
+    from sotalab.tools.registry import SHAPE_IN, all_tools
+
+    specs = all_tools()
+    return {node[SHAPE_IN] for name in names if name in specs
+            for node in specs[name].input_model.model_json_schema().get("properties", {}).values() if SHAPE_IN in node}

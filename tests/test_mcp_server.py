@@ -18,7 +18,8 @@ from conftest import SIMPLE_CAMPAIGN, require, sotalab_command
 from mcp_helpers import free_port, http_server, http_session, stdio_session
 from sotalab.server.app import build_server
 from sotalab.tools.home import Lab
-from sotalab.tools.registry import all_tools
+from sotalab.server.toolsets import select, toolset_names
+from sotalab.tools.registry import SHAPE_IN, all_tools
 
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
 
@@ -128,6 +129,39 @@ def test_tool_list_is_lean_and_portable(lab):
     assert "reported?: number" in objective["description"]  # optional; was anyOf [number, null]
     assert tools["campaign_create"].input_schema["properties"]["held_out_paths"]["items"] == {"type": "string"}
     assert "job_wait" in tools["env_build"].description and "job_wait" not in tools["env_get"].description
+
+
+def test_a_structure_is_spelled_out_once_and_its_referent_always_comes_along(lab):
+    """campaign_update's objective is campaign_create's shape: hosts are sent its signature
+    once. Every toolset that offers a tool referring to another's shape offers that other
+    tool too, so a model always has the shape it is pointed to; the server still validates
+    the referring parameter fully and names a wrong field."""
+    async def scenario():
+        async with Client(build_server(lab)) as client:
+            tools = {t.name: t for t in await client.list_tools()}
+            created = await client.call_tool("campaign_create", {
+                "name": "c", "objective": {"metric": "acc", "direction": "max"},
+                "evaluator": {"command": ["python", "e.py"], "metrics": [{"name": "acc", "regex": "acc=(.*)"}]}})
+            wrong = await client.call_tool("campaign_update", {
+                "campaign": created.structured_content["id"],
+                "objective": {"metric": "acc", "direction": "up"}}, raise_on_error=False)
+            return tools, wrong
+
+    tools, wrong = asyncio.run(scenario())
+    objective = tools["campaign_update"].input_schema["properties"]["objective"]
+    assert objective["description"].endswith("(shape as in campaign_create)")
+    assert "direction" not in objective["description"].replace("metric, direction", "")
+    assert wrong.is_error and "objective.direction" in wrong.content[0].text
+
+    specs = all_tools()
+    referents = {name: {node[SHAPE_IN] for node in spec.input_model.model_json_schema().get("properties", {}).values()
+                        if SHAPE_IN in node}
+                 for name, spec in specs.items()}
+    assert referents["campaign_update"] == {"campaign_create"}
+    for toolset in toolset_names():
+        offered = select(toolset, set(specs))
+        for name in offered:
+            assert referents[name] <= offered, (toolset, name, referents[name] - offered)
 
 
 def test_a_wrong_nested_field_is_named_in_the_error(lab):

@@ -11,7 +11,7 @@ from . import ledger, overlay as overlays
 from .errors import InvalidInput, LabError, NotFound
 from .home import Lab
 from .paging import DEFAULT_LIMIT, MAX_LIMIT, fit, next_cursor, offset_from, refuse_list_arguments, select_page
-from .registry import tool
+from .registry import shape_in, tool
 
 Direction = Literal["max", "min"]
 FINITE = ConfigDict(allow_inf_nan=False)  # NaN and Infinity are not JSON: hosts could not read them back
@@ -126,16 +126,13 @@ class CampaignCreate(BaseModel):
     description: str = Field("", max_length=4000)
     objective: Objective
     evaluator: Evaluator
-    protected_paths: list[str] = Field(default_factory=list, description="globs of evaluator code and data, hashed at baseline")
-    held_out_paths: list[str] = Field(default_factory=list, description="globs of test labels/splits hidden from ordinary trials")
-    label_paths: list[str] = Field(default_factory=list, description="globs of label files (validation and held-out "
-                                   "targets): moved into the lab home at clone; only the scorer sees them")
-    data_paths: list[str] = Field(default_factory=list, description="globs where a trial may add binary or non-source "
-                                  "files as data without an audit finding")
+    protected_paths: list[str] = Field(default_factory=list, description="evaluator code and data, hashed")
+    held_out_paths: list[str] = Field(default_factory=list, description="test splits hidden from trials")
+    label_paths: list[str] = Field(default_factory=list, description="labels only the scorer sees")
+    data_paths: list[str] = Field(default_factory=list, description="where trials may add data files")
     budgets: Budgets = Field(default_factory=Budgets)
-    repo_url: str | None = Field(None, description="where the paper's code lives (clone it with repo_clone)")
-    overlay: overlays.Overlay | None = Field(None, description="files (evaluator, scorer) and data splits the "
-                                             "repository lacks, applied at the baseline as protected files")
+    repo_url: str | None = None
+    overlay: overlays.Overlay | None = Field(None, description="files and data splits the repository lacks")
 
     _globs = field_validator("protected_paths", "held_out_paths", "label_paths", "data_paths")(_check_globs)
 
@@ -144,13 +141,15 @@ class CampaignUpdate(BaseModel):
     campaign: int
     description: str | None = Field(None, max_length=4000)
     status: Literal["active", "paused", "done"] | None = None
-    objective: Objective | None = Field(None, description="metric and direction, plus only the other fields to change")
-    evaluator: Evaluator | None = None
+    objective: Objective | None = Field(None, description="metric, direction and the fields to change",
+                                        json_schema_extra=shape_in("campaign_create"))
+    evaluator: Evaluator | None = Field(None, json_schema_extra=shape_in("campaign_create"))
     protected_paths: list[str] | None = None
     held_out_paths: list[str] | None = None
     label_paths: list[str] | None = None
     data_paths: list[str] | None = None
-    budgets: Budgets | None = Field(None, description="only the budgets given change; null clears one")
+    budgets: Budgets | None = Field(None, description="only those given change; null clears one",
+                                    json_schema_extra=shape_in("campaign_create"))
 
     _globs = field_validator("protected_paths", "held_out_paths", "label_paths", "data_paths")(
         lambda v: v if v is None else _check_globs(v))
@@ -243,12 +242,22 @@ def set_fields(lab: Lab, campaign_id: int, **fields) -> None:
 
 @tool()
 def campaign_create(lab: Lab, args: CampaignCreate) -> Campaign:
-    """Create a campaign: objective, evaluator (in_process `command`, or isolated
-    `predict`+`score`), paths, budgets.
+    """Create a campaign: objective, evaluator (`command`, or `predict`+`score`), path globs, budgets.
 
     Create a campaign: one research target with its objective (primary metric,
     direction, reported value, target), evaluator (argv, metric rules, timeout, seeds),
-    protected and held-out paths, and budgets. Returns the stored campaign."""
+    path globs, and budgets. Returns the stored campaign.
+
+    The evaluator is in_process (``command``: the paper's own script) or isolated
+    (``predict`` + ``score``: the trial predicts without labels, the protected scorer
+    scores). Path globs are repository-relative: ``protected_paths`` (evaluator code and
+    data, hashed at the baseline), ``held_out_paths`` (test labels and splits hidden from
+    ordinary trials), ``label_paths`` (validation and held-out targets, moved into the lab
+    home at clone so only the scorer sees them) and ``data_paths`` (where a trial may add
+    binary or non-source files as data without an audit finding). ``repo_url`` is where
+    the paper's code lives (clone it with repo_clone). ``overlay`` holds the files
+    (evaluator, scorer) and data splits the repository lacks, applied at the baseline as
+    protected files."""
     if lab.db.execute("SELECT 1 FROM campaigns WHERE name = ?", [args.name]).fetchone():
         raise InvalidInput(f"a campaign named {args.name!r} already exists",
                            hint="pick another name, or find it with campaign_get")
