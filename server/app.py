@@ -35,12 +35,12 @@ INSTRUCTIONS = """sotalab is an ML research lab bench: it reproduces a paper's r
 improvement trials, and audits every claimed gain. Scores come only from the server's
 own evaluation runs (trial_evaluate); no tool accepts a score from you. Start with
 lab_status, then campaign_create / campaign_get. Long work is start-and-poll: a tool
-that answers "at once with a job handle" is followed with job_wait(job=...) until its
-status is no longer running; the tool's result is there. Lists and long texts are paged:
+that "returns a job" answers at once with its handle; follow it with job_wait(job=...)
+until its status is no longer running: the tool's result is there. Lists and long texts are paged:
 `limit` caps the items (fewer when long ones fill one bounded result) and `cursor` takes
 the previous answer's next_cursor."""
 
-JOB_NOTE = " Answers at once with a job handle: follow it with job_wait."
+JOB_NOTE = " Returns a job: follow it with job_wait."
 
 
 def sotalab_version() -> str:

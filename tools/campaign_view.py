@@ -26,10 +26,8 @@ UNKNOWN_INTEGRITY = "unknown"
 
 
 class ViewIn(BaseModel):
-    campaign: int = Field(..., description="campaign id")
-    max_trials: int = Field(MAX_VIEW_TRIALS, ge=1, le=MAX_VIEW_TRIALS,
-                            description="most trials to include: the newest (fewer when long ones fill the "
-                                        "result; trials_omitted says how many are left out), and the baseline")
+    campaign: int
+    max_trials: int = Field(MAX_VIEW_TRIALS, ge=1, le=MAX_VIEW_TRIALS, description="the newest, and the baseline")
 
 
 class ReportedSource(BaseModel):
@@ -263,8 +261,10 @@ def build(lab: Lab, campaign_id: int, max_trials: int = MAX_VIEW_TRIALS) -> Camp
 
 @tool(read_only=True)
 def campaign_view(lab: Lab, args: ViewIn) -> CampaignView:
-    """One campaign at a glance: objective, baseline, best claim, spend, trials, audits and
-    runs (the dashboard).
+    """One campaign at a glance (the dashboard): baseline, best claim, spend, trials, audits, runs.
+
+    At most ``max_trials`` trials, the newest, and the baseline (fewer when long ones fill
+    the result; ``trials_omitted`` says how many are left out).
 
     Everything about one campaign at a glance: objective, reported versus reproduced
     baseline (and the paper table the reported number came from), the best claim with

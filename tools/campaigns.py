@@ -242,7 +242,7 @@ def set_fields(lab: Lab, campaign_id: int, **fields) -> None:
 
 @tool()
 def campaign_create(lab: Lab, args: CampaignCreate) -> Campaign:
-    """Create a campaign: objective, evaluator (`command`, or `predict`+`score`), path globs, budgets.
+    """Create a campaign: objective, evaluator, path globs, budgets.
 
     Create a campaign: one research target with its objective (primary metric,
     direction, reported value, target), evaluator (argv, metric rules, timeout, seeds),
@@ -288,7 +288,7 @@ def campaign_create(lab: Lab, args: CampaignCreate) -> Campaign:
 
 @tool(read_only=True)
 def campaign_get(lab: Lab, args: CampaignGetIn) -> Campaign | CampaignPage:
-    """One campaign in full, or without `campaign` the campaigns, newest first, paged.
+    """One campaign, or without `campaign` the campaigns, newest first, paged.
 
     With `campaign`: its objective, evaluator, budgets, spend and trial count. Without:
     a page of campaigns (filtered by `status`), followed with `cursor`; list arguments
@@ -310,8 +310,7 @@ OBJECTIVE_ALWAYS_EDITABLE = ("reported", "target")
 
 @tool(idempotent=True)
 def campaign_update(lab: Lab, args: CampaignUpdate) -> Campaign:
-    """Change a campaign's description, status, reported value or target; its goalposts only
-    until a trial is scored.
+    """Change a campaign; its goalposts (how it is scored) only until a trial is scored.
 
     Change a campaign's description, status, the objective's reported value and target, or (until a trial has
     been scored) the goalposts: the rest of the objective, the evaluator, budgets and the protected, held-out,

@@ -387,7 +387,7 @@ def env_diagnose(lab: Lab, args: DiagnoseIn) -> Diagnosis:
 
 @tool(idempotent=True)
 def env_fix_record(lab: Lab, args: FixRecordIn) -> FixRecordOut:
-    """Record whether a fix for a failure memory worked (worked fixes are offered first).
+    """Record whether a fix worked (fixes that worked are offered first).
 
     Record the fix tried for a failure memory and whether it worked, so the next
     diagnosis of the same signature (any campaign) offers it first. (env_build records

@@ -83,10 +83,10 @@ class Execution(BaseModel):
 
 
 class ExecutionSet(BaseModel):
-    campaign: int | None = Field(None, description="the campaign to configure; omit for the lab's own default")
+    campaign: int | None = Field(None, description="omit: the lab's default")
     executor: Executor | None = None
-    slurm: SlurmSettings | None = Field(None, description="replaces the Slurm settings as a whole")
-    ray: RaySettings | None = Field(None, description="replaces the Ray settings as a whole")
+    slurm: SlurmSettings | None = Field(None, description="replaces them all")
+    ray: RaySettings | None = Field(None, description="replaces them all")
 
 
 class ExecutionOut(BaseModel):
@@ -119,8 +119,7 @@ def resolve(lab: Lab, campaign_id: int | None) -> Execution:
 
 @tool(idempotent=True)
 def execution_set(lab: Lab, args: ExecutionSet) -> ExecutionOut:
-    """Choose where runs execute (local, docker, slurm, ray) and the cluster settings, for
-    the lab or a campaign.
+    """Choose where the lab's or a campaign's runs execute, and the cluster settings.
 
     Choose where runs execute, for the lab or one campaign: the executor (local,
     docker, slurm, ray) and the cluster settings (Slurm partition, account, QoS, extra

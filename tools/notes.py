@@ -67,7 +67,7 @@ def fts_query(text: str) -> str:
 
 @tool()
 def note_add(lab: Lab, args: NoteAdd) -> Note:
-    """Record an analysis, failure memory, red line or decision (on a campaign or trial).
+    """Record an analysis, failure, red line or decision on a campaign or trial.
 
     A note on a trial belongs to the trial's campaign."""
     campaign = args.campaign

@@ -298,8 +298,8 @@ def to_html(blocks: list[Block], title: str) -> str:
 # ------------------------------------------------------------------ the tool
 
 class ReportIn(BaseModel):
-    campaign: int = Field(..., description="campaign id")
-    to: Literal["files", "mlflow"] = Field("files", description="report.md/.html, or the lab's MLflow store")
+    campaign: int
+    to: Literal["files", "mlflow"] = "files"
 
 
 class ReportOut(BaseModel):
@@ -319,7 +319,7 @@ def report_folder(lab: Lab, view: CampaignView) -> Path:
 
 @tool(idempotent=True)
 def campaign_report(lab: Lab, args: ReportIn) -> ReportOut | ExportOut:
-    """Write the campaign's report (report.md and report.html) into the lab home, or to=mlflow: its MLflow runs.
+    """Write the campaign's report (report.md, report.html), or to=mlflow its MLflow runs.
 
     Write the campaign's report into the lab home (reports/campaign-<id>/): the objective
     and the paper table its reported number came from, the reproduction and its gap,

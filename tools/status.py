@@ -111,8 +111,7 @@ def capabilities() -> list[Capability]:
 
 @tool(read_only=True)
 def lab_status(lab: Lab, args: LabStatusIn) -> LabStatus:
-    """The lab home, ledger counts, and what this machine offers (Docker, bubblewrap, GPUs,
-    uv, Ray, sandbox layers).
+    """The lab, and what this machine offers: GPUs, Docker, sandbox layers, clusters.
 
     The lab home, ledger counts, what this machine offers (Docker engine,
     bubblewrap, NVML GPUs, uv, Ray), each with a one-line reason when absent, and the

@@ -365,7 +365,7 @@ def diff_text(path: Path, base: str) -> str:
 # --- tools -------------------------------------------------------------------------------
 
 class TrialRef(BaseModel):
-    trial: int = Field(..., description="trial id")
+    trial: int
 
 
 class SnapshotOut(BaseModel):
@@ -376,11 +376,11 @@ class SnapshotOut(BaseModel):
 
 
 class DiffIn(BaseModel):
-    trial: int = Field(..., description="trial id")
-    against: Literal["parent", "baseline"] = Field("parent", description="diff against the parent's commit or the baseline")
-    committed: bool = Field(False, description="only the trial's snapshot (what was scored), not the worktree as it is now")
-    cursor: str | None = Field(None, description="next_cursor from the previous page")
-    limit: int = Field(DIFF_PAGE_CHARS, ge=1000, le=60_000, description="most characters of diff to return")
+    trial: int
+    against: Literal["parent", "baseline"] = "parent"
+    committed: bool = Field(False, description="the scored snapshot, not the worktree")
+    cursor: str | None = None
+    limit: int = Field(DIFF_PAGE_CHARS, ge=1000, le=60_000, description="characters")
 
 
 class DiffOut(BaseModel):
@@ -396,7 +396,7 @@ class DiffOut(BaseModel):
 
 @tool(idempotent=True)
 def trial_snapshot(lab: Lab, args: TrialRef) -> SnapshotOut:
-    """Commit the trial's worktree to its branch and record the commit and diff stat.
+    """Commit the trial's worktree to its branch; the commit and diff stat.
 
     Commit whatever changed in the trial's worktree to its branch trial/<id> and
     record the commit and diff stat (against the parent) on the trial."""
@@ -407,8 +407,9 @@ def trial_snapshot(lab: Lab, args: TrialRef) -> SnapshotOut:
 
 @tool(read_only=True)
 def workspace_diff(lab: Lab, args: DiffIn) -> DiffOut:
-    """The trial's diff against its parent or the baseline (worktree, or committed=true: its
-    snapshot), with the protected-file check.
+    """The trial's diff against its parent or the baseline, with the protected-file check.
+
+    The worktree as it is now, or (``committed=true``) the snapshot that was scored.
 
     Paged by characters with `cursor`. The committed diff leaves out what evaluation runs
     wrote into the worktree and works for closed trials too; it is what the dashboard

@@ -30,12 +30,9 @@ REASON_PREVIEW = 300
 
 
 class AuditIn(BaseModel):
-    trial: int = Field(..., description="trial id (not the baseline: trials are audited against it)")
-    depth: Literal["quick", "full"] = Field(
-        "quick", description="quick: static and ledger checks, seconds; full: adds a clean re-run and "
-                             "significance over several seeds of trial and baseline (runs evaluations)")
-    seeds: int = Field(significance.DEFAULT_SEEDS, ge=2, le=20,
-                       description="full only: how many seeds the server draws at random for trial and baseline each")
+    trial: int = Field(..., description="not the baseline")
+    depth: Literal["quick", "full"] = Field("quick", description="full: re-runs and significance too")
+    seeds: int = Field(significance.DEFAULT_SEEDS, ge=2, le=20, description="full: drawn for each side")
 
 
 class Audit(BaseModel):
@@ -81,8 +78,7 @@ class AuditPage(BaseModel):
 
 class FinalizeIn(BaseModel):
     campaign: int
-    seeds: int = Field(significance.DEFAULT_SEEDS, ge=1, le=20,
-                       description="seeds for the held-out evaluation of each of the two trials")
+    seeds: int = Field(significance.DEFAULT_SEEDS, ge=1, le=20, description="for each side")
 
 
 class HeldOutScores(BaseModel):
@@ -263,7 +259,11 @@ def load_audit(lab: Lab, audit_id: int) -> Audit:
 
 @tool(job=True)
 def audit_trial(lab: Lab, args: AuditIn, progress: Progress) -> Audit:
-    """Audit a trial's gain (depth quick or full); only a valid full audit makes a claim.
+    """Audit a trial's gain, quick or full; only a valid full audit makes a claim.
+
+    ``quick``: static and ledger checks, seconds. ``full`` adds a clean re-run and
+    significance over ``seeds`` seeds the server draws at random for trial and baseline
+    each (it runs evaluations). The baseline is not audited: trials are audited against it.
 
     Audit a trial's gain and store the audit. Checks: protected files unchanged;
     the score is the server's own evaluation of this commit; the diff against the
@@ -302,7 +302,7 @@ def audit_trial(lab: Lab, args: AuditIn, progress: Progress) -> Audit:
 
 @tool(read_only=True)
 def audit_get(lab: Lab, args: AuditGetIn) -> Audit | AuditPage:
-    """One audit with every check's evidence, or without `audit` the matching audits, newest first.
+    """One audit with its evidence, or without `audit` the matching audits, newest first.
 
     With `audit`: the stored audit's overall verdict and reason, and every check with its
     evidence. Without: a page of audit summaries matching the filters, followed with
@@ -394,8 +394,7 @@ def _count_finalize_call(lab: Lab, campaign_id: int) -> int:
 
 @tool(job=True)
 def campaign_finalize(lab: Lab, args: FinalizeIn, progress: Progress) -> Finalization:
-    """The held-out final evaluation of the best claim against the baseline (at most 3 per
-    campaign).
+    """The held-out final evaluation of the best claim against the baseline (3 per campaign).
 
     The held-out final evaluation: the best trial with a valid full audit and the
     baseline, each once per seed, with the held-out paths mounted - the only path that

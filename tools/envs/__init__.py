@@ -164,14 +164,13 @@ def build_env(lab: Lab, spec: EnvSpec, campaign_id: int | None, progress: Progre
 # --- tools -------------------------------------------------------------------------------
 
 class EnvBuildIn(BaseModel):
-    campaign: int | None = Field(None, description="campaign whose clone gives the spec (its env_id is set on success)")
-    path: str | None = Field(None, description="a directory to detect the spec from instead of the campaign's clone")
-    detect: bool = Field(True, description="read requirements from the code; false: only the overrides count")
-    backend: Backend = Field("venv", description="venv (uv) or docker (image FROM the cpu/cuda sandbox image)")
-    overrides: Overrides = Field(default_factory=Overrides, description="python version, extra packages, pins, removals, system packages")
-    fixes: str | None = Field(None, description="id of the failed environment this build is meant to repair; "
-                                                "default: the campaign's last failed one. Its failure memories learn whether the change worked")
-    dry_run: bool = Field(False, description="only say what it would install; build nothing")
+    campaign: int | None = Field(None, description="its clone gives the spec; sets its env")
+    path: str | None = Field(None, description="or a directory to detect from")
+    detect: bool = Field(True, description="false: only the overrides count")
+    backend: Backend = "venv"
+    overrides: Overrides = Field(default_factory=Overrides)
+    fixes: str | None = Field(None, description="the failed env it repairs; default: the last")
+    dry_run: bool = Field(False, description="only plan it")
 
 
 class Detection(BaseModel):
@@ -208,8 +207,8 @@ class EnvDetectOut(BaseModel):
 
 
 class EnvGetIn(BaseModel):
-    env: str | None = Field(None, description="environment id; omitted: list them")
-    tail_lines: int = Field(LOG_TAIL_LINES, ge=0, le=400, description="with env: build log lines to include")
+    env: str | None = Field(None, description="omit to list")
+    tail_lines: int = Field(LOG_TAIL_LINES, ge=0, le=400, description="of the build log")
     campaign: int | None = None
     backend: Backend | None = None
     status: Literal["building", "ready", "failed"] | None = None
@@ -377,7 +376,7 @@ def _refuse_after_score(lab: Lab, campaign: campaigns.Campaign, env_id: str) -> 
 
 @tool(idempotent=True, open_world=True, job=True)
 def env_build(lab: Lab, args: EnvBuildIn, progress: Progress) -> EnvBuildOut | EnvDetectOut:
-    """Build or reuse a uv venv or Docker environment from the code's requirements; dry_run only plans it.
+    """Build or reuse a uv venv or Docker environment from the code's requirements (or plan it).
 
     Build (or reuse) an environment: detect the spec from the code (requirements*.txt,
     pyproject.toml, setup.cfg/setup.py, environment.yml pip section, README pip line),
@@ -388,6 +387,12 @@ def env_build(lab: Lab, args: EnvBuildIn, progress: Progress) -> EnvBuildOut | E
     (warnings name them; add them with overrides.packages). A campaign's environment is
     frozen once a trial is scored. A failed build returns status 'failed' with
     diagnostics; call env_diagnose for fixes (including fixes that worked before).
+
+    ``campaign``: its clone gives the spec, and its env_id is set on success (``path``
+    detects from another directory instead). ``detect=false``: only the overrides count.
+    A docker build is FROM the cpu/cuda sandbox image. ``fixes`` names the failed
+    environment this build is meant to repair (default: the campaign's last failed one),
+    so its failure memories learn whether the change worked.
 
     `dry_run=true` builds nothing: the detected and overridden spec, its id (and
     whether it is built already), the files read, the third-party imports of the code,
@@ -431,7 +436,7 @@ def _plan(lab: Lab, args: EnvBuildIn) -> EnvDetectOut:
 
 @tool(read_only=True)
 def env_get(lab: Lab, args: EnvGetIn) -> EnvStatusOut | EnvPage:
-    """One environment in full with its build log tail, or without `env` the environments, newest first, paged.
+    """One environment with its build log's tail, or without `env` the environments, paged.
 
     One environment: status, spec, location, build timings and the last `tail_lines` of
     its build log. Without `env`: environments, newest first, filtered by campaign,

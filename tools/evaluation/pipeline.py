@@ -323,7 +323,7 @@ class TrialEvaluateIn(BaseModel):
 
 @tool(job=True)
 def trial_evaluate(lab: Lab, args: TrialEvaluateIn, progress: Progress) -> EvaluationResult:
-    """Score a trial: snapshot it and run the campaign's evaluator on it, once per seed.
+    """Score a trial: snapshot it, run the campaign's evaluator once per seed.
 
     Score a trial: commit its worktree (trial_snapshot), then run the campaign's evaluator on a fresh export of
     that commit once per seed, at the campaign's integrity level (isolated: the trial predicts without labels and

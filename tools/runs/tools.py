@@ -36,21 +36,18 @@ class RunBudget(BaseModel):
 
 
 class RunStartIn(BaseModel):
-    command: list[str] = Field(..., min_length=1, max_length=1000, description="argv; no shell: use ['sh','-c','...'] for one")
-    trial: int | None = Field(None, description="run in this trial's worktree (it must be open)")
-    cwd: str | None = Field(None, description="working directory: an open trial's worktree or a directory inside it")
-    env: dict[str, str] = Field(default_factory=dict, description="extra environment variables; the server's own environment is never passed")
-    environment: str | None = Field(None, max_length=200, description="interpreter and packages: an environment id (env_get), "
-                                    "'server' for the server's own Python, or omitted for the trial's campaign environment "
-                                    "(the server's Python when the campaign has none)")
-    executor: Literal["local", "docker", "slurm", "ray"] | None = Field(
-        None, description="where it runs; default: the campaign's executor (execution_set), else local")
-    cpus: int | None = Field(None, ge=1, le=512, description="slurm/ray runs: CPUs asked of the cluster")
-    image: str | None = Field(None, description="Docker image (docker executor); default sotalab-base:bookworm")
-    gpus: int | list[int] | Literal["auto"] = Field(0, description="0 (CPU), a count, explicit GPU indices, or 'auto' (one if any)")
-    gpu_memory_gb: float | None = Field(None, gt=0, description="GPU memory the run needs; lets runs share a GPU")
+    command: list[str] = Field(..., min_length=1, max_length=1000, description="argv, no shell")
+    trial: int | None = Field(None, description="an open trial: runs in its worktree")
+    cwd: str | None = Field(None, description="or a directory in an open trial's worktree")
+    env: dict[str, str] = Field(default_factory=dict, description="extra variables")
+    environment: str | None = Field(None, max_length=200, description="env id or 'server'; default: the campaign's")
+    executor: Literal["local", "docker", "slurm", "ray"] | None = Field(None, description="default: the campaign's")
+    cpus: int | None = Field(None, ge=1, le=512, description="slurm/ray")
+    image: str | None = Field(None, description="docker; default sotalab-base:bookworm")
+    gpus: int | list[int] | Literal["auto"] = Field(0, description="a count, indices, or 'auto'")
+    gpu_memory_gb: float | None = Field(None, gt=0, description="needed; lets runs share a GPU")
     budget: RunBudget = Field(default_factory=RunBudget)
-    telemetry_hz: float = Field(1.0, ge=0.1, le=10, description="telemetry samples per second")
+    telemetry_hz: float = Field(1.0, ge=0.1, le=10)
 
     @field_validator("command")
     @classmethod
@@ -61,7 +58,7 @@ class RunStartIn(BaseModel):
 
 
 class RunRef(BaseModel):
-    run: int = Field(..., description="run id")
+    run: int
 
 
 class RunWaitIn(RunRef):
@@ -72,12 +69,10 @@ LOG_ONLY = ("lines", "pattern", "cursor", "max_bytes")  # what mode=metrics refu
 
 
 class RunLogsIn(RunRef):
-    mode: Literal["tail", "grep", "cursor", "metrics"] = Field(
-        "tail", description="tail: last lines; grep: matching lines; cursor: read on from a position; "
-                            "metrics: parsed metrics and telemetry series")
-    lines: int = Field(100, ge=1, le=2000, description="tail: how many lines")
-    pattern: str | None = Field(None, max_length=500, description="grep: a regular expression")
-    cursor: int | None = Field(None, ge=0, description="cursor: stream offset from a previous next_cursor (0: start)")
+    mode: Literal["tail", "grep", "cursor", "metrics"] = "tail"
+    lines: int = Field(100, ge=1, le=2000, description="tail")
+    pattern: str | None = Field(None, max_length=500, description="grep: a regex")
+    cursor: int | None = Field(None, ge=0, description="cursor: a next_cursor (0: start)")
     max_bytes: int = Field(16_000, ge=256, le=MAX_LOG_BYTES)
 
 
@@ -235,12 +230,20 @@ def _run_environment(lab: Lab, choice: str | None, campaign_id: int) -> tuple[Ru
 
 @tool(open_world=False)
 def run_start(lab: Lab, args: RunStartIn) -> RunInfo:
-    """Start a sandboxed, budgeted run in an open trial's worktree; returns its id at once
-    (follow with run_wait).
+    """Start a sandboxed, budgeted run in an open trial's worktree; follow it with run_wait.
 
     Start a supervised run and return at once with its id (status queued or running).
-    It works in an open trial's own worktree, with the trial's campaign environment (or
-    the one named). The sandbox denies by default: uid 65534 in a user namespace, no
+    It works in an open trial's own worktree (``trial``, or ``cwd`` inside one), with the
+    trial's campaign environment, or the one named (``environment``: an env_get id, or
+    'server' for the server's own Python, which is also the default of a campaign without
+    one). ``command`` is an argv, not a shell line: use ['sh', '-c', '...'] for one. ``env``
+    adds variables; the server's own environment is never passed. ``executor`` defaults
+    to the campaign's (execution_set), else local; ``cpus`` is what a Slurm or Ray run asks
+    of the cluster, ``image`` the Docker image (default sotalab-base:bookworm). ``gpus`` is
+    0 (CPU), a count, explicit indices, or 'auto' (one if any); ``gpu_memory_gb`` is what
+    the run needs, so runs can share a GPU.
+
+    The sandbox denies by default: uid 65534 in a user namespace, no
     capabilities, a seccomp filter, no network, only system directories, the interpreter
     and the worktree (writable) plus $SOTALAB_OUTPUT_DIR mounted, nothing of any home;
     or a locked-down Docker container. Budgets: wall and CPU time, memory, processes,
@@ -269,7 +272,7 @@ def run_start(lab: Lab, args: RunStartIn) -> RunInfo:
 
 @tool(read_only=True)
 def run_wait(lab: Lab, args: RunWaitIn, progress: Progress) -> RunInfo:
-    """A run's status, after waiting up to timeout_s (at most 30; 0 reads it at once) for it to end.
+    """A run's status, after waiting up to timeout_s for it to end (0: at once).
 
     Wait up to timeout_s (at most 30) for a run to end, sending progress while it
     waits (its last log line and current CPU/memory); returns its status either way:
@@ -305,7 +308,7 @@ def _progress_line(row: dict) -> str:
 
 @tool(read_only=True)
 def run_logs(lab: Lab, args: RunLogsIn) -> RunLogs | RunMetrics:
-    """A run's log (tail, grep, or from a cursor) or, with mode=metrics, its parsed metrics and telemetry.
+    """A run's log (tail, grep, cursor) or, with mode=metrics, its metrics and telemetry.
 
     A run's log, bounded: `tail` (last lines), `grep` (lines matching a regex, with
     line numbers), or `cursor` (read on from a stream offset; next_cursor continues).
@@ -407,7 +410,7 @@ def _run_metrics(lab: Lab, args: RunLogsIn) -> RunMetrics:
 
 @tool(destructive=True, idempotent=True)
 def run_cancel(lab: Lab, args: RunRef) -> RunInfo:
-    """Stop a run: TERM, then KILL of everything it started after its grace period.
+    """Stop a run: TERM, then after its grace period KILL of all it started.
 
     Stop a run: a queued one is cancelled at once; a running one gets TERM, then
     KILL of everything it started after its grace period (status cancelled). Use
@@ -418,7 +421,7 @@ def run_cancel(lab: Lab, args: RunRef) -> RunInfo:
 
 @tool(read_only=True)
 def run_list(lab: Lab, args: RunListIn) -> RunPage:
-    """Runs, newest first, filtered by status, trial or campaign, paged with `cursor`."""
+    """Runs, newest first, filtered by status, trial or campaign, paged."""
     queue.dispatch(lab)
     rows, total, cursor = select_page(lab.db, "runs", {"status": args.status, "trial_id": args.trial,
                                                        "campaign_id": args.campaign},
