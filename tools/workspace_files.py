@@ -68,8 +68,8 @@ class ReadIn(BaseModel):
     trial: int = Field(..., description="trial id (its worktree is the root of every path)")
     path: str = Field(".", description="a file (its text) or a directory (its listing)")
     offset: int = Field(0, ge=0, description="file: characters to skip; directory: entries")
-    limit: int | None = Field(None, ge=1, le=60_000, description=f"file: characters (default {READ_LIMIT_CHARS}); "
-                              f"directory: entries (default {LIST_LIMIT}, at most {MAX_LIST_LIMIT})")
+    limit: int | None = Field(None, ge=1, le=60_000, description=f"file: characters ({READ_LIMIT_CHARS}); "
+                              f"directory: entries ({LIST_LIMIT}, max {MAX_LIST_LIMIT})")
     recursive: bool = Field(False, description="directory: list every file below it")
 
 
