@@ -152,6 +152,9 @@ def lean_schema(schema: dict) -> dict:
     return lean
 
 
+PLAIN_TYPES = frozenset({"number", "integer", "string", "boolean"})
+
+
 def _says_nothing(default) -> bool:
     """A default a model reads off an optional field anyway: absent means null, off, empty
     (0 is a value: ``gpus = 0`` says the run gets none)."""
@@ -161,7 +164,8 @@ def _says_nothing(default) -> bool:
 def as_signature(node: dict) -> dict:
     """A parameter that is itself a structure (the campaign's evaluator, an environment's
     overrides) as one line of TypeScript-like signature in its description:
-    ``{metric: string, direction: "max"|"min", target?: number}``. A nested JSON schema
+    ``{metric: string, direction: "max"|"min", target?: number, min_effect = 0.0}`` (a
+    default shows a plain field's type and that it is optional). A nested JSON schema
     costs three to four times the tokens for the same shape. Hosts still validate the
     parameter's type, and the server validates every field again, naming the field and
     what it expected; `sotalab tools --json` has the full schemas."""
@@ -190,8 +194,12 @@ def _signature(node: dict) -> str:
         required = set(node.get("required", ()))
         fields = []
         for name, sub in node["properties"].items():
-            default = "" if _says_nothing(sub.get("default")) else f" = {json.dumps(sub['default'])}"
-            fields.append(f"{name}{'' if name in required else '?'}: {_signature(sub)}{default}")
+            if _says_nothing(sub.get("default")):
+                fields.append(f"{name}{'' if name in required else '?'}: {_signature(sub)}")
+            elif sub.get("type") in PLAIN_TYPES and "enum" not in sub:  # the default shows the type
+                fields.append(f"{name} = {json.dumps(sub['default'])}")
+            else:
+                fields.append(f"{name}: {_signature(sub)} = {json.dumps(sub['default'])}")
         return "{" + ", ".join(fields) + "}"
     if kind == "object" and isinstance(node.get("additionalProperties"), dict):
         return f"{{[name]: {_signature(node['additionalProperties'])}}}"

@@ -127,6 +127,7 @@ def test_tool_list_is_lean_and_portable(lab):
     assert objective["type"] == "object" and "properties" not in objective
     assert 'direction: "max"|"min"' in objective["description"]
     assert "reported?: number" in objective["description"]  # optional; was anyOf [number, null]
+    assert "min_effect = 0.0" in objective["description"]  # a default says the type and that it is optional
     assert tools["campaign_create"].input_schema["properties"]["held_out_paths"]["items"] == {"type": "string"}
     assert "job_wait" in tools["env_build"].description and "job_wait" not in tools["env_get"].description
 
