@@ -5,7 +5,7 @@ the same run on the same machine.
     uv run python benchmarks/bench_agents.py --cycle [--trials N] [--profile FILE]
 
 A campaign whose evaluator sleeps ``--sleep`` seconds (then prints its metric), on the
-local executor. The same trial cycle (idea_next, trial_create, workspace_write,
+local executor. The same trial cycle (lease_take of the next idea, trial_create, workspace_write,
 trial_evaluate, idea_update) is run for ``--trials`` trials in two ways:
 
 - direct: N threads calling the tools in-process (``invoke``), with the launcher a
@@ -72,7 +72,7 @@ def make_lab(root: Path, trials: int, sleep_s: float) -> tuple[Lab, int]:
 
 
 def cycle_steps(campaign: int, agent: str, idea: dict | None):
-    """The cycle after idea_next, as (tool, arguments-from-trial) steps."""
+    """The cycle after claiming the next idea, as (tool, arguments-from-trial) steps."""
     return [
         ("trial_create", lambda t: {"campaign": campaign, "kind": "param", "idea": idea["id"]}),
         ("workspace_write", lambda t: {"trial": t, "path": "model.py", "content": f"WIDTH = {idea['id']}\n"}),
@@ -91,7 +91,7 @@ def direct(lab: Lab, campaign: int, agents: int) -> tuple[float, int]:
     def worker(n: int) -> None:
         name = f"direct-{n}"
         while True:
-            idea = invoke(lab, "idea_next", {"campaign": campaign, "agent": name})["idea"]
+            idea = invoke(lab, "lease_take", {"kind": "idea", "campaign": campaign, "agent": name})["idea"]
             if idea is None:
                 return
             trial = None
@@ -129,7 +129,8 @@ async def over_http(url: str, campaign: int, agents: int) -> tuple[float, int]:
         name = f"agent-{n}"
         async with http_session(f"{url}/mcp") as session:
             while True:
-                idea = (await call(session, "idea_next", {"campaign": campaign, "agent": name}))["idea"]
+                claim = {"kind": "idea", "campaign": campaign, "agent": name}
+                idea = (await call(session, "lease_take", claim))["idea"]
                 if idea is None:
                     return
                 trial = None
@@ -158,7 +159,7 @@ def cycle(trials: int, profile: str | None) -> None:
                 profiler.enable()
             cpu = _cpu_s()
             marks = [time.perf_counter()]
-            idea = invoke(lab, "idea_next", {"campaign": campaign, "agent": "cycle"})["idea"]
+            idea = invoke(lab, "lease_take", {"kind": "idea", "campaign": campaign, "agent": "cycle"})["idea"]
             trial = invoke(lab, "trial_create", {"campaign": campaign, "kind": "param", "idea": idea["id"]})["id"]
             marks.append(time.perf_counter())
             invoke(lab, "workspace_write", {"trial": trial, "path": "model.py", "content": f"WIDTH = {n + 2}\n"})
@@ -183,7 +184,7 @@ def cycle(trials: int, profile: str | None) -> None:
     print(f"  cycle {med[0]:.3f} s, its run {med[1]:.3f} s, lab overhead {med[0] - med[1]:.3f} s "
           f"(min {min(r[0] - r[1] for r in rows):.3f}, max {max(r[0] - r[1] for r in rows):.3f})")
     print(f"  the evaluator run bare (subprocess, no sandbox) {med[2]:.3f} s: cycle - bare {med[0] - med[2]:.3f} s")
-    print(f"  idea_next + trial_create {med[3]:.3f} s, workspace_write {med[4]:.3f} s, "
+    print(f"  lease_take (next idea) + trial_create {med[3]:.3f} s, workspace_write {med[4]:.3f} s, "
           f"trial_evaluate {med[5]:.3f} s")
     print(f"  CPU of the lab's process and the programs it waited for (git): {med[6]:.3f} s a cycle "
           f"(less sensitive to the machine's load than wall time)")

@@ -22,17 +22,15 @@ ALWAYS = ("job_wait",)
 
 AREAS: dict[str, tuple[str, ...]] = {
     "lab": ("lab_status", "campaign_create", "campaign_get", "campaign_update", "campaign_view",
-            "leaderboard", "trial_create", "trial_get", "trial_lineage", "idea_add", "idea_list",
+            "leaderboard", "trial_create", "trial_get", "idea_add", "idea_list",
             "idea_update", "note_add", "note_search", "job_wait", "job_list", "workspace_diff"),
     "papers": ("paper_search", "paper_fetch", "paper_read", "paper_tables", "paper_results", "paper_page_image"),
-    "code": ("repo_clone", "workspace_read", "workspace_write", "workspace_apply_patch",
-             "workspace_diff", "trial_snapshot"),
+    "code": ("repo_clone", "workspace_read", "workspace_write", "workspace_diff", "trial_snapshot"),
     "envs": ("env_build", "env_get", "env_diagnose", "env_fix_record"),
     "runs": ("run_start", "run_wait", "run_logs", "run_cancel", "run_list", "lab_status"),
     "evaluation": ("trial_evaluate", "audit_trial", "audit_get", "campaign_finalize",
                    "campaign_plot", "campaign_report"),
-    "team": ("idea_next", "lease_take", "campaign_view", "surfaces_set", "trial_surface_set",
-             "parent_pick"),
+    "team": ("lease_take", "campaign_view", "surfaces_set", "parent_pick"),
     "cluster": ("execution_set", "lab_status", "campaign_view", "run_wait", "run_list", "run_cancel"),
 }
 
@@ -40,7 +38,7 @@ DEFAULT = (
     "lab_status", "campaign_create", "campaign_get", "campaign_update", "leaderboard",
     "trial_create", "trial_get", "idea_add", "idea_list", "idea_update", "note_add",
     "campaign_view", "paper_fetch", "paper_read", "paper_results", "repo_clone", "workspace_read",
-    "workspace_write", "workspace_apply_patch", "workspace_diff", "trial_snapshot", "env_build",
+    "workspace_write", "workspace_diff", "trial_snapshot", "env_build",
     "env_diagnose", "run_logs", "trial_evaluate", "audit_trial", "campaign_finalize", "job_wait",
 )
 

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from conftest import SIMPLE_CAMPAIGN
-from sotalab.tools import ledger
+from sotalab.tools import ledger, trials
 from sotalab.tools.home import Lab, resolve_home
 from sotalab.tools.registry import all_tools
 
@@ -110,13 +110,22 @@ def test_trials_form_a_lineage(call, call_error):
     b = call("trial_create", campaign=cid, kind="code", hypothesis="normalise", parent=a["id"])
     c = call("trial_create", campaign=cid, kind="algo", hypothesis="mlp", parent=a["id"])
     assert a["parent_id"] == base["id"] and b["depth"] == 2
-    lineage = call("trial_lineage", trial=b["id"])
+    lineage = call("trial_get", trial=b["id"], lineage=True)
     assert [x["id"] for x in lineage["ancestors"]] == [base["id"], a["id"]]
-    tree = call("trial_lineage", trial=base["id"])["tree"]
+    whole = call("trial_get", trial=base["id"], lineage=True)
+    tree = whole["tree"]
     assert [n["id"] for n in tree["children"]] == [a["id"]]
     assert sorted(n["id"] for n in tree["children"][0]["children"]) == [b["id"], c["id"]]
-    cut = call("trial_lineage", trial=base["id"], max_depth=1)
-    assert cut["truncated"] and cut["descendants"] == 1
+    assert not whole["truncated"] and whole["descendants"] == 3
+    d = call("trial_create", campaign=cid, kind="code", parent=b["id"])
+    call("trial_create", campaign=cid, kind="code", parent=d["id"])  # 4 levels below the baseline
+    cut = call("trial_get", trial=base["id"], lineage=True)  # 3 levels are shown, and the cut is said
+    assert cut["truncated"] and cut["descendants"] == 4
+    assert not call("trial_get", trial=a["id"], lineage=True)["truncated"]  # 3 levels below a: all of it
+    assert "needs a trial" in call_error("trial_get", lineage=True)
+    assert "needs a trial" in call_error("trial_get", campaign=cid, lineage=True)
+    assert "campaign is a list argument" in call_error("trial_get", trial=b["id"], campaign=cid, lineage=True)
+    assert "status" in call("trial_get", trial=b["id"], lineage=False)  # the trial itself
 
 
 def test_trial_parent_must_be_in_the_same_campaign(call, call_error):
@@ -262,8 +271,9 @@ def test_lineage_and_leaderboard_bound_their_output(lab, call, n):
     lab.db["trials"].insert_all(({"campaign_id": cid, "parent_id": base, "kind": "param", "depth": 1,
                                   "score": i / n, "cost": "{}", "created_at": stamp, "updated_at": stamp}
                                  for i in range(n)))
-    lineage = call("trial_lineage", trial=base, max_nodes=100)
-    assert lineage["descendants"] == 100 and lineage["truncated"]
+    lineage = call("trial_get", trial=base, lineage=True)
+    assert lineage["descendants"] == trials.LINEAGE_NODES and lineage["truncated"]
+    assert trials.lineage(lab, base, max_nodes=100).descendants == 100
     assert len(call("leaderboard", campaign=cid, limit=200)["entries"]) == 200
 
 
@@ -349,11 +359,12 @@ def test_lineage_of_a_deep_chain_is_bounded(lab, call):
             parent = db.execute(
                 "INSERT INTO trials (campaign_id, parent_id, kind, hypothesis, depth, cost, created_at, updated_at) "
                 "VALUES (?, ?, 'param', ?, ?, '{}', ?, ?)", [cid, parent, "h" * 300, depth, stamp, stamp]).lastrowid
-    deepest = call("trial_lineage", trial=parent)
+    deepest = call("trial_get", trial=parent, lineage=True)
     assert deepest["ancestors"][-1]["id"] == parent - 1  # nearest ancestors kept, parent last
     assert deepest["ancestors_omitted"] == 3000 - len(deepest["ancestors"]) > 0
-    middle = call("trial_lineage", trial=parent - 1500, max_depth=50)
-    assert middle["truncated"] and middle["descendants"] == 50
+    middle = call("trial_get", trial=parent - 1500, lineage=True)
+    assert middle["truncated"] and middle["descendants"] == trials.LINEAGE_DEPTH
+    assert trials.lineage(lab, parent - 1500, max_depth=50).descendants == 50
 
 
 def test_lineage_of_a_wide_tree_is_cut_to_a_bounded_result(lab, call):
@@ -363,8 +374,9 @@ def test_lineage_of_a_wide_tree_is_cut_to_a_bounded_result(lab, call):
     lab.db["trials"].insert_all({"campaign_id": cid, "parent_id": base, "kind": "param", "depth": 1,
                                  "hypothesis": "ü" * 300, "cost": "{}", "created_at": stamp, "updated_at": stamp}
                                 for _ in range(1000))
-    wide = call("trial_lineage", trial=base, max_nodes=1000)
-    assert wide["truncated"] and 0 < wide["descendants"] < 1000
+    wide = call("trial_get", trial=base, lineage=True)
+    assert wide["truncated"] and 0 < wide["descendants"] < trials.LINEAGE_NODES  # the size cut, before the count
+    assert 0 < trials.lineage(lab, base, max_nodes=1000).descendants < 1000
     assert len(wide["tree"]["children"]) == wide["descendants"]
 
 

@@ -83,15 +83,15 @@ def test_concurrent_tool_calls_from_many_threads_lose_nothing(lab, call, campaig
 # -- leases ----------------------------------------------------------------------------
 
 
-def test_idea_next_hands_each_agent_a_different_idea(call, campaign):
+def test_the_next_idea_claim_hands_each_agent_a_different_idea(call, campaign):
     for i, priority in enumerate([1, 5, 3]):
         call("idea_add", campaign=campaign, title=f"idea {i}", type="PARAM", priority=priority)
-    got = [call("idea_next", campaign=campaign, agent=f"agent-{n}") for n in range(4)]
+    got = [call("lease_take", kind="idea", campaign=campaign, agent=f"agent-{n}") for n in range(4)]
     titles = [g["idea"]["title"] if g["idea"] else None for g in got]
     assert titles == ["idea 1", "idea 2", "idea 0", None]  # by priority, then nothing left
     assert "claimed by other agents" in got[3]["reason"]
     # The same agent asking again renews its own claim rather than taking another idea.
-    again = call("idea_next", campaign=campaign, agent="agent-0")
+    again = call("lease_take", kind="idea", campaign=campaign, agent="agent-0")
     assert again["idea"]["title"] == "idea 1"
 
 
@@ -99,14 +99,14 @@ def test_a_claim_is_refused_while_it_lives_and_taken_over_when_it_expires(call, 
     idea = call("idea_add", campaign=campaign, title="one", type="CODE")["id"]
     call("lease_take", kind="idea", id=idea, agent="alice", ttl_s=1)
     message = call_error("lease_take", kind="idea", id=idea, agent="bob")
-    assert "claimed by agent 'alice'" in message and "idea_next" in message
+    assert "claimed by agent 'alice'" in message and "skips claimed ideas" in message
     time.sleep(1.1)
     taken = call("lease_take", kind="idea", id=idea, agent="bob", ttl_s=60)
     assert taken["agent"] == "bob" and taken["taken_over_from"] == "alice"
-    # An expired claim no longer hides the idea from idea_next either.
+    # An expired claim no longer hides the idea from the next-idea claim either.
     assert call("lease_take", kind="idea", id=idea, agent="alice", ttl_s=0)["released"] is False
     assert call("lease_take", kind="idea", id=idea, agent="bob", ttl_s=0)["released"] is True
-    assert call("idea_next", campaign=campaign, agent="carol")["idea"]["id"] == idea  # free again
+    assert call("lease_take", kind="idea", campaign=campaign, agent="carol")["idea"]["id"] == idea  # free again
 
 
 def test_a_zero_second_lease_gives_the_claim_up_even_once_the_idea_is_done(call, campaign):
@@ -123,9 +123,19 @@ def test_done_ideas_and_evaluated_trials_cannot_be_claimed(call, call_error, cam
     idea = call("idea_add", campaign=campaign, title="one", type="CODE")["id"]
     call("idea_update", idea=idea, status="done")
     assert "is done" in call_error("lease_take", kind="idea", id=idea, agent="a")
-    assert call("idea_next", campaign=campaign, agent="a")["idea"] is None
+    assert call("lease_take", kind="idea", campaign=campaign, agent="a")["idea"] is None
     assert "no trial with id 999" in call_error("lease_take", kind="trial", id=999, agent="a")
     assert "pattern" in call_error("lease_take", kind="idea", id=idea, agent="-rf")
+
+
+def test_the_next_idea_claim_and_its_refused_combinations(call, call_error, campaign):
+    empty = call("lease_take", kind="idea", campaign=campaign, agent="a")
+    assert empty["idea"] is None and empty["claim"] is None and "no open idea" in empty["reason"]
+    assert "not both" in call_error("lease_take", kind="idea", id=1, campaign=campaign, agent="a")
+    assert "kind is 'trial'" in call_error("lease_take", kind="trial", campaign=campaign, agent="a")
+    assert "needs the item's id" in call_error("lease_take", kind="idea", campaign=campaign, agent="a", ttl_s=0)
+    assert "needs an id" in call_error("lease_take", kind="idea", agent="a")
+    assert "no campaign with id 999" in call_error("lease_take", kind="idea", campaign=999, agent="a")
 
 
 def test_racing_agents_never_get_the_same_idea(lab, call, campaign):
@@ -136,7 +146,7 @@ def test_racing_agents_never_get_the_same_idea(lab, call, campaign):
 
     def agent(n: int) -> None:
         while True:
-            idea = call("idea_next", campaign=campaign, agent=f"agent-{n}")["idea"]
+            idea = call("lease_take", kind="idea", campaign=campaign, agent=f"agent-{n}")["idea"]
             if idea is None:
                 return
             with lock:
@@ -158,7 +168,7 @@ def test_a_trial_declaring_a_surface_cannot_snapshot_changes_outside_it(call, ca
     call("surfaces_set", campaign=campaign, surfaces={"model": ["model.py"], "data": ["data/**"]})
     baseline = call("trial_create", campaign=campaign, kind="baseline")["id"]
     trial = call("trial_create", campaign=campaign, kind="param", parent=baseline)["id"]
-    assert call("trial_surface_set", trial=trial, surface="model")["globs"] == ["model.py"]
+    assert call("surfaces_set", trial=trial, surface="model")["globs"] == ["model.py"]
     call("workspace_write", trial=trial, path="model.py", content="LR = 0.3\n")
     call("workspace_write", trial=trial, path="helper.py", content="X = 1\n")
     message = call_error("trial_snapshot", trial=trial)
@@ -166,7 +176,7 @@ def test_a_trial_declaring_a_surface_cannot_snapshot_changes_outside_it(call, ca
     message = call_error("trial_evaluate", trial=trial)  # never scored either
     assert "surface_violation" in message
     assert call("trial_get", trial=trial)["score"] is None
-    call("workspace_apply_patch", trial=trial, patch="--- a/helper.py\n+++ /dev/null\n@@ -1 +0,0 @@\n-X = 1\n")
+    call("workspace_write", trial=trial, patch="--- a/helper.py\n+++ /dev/null\n@@ -1 +0,0 @@\n-X = 1\n")
     snap = call("trial_snapshot", trial=trial)
     assert snap["diff_stat"]["files"] == ["model.py"]
 
@@ -175,8 +185,8 @@ def test_moving_a_file_out_of_the_surface_is_outside_it(call, call_error, campai
     call("surfaces_set", campaign=campaign, surfaces={"model": ["model.py"]})
     baseline = call("trial_create", campaign=campaign, kind="baseline")["id"]
     trial = call("trial_create", campaign=campaign, kind="code", parent=baseline)["id"]
-    call("trial_surface_set", trial=trial, surface="model")
-    call("workspace_apply_patch", trial=trial,
+    call("surfaces_set", trial=trial, surface="model")
+    call("workspace_write", trial=trial,
          patch="diff --git a/model.py b/other.py\nsimilarity index 100%\nrename from model.py\nrename to other.py\n")
     assert "other.py" in call_error("trial_snapshot", trial=trial)
 
@@ -186,9 +196,24 @@ def test_surface_declarations_are_checked(call, call_error, campaign):
     assert "relative" in call_error("surfaces_set", campaign=campaign, surfaces={"x": ["../etc/passwd"]})
     baseline = call("trial_create", campaign=campaign, kind="baseline")["id"]
     trial = call("trial_create", campaign=campaign, kind="param", parent=baseline)["id"]
-    assert "surfaces_set first" in call_error("trial_surface_set", trial=trial, surface="model")
+    assert "surfaces_set(campaign, surfaces) first" in call_error("surfaces_set", trial=trial, surface="model")
     call("surfaces_set", campaign=campaign, surfaces={"model": ["model.py"]})
-    assert "use one of ['model']" in call_error("trial_surface_set", trial=trial, surface="optim")
+    assert "use one of ['model']" in call_error("surfaces_set", trial=trial, surface="optim")
+
+
+def test_surfaces_set_takes_one_mode_at_a_time(call, call_error, campaign):
+    call("surfaces_set", campaign=campaign, surfaces={"model": ["model.py"]})
+    baseline = call("trial_create", campaign=campaign, kind="baseline")["id"]
+    trial = call("trial_create", campaign=campaign, kind="param", parent=baseline)["id"]
+    assert call("surfaces_set", trial=trial, surface="model") == {"trial": trial, "surface": "model",
+                                                                  "globs": ["model.py"]}
+    assert call("surfaces_set", trial=trial, surface=None) == {"trial": trial, "surface": None, "globs": []}
+    assert "two modes" in call_error("surfaces_set", campaign=campaign, trial=trial, surface="model")
+    assert "two modes" in call_error("surfaces_set", surfaces={"model": ["model.py"]}, trial=trial)
+    assert "needs both trial and surface" in call_error("surfaces_set", trial=trial)
+    assert "needs both trial and surface" in call_error("surfaces_set", surface="model")
+    assert "needs campaign and surfaces" in call_error("surfaces_set", campaign=campaign)
+    assert call("campaign_view", campaign=campaign)["surfaces"] == {"model": ["model.py"]}  # nothing changed
 
 
 def test_campaign_view_shows_the_surfaces_and_where_runs_execute(call, campaign):
@@ -295,7 +320,7 @@ async def run_agent(client: AgentClient, campaign: int, n: int, deadline: float,
     surface, must be refused, and puts the stray file back."""
     done = []
     while time.monotonic() < deadline:
-        got = await client.call("idea_next", campaign=campaign, agent=client.name, ttl_s=120)
+        got = await client.call("lease_take", kind="idea", campaign=campaign, agent=client.name, ttl_s=120)
         idea = got["idea"]
         if idea is None:
             break
@@ -303,7 +328,7 @@ async def run_agent(client: AgentClient, campaign: int, n: int, deadline: float,
         parent = (await client.call("parent_pick", campaign=campaign, k=3))["parent"]
         trial = (await client.call("trial_create", campaign=campaign, kind="param", parent=parent,
                                    idea=idea["id"], hypothesis=idea["title"]))["id"]
-        await client.call("trial_surface_set", trial=trial, surface=surface)
+        await client.call("surfaces_set", trial=trial, surface=surface)
         path = SURFACE_FILES[surface]
         name = "WIDTH" if surface == "model" else "LR"
         await client.call("workspace_write", trial=trial, path=path, content=f"{name} = {10 * (n + 1) + idea['id']}\n")

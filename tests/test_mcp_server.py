@@ -73,7 +73,7 @@ def test_stdio_with_the_official_sdk(tmp_path):
             # a recursive result (the lineage tree) validates against its output schema
             await session.call_tool("trial_create", {"campaign": 1, "kind": "baseline"})
             await session.call_tool("trial_create", {"campaign": 1, "kind": "param"})
-            lineage = await session.call_tool("trial_lineage", {"trial": 1})
+            lineage = await session.call_tool("trial_get", {"trial": 1, "lineage": True})
             assert not lineage.is_error and lineage.structured_content["tree"]["children"][0]["id"] == 2
 
     asyncio.run(scenario())

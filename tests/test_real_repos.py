@@ -95,7 +95,7 @@ def test_makemore_from_clone_to_a_scored_baseline_and_a_better_trial(call, call_
     assert "is frozen" in call_error("env_build", campaign=campaign, overrides={"packages": ["numpy"]})
 
     trial = call("trial_create", campaign=campaign, kind="param", hypothesis="smooth the bigram counts less")["id"]
-    call("workspace_apply_patch", trial=trial, patch=LOWER_SMOOTHING)
+    call("workspace_write", trial=trial, patch=LOWER_SMOOTHING)
     better = call("trial_evaluate", trial=trial)
     assert better["score"] < scored["score"] - 0.01 and better["label"] == "keep", (better, scored)
 

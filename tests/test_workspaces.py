@@ -103,7 +103,7 @@ def test_list_read_write_and_patch(call, call_error, campaign, baseline):
     call("workspace_write", trial=tid, path="pkg/new.py", content="A = 1\n")
     assert call("workspace_read", trial=tid, path="pkg/new.py", offset=4, limit=1)["content"] == "1"
     patch = ("--- a/model.py\n+++ b/model.py\n@@ -1 +1 @@\n-LR = 0.2\n+LR = 0.05\n")
-    assert call("workspace_apply_patch", trial=tid, patch=patch)["files"] == ["model.py"]
+    assert call("workspace_write", trial=tid, patch=patch)["files"] == ["model.py"]
     assert call("workspace_read", trial=tid, path="model.py")["content"] == "LR = 0.05\n"
     assert "cannot write" in call_error("workspace_write", trial=tid, path="model.py/inside.py", content="x")
 
@@ -112,8 +112,22 @@ def test_patch_that_does_not_apply_changes_nothing(call, call_error, campaign, b
     tid = call("trial_create", campaign=campaign, kind="code")["id"]
     patch = ("--- a/model.py\n+++ b/model.py\n@@ -1 +1 @@\n-LR = 9\n+LR = 0.05\n"
              "--- a/eval.py\n+++ b/eval.py\n@@ -1 +1 @@\n-print('accuracy=0.5')\n+print('accuracy=1.0')\n")
-    assert "does not apply" in call_error("workspace_apply_patch", trial=tid, patch=patch)
+    assert "does not apply" in call_error("workspace_write", trial=tid, patch=patch)
     assert call("workspace_read", trial=tid, path="eval.py")["content"] == "print('accuracy=0.5')\n"
+
+
+def test_workspace_write_takes_a_file_or_a_patch(call, call_error, campaign, baseline):
+    tid = call("trial_create", campaign=campaign, kind="code")["id"]
+    patch = "--- a/model.py\n+++ b/model.py\n@@ -1 +1 @@\n-LR = 0.2\n+LR = 0.05\n"
+    assert call("workspace_write", trial=tid, patch=patch) == {"trial": tid, "files": ["model.py"]}
+    assert call("workspace_write", trial=tid, path="model.py", content="LR = 1\n") == {"trial": tid, "path": "model.py",
+                                                                                       "bytes": 7}
+    assert "two ways to write" in call_error("workspace_write", trial=tid, path="model.py", patch=patch)
+    assert "two ways to write" in call_error("workspace_write", trial=tid, path="x.py", content="x", patch=patch)
+    assert "content missing" in call_error("workspace_write", trial=tid, path="model.py")
+    assert "path missing" in call_error("workspace_write", trial=tid, content="x")
+    assert "path and content missing" in call_error("workspace_write", trial=tid)
+    assert call("workspace_read", trial=tid, path="model.py")["content"] == "LR = 1\n"  # the refused calls wrote nothing
 
 
 @pytest.mark.parametrize("path", ["../../etc/passwd", "/etc/passwd", ".git/config", "a/../../x"])
@@ -137,9 +151,9 @@ def test_symlink_to_root_cannot_be_followed(call, call_error, campaign, baseline
     assert "outside" in call_error("workspace_read", trial=trial["id"], path="root")
     assert outside.read_text() == "secret\n"
     patch = "--- a/root/tmp/sotalab-pwned\n+++ b/root/tmp/sotalab-pwned\n@@ -0,0 +1 @@\n+x\n"
-    assert call_error("workspace_apply_patch", trial=trial["id"], patch=patch)
+    assert call_error("workspace_write", trial=trial["id"], patch=patch)
     escaping = "--- /dev/null\n+++ b/../../sotalab-pwned\n@@ -0,0 +1 @@\n+x\n"
-    assert "leaves" in call_error("workspace_apply_patch", trial=trial["id"], patch=escaping)
+    assert "leaves" in call_error("workspace_write", trial=trial["id"], patch=escaping)
     assert not Path("/tmp/sotalab-pwned").exists()
 
 
@@ -251,7 +265,7 @@ def test_worktree_git_file_repointed_by_a_run_is_never_followed(call, lab, campa
     assert sh_git(repo, "rev-parse", f"trial/{tid}") == snap["commit"]
     assert "LR = 3" in call("workspace_diff", trial=tid)["diff"]
     patch = "--- a/model.py\n+++ b/model.py\n@@ -1 +1 @@\n-LR = 3\n+LR = 4\n"
-    assert call("workspace_apply_patch", trial=tid, patch=patch)["files"] == ["model.py"]
+    assert call("workspace_write", trial=tid, patch=patch)["files"] == ["model.py"]
     assert not marker.exists()
     # And the file points home again, for git run by hand in the worktree.
     subprocess.run(["git", "status", "--porcelain"], cwd=tree, check=True, capture_output=True)

@@ -34,7 +34,7 @@ class TinynetCampaign:
     def make_trial(self, kind: str, hypothesis: str, patch: str) -> int:
         """A new trial from the baseline with ``patch`` applied, evaluated by the server."""
         trial = self.call("trial_create", campaign=self.id, kind=kind, hypothesis=hypothesis)["id"]
-        self.call("workspace_apply_patch", trial=trial, patch=patch)
+        self.call("workspace_write", trial=trial, patch=patch)
         self.call("trial_evaluate", trial=trial)
         return trial
 

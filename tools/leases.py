@@ -1,7 +1,8 @@
 """Leases on ideas and trials, so several agents can work one campaign at once.
 
 An agent claims an idea (or a trial) for a time-to-live; while the claim lives, no
-other agent can claim it, and ``idea_next`` hands each agent a different open idea.
+other agent can claim it, and ``lease_take(kind="idea", campaign=...)`` hands each agent a
+different open idea.
 An agent renews its claim by taking the lease again, and gives it up with a zero-second
 lease (ttl_s=0). A claim whose agent went away expires, and the next agent takes it over
 (the result names whose claim it took). Leases are
@@ -21,29 +22,23 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from . import ideas, ledger
-from .errors import LabError, NotFound
+from .errors import InvalidInput, LabError, NotFound
 from .home import Lab
 from .registry import tool
 
 ClaimKind = Literal["idea", "trial"]
 AGENT = Field(..., min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$",
               description="who claims: a stable name for this agent, e.g. 'optimizer-specialist-1'")
-TTL = Field(600.0, ge=1, le=7 * 24 * 3600, description="seconds the claim lives unless renewed (claim again)")
 CLAIM_TTL = Field(600.0, ge=0, le=7 * 24 * 3600, description="seconds the claim lives; 0 gives it up")
 CLAIMABLE = {"idea": ("open", "running"), "trial": ("open",)}
 
 
 class ClaimIn(BaseModel):
     kind: ClaimKind
-    id: int = Field(..., description="the idea's or trial's id")
+    id: int | None = Field(None, description="the idea's or trial's id")
+    campaign: int | None = Field(None, description="no id: claim its next free idea")
     agent: str = AGENT
     ttl_s: float = CLAIM_TTL
-
-
-class IdeaNextIn(BaseModel):
-    campaign: int
-    agent: str = AGENT
-    ttl_s: float = TTL
 
 
 class Claim(BaseModel):
@@ -75,7 +70,8 @@ def _stamp(ts: float) -> str:
 def _campaign_of(db, kind: str, item_id: int) -> tuple[int, str]:
     row = db.execute(f"SELECT campaign_id, status FROM {kind}s WHERE id = ?", [item_id]).fetchone()
     if row is None:
-        raise NotFound(f"no {kind} with id {item_id}", hint=f"list them with {kind}_list")
+        raise NotFound(f"no {kind} with id {item_id}",
+                       hint=f"list them with {'idea_list' if kind == 'idea' else 'trial_get (no trial)'}")
     return row[0], row[1]
 
 
@@ -87,7 +83,8 @@ def _take(db, kind: str, item_id: int, campaign_id: int, agent: str, ttl_s: floa
     if held and held[0] != agent:
         if held[1] > now:
             raise LabError(f"{kind} {item_id} is claimed by agent {held[0]!r} for {held[1] - now:.0f} s more",
-                           hint="pick another (idea_next skips claimed ideas), or wait for the claim to expire")
+                           hint="pick another (lease_take with campaign and no id skips claimed ideas), "
+                                "or wait for the claim to expire")
         taken_over = held[0]
     db.execute("INSERT INTO claims (kind, item_id, campaign_id, agent, expires_at, claimed_at) "
                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, item_id) DO UPDATE SET agent = excluded.agent, "
@@ -105,16 +102,37 @@ def holder(lab: Lab, kind: str, item_id: int) -> str | None:
 
 
 @tool()
-def lease_take(lab: Lab, args: ClaimIn) -> Claim | ClaimReleased:
-    """Claim an idea or a trial for ttl_s seconds (again to renew); ttl_s=0 gives this agent's claim up.
+def lease_take(lab: Lab, args: ClaimIn) -> Claim | ClaimReleased | IdeaNext:
+    """Claim an idea/trial by id, or a campaign's next free idea, for ttl_s seconds; ttl_s=0 gives up.
 
-    Claim an idea or a trial for ttl_s seconds, so no other agent works on it; claim
-    again to renew. Refused while another agent's claim lives; an expired claim is
-    taken over (taken_over_from names its agent). Answers a Claim.
+    With kind and id: claim that idea or trial for ttl_s seconds, so no other agent works
+    on it; claim again to renew. Refused while another agent's claim lives; an expired
+    claim is taken over (taken_over_from names its agent). Answers a Claim.
 
-    ttl_s=0 gives up this agent's claim (when done with the item, or giving up) and
-    answers ClaimReleased: released is false when this agent held no claim on it; another
-    agent's claim is never touched."""
+    With kind="idea" and campaign (no id): claim the campaign's highest-priority open idea
+    that no other agent holds (then oldest), for ttl_s seconds, and answer IdeaNext: the
+    idea and its claim, or idea and claim null when every open idea is taken or done
+    (reason says which). An idea this agent already holds is handed back to it (renewed).
+    Mark it done with idea_update when its trial is evaluated, and it is never handed out
+    again.
+
+    ttl_s=0 (with an id) gives up this agent's claim (when done with the item, or giving
+    up) and answers ClaimReleased: released is false when this agent held no claim on it;
+    another agent's claim is never touched."""
+    if args.campaign is not None:
+        if args.id is not None:
+            raise InvalidInput("give either id (claim that item) or campaign (claim its next free idea), not both",
+                               hint="drop campaign to claim this id, or drop id to take the next idea")
+        if args.kind != "idea":
+            raise InvalidInput(f"campaign picks the next free idea; kind is {args.kind!r}",
+                               hint="claim a trial by its id, or set kind='idea'")
+        if args.ttl_s == 0:
+            raise InvalidInput("ttl_s=0 gives up a claim, which needs the item's id, not a campaign",
+                               hint="pass id with ttl_s=0, or a positive ttl_s with campaign")
+        return _next_idea(lab, args.campaign, args.agent, args.ttl_s)
+    if args.id is None:
+        raise InvalidInput("lease_take needs an id (claim that idea or trial) or, for kind='idea', a campaign",
+                           hint="pass id, or campaign to claim the campaign's next free idea")
     if args.ttl_s == 0:  # a zero-second lease: nothing to check, the item may be done by now
         cur = lab.db.execute("DELETE FROM claims WHERE kind = ? AND item_id = ? AND agent = ?",
                              [args.kind, args.id, args.agent])
@@ -124,28 +142,27 @@ def lease_take(lab: Lab, args: ClaimIn) -> Claim | ClaimReleased:
         if status not in CLAIMABLE[args.kind]:
             allowed = " or ".join(CLAIMABLE[args.kind])
             raise LabError(f"{args.kind} {args.id} is {status}; only {allowed} ones can be claimed",
-                           hint="pick an open one" + (" with idea_next" if args.kind == "idea" else ""))
+                           hint="pick an open one" + (" (lease_take with campaign, no id, claims the next)"
+                                                      if args.kind == "idea" else ""))
         return _take(db, args.kind, args.id, campaign_id, args.agent, args.ttl_s)
 
 
-@tool()
-def idea_next(lab: Lab, args: IdeaNextIn) -> IdeaNext:
-    """Claim the campaign's highest-priority open idea no other agent holds; null when none
-    is left.
-
-    Claim the campaign's highest-priority open idea that no other agent holds (then
-    oldest), for ttl_s seconds; null when every open idea is taken. Mark it done with
-    idea_update when its trial is evaluated, and it is never handed out again."""
+def _next_idea(lab: Lab, campaign: int, agent: str, ttl_s: float) -> IdeaNext:
+    """Claim the campaign's highest-priority open idea no other agent holds, in one write
+    transaction so two agents asking at once never get the same idea."""
     with ledger.transaction(lab.db) as db:
-        if db.execute("SELECT 1 FROM campaigns WHERE id = ?", [args.campaign]).fetchone() is None:
-            raise NotFound(f"no campaign with id {args.campaign}", hint="list campaigns with campaign_get")
+        if db.execute("SELECT 1 FROM campaigns WHERE id = ?", [campaign]).fetchone() is None:
+            raise NotFound(f"no campaign with id {campaign}", hint="list campaigns with campaign_get")
         row = db.execute(
             """SELECT i.id FROM ideas i LEFT JOIN claims c ON c.kind = 'idea' AND c.item_id = i.id
                WHERE i.campaign_id = ? AND i.status = 'open'
                  AND (c.agent IS NULL OR c.agent = ? OR c.expires_at <= ?)
-               ORDER BY i.priority DESC, i.id LIMIT 1""", [args.campaign, args.agent, time.time()]).fetchone()
+               ORDER BY i.priority DESC, i.id LIMIT 1""", [campaign, agent, time.time()]).fetchone()
         if row is None:
+            open_ideas = db.execute("SELECT COUNT(*) FROM ideas WHERE campaign_id = ? AND status = 'open'",
+                                    [campaign]).fetchone()[0]
             return IdeaNext(idea=None, claim=None,
-                            reason="no open idea is free: all are claimed by other agents or done")
-        taken = _take(db, "idea", row[0], args.campaign, args.agent, args.ttl_s)
+                            reason=f"no open idea is free: all {open_ideas} open ones are claimed by other agents"
+                            if open_ideas else "the campaign has no open idea left (idea_add adds one)")
+        taken = _take(db, "idea", row[0], campaign, agent, ttl_s)
     return IdeaNext(idea=ideas.load(lab, row[0]), claim=taken, reason="claimed")

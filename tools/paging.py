@@ -45,10 +45,11 @@ def select_page(db, table: str, filters: dict, order_by: str, limit: int, cursor
     return rows, total, next_cursor(offset, len(rows), total)
 
 
-def refuse_list_arguments(args, one: str) -> None:
+def refuse_list_arguments(args, one: str, modes: tuple[str, ...] = ()) -> None:
     """A tool that answers one item (by the id ``one``) or a page was given both: the list
-    arguments would be silently ignored, so say so. ``args`` is the tool's input model."""
-    extra = sorted(k for k in args.model_fields_set - {one} if getattr(args, k) is not None)
+    arguments would be silently ignored, so say so. ``args`` is the tool's input model;
+    ``modes`` name arguments that go with ``one`` (trial_get's lineage)."""
+    extra = sorted(k for k in args.model_fields_set - {one, *modes} if getattr(args, k) is not None)
     if extra:
         raise InvalidInput(f"{', '.join(extra)} {'is a list argument' if len(extra) == 1 else 'are list arguments'}; "
                            f"with `{one}` the tool returns that one {one}",

@@ -64,6 +64,7 @@ class Trial(BaseModel):
 
 class TrialGetIn(BaseModel):
     trial: int | None = Field(None, description="trial id; omit to list trials")
+    lineage: bool = Field(False, description="with trial: its ancestors and descendants")
     campaign: int | None = None
     kind: Kind | None = None
     label: Label | None = None
@@ -94,10 +95,8 @@ MAX_ANCESTORS = 50
 TREE_BUDGET_CHARS = 50_000  # with the ancestors, one lineage stays under the lab's 80k-character cap
 
 
-class LineageIn(BaseModel):
-    trial: int
-    max_depth: int = Field(3, ge=0, le=50, description="levels of descendants to include")
-    max_nodes: int = Field(200, ge=1, le=1000, description="most descendants to include")
+LINEAGE_DEPTH = 3  # levels of descendants a lineage shows
+LINEAGE_NODES = 200  # most descendants a lineage shows
 
 
 class LineageNode(BaseModel):
@@ -113,11 +112,13 @@ class Lineage(BaseModel):
     trial: int
     ancestors: list[TrialSummary] = Field(description=f"the nearest {MAX_ANCESTORS} ancestors at most, "
                                                       "farthest first, ending with the trial's parent")
-    ancestors_omitted: int = Field(0, description="farther ancestors left out (root included); "
-                                                  "call trial_lineage on the first ancestor listed to see them")
+    ancestors_omitted: int = Field(0, description="farther ancestors left out (root included); call trial_get "
+                                                  "(lineage=true) on the first ancestor listed to see them")
     tree: LineageNode = Field(description="the trial and its descendants")
     descendants: int = Field(description="descendants included in the tree")
-    truncated: bool = Field(description="true when max_depth, max_nodes or the result size cut the tree")
+    truncated: bool = Field(description=f"true when the tree was cut: descendants deeper than {LINEAGE_DEPTH} "
+                                        f"levels, past {LINEAGE_NODES}, or past the result size are left out; "
+                                        "call trial_get (lineage=true) on a listed descendant to see below it")
 
 
 class LeaderboardIn(BaseModel):
@@ -231,15 +232,24 @@ def trial_create(lab: Lab, args: TrialCreate) -> Trial:
 
 
 @tool(read_only=True)
-def trial_get(lab: Lab, args: TrialGetIn) -> Trial | TrialPage:
-    """One trial in full, or without `trial` the trials matching the filters, oldest first, paged.
+def trial_get(lab: Lab, args: TrialGetIn) -> Trial | TrialPage | Lineage:
+    """One trial in full or its lineage tree (lineage=true), or without `trial` a filtered page of trials.
 
     With `trial`: its hypothesis, lineage position, commit, evaluator-owned score and
     per-seed metrics, label, and cost (its evaluations', and its side runs' from run_start
     under cost.side_runs). Without: a page of trial summaries, followed with `cursor`;
-    filters given together with `trial` are refused."""
+    filters given together with `trial` are refused.
+
+    With `trial` and lineage=true: the trial's ancestors (root first; on a deep chain the
+    nearest 50) and its descendants as a tree, bounded by depth (3 levels), count (200)
+    and the result size; `truncated` says when the tree was cut."""
+    if args.lineage and args.trial is None:
+        raise InvalidInput("lineage=true needs a trial: the tree around one trial",
+                           hint="pass trial=<id>, or drop lineage to list trials")
     if args.trial is not None:
-        refuse_list_arguments(args, "trial")
+        refuse_list_arguments(args, "trial", modes=("lineage",))
+        if args.lineage:
+            return lineage(lab, args.trial)
         trial = load(lab, args.trial)
         # Derived from the runs table each time it is shown, so it never drifts from the runs.
         trial.cost = {**trial.cost, "side_runs": side_run_cost(lab, trial.id)}
@@ -252,13 +262,10 @@ def trial_get(lab: Lab, args: TrialGetIn) -> Trial | TrialPage:
     return TrialPage(trials=[TrialSummary.model_validate(r) for r in rows], total=total, next_cursor=cursor)
 
 
-@tool(read_only=True)
-def trial_lineage(lab: Lab, args: LineageIn) -> Lineage:
-    """A trial's ancestors and its descendants as a bounded tree.
-
-    A trial's ancestors (root first; on a deep chain the nearest 50) and its
-    descendants as a tree, bounded by max_depth, max_nodes and the result size."""
-    root = load(lab, args.trial)
+def lineage(lab: Lab, trial_id: int, max_depth: int = LINEAGE_DEPTH, max_nodes: int = LINEAGE_NODES) -> Lineage:
+    """A trial's ancestors (the nearest MAX_ANCESTORS) and its descendants as a tree,
+    bounded by ``max_depth`` levels, ``max_nodes`` descendants and the result size."""
+    root = load(lab, trial_id)
     ancestors = list(lab.db.query(
         f"""WITH RECURSIVE up(id, n) AS (
                 SELECT parent_id, 1 FROM trials WHERE id = ?
@@ -274,7 +281,7 @@ def trial_lineage(lab: Lab, args: LineageIn) -> Lineage:
                 WHERE down.level < ?
                 LIMIT ?)
             SELECT {SUMMARY_COLUMNS}, down.level FROM trials JOIN down USING (id) ORDER BY down.level, id""",
-        [root.id, args.max_depth + 1, args.max_nodes + 2]))
+        [root.id, max_depth + 1, max_nodes + 2]))
     nodes: dict[int, LineageNode] = {}
     included = 0
     truncated = False
@@ -282,7 +289,7 @@ def trial_lineage(lab: Lab, args: LineageIn) -> Lineage:
     for row in below:
         node = LineageNode.model_validate(row)
         budget -= len(node.model_dump_json())
-        if row["level"] > 0 and (row["level"] > args.max_depth or included >= args.max_nodes or budget < 0):
+        if row["level"] > 0 and (row["level"] > max_depth or included >= max_nodes or budget < 0):
             truncated = True
             break  # rows come level by level: once one is cut, every later one would be too
         nodes[node.id] = node

@@ -97,19 +97,16 @@ class ReadOut(BaseModel):
 
 class WriteIn(BaseModel):
     trial: int = Field(..., description="trial id (its worktree is the root of every path)")
-    path: str = Field(..., description="file path relative to the worktree")
-    content: str = Field(..., max_length=MAX_WRITE_BYTES, description="the file's complete new text")
+    path: str | None = Field(None, description="file path relative to the worktree")
+    content: str | None = Field(None, max_length=MAX_WRITE_BYTES, description="the file's complete new text")
+    patch: str | None = Field(None, min_length=1, max_length=MAX_WRITE_BYTES,
+                              description="instead: a unified diff to apply")
 
 
 class WriteOut(BaseModel):
     trial: int
     path: str
     bytes: int
-
-
-class PatchIn(BaseModel):
-    trial: int = Field(..., description="trial id (its worktree is the root of every path)")
-    patch: str = Field(..., min_length=1, max_length=MAX_WRITE_BYTES, description="a unified diff (git diff or diff -u), paths relative to the worktree")
 
 
 class PatchOut(BaseModel):
@@ -174,10 +171,24 @@ def _listing(root: Path, start: Path, args: ReadIn) -> ListOut:
                    next_offset=end if end < len(paths) else None)
 
 
-@tool(destructive=True, idempotent=True)
-def workspace_write(lab: Lab, args: WriteIn) -> WriteOut:
-    """Create or overwrite a text file in the trial's worktree (parents created).
-    Commit the trial's changes with trial_snapshot."""
+@tool(destructive=True)
+def workspace_write(lab: Lab, args: WriteIn) -> WriteOut | PatchOut:
+    """Write a file (path, content) or apply a unified diff (patch), all or nothing, in a trial's worktree.
+
+    With path and content: create or overwrite that text file (parents created); answers
+    WriteOut. With patch: apply a unified diff (git diff or diff -u, paths relative to the
+    worktree), all or nothing; paths must stay inside the worktree; answers PatchOut, the
+    files it touched. Commit the trial's changes with trial_snapshot."""
+    if args.patch is not None:
+        mixed = [k for k in ("path", "content") if getattr(args, k) is not None]
+        if mixed:
+            raise InvalidInput(f"{' and '.join(mixed)} and patch are two ways to write; give one",
+                               hint="either path and content (a whole file), or patch (a unified diff)")
+        return _apply_patch(lab, args.trial, args.patch)
+    if args.path is None or args.content is None:
+        missing = " and ".join(k for k in ("path", "content") if getattr(args, k) is None)
+        raise InvalidInput(f"workspace_write needs path and content, or patch; {missing} missing",
+                           hint="path and content write a whole file; patch applies a unified diff")
     root = _open_trial(lab, args.trial, writing=True)
     target = confine(root, args.path)
     if target.is_dir():
@@ -199,21 +210,16 @@ _PATCH_PATH = re.compile(r"^(?:\+\+\+|---) (?:[ab]/)?(\S+)", re.MULTILINE)
 _GIT_HEADER = re.compile(r"^diff --git a/(\S+) b/(\S+)", re.MULTILINE)
 
 
-@tool(destructive=True)
-def workspace_apply_patch(lab: Lab, args: PatchIn) -> PatchOut:
-    """Apply a unified diff to the trial's worktree, all or nothing; commit with
-    trial_snapshot.
-
-    Apply a unified diff to the trial's worktree (all or nothing). Paths must stay
-    inside the worktree. Commit the result with trial_snapshot."""
-    root = _open_trial(lab, args.trial, writing=True)
-    named = {m for m in _PATCH_PATH.findall(args.patch) if m != "/dev/null"}
-    named |= {p for pair in _GIT_HEADER.findall(args.patch) for p in pair}
+def _apply_patch(lab: Lab, trial: int, patch: str) -> PatchOut:
+    """workspace_write with a patch: apply a unified diff to the worktree, all or nothing."""
+    root = _open_trial(lab, trial, writing=True)
+    named = {m for m in _PATCH_PATH.findall(patch) if m != "/dev/null"}
+    named |= {p for pair in _GIT_HEADER.findall(patch) for p in pair}
     if not named:
         raise InvalidInput("the patch names no files", hint="send a unified diff with ---/+++ headers")
     for rel in named:
         confine(root, rel)
-    patch = args.patch if args.patch.endswith("\n") else args.patch + "\n"
+    patch = patch if patch.endswith("\n") else patch + "\n"
     # git apply refuses paths outside the tree and through symlinks on its own as well.
     check = workspaces.worktree_git(root, "apply", "--check", "--recount", "-", input=patch, check=False)
     if check.returncode != 0:
@@ -221,4 +227,4 @@ def workspace_apply_patch(lab: Lab, args: PatchIn) -> PatchOut:
                            hint="read the current file with workspace_read and rebase the patch on it")
     applied = workspaces.worktree_git(root, "apply", "--recount", "--numstat", "--apply", "-", input=patch)
     files = [line.split("\t", 2)[2] for line in applied.stdout.splitlines() if line.count("\t") >= 2]
-    return PatchOut(trial=args.trial, files=sorted(files))
+    return PatchOut(trial=trial, files=sorted(files))

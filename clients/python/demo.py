@@ -254,7 +254,7 @@ class Demo:
                     await self.call("workspace_write", trial=trial["id"], path="train.py",
                                     content=cheat_source(current, patch))
                 else:
-                    await self.call("workspace_apply_patch", trial=trial["id"], patch=patch)
+                    await self.call("workspace_write", trial=trial["id"], patch=patch)
                 snap = await self.call("trial_snapshot", trial=trial["id"])
                 stat = snap.get("diff_stat") or {}
                 self.note(f"snapshot {snap.get('commit', '')[:12]}: +{stat.get('insertions', 0)} "
@@ -330,7 +330,7 @@ class Demo:
     async def results(self) -> None:
         board = await self.call("leaderboard", campaign=self.campaign["id"], limit=10)
         claims = await self.call("leaderboard", campaign=self.campaign["id"], limit=10, claims_only=True)
-        lineage = await self.call("trial_lineage", trial=self.ids["baseline"], max_depth=10)
+        lineage = await self.call("trial_get", trial=self.ids["baseline"], lineage=True)
         self.lab.say("\nLeaderboard (evaluator-owned validation accuracy):")
         for e in board["entries"]:
             t = e["trial"]
