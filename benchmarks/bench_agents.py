@@ -6,7 +6,7 @@ the same run on the same machine.
 
 A campaign whose evaluator sleeps ``--sleep`` seconds (then prints its metric), on the
 local executor. The same trial cycle (lease_take of the next idea, trial_create, workspace_write,
-trial_evaluate, idea_update) is run for ``--trials`` trials in two ways:
+trial_evaluate, idea_set) is run for ``--trials`` trials in two ways:
 
 - direct: N threads calling the tools in-process (``invoke``), with the launcher a
   long-lived server uses: the lab's own work without MCP;
@@ -67,7 +67,7 @@ def make_lab(root: Path, trials: int, sleep_s: float) -> tuple[Lab, int]:
     baseline = invoke(lab, "trial_create", {"campaign": campaign, "kind": "baseline"})["id"]
     invoke(lab, "trial_evaluate", {"trial": baseline})
     for i in range(trials):
-        invoke(lab, "idea_add", {"campaign": campaign, "title": f"width {i}", "type": "PARAM"})
+        invoke(lab, "idea_set", {"campaign": campaign, "title": f"width {i}", "type": "PARAM"})
     return lab, campaign
 
 
@@ -77,7 +77,7 @@ def cycle_steps(campaign: int, agent: str, idea: dict | None):
         ("trial_create", lambda t: {"campaign": campaign, "kind": "param", "idea": idea["id"]}),
         ("workspace_write", lambda t: {"trial": t, "path": "model.py", "content": f"WIDTH = {idea['id']}\n"}),
         ("trial_evaluate", lambda t: {"trial": t}),
-        ("idea_update", lambda t: {"idea": idea["id"], "status": "done"}),
+        ("idea_set", lambda t: {"idea": idea["id"], "status": "done"}),
         ("lease_take", lambda t: {"kind": "idea", "id": idea["id"], "agent": agent, "ttl_s": 0}),
     ]
 

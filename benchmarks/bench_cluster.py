@@ -151,7 +151,7 @@ def main() -> None:
             worktree.mkdir(parents=True)
             invoke(lab, "execution_set", {"executor": "slurm"})
             for i in range(20):
-                invoke(lab, "idea_add", {"campaign": campaign, "title": f"idea {i}", "type": "PARAM"})
+                invoke(lab, "idea_set", {"campaign": campaign, "title": f"idea {i}", "type": "PARAM"})
 
             reference = plain_sbatch(cluster, args.runs, tmp)
             with http_server(lab.home) as (url, _):

@@ -22,8 +22,8 @@ ALWAYS = ("job_wait",)
 
 AREAS: dict[str, tuple[str, ...]] = {
     "lab": ("lab_status", "campaign_create", "campaign_get", "campaign_update", "campaign_view",
-            "leaderboard", "trial_create", "trial_get", "idea_add", "idea_list",
-            "idea_update", "note_add", "note_search", "job_wait", "job_list", "workspace_diff"),
+            "leaderboard", "trial_create", "trial_get", "idea_set", "idea_list",
+            "note_add", "note_search", "job_wait", "job_list", "workspace_diff"),
     "papers": ("paper_search", "paper_fetch", "paper_read", "paper_tables", "paper_results", "paper_page_image"),
     "code": ("repo_clone", "workspace_read", "workspace_write", "workspace_diff", "trial_snapshot"),
     "envs": ("env_build", "env_get", "env_diagnose", "env_fix_record"),
@@ -36,7 +36,7 @@ AREAS: dict[str, tuple[str, ...]] = {
 
 DEFAULT = (
     "lab_status", "campaign_create", "campaign_get", "campaign_update", "leaderboard",
-    "trial_create", "trial_get", "idea_add", "idea_list", "idea_update", "note_add",
+    "trial_create", "trial_get", "idea_set", "idea_list", "note_add",
     "campaign_view", "paper_fetch", "paper_read", "paper_results", "repo_clone", "workspace_read",
     "workspace_write", "workspace_diff", "trial_snapshot", "env_build",
     "env_diagnose", "run_logs", "trial_evaluate", "audit_trial", "campaign_finalize", "job_wait",

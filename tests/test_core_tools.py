@@ -188,16 +188,47 @@ def test_trial_get_without_an_id_filters_and_pages(call, call_error):
 
 def test_ideas_queue_by_priority(call, call_error):
     cid = make_campaign(call)["id"]
-    low = call("idea_add", campaign=cid, title="tweak lr", type="PARAM", priority=1)
-    high = call("idea_add", campaign=cid, title="normalise inputs", type="CODE", priority=5, risk="low")
+    low = call("idea_set", campaign=cid, title="tweak lr", type="PARAM", priority=1)
+    high = call("idea_set", campaign=cid, title="normalise inputs", type="CODE", priority=5, risk="low")
     assert [i["id"] for i in call("idea_list", campaign=cid)["ideas"]] == [high["id"], low["id"]]
-    call("idea_update", idea=low["id"], status="dropped")
+    call("idea_set", idea=low["id"], status="dropped")
     assert [i["id"] for i in call("idea_list", campaign=cid, status="open")["ideas"]] == [high["id"]]
-    assert "type" in call_error("idea_add", campaign=cid, title="x", type="WILD")
+    assert "type" in call_error("idea_set", campaign=cid, title="x", type="WILD")
     call("trial_create", campaign=cid, kind="baseline")
     trial = call("trial_create", campaign=cid, kind="code", idea=high["id"])
     idea = call("idea_list", campaign=cid, status="running")["ideas"][0]
     assert idea["trial_id"] == trial["id"]
+
+
+def test_idea_set_queues_without_an_id_and_changes_with_one(call, call_error):
+    cid = make_campaign(call)["id"]
+    new = call("idea_set", campaign=cid, title="warmup", type="PARAM")
+    assert (new["campaign_id"], new["status"], new["risk"], new["priority"], new["description"]) == \
+        (cid, "open", "medium", 0, "")
+    changed = call("idea_set", idea=new["id"], priority=3.5, risk="high", description="longer warmup")
+    assert (changed["priority"], changed["risk"], changed["description"]) == (3.5, "high", "longer warmup")
+    assert (changed["title"], changed["type"], changed["status"]) == ("warmup", "PARAM", "open")
+    assert call("idea_set", idea=new["id"], status="done", title="warmup 5 epochs")["status"] == "done"
+    assert "nothing to update" in call_error("idea_set", idea=new["id"])
+    assert "no idea with id 999" in call_error("idea_set", idea=999, status="done")
+    assert "no campaign with id 999" in call_error("idea_set", campaign=999, title="x", type="CODE")
+
+
+def test_idea_set_refuses_arguments_of_the_other_mode(call, call_error):
+    cid = make_campaign(call)["id"]
+    idea = call("idea_set", campaign=cid, title="warmup", type="PARAM")["id"]
+    message = call_error("idea_set", idea=idea, campaign=cid, title="other")
+    assert "campaign is for a new idea" in message and "drop campaign" in message
+    message = call_error("idea_set", campaign=cid, title="x", type="CODE", status="done")
+    assert "a new idea starts open" in message and "idea=N" in message
+    message = call_error("idea_set", campaign=cid, title="x")
+    assert "needs campaign, title and type; missing type" in message and "pass type" in message
+    message = call_error("idea_set", status="dropped")
+    assert "a new idea starts open" in message
+    message = call_error("idea_set", title="x", type="ALGO")
+    assert "missing campaign" in message and "idea=N" in message
+    assert [i["id"] for i in call("idea_list", campaign=cid)["ideas"]] == [idea]  # nothing was added or changed
+    assert call("idea_list", campaign=cid)["ideas"][0]["title"] == "warmup"
 
 
 def test_note_search_ranks_by_relevance(call):
@@ -406,7 +437,7 @@ def test_campaign_get_pages_by_size_when_campaigns_are_large(call):
 def test_idea_list_pages_by_size_when_descriptions_are_long(call):
     cid = make_campaign(call)["id"]
     for i in range(60):
-        call("idea_add", campaign=cid, title=f"idea {i}", type="PARAM", description="why " * 1000)
+        call("idea_set", campaign=cid, title=f"idea {i}", type="PARAM", description="why " * 1000)
     seen, cursor = [], None
     while True:
         page = call("idea_list", campaign=cid, limit=200, cursor=cursor)

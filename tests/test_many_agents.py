@@ -65,7 +65,7 @@ def test_concurrent_tool_calls_from_many_threads_lose_nothing(lab, call, campaig
         for i in range(25):
             try:
                 call("note_add", campaign=campaign, title=f"agent {n} note {i}", body="x" * 200)
-                call("idea_add", campaign=campaign, title=f"agent {n} idea {i}", type="PARAM")
+                call("idea_set", campaign=campaign, title=f"agent {n} idea {i}", type="PARAM")
                 call("idea_list", campaign=campaign, limit=5)
             except Exception as exc:  # noqa: BLE001 - every failure is the finding
                 errors.append(f"{type(exc).__name__}: {exc}")
@@ -85,7 +85,7 @@ def test_concurrent_tool_calls_from_many_threads_lose_nothing(lab, call, campaig
 
 def test_the_next_idea_claim_hands_each_agent_a_different_idea(call, campaign):
     for i, priority in enumerate([1, 5, 3]):
-        call("idea_add", campaign=campaign, title=f"idea {i}", type="PARAM", priority=priority)
+        call("idea_set", campaign=campaign, title=f"idea {i}", type="PARAM", priority=priority)
     got = [call("lease_take", kind="idea", campaign=campaign, agent=f"agent-{n}") for n in range(4)]
     titles = [g["idea"]["title"] if g["idea"] else None for g in got]
     assert titles == ["idea 1", "idea 2", "idea 0", None]  # by priority, then nothing left
@@ -96,7 +96,7 @@ def test_the_next_idea_claim_hands_each_agent_a_different_idea(call, campaign):
 
 
 def test_a_claim_is_refused_while_it_lives_and_taken_over_when_it_expires(call, call_error, campaign):
-    idea = call("idea_add", campaign=campaign, title="one", type="CODE")["id"]
+    idea = call("idea_set", campaign=campaign, title="one", type="CODE")["id"]
     call("lease_take", kind="idea", id=idea, agent="alice", ttl_s=1)
     message = call_error("lease_take", kind="idea", id=idea, agent="bob")
     assert "claimed by agent 'alice'" in message and "skips claimed ideas" in message
@@ -110,9 +110,9 @@ def test_a_claim_is_refused_while_it_lives_and_taken_over_when_it_expires(call, 
 
 
 def test_a_zero_second_lease_gives_the_claim_up_even_once_the_idea_is_done(call, campaign):
-    idea = call("idea_add", campaign=campaign, title="one", type="CODE")["id"]
+    idea = call("idea_set", campaign=campaign, title="one", type="CODE")["id"]
     assert "expires_at" in call("lease_take", kind="idea", id=idea, agent="alice")
-    call("idea_update", idea=idea, status="done")  # done ideas cannot be claimed, but can be given up
+    call("idea_set", idea=idea, status="done")  # done ideas cannot be claimed, but can be given up
     assert call("lease_take", kind="idea", id=idea, agent="bob", ttl_s=0) == {"kind": "idea", "id": idea,
                                                                               "released": False}
     assert call("lease_take", kind="idea", id=idea, agent="alice", ttl_s=0)["released"] is True
@@ -120,8 +120,8 @@ def test_a_zero_second_lease_gives_the_claim_up_even_once_the_idea_is_done(call,
 
 
 def test_done_ideas_and_evaluated_trials_cannot_be_claimed(call, call_error, campaign):
-    idea = call("idea_add", campaign=campaign, title="one", type="CODE")["id"]
-    call("idea_update", idea=idea, status="done")
+    idea = call("idea_set", campaign=campaign, title="one", type="CODE")["id"]
+    call("idea_set", idea=idea, status="done")
     assert "is done" in call_error("lease_take", kind="idea", id=idea, agent="a")
     assert call("lease_take", kind="idea", campaign=campaign, agent="a")["idea"] is None
     assert "no trial with id 999" in call_error("lease_take", kind="trial", id=999, agent="a")
@@ -140,7 +140,7 @@ def test_the_next_idea_claim_and_its_refused_combinations(call, call_error, camp
 
 def test_racing_agents_never_get_the_same_idea(lab, call, campaign):
     for i in range(20):
-        call("idea_add", campaign=campaign, title=f"idea {i}", type="PARAM")
+        call("idea_set", campaign=campaign, title=f"idea {i}", type="PARAM")
     got: list[int] = []
     lock = threading.Lock()
 
@@ -151,7 +151,7 @@ def test_racing_agents_never_get_the_same_idea(lab, call, campaign):
                 return
             with lock:
                 got.append(idea["id"])
-            call("idea_update", idea=idea["id"], status="done")
+            call("idea_set", idea=idea["id"], status="done")
 
     threads = [threading.Thread(target=agent, args=(n,)) for n in range(4)]
     for t in threads:
@@ -345,7 +345,7 @@ async def run_agent(client: AgentClient, campaign: int, n: int, deadline: float,
             await client.call("workspace_write", trial=trial, path=other, content=original)
             rogue = False
         result = await client.call("trial_evaluate", trial=trial)
-        await client.call("idea_update", idea=idea["id"], status="done")
+        await client.call("idea_set", idea=idea["id"], status="done")
         await client.call("lease_take", kind="idea", id=idea["id"], agent=client.name, ttl_s=0)
         done.append({"trial": trial, "idea": idea["id"], "surface": surface, "score": result.get("score")})
     return done
@@ -368,7 +368,7 @@ def test_four_agents_over_http_work_one_campaign(tmp_path):
     baseline = invoke(lab, "trial_create", {"campaign": campaign, "kind": "baseline"})["id"]
     invoke(lab, "trial_evaluate", {"trial": baseline})
     invoke(lab, "surfaces_set", {"campaign": campaign, "surfaces": {s: [f] for s, f in SURFACE_FILES.items()}})
-    ideas = [invoke(lab, "idea_add", {"campaign": campaign, "title": f"{s}: variant {i}", "type": "PARAM"})["id"]
+    ideas = [invoke(lab, "idea_set", {"campaign": campaign, "title": f"{s}: variant {i}", "type": "PARAM"})["id"]
              for i in range(6) for s in SURFACE_FILES]
 
     with http_server(lab.home) as (url, _):

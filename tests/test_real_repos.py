@@ -118,10 +118,10 @@ def test_ideas_take_a_fractional_priority(call):
     campaign = call("campaign_create", name="ideas", objective={"metric": "m", "direction": "max"},
                     evaluator={"command": ["true"], "metrics": [{"name": "m", "regex": "m=(.*)"}]})["id"]
     for title, priority in (("low", 1), ("between", 1.5), ("high", 2)):
-        call("idea_add", campaign=campaign, title=title, type="PARAM", priority=priority)
+        call("idea_set", campaign=campaign, title=title, type="PARAM", priority=priority)
     ideas = call("idea_list", campaign=campaign)["ideas"]
     assert [(i["title"], i["priority"]) for i in ideas] == [("high", 2), ("between", 1.5), ("low", 1)]
-    moved = call("idea_update", idea=ideas[2]["id"], priority=1.75)
+    moved = call("idea_set", idea=ideas[2]["id"], priority=1.75)
     assert moved["priority"] == 1.75
 
 

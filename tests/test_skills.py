@@ -116,9 +116,9 @@ def test_role_prompt_carries_the_live_state_of_a_campaign(lab, call):
     trials.set_fields(lab, baseline, score=0.80, score_std=0.01, label="keep", status="evaluated")
     trials.set_fields(lab, kept, score=0.84, score_std=0.01, delta_baseline=0.04, label="keep", status="evaluated")
     trials.set_fields(lab, crashed, label="preflight_crash", status="evaluated")
-    call("idea_add", campaign=campaign, title="label smoothing", type="ALGO", risk="medium", priority=5)
-    done = call("idea_add", campaign=campaign, title="already tried", type="PARAM")["id"]
-    call("idea_update", idea=done, status="done")
+    call("idea_set", campaign=campaign, title="label smoothing", type="ALGO", risk="medium", priority=5)
+    done = call("idea_set", campaign=campaign, title="already tried", type="PARAM")["id"]
+    call("idea_set", idea=done, status="done")
 
     async def scenario():
         async with Client(_served(lab)) as client:

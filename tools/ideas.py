@@ -17,24 +17,15 @@ Risk = Literal["low", "medium", "high"]
 IdeaStatus = Literal["open", "running", "done", "dropped"]
 
 
-class IdeaAdd(BaseModel):
-    campaign: int
-    title: str = Field(..., min_length=1, max_length=200)
-    description: str = Field("", max_length=4000)
-    type: IdeaType = Field(..., description="PARAM, CODE, ALGO (method) or LEAP (bold jump)")
-    risk: Risk = "medium"
-    model_config = campaigns.FINITE  # NaN and Infinity cannot be ranked or sent back as JSON
-    priority: float = Field(0, ge=-100, le=100, description="higher runs first")
-
-
-class IdeaUpdate(BaseModel):
-    idea: int
+class IdeaSet(BaseModel):
+    idea: int | None = Field(None, description="idea id; omit to queue a new one")
+    campaign: int | None = Field(None, description="a new idea's campaign")
     title: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=4000)
-    type: IdeaType | None = None
+    type: IdeaType | None = Field(None, description="PARAM, CODE, ALGO (method) or LEAP (bold jump)")
     risk: Risk | None = None
     model_config = campaigns.FINITE  # NaN and Infinity cannot be ranked or sent back as JSON
-    priority: float | None = Field(None, ge=-100, le=100)
+    priority: float | None = Field(None, ge=-100, le=100, description="higher runs first")
     status: IdeaStatus | None = None
 
 
@@ -74,24 +65,42 @@ def load(lab: Lab, idea_id: int) -> Idea:
 
 
 @tool()
-def idea_add(lab: Lab, args: IdeaAdd) -> Idea:
-    """Queue a hypothesis for a campaign with its type, risk and priority."""
-    campaigns.load(lab, args.campaign)
-    stamp = ledger.now()
-    row = args.model_dump(exclude={"campaign"}) | {"campaign_id": args.campaign, "status": "open",
-                                                  "created_at": stamp, "updated_at": stamp}
-    return load(lab, lab.db["ideas"].insert(row).last_pk)
+def idea_set(lab: Lab, args: IdeaSet) -> Idea:
+    """Queue an idea for a campaign, or with `idea` change one's text, type, risk, priority or status.
 
+    Without `idea`: a new open idea in `campaign`, which needs `title` and `type`; risk
+    defaults to medium, priority to 0 (higher runs first), description to empty.
 
-@tool(idempotent=True)
-def idea_update(lab: Lab, args: IdeaUpdate) -> Idea:
-    """Change an idea's text, type, risk, priority or status."""
+    With `idea`: the fields given change (status: open, running, done or dropped); the
+    rest stay. An idea keeps its campaign. Returns the idea as stored."""
+    if args.idea is None:
+        return _add(lab, args)
+    if args.campaign is not None:
+        raise InvalidInput("campaign is for a new idea; an idea keeps its campaign",
+                           hint=f"drop campaign to change idea {args.idea}, or drop idea to queue a new one")
     load(lab, args.idea)
-    changes = args.model_dump(exclude={"idea"}, exclude_none=True)
+    changes = args.model_dump(exclude={"idea", "campaign"}, exclude_none=True)
     if not changes:
         raise InvalidInput("nothing to update", hint="pass at least one field to change")
     lab.db["ideas"].update(args.idea, changes | {"updated_at": ledger.now()})
     return load(lab, args.idea)
+
+
+def _add(lab: Lab, args: IdeaSet) -> Idea:
+    if args.status is not None:
+        raise InvalidInput("a new idea starts open; status changes an existing idea",
+                           hint="drop status, or pass idea=N to set that idea's status")
+    missing = [k for k in ("campaign", "title", "type") if getattr(args, k) is None]
+    if missing:
+        raise InvalidInput(f"a new idea needs campaign, title and type; missing {', '.join(missing)}",
+                           hint="pass " + ", ".join(missing) + ", or pass idea=N to change an existing idea")
+    campaigns.load(lab, args.campaign)
+    stamp = ledger.now()
+    row = {"campaign_id": args.campaign, "title": args.title, "description": args.description or "",
+           "type": args.type, "risk": args.risk or "medium",
+           "priority": 0 if args.priority is None else args.priority,
+           "status": "open", "created_at": stamp, "updated_at": stamp}
+    return load(lab, lab.db["ideas"].insert(row).last_pk)
 
 
 @tool(read_only=True)

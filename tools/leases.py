@@ -113,7 +113,7 @@ def lease_take(lab: Lab, args: ClaimIn) -> Claim | ClaimReleased | IdeaNext:
     that no other agent holds (then oldest), for ttl_s seconds, and answer IdeaNext: the
     idea and its claim, or idea and claim null when every open idea is taken or done
     (reason says which). An idea this agent already holds is handed back to it (renewed).
-    Mark it done with idea_update when its trial is evaluated, and it is never handed out
+    Mark it done with idea_set when its trial is evaluated, and it is never handed out
     again.
 
     ttl_s=0 (with an id) gives up this agent's claim (when done with the item, or giving
@@ -163,6 +163,6 @@ def _next_idea(lab: Lab, campaign: int, agent: str, ttl_s: float) -> IdeaNext:
                                     [campaign]).fetchone()[0]
             return IdeaNext(idea=None, claim=None,
                             reason=f"no open idea is free: all {open_ideas} open ones are claimed by other agents"
-                            if open_ideas else "the campaign has no open idea left (idea_add adds one)")
+                            if open_ideas else "the campaign has no open idea left (idea_set adds one)")
         taken = _take(db, "idea", row[0], campaign, agent, ttl_s)
     return IdeaNext(idea=ideas.load(lab, row[0]), claim=taken, reason="claimed")

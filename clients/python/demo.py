@@ -227,7 +227,7 @@ class Demo:
         for name, kind, risk, priority, _ in PLAN:
             hypothesis = self.trials[name]["hypothesis"]
             if hypothesis not in ideas:
-                ideas[hypothesis] = await self.call("idea_add", campaign=cid, title=hypothesis[:200], type=kind,
+                ideas[hypothesis] = await self.call("idea_set", campaign=cid, title=hypothesis[:200], type=kind,
                                                     risk=risk, priority=priority,
                                                     description=f"example trial {name} ({self.trials[name]['patch']})")
             self.note(f"idea {ideas[hypothesis]['id']} [{kind}, {risk} risk]: {hypothesis}")
@@ -260,7 +260,7 @@ class Demo:
                 self.note(f"snapshot {snap.get('commit', '')[:12]}: +{stat.get('insertions', 0)} "
                           f"-{stat.get('deletions', 0)} in {', '.join(stat.get('files', []))}")
             scored = await self.evaluate(trial["id"])
-            await self.call("idea_update", idea=idea_ids[name], status="done", quiet=True)
+            await self.call("idea_set", idea=idea_ids[name], status="done", quiet=True)
             self.note(f"-> accuracy {fmt(scored['score'])} (Δparent {fmt(scored['delta_parent'], 4)}, "
                       f"Δbaseline {fmt(scored['delta_baseline'], 4)}), label {scored['label']}")
 
