@@ -24,10 +24,10 @@ Label = Literal["keep", "discard", "crash", "preflight_crash", "timeout", "oom",
 
 class TrialCreate(BaseModel):
     campaign: int
-    kind: Kind = Field(..., description="baseline (once per campaign, no parent) or the kind of change")
-    hypothesis: str = Field("", max_length=4000, description="what this trial changes and why it should help")
-    parent: int | None = Field(None, description="trial to branch from; defaults to the baseline")
-    idea: int | None = Field(None, description="the idea this trial tests")
+    kind: Kind = Field(..., description="baseline: once, first, no parent")
+    hypothesis: str = Field("", max_length=4000, description="what it changes and why it should help")
+    parent: int | None = Field(None, description="default: the baseline")
+    idea: int | None = None
 
 
 class Trial(BaseModel):
@@ -125,8 +125,7 @@ class LeaderboardIn(BaseModel):
     campaign: int
     limit: int = Field(10, ge=1, le=MAX_LIMIT)
     kind: Kind | None = None
-    claims_only: bool = Field(False, description="only claims: trials whose latest full audit (audit_trial depth=full) "
-                                                 "is valid and was of the trial's current commit")
+    claims_only: bool = Field(False, description="a valid full audit of the current commit")
 
 
 class LeaderboardEntry(BaseModel):
@@ -173,8 +172,7 @@ def set_fields(lab: Lab, trial_id: int, **fields) -> None:
 
 @tool()
 def trial_create(lab: Lab, args: TrialCreate) -> Trial:
-    """Open a trial in a campaign's lineage (the baseline first, then one per change) with
-    its own git worktree.
+    """Open a trial (the baseline first, then one per change) with its own git worktree.
 
     Open a new trial in a campaign's lineage: the baseline first (kind=baseline, no
     parent), then one trial per change, branching from a parent (default: baseline).
@@ -304,8 +302,10 @@ def lineage(lab: Lab, trial_id: int, max_depth: int = LINEAGE_DEPTH, max_nodes: 
 
 @tool(read_only=True)
 def leaderboard(lab: Lab, args: LeaderboardIn) -> Leaderboard:
-    """The campaign's best trials, ranked on their full-audit mean (else their score);
-    claims_only: valid claims only.
+    """The campaign's best trials, ranked on their full-audit mean (else their score).
+
+    ``claims_only``: only claims, trials whose latest full audit (audit_trial depth=full)
+    is valid and was of the trial's current commit.
 
     The campaign's best trials in the objective's direction, ranked on the multi-seed mean of their latest full
     audit where one measured them, else on their evaluator-owned score. Unscored trials never rank; with
