@@ -156,10 +156,9 @@ class CampaignUpdate(BaseModel):
 
 
 class CampaignGetIn(BaseModel):
-    campaign: int | None = Field(None, description="campaign id; omit to list campaigns")
+    campaign: int | None = Field(None, description="omit to list")
     status: Literal["active", "paused", "done"] | None = None
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="at most this many; fewer when large "
-                                                                       "campaigns fill the page (follow next_cursor)")
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
     cursor: str | None = None
 
 

@@ -18,11 +18,11 @@ IdeaStatus = Literal["open", "running", "done", "dropped"]
 
 
 class IdeaSet(BaseModel):
-    idea: int | None = Field(None, description="idea id; omit to queue a new one")
-    campaign: int | None = Field(None, description="a new idea's campaign")
+    idea: int | None = Field(None, description="omit for a new one")
+    campaign: int | None = None
     title: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=4000)
-    type: IdeaType | None = Field(None, description="PARAM, CODE, ALGO (method) or LEAP (bold jump)")
+    type: IdeaType | None = Field(None, description="ALGO: method; LEAP: bold jump")
     risk: Risk | None = None
     model_config = campaigns.FINITE  # NaN and Infinity cannot be ranked or sent back as JSON
     priority: float | None = Field(None, ge=-100, le=100, description="higher runs first")

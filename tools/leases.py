@@ -28,15 +28,15 @@ from .registry import tool
 
 ClaimKind = Literal["idea", "trial"]
 AGENT = Field(..., min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$",
-              description="who claims: a stable name for this agent, e.g. 'optimizer-specialist-1'")
-CLAIM_TTL = Field(600.0, ge=0, le=7 * 24 * 3600, description="seconds the claim lives; 0 gives it up")
+              description="a stable name, e.g. 'optimizer-1'")
+CLAIM_TTL = Field(600.0, ge=0, le=7 * 24 * 3600)
 CLAIMABLE = {"idea": ("open", "running"), "trial": ("open",)}
 
 
 class ClaimIn(BaseModel):
     kind: ClaimKind
-    id: int | None = Field(None, description="the idea's or trial's id")
-    campaign: int | None = Field(None, description="no id: claim its next free idea")
+    id: int | None = None
+    campaign: int | None = Field(None, description="no id: its next free idea")
     agent: str = AGENT
     ttl_s: float = CLAIM_TTL
 
@@ -116,7 +116,8 @@ def lease_take(lab: Lab, args: ClaimIn) -> Claim | ClaimReleased | IdeaNext:
     Mark it done with idea_set when its trial is evaluated, and it is never handed out
     again.
 
-    ttl_s=0 (with an id) gives up this agent's claim (when done with the item, or giving
+    ``agent`` is a stable name for this agent, e.g. 'optimizer-specialist-1'; ttl_s defaults
+    to 600 seconds. ttl_s=0 (with an id) gives up this agent's claim (when done with the item, or giving
     up) and answers ClaimReleased: released is false when this agent held no claim on it;
     another agent's claim is never touched."""
     if args.campaign is not None:

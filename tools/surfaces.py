@@ -25,10 +25,9 @@ MAX_SHOWN = 20
 
 class SurfacesSetIn(BaseModel):
     campaign: int | None = None
-    surfaces: dict[str, list[str]] | None = Field(None, max_length=20, description="name -> globs of repo-relative "
-                                                  "paths ('**' spans directories), e.g. {'optimizer': ['train/optim.py']}")
+    surfaces: dict[str, list[str]] | None = Field(None, max_length=20, description="e.g. {'optim': ['train/optim.py']}")
     trial: int | None = None
-    surface: str | None = Field(None, description="with trial: one of the campaign's; null: any")
+    surface: str | None = Field(None, description="null: any")
 
     @field_validator("surfaces")
     @classmethod
@@ -95,10 +94,12 @@ def enforce(lab: Lab, trial: trials.Trial, repo: Path, base: str, head: str) -> 
 
 @tool(idempotent=True)
 def surfaces_set(lab: Lab, args: SurfacesSetIn) -> Surfaces | TrialSurface:
-    """Declare a campaign's surfaces (campaign, surfaces) or an open trial's one (trial, surface).
+    """Declare a campaign's surfaces (campaign, surfaces) or an open trial's (trial, surface).
 
     With campaign and surfaces: declare the campaign's surfaces, named sets of paths a
-    specialist may change (optimizer, architecture, data pipeline...). Replaces the
+    specialist may change (optimizer, architecture, data pipeline...): name -> globs of
+    repository-relative paths ('**' spans directories), e.g. {'optimizer':
+    ['train/optim.py']}. Replaces the
     campaign's surfaces; trials that declare a surface must then keep their diff inside
     it. Answers Surfaces.
 

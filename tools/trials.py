@@ -63,14 +63,14 @@ class Trial(BaseModel):
 
 
 class TrialGetIn(BaseModel):
-    trial: int | None = Field(None, description="trial id; omit to list trials")
-    lineage: bool = Field(False, description="with trial: its ancestors and descendants")
+    trial: int | None = Field(None, description="omit to list")
+    lineage: bool = False
     campaign: int | None = None
     kind: Kind | None = None
     label: Label | None = None
     status: str | None = None
     parent: int | None = None
-    scored: bool | None = Field(None, description="only scored (true) or unscored (false) trials")
+    scored: bool | None = None
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
     cursor: str | None = None
 

@@ -65,12 +65,11 @@ MAX_LIST_LIMIT = MAX_LIMIT * 5
 
 
 class ReadIn(BaseModel):
-    trial: int = Field(..., description="trial id (its worktree is the root of every path)")
-    path: str = Field(".", description="a file (its text) or a directory (its listing)")
-    offset: int = Field(0, ge=0, description="file: characters to skip; directory: entries")
-    limit: int | None = Field(None, ge=1, le=60_000, description=f"file: characters ({READ_LIMIT_CHARS}); "
-                              f"directory: entries ({LIST_LIMIT}, max {MAX_LIST_LIMIT})")
-    recursive: bool = Field(False, description="directory: list every file below it")
+    trial: int
+    path: str = Field(".", description="a file or a directory")
+    offset: int = Field(0, ge=0, description="characters or entries to skip")
+    limit: int | None = Field(None, ge=1, le=60_000, description=f"{READ_LIMIT_CHARS} characters or {LIST_LIMIT} entries")
+    recursive: bool = False
 
 
 class Entry(BaseModel):
@@ -96,11 +95,11 @@ class ReadOut(BaseModel):
 
 
 class WriteIn(BaseModel):
-    trial: int = Field(..., description="trial id (its worktree is the root of every path)")
-    path: str | None = Field(None, description="file path relative to the worktree")
-    content: str | None = Field(None, max_length=MAX_WRITE_BYTES, description="the file's complete new text")
+    trial: int
+    path: str | None = None
+    content: str | None = Field(None, max_length=MAX_WRITE_BYTES, description="the whole new text")
     patch: str | None = Field(None, min_length=1, max_length=MAX_WRITE_BYTES,
-                              description="instead: a unified diff to apply")
+                              description="or a unified diff")
 
 
 class WriteOut(BaseModel):
@@ -125,11 +124,12 @@ def _entry(root: Path, path: Path) -> Entry:
 
 @tool(read_only=True)
 def workspace_read(lab: Lab, args: ReadIn) -> ReadOut | ListOut:
-    """A text file from the trial's worktree, paged by characters, or a directory's listing.
+    """A file's text (paged) or a directory's listing, in a trial's worktree.
 
-    A file: its text from `offset`, at most `limit` characters. A directory (`path`
-    omitted: the worktree's top): its files and directories, .git hidden, `limit`
-    entries from `offset`; `recursive` lists every file below it."""
+    Paths are relative to the trial's worktree. A file: its text from `offset`, at most
+    `limit` characters (default 40,000). A directory (`path` omitted: the worktree's top):
+    its files and directories, .git hidden, `limit` entries from `offset` (default 200,
+    at most 1,000); `recursive` lists every file below it."""
     root = _open_trial(lab, args.trial, writing=False).resolve()
     target = confine(root, args.path)
     if target.is_dir():
@@ -173,9 +173,10 @@ def _listing(root: Path, start: Path, args: ReadIn) -> ListOut:
 
 @tool(destructive=True)
 def workspace_write(lab: Lab, args: WriteIn) -> WriteOut | PatchOut:
-    """Write a file (path, content) or apply a unified diff (patch), all or nothing, in a trial's worktree.
+    """Write a file (path, content) or apply a diff (patch, all or nothing) in a trial's worktree.
 
-    With path and content: create or overwrite that text file (parents created); answers
+    With path (relative to the worktree) and content (the file's complete new text):
+    create or overwrite that text file (parents created); answers
     WriteOut. With patch: apply a unified diff (git diff or diff -u, paths relative to the
     worktree), all or nothing; paths must stay inside the worktree; answers PatchOut, the
     files it touched. Commit the trial's changes with trial_snapshot."""

@@ -51,7 +51,7 @@ class Audit(BaseModel):
 
 
 class AuditGetIn(BaseModel):
-    audit: int | None = Field(None, description="audit id; omit to list audits")
+    audit: int | None = Field(None, description="omit to list")
     campaign: int | None = None
     trial: int | None = None
     verdict: AuditVerdict | None = None
