@@ -8,7 +8,7 @@ poll. Measured in-process through `invoke` (validation, ledger, journal write), 
 is what `POST /ui/api/<tool>` runs:
 
 1. one dashboard poll: `campaign_view` (every trial with seeds, audits, runs);
-2. `campaign_plot` progress and lineage (matplotlib, PNG);
+2. `campaign_report` to=png, progress and lineage (matplotlib, PNG);
 3. `campaign_report` (markdown, HTML, three plots).
 """
 
@@ -72,16 +72,16 @@ def main() -> None:
         def call(tool: str, **arguments):
             return invoke(lab, tool, {"campaign": cid, **arguments})
 
-        call("campaign_plot")  # matplotlib's first import is start-up, not drawing
+        call("campaign_report", to="png")  # matplotlib's first import is start-up, not drawing
         reference = timed(lambda: call("campaign_get"), args.rounds)
         view = timed(lambda: call("campaign_view"), args.rounds)
         size = len(json.dumps(call("campaign_view"), ensure_ascii=False))
-        progress = timed(lambda: call("campaign_plot", kind="progress"), max(3, args.rounds // 3))
-        lineage = timed(lambda: call("campaign_plot", kind="lineage"), max(3, args.rounds // 3))
+        progress = timed(lambda: call("campaign_report", to="png", plot="progress"), max(3, args.rounds // 3))
+        lineage = timed(lambda: call("campaign_report", to="png", plot="lineage"), max(3, args.rounds // 3))
         report = timed(lambda: call("campaign_report"), 3)
     print(f"{args.trials} trials, 5 seeds each; medians; reference campaign_get {reference * 1000:.2f} ms")
-    for name, value in (("campaign_view (one dashboard poll)", view), ("campaign_plot progress", progress),
-                        ("campaign_plot lineage", lineage), ("campaign_report", report)):
+    for name, value in (("campaign_view (one dashboard poll)", view), ("campaign_report png progress", progress),
+                        ("campaign_report png lineage", lineage), ("campaign_report", report)):
         print(f"  {name:<36} {value * 1000:9.1f} ms  {value / reference:7.1f}x campaign_get")
     print(f"  campaign_view result: {size} characters")
 

@@ -28,8 +28,7 @@ AREAS: dict[str, tuple[str, ...]] = {
     "code": ("repo_clone", "workspace_read", "workspace_write", "workspace_diff", "trial_snapshot"),
     "envs": ("env_build", "env_get", "env_diagnose", "env_fix_record"),
     "runs": ("run_start", "run_wait", "run_logs", "run_cancel", "run_list", "lab_status"),
-    "evaluation": ("trial_evaluate", "audit_trial", "audit_get", "campaign_finalize",
-                   "campaign_plot", "campaign_report"),
+    "evaluation": ("trial_evaluate", "audit_trial", "audit_get", "campaign_finalize", "campaign_report"),
     "team": ("lease_take", "campaign_view", "surfaces_set", "parent_pick"),
     "cluster": ("execution_set", "lab_status", "campaign_view", "run_wait", "run_list", "run_cancel"),
 }

@@ -1,5 +1,5 @@
-"""campaign_plot: real PNGs (decoded, not just sniffed) that change with the data, sent
-over MCP as image content."""
+"""campaign_report to=png: real PNGs (decoded, not just sniffed) that change with the
+data, sent over MCP as image content; plot and run only with to=png."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fastmcp import Client
+
 from mcp_helpers import stdio_session
-from sotalab.tools.errors import LabError
+from sotalab.server.app import build_server
+from sotalab.tools.errors import InvalidInput, LabError
 from tinynet_lab import TinynetCampaign
 
 pytestmark = pytest.mark.slow
@@ -33,16 +36,20 @@ def picture(result: dict) -> tuple[dict, np.ndarray]:
     return image, np.asarray(decoded.convert("RGB"))
 
 
+def png(call, campaign: int, **arguments) -> dict:
+    return call("campaign_report", campaign=campaign, to="png", **arguments)
+
+
 def test_plots_are_valid_pngs_that_change_with_the_data(campaign):
-    progress_before = picture(campaign.call("campaign_plot", campaign=campaign.id))
-    lineage_before = picture(campaign.call("campaign_plot", campaign=campaign.id, kind="lineage"))
+    progress_before = picture(png(campaign.call, campaign.id))
+    lineage_before = picture(png(campaign.call, campaign.id, plot="lineage"))
     assert progress_before[0]["title"].endswith("progress")
     # Same data, same picture: the PNG carries no timestamp.
-    assert campaign.call("campaign_plot", campaign=campaign.id)["images"][0]["data"] == progress_before[0]["data"]
+    assert png(campaign.call, campaign.id)["images"][0]["data"] == progress_before[0]["data"]
 
     campaign.trial("honest_normalise")
-    progress_after = picture(campaign.call("campaign_plot", campaign=campaign.id))
-    lineage_after = picture(campaign.call("campaign_plot", campaign=campaign.id, kind="lineage"))
+    progress_after = picture(png(campaign.call, campaign.id))
+    lineage_after = picture(png(campaign.call, campaign.id, plot="lineage"))
     assert progress_after[0]["data"] != progress_before[0]["data"]
     assert progress_after[1].shape == progress_before[1].shape
     assert (progress_after[1] != progress_before[1]).any(axis=2).mean() > 0.005  # visibly different pixels
@@ -51,32 +58,46 @@ def test_plots_are_valid_pngs_that_change_with_the_data(campaign):
 
 def test_run_telemetry_plot(campaign):
     run = campaign.call("run_list", campaign=campaign.id, limit=1)["runs"][0]
-    result = campaign.call("campaign_plot", campaign=campaign.id, kind="telemetry", run=run["id"])
+    result = png(campaign.call, campaign.id, plot="telemetry", run=run["id"])
     assert result["run"] == run["id"]
     image, pixels = picture(result)
     assert pixels.std() > 0  # something is drawn
-    default = campaign.call("campaign_plot", campaign=campaign.id, kind="telemetry")
+    default = png(campaign.call, campaign.id, plot="telemetry")
     assert default["run"] == run["id"]  # the latest run when none is named
 
 
 def test_bad_plot_requests_say_what_to_do(campaign, lab, call):
     with pytest.raises(LabError, match="has no run 999999"):
-        campaign.call("campaign_plot", campaign=campaign.id, kind="telemetry", run=999999)
+        png(campaign.call, campaign.id, plot="telemetry", run=999999)
     with pytest.raises(LabError, match="no campaign with id 424242"):
-        campaign.call("campaign_plot", campaign=424242)
+        png(campaign.call, 424242)
     empty = call("campaign_create", name="empty", objective={"metric": "acc", "direction": "max"},
                  evaluator={"command": ["true"], "metrics": [{"name": "acc", "regex": "acc=(.*)"}]})["id"]
     with pytest.raises(LabError, match="has no runs yet") as info:
-        call("campaign_plot", campaign=empty, kind="telemetry")
+        png(call, empty, plot="telemetry")
     assert "trial_evaluate" in str(info.value)
-    picture(call("campaign_plot", campaign=empty))  # nothing scored yet: still a picture, not an error
-    picture(call("campaign_plot", campaign=empty, kind="lineage"))
+    picture(png(call, empty))  # nothing scored yet: still a picture, not an error
+    picture(png(call, empty, plot="lineage"))
+
+
+def test_plot_and_run_only_choose_a_picture_with_to_png(campaign):
+    refused = [({"to": "files", "plot": "lineage"}, "only to=png"),
+               ({"to": "mlflow", "plot": "telemetry"}, "only to=png"),
+               ({"run": 1}, "only to=png"),  # to defaults to files
+               ({"to": "mlflow", "run": 1}, "only to=png"),
+               ({"to": "png", "run": 1}, "plot=progress draws the whole campaign"),
+               ({"to": "png", "plot": "lineage", "run": 1}, "pass plot=telemetry")]
+    for arguments, says in refused:
+        with pytest.raises(InvalidInput, match=says):
+            campaign.call("campaign_report", campaign=campaign.id, **arguments)
+    assert not campaign.lab.path("reports", f"campaign-{campaign.id}").exists()  # refused before writing
 
 
 def test_over_mcp_the_picture_is_image_content(campaign):
     async def plot():
         async with stdio_session(campaign.lab.home) as session:
-            return await session.call_tool("campaign_plot", {"campaign": campaign.id, "kind": "lineage"})
+            return await session.call_tool("campaign_report", {"campaign": campaign.id, "to": "png",
+                                                                "plot": "lineage"})
 
     result = asyncio.run(plot())
     assert not result.is_error
@@ -87,6 +108,28 @@ def test_over_mcp_the_picture_is_image_content(campaign):
     # The base64 travels once, as the image; the JSON keeps the picture's description.
     assert result.structured_content["images"][0]["data"] is None
     assert image.data not in result.content[0].text
+
+
+def test_in_memory_client_gets_the_png_as_image_content_and_the_report_without(campaign):
+    async def scenario():
+        async with Client(build_server(campaign.lab)) as client:
+            listed = {t.name: t for t in await client.list_tools()}
+            assert "campaign_plot" not in listed
+            report = listed["campaign_report"]
+            assert report.annotations.idempotent_hint is True and report.annotations.read_only_hint is False
+            assert report.inputSchema["properties"]["to"]["enum"] == ["files", "mlflow", "png"]
+            pictured = await client.call_tool("campaign_report", {"campaign": campaign.id, "to": "png",
+                                                                  "plot": "progress"})
+            refused = await client.call_tool("campaign_report", {"campaign": campaign.id, "plot": "lineage"},
+                                             raise_on_error=False)
+            return pictured, refused
+
+    pictured, refused = asyncio.run(scenario())
+    assert [block.type for block in pictured.content] == ["text", "image"]
+    assert base64.b64decode(pictured.content[1].data)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert pictured.structured_content["kind"] == "progress"
+    assert pictured.structured_content["images"][0]["data"] is None
+    assert refused.is_error and "only to=png" in refused.content[0].text
 
 
 def test_gpu_telemetry_gets_its_own_panel():

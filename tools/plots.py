@@ -12,14 +12,13 @@ import io
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from . import campaign_view
 from .campaign_view import MAX_VIEW_TRIALS, CampaignView, TrialView
 from .errors import InvalidInput, NotFound
 from .home import Lab
 from .images import Image, png_image
-from .registry import tool
 from .runs.telemetry import read_series
 
 PlotKind = Literal["progress", "lineage", "telemetry"]
@@ -189,12 +188,6 @@ def default_run(view: CampaignView) -> int:
     raise InvalidInput(f"campaign {view.id} has no runs yet", hint="evaluate a trial first (trial_evaluate)")
 
 
-class PlotIn(BaseModel):
-    campaign: int
-    kind: PlotKind = "progress"
-    run: int | None = Field(None, description="telemetry: default the running or latest run")
-
-
 class PlotOut(BaseModel):
     campaign: int
     kind: str
@@ -202,23 +195,20 @@ class PlotOut(BaseModel):
     images: list[Image]
 
 
-@tool(read_only=True)
-def campaign_plot(lab: Lab, args: PlotIn) -> PlotOut:
-    """A campaign as a PNG: the progress curve, the lineage tree, or a run's telemetry.
-
-    A campaign as a picture (PNG, shown inline by hosts that display tool images):
+def plot(lab: Lab, campaign: int, kind: PlotKind = "progress", run: int | None = None) -> PlotOut:
+    """A campaign as a picture (PNG, shown inline by hosts that display tool images):
     the progress curve (score per trial, each seed a dot, mean ± seed sd, best so far,
     baseline and the paper's number), the lineage tree coloured by label with audit
     verdicts and integrity levels, or a run's telemetry (CPU, RSS, per-GPU utilisation
-    and memory over time)."""
-    view = campaign_view.build(lab, args.campaign, LINEAGE_TRIALS if args.kind == "lineage" else MAX_VIEW_TRIALS)
-    if args.kind == "telemetry":
-        run_id = args.run if args.run is not None else default_run(view)
+    and memory over time). campaign_report(to=png) answers with it."""
+    view = campaign_view.build(lab, campaign, LINEAGE_TRIALS if kind == "lineage" else MAX_VIEW_TRIALS)
+    if kind == "telemetry":
+        run_id = run if run is not None else default_run(view)
         owner = lab.db.execute("SELECT campaign_id FROM runs WHERE id = ?", [run_id]).fetchone()
         if owner is None or owner[0] != view.id:
             raise NotFound(f"campaign {view.id} has no run {run_id}",
                            hint=f"list its runs with run_list campaign={view.id}")
         png = telemetry_png(run_series(lab, run_id), run_id)
-        return PlotOut(campaign=view.id, kind=args.kind, run=run_id, images=[png_image(f"run {run_id} telemetry", png)])
-    png = progress_png(view) if args.kind == "progress" else lineage_png(view)
-    return PlotOut(campaign=view.id, kind=args.kind, run=None, images=[png_image(f"{view.name} {args.kind}", png)])
+        return PlotOut(campaign=view.id, kind=kind, run=run_id, images=[png_image(f"run {run_id} telemetry", png)])
+    png = progress_png(view) if kind == "progress" else lineage_png(view)
+    return PlotOut(campaign=view.id, kind=kind, run=None, images=[png_image(f"{view.name} {kind}", png)])

@@ -40,7 +40,6 @@ TOOL_MODULES = [
     "evaluation.pipeline",
     "audit.tools",
     "campaign_view",
-    "plots",
     "report",
     "jobs",
 ]

@@ -5,7 +5,8 @@ The report is built once as a list of blocks (heading, paragraph, table, code, i
 and rendered twice, so the markdown and the HTML always say the same thing. Hypotheses,
 diffs, audit evidence and paper cells are untrusted text: the markdown escapes them
 (table cells, fences longer than any run of backticks inside), the HTML escapes
-everything and forbids scripts with its Content-Security-Policy.
+everything and forbids scripts with its Content-Security-Policy. With to=png the tool
+writes nothing and returns one picture from tools/plots.py instead.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from . import campaign_view, plots, workspaces
 from .mlflow_export import ExportOut, export
 from .audit.tools import load_audit
 from .campaign_view import CampaignView, TrialView
+from .errors import InvalidInput
 from .home import Lab
+from .plots import PlotKind, PlotOut
 from .registry import tool
 
 MAX_PATCH_CHARS = 200_000
@@ -299,7 +302,9 @@ def to_html(blocks: list[Block], title: str) -> str:
 
 class ReportIn(BaseModel):
     campaign: int
-    to: Literal["files", "mlflow"] = "files"
+    to: Literal["files", "mlflow", "png"] = "files"
+    plot: PlotKind = Field("progress", description="to=png: which picture")
+    run: int | None = Field(None, description="plot=telemetry: default the latest")
 
 
 class ReportOut(BaseModel):
@@ -318,8 +323,8 @@ def report_folder(lab: Lab, view: CampaignView) -> Path:
 
 
 @tool(idempotent=True)
-def campaign_report(lab: Lab, args: ReportIn) -> ReportOut | ExportOut:
-    """Write the campaign's report (report.md, report.html), or to=mlflow its MLflow runs.
+def campaign_report(lab: Lab, args: ReportIn) -> ReportOut | ExportOut | PlotOut:
+    """Write the campaign's report (report.md/html) or its MLflow runs, or show one plot as PNG.
 
     Write the campaign's report into the lab home (reports/campaign-<id>/): the objective
     and the paper table its reported number came from, the reproduction and its gap,
@@ -333,7 +338,22 @@ def campaign_report(lab: Lab, args: ReportIn) -> ReportOut | ExportOut:
     run per trial with params, per-seed and summary metrics, telemetry as metric steps,
     label/audit/integrity tags, diff and report artifacts, and the lineage as parent
     runs. Exporting again updates the same runs. Another tracking server: `sotalab
-    export mlflow --campaign N --tracking-uri URI`. Needs the extra sotalab[mlflow]."""
+    export mlflow --campaign N --tracking-uri URI`. Needs the extra sotalab[mlflow].
+
+    `to=png` writes nothing and returns one picture (shown inline by hosts that display
+    tool images): plot=progress the score per trial (each seed a dot, mean ± seed sd,
+    best so far, baseline and the paper's number), plot=lineage the lineage tree
+    coloured by label with audit verdicts and integrity levels, plot=telemetry a run's
+    CPU, RSS and per-GPU utilisation and memory over time (run: default the running or
+    latest run)."""
+    if args.to != "png" and (args.plot != "progress" or args.run is not None):
+        raise InvalidInput(f"plot and run choose a picture, which only to=png returns (to={args.to})",
+                           hint=f"call campaign_report with to=png, or leave plot and run out for to={args.to}")
+    if args.run is not None and args.plot != "telemetry":
+        raise InvalidInput(f"run names a run's telemetry; plot={args.plot} draws the whole campaign",
+                           hint="pass plot=telemetry with run, or leave run out")
+    if args.to == "png":
+        return plots.plot(lab, args.campaign, args.plot, args.run)
     if args.to == "mlflow":
         return export(lab, args.campaign)
     view = campaign_view.build(lab, args.campaign)
