@@ -70,7 +70,7 @@ async def _api(lab: Lab, request: Request) -> Response:
         arguments = json.loads(body or b"{}")
     except ValueError:
         return JSONResponse({"error": "the body must be one JSON object of tool arguments"}, status_code=400)
-    if name == "run_wait" and isinstance(arguments, dict):
+    if name == "run_wait" and isinstance(arguments, dict) and arguments.get("run") is not None:
         arguments = {**arguments, "timeout_s": 0}  # the page reads a run's status; it never holds a thread waiting
     try:
         result = await anyio.to_thread.run_sync(invoke, lab, name, arguments)

@@ -155,7 +155,7 @@ def campaign_state(lab: Lab, campaign_id: int) -> str:
               for i in ideas["ideas"]] or ["(none)"]
 
     # Work a previous session started is still going: follow it rather than start it again.
-    running = invoke(lab, "job_list", {"campaign": campaign_id, "status": "running", "limit": STATE_ROWS})
+    running = invoke(lab, "job_wait", {"campaign": campaign_id, "status": "running", "limit": STATE_ROWS})
     lines += ["", f"### Running jobs ({running['total']})"]
     lines += [f"- job {j['job']}: {j['tool']} since {j['created_at']}; follow it with job_wait(job={j['job']})"
               for j in running["jobs"]] or ["(none)"]

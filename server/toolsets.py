@@ -23,14 +23,14 @@ ALWAYS = ("job_wait",)
 AREAS: dict[str, tuple[str, ...]] = {
     "lab": ("lab_status", "campaign_create", "campaign_get", "campaign_update", "campaign_view",
             "leaderboard", "trial_create", "trial_get", "idea_set", "idea_list",
-            "note_add", "note_search", "job_wait", "job_list", "workspace_diff"),
+            "note_add", "note_search", "job_wait", "workspace_diff"),
     "papers": ("paper_search", "paper_fetch", "paper_read", "paper_tables", "paper_results", "paper_page_image"),
     "code": ("repo_clone", "workspace_read", "workspace_write", "workspace_diff", "trial_snapshot"),
     "envs": ("env_build", "env_get", "env_diagnose", "env_fix_record"),
-    "runs": ("run_start", "run_wait", "run_logs", "run_cancel", "run_list", "lab_status"),
+    "runs": ("run_start", "run_wait", "run_logs", "run_cancel", "lab_status"),
     "evaluation": ("trial_evaluate", "audit_trial", "audit_get", "campaign_finalize", "campaign_report"),
     "team": ("lease_take", "campaign_view", "surfaces_set", "parent_pick"),
-    "cluster": ("execution_set", "lab_status", "campaign_view", "run_wait", "run_list", "run_cancel"),
+    "cluster": ("execution_set", "lab_status", "campaign_view", "run_wait", "run_cancel"),
 }
 
 DEFAULT = (

@@ -134,7 +134,7 @@ def evaluation_seeds_are_jobs(executor: str, lab: Lab, call, tmp_path) -> None:
     trial = call("trial_create", campaign=campaign, kind="baseline")["id"]
     result = call("trial_evaluate", trial=trial)
     assert result["score"] == pytest.approx(0.51)
-    runs = [r for r in call("run_list", trial=trial)["runs"] if r["seed"] is not None]
+    runs = [r for r in call("run_wait", trial=trial)["runs"] if r["seed"] is not None]
     assert sorted(r["seed"] for r in runs) == [0, 1, 2]
     assert {r["executor"] for r in runs} == {executor}
     jobs = {queue.get_row(lab, r["id"])["cluster_job"] for r in runs}

@@ -208,7 +208,7 @@ def test_a_second_evaluation_of_a_trial_being_evaluated_is_refused(call, call_er
     trials.set_fields(lab, tid, status="evaluating")  # as an evaluation under way leaves it
     assert "being evaluated already" in call_error("trial_evaluate", trial=tid)
     assert call("trial_get", trial=tid)["status"] == "evaluating"
-    assert call("run_list", trial=tid)["total"] == 0
+    assert call("run_wait", trial=tid)["total"] == 0
     trials.set_fields(lab, tid, status="open")
     assert call("trial_evaluate", trial=tid)["label"] == "keep"
 

@@ -16,7 +16,7 @@ from mcp_helpers import stdio_session
 from sotalab.client.session import is_job_handle
 from sotalab.server.app import build_server
 from sotalab.tools import jobs
-from sotalab.tools.errors import LabError
+from sotalab.tools.errors import InvalidInput, LabError
 from sotalab.tools.invoke import invoke
 
 HOST_TIMEOUT_S = 60  # the bound a tool call must stay under (Codex's default tool timeout)
@@ -80,7 +80,7 @@ def test_a_failed_job_reports_the_tools_own_error(lab, tmp_path):
         jobs.Job.model_validate(invoke(lab, "job_wait", {"job": job.job, "timeout_s": 30}))
     assert job.status == "failed" and job.result is None
     assert "nowhere" in job.error
-    listed = invoke(lab, "job_list", {"status": "failed"})
+    listed = invoke(lab, "job_wait", {"status": "failed"})
     assert [j["job"] for j in listed["jobs"]] == [job.job] and listed["jobs"][0]["error"] == job.error
 
 
@@ -115,9 +115,31 @@ def test_a_job_whose_server_stopped_reads_lost_not_running(lab):
     gone.wait()
     job_id = lab.db["jobs"].insert({"tool": "env_build", "arguments": "{}", "status": "running", "owner": owner,
                                     "created_at": "2026-01-01", "updated_at": "2026-01-01"}).last_pk
-    assert invoke(lab, "job_list", {})["jobs"][0]["status"] == "lost"
+    assert invoke(lab, "job_wait", {})["jobs"][0]["status"] == "lost"
     job = invoke(lab, "job_wait", {"job": job_id, "timeout_s": 0})
     assert job["status"] == "lost" and "call env_build again" in job["error"]
+
+
+def test_job_wait_without_a_job_lists_jobs_and_refuses_mixed_modes(lab):
+    """job_list folded into job_wait (#13): without `job` the page, newest first, filtered;
+    list filters with `job`, and a timeout_s without `job`, are refused, not ignored."""
+    first = jobs.start(lab, "lab_status", {})
+    second = jobs.start(lab, "trial_get", {"trial": 999})
+    page = invoke(lab, "job_wait", {})
+    assert [j["job"] for j in page["jobs"]] == [second.job, first.job] and page["total"] == 2
+    assert set(page) == {"jobs", "total", "next_cursor"}
+    assert [j["job"] for j in invoke(lab, "job_wait", {"tool": "lab_status"})["jobs"]] == [first.job]
+    paged = invoke(lab, "job_wait", {"limit": 1})
+    assert [j["job"] for j in paged["jobs"]] == [second.job] and paged["next_cursor"]
+    assert [j["job"] for j in invoke(lab, "job_wait", {"limit": 1, "cursor": paged["next_cursor"]})["jobs"]] \
+        == [first.job]
+    assert invoke(lab, "job_wait", {"job": first.job, "timeout_s": 0})["job"] == first.job
+    with pytest.raises(InvalidInput, match="status is a list argument"):
+        invoke(lab, "job_wait", {"job": first.job, "status": "failed"})
+    with pytest.raises(InvalidInput, match="limit, tool are list arguments"):
+        invoke(lab, "job_wait", {"job": first.job, "tool": "lab_status", "limit": 5})
+    with pytest.raises(InvalidInput, match="timeout_s waits for one job"):
+        invoke(lab, "job_wait", {"timeout_s": 5})
 
 
 SLOW_EVAL = """\
@@ -179,7 +201,7 @@ def test_a_campaigns_running_jobs_are_in_its_role_prompts(lab, trial_worktree):
     from sotalab.server.roles import campaign_state
 
     done = jobs.start(lab, "trial_get", {"trial": 2})
-    assert invoke(lab, "job_list", {"campaign": 1})["jobs"][0]["job"] == done.job
+    assert invoke(lab, "job_wait", {"campaign": 1})["jobs"][0]["job"] == done.job
     running = lab.db["jobs"].insert({"tool": "trial_evaluate", "arguments": '{"trial": 2}', "campaign_id": 1,
                                      "status": "running", "owner": jobs._this_process(),
                                      "created_at": "2026-01-01", "updated_at": "2026-01-01"}).last_pk

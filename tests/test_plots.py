@@ -57,7 +57,7 @@ def test_plots_are_valid_pngs_that_change_with_the_data(campaign):
 
 
 def test_run_telemetry_plot(campaign):
-    run = campaign.call("run_list", campaign=campaign.id, limit=1)["runs"][0]
+    run = campaign.call("run_wait", campaign=campaign.id, limit=1)["runs"][0]
     result = png(campaign.call, campaign.id, plot="telemetry", run=run["id"])
     assert result["run"] == run["id"]
     image, pixels = picture(result)

@@ -33,8 +33,28 @@ def test_run_start_wait_logs_metrics_list(lab, worktree, call, call_error):
     assert "takes no cursor, pattern" in call_error("run_logs", run=started["id"], mode="metrics", pattern="x", cursor=0)
     now = call("run_wait", run=started["id"], timeout_s=0)  # reads the status without waiting
     assert now == done
-    listed = call("run_list", status="succeeded")
+    listed = call("run_wait", status="succeeded")
     assert [r["id"] for r in listed["runs"]] == [started["id"]]
+
+
+def test_run_wait_without_a_run_lists_runs_and_refuses_mixed_modes(call, call_error, worktree):
+    """run_list folded into run_wait (#13): without `run` the page, newest first, filtered;
+    list filters with `run`, and a timeout_s without `run`, are refused, not ignored."""
+    first = call("run_start", command=["true"], cwd=str(worktree))
+    second = call("run_start", command=["false"], cwd=str(worktree))
+    for run in (first, second):
+        call("run_wait", run=run["id"], timeout_s=30)
+    page = call("run_wait")
+    assert [r["id"] for r in page["runs"]] == [second["id"], first["id"]] and page["total"] == 2
+    assert set(page) == {"runs", "total", "next_cursor"}
+    assert [r["id"] for r in call("run_wait", status="failed")["runs"]] == [second["id"]]
+    paged = call("run_wait", limit=1)
+    assert [r["id"] for r in paged["runs"]] == [second["id"]] and paged["next_cursor"]
+    assert [r["id"] for r in call("run_wait", limit=1, cursor=paged["next_cursor"])["runs"]] == [first["id"]]
+    assert call("run_wait", run=first["id"], timeout_s=0)["status"] == "succeeded"
+    assert "status is a list argument" in call_error("run_wait", run=first["id"], status="failed")
+    assert "limit, trial are list arguments" in call_error("run_wait", run=first["id"], trial=1, limit=5)
+    assert "timeout_s waits for one run" in call_error("run_wait", timeout_s=0)
 
 
 def test_grep_with_a_runaway_pattern_is_stopped_and_the_server_answers(lab, worktree, call, call_error, monkeypatch):
@@ -85,7 +105,7 @@ def test_run_start_refuses_a_trial_whose_files_are_frozen(lab, call, call_error,
     for status in ("evaluating", "evaluated"):
         trials.set_fields(lab, tid, status=status)
         assert "frozen" in call_error("run_start", command=["touch", "json.py"], trial=tid)
-    assert call("run_list", trial=tid)["total"] == 0
+    assert call("run_wait", trial=tid)["total"] == 0
 
 
 def test_run_start_refuses_bad_env_name(call_error, worktree):

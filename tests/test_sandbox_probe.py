@@ -138,7 +138,7 @@ def test_trial_evaluate_probe(tmp_path, host):
     held_out = [str(p) for p in workspaces.held_out_dir(camp.lab, camp.id).rglob("*") if p.is_file()][:3]
     (worktree / "train.py").write_text(probe_code(host, extra_paths(camp.lab) + held_out) + "\nraise SystemExit(3)\n")
     camp.call("trial_evaluate", trial=trial)
-    runs = camp.call("run_list", trial=trial)["runs"]
+    runs = camp.call("run_wait", trial=trial)["runs"]
     assert runs, "the evaluation started no run"
     text = "".join(camp.call("run_logs", run=r["id"], lines=50)["text"] for r in runs)
     assert_confined(probe_result(text), host)

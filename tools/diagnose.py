@@ -318,7 +318,7 @@ def record_fix_outcome(lab: Lab, env, fixes: str | None, campaign_id: int | None
 def _run_log(lab: Lab, run_id: int) -> tuple[str, int | None]:
     row = lab.db.execute("SELECT run_dir, campaign_id FROM runs WHERE id = ?", [run_id]).fetchone()
     if row is None:
-        raise NotFound(f"no run with id {run_id}", hint="list runs with run_list")
+        raise NotFound(f"no run with id {run_id}", hint="list runs with run_wait")
     run_dir = Path(row[0]) if row[0] else lab.path("runs", run_id)
     # The run log keeps its head and tail in separate files (see runs/logcap.py).
     parts = [run_dir / name for name in ("output.head", "output.tail.prev", "output.tail", "output.log")]

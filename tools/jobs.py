@@ -25,15 +25,16 @@ import psutil
 from pydantic import BaseModel, Field
 
 from . import ledger
-from .errors import LabError, NotFound
+from .errors import InvalidInput, LabError, NotFound
 from .home import Lab
 from .invoke import LEDGER_INT, encode_arguments, find_tool, invoke, parse_arguments
-from .paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
+from .paging import DEFAULT_LIMIT, MAX_LIMIT, refuse_list_arguments, select_page
 from .registry import Progress, tool
 
 JobStatus = Literal["running", "succeeded", "failed", "lost"]
 
 MAX_WAIT_S = 30  # one job_wait call: well inside every host's tool timeout (Codex: 60 s by default)
+WAIT_S = 20  # job_wait's default timeout_s
 SETTLE_S = 1.0  # a start waits this long, so quick work (a cache hit) answers in one call
 POLL_S = 0.5  # how often a wait looks at a job another server runs
 PROGRESS_WRITE_S = 0.5  # progress is written to the ledger at most this often
@@ -42,12 +43,9 @@ _finished: dict[int, threading.Event] = {}  # jobs this process runs, set when e
 
 
 class JobWaitIn(BaseModel):
-    job: int
-    timeout_s: float = Field(20, ge=0, le=MAX_WAIT_S,
-                             description="0 reads the status")
-
-
-class JobListIn(BaseModel):
+    job: int | None = Field(None, description="omit to list jobs")
+    timeout_s: float = Field(WAIT_S, ge=0, le=MAX_WAIT_S,
+                             description="with job: wait; 0 reads the status")
     status: JobStatus | None = None
     tool: str | None = Field(None, max_length=100)
     campaign: int | None = None
@@ -104,7 +102,7 @@ def _alive(owner: str) -> bool:
 def _row(lab: Lab, job_id: int) -> dict:
     rows = list(lab.db.query("SELECT * FROM jobs WHERE id = ?", [job_id]))
     if not rows:
-        raise NotFound(f"no job with id {job_id}", hint="list jobs with job_list")
+        raise NotFound(f"no job with id {job_id}", hint="list jobs with job_wait")
     row = rows[0]
     if row["status"] == "running" and job_id not in _finished and not _alive(row["owner"]):
         _end(lab, job_id, "lost", error="the server running this job stopped before it ended; "
@@ -194,10 +192,18 @@ def start(lab: Lab, name: str, arguments: dict[str, Any] | None, settle_s: float
 
 
 @tool(read_only=True)
-def job_wait(lab: Lab, args: JobWaitIn, progress: Progress) -> Job:
-    """Wait up to timeout_s for a job to end, with progress; its result once it ended.
+def job_wait(lab: Lab, args: JobWaitIn, progress: Progress) -> Job | JobPage:
+    """A job's result after waiting up to timeout_s for it to end, or without `job` jobs, paged.
 
-    Follow a job started by a long tool (env_build, repo_clone, paper_fetch, trial_evaluate, audits, finalize): wait up to timeout_s (at most 30) for it to end, relaying its progress, and return its status, with the tool's result or error once it ended. Call it again while status is running; timeout_s=0 only reads the status."""
+    With `job`: follow a job started by a long tool (env_build, repo_clone, paper_fetch, trial_evaluate, audits, finalize): wait up to timeout_s (at most 30) for it to end, relaying its progress, and return its status, with the tool's result or error once it ended. Call it again while status is running; timeout_s=0 only reads the status. List filters given with `job` are refused.
+
+    Without `job`: the jobs, newest first, filtered by status, tool or campaign, paged with `cursor`; it never waits, so a timeout_s other than the default is refused."""
+    if args.job is None:
+        if args.timeout_s != WAIT_S:
+            raise InvalidInput("timeout_s waits for one job; without `job` job_wait lists jobs at once",
+                               hint="give `job` to wait for it, or drop timeout_s to list")
+        return _list(lab, args)
+    refuse_list_arguments(args, "job", modes=("timeout_s",))
     deadline = time.monotonic() + args.timeout_s
     reported = None
     while True:
@@ -215,9 +221,7 @@ def job_wait(lab: Lab, args: JobWaitIn, progress: Progress) -> Job:
             time.sleep(min(POLL_S, remaining))
 
 
-@tool(read_only=True)
-def job_list(lab: Lab, args: JobListIn) -> JobPage:
-    """Jobs, newest first, filtered by status, tool or campaign, paged."""
+def _list(lab: Lab, args: JobWaitIn) -> JobPage:
     rows, total, cursor = select_page(lab.db, "jobs", {"status": args.status, "tool": args.tool,
                                                        "campaign_id": args.campaign},
                                       "id DESC", args.limit, args.cursor,

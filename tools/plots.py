@@ -175,7 +175,7 @@ def telemetry_png(series: dict, run_id: int) -> bytes:
 def run_series(lab: Lab, run_id: int) -> dict:
     rows = list(lab.db.query("SELECT run_dir FROM runs WHERE id = ?", [run_id]))
     if not rows:
-        raise NotFound(f"no run with id {run_id}", hint="list runs with run_list")
+        raise NotFound(f"no run with id {run_id}", hint="list runs with run_wait")
     return read_series(Path(rows[0]["run_dir"] or lab.path("runs", run_id)))
 
 
@@ -207,7 +207,7 @@ def plot(lab: Lab, campaign: int, kind: PlotKind = "progress", run: int | None =
         owner = lab.db.execute("SELECT campaign_id FROM runs WHERE id = ?", [run_id]).fetchone()
         if owner is None or owner[0] != view.id:
             raise NotFound(f"campaign {view.id} has no run {run_id}",
-                           hint=f"list its runs with run_list campaign={view.id}")
+                           hint=f"list its runs with run_wait campaign={view.id}")
         png = telemetry_png(run_series(lab, run_id), run_id)
         return PlotOut(campaign=view.id, kind=kind, run=run_id, images=[png_image(f"run {run_id} telemetry", png)])
     png = progress_png(view) if kind == "progress" else lineage_png(view)

@@ -208,7 +208,7 @@ class Demo:
                 self.note(f"environment ready and baseline evaluated cleanly (label {baseline['label']}): "
                           "nothing to repair")
                 return
-            runs = (await self.call("run_list", trial=baseline["id"], limit=1))["runs"]
+            runs = (await self.call("run_wait", trial=baseline["id"], limit=1))["runs"]
             if not runs:
                 raise DemoFailed(f"the baseline is labelled {baseline['label']} and has no run to diagnose")
             diagnosis = await self.call("env_diagnose", run=runs[0]["id"])
@@ -268,7 +268,7 @@ class Demo:
         self.role(7, "monitor", "runs, GPUs and budgets")
         cid = self.campaign["id"]
         # The newest few: a resumed campaign's audits have added dozens, too many for one result.
-        runs = await self.call("run_list", campaign=cid, limit=8)
+        runs = await self.call("run_wait", campaign=cid, limit=8)
         self.note(f"{runs['total']} supervised run(s) for this campaign, the newest {len(runs['runs'])}:")
         for run in runs["runs"]:
             t = run.get("telemetry") or {}

@@ -86,9 +86,9 @@ class Lab:
         return self.call("run_logs", run=started["id"], lines=2000)["text"]
 
     def scratch(self) -> Path:
-        """Where the server ran its own evaluation and audit steps, as run_list shows it
+        """Where the server ran its own evaluation and audit steps, as run_wait shows it
         (the nearest directory of it that still exists)."""
-        runs = self.call("run_list", trial=self.frozen, limit=50)["runs"]
+        runs = self.call("run_wait", trial=self.frozen, limit=50)["runs"]
         path = Path(next(r["cwd"] for r in runs if r["purpose"] in ("audit", "evaluation")))
         while not path.is_dir():
             path = path.parent

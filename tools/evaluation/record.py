@@ -35,7 +35,7 @@ def claim(lab: Lab, trial: trials.Trial) -> None:
                              "WHERE id = ? AND status != 'evaluating'", [ledger.now(), trial.id]).rowcount
     if not claimed:
         raise LabError(f"trial {trial.id} is being evaluated already",
-                       hint="wait for that evaluation (run_list trial=... shows its runs); a trial left "
+                       hint="wait for that evaluation (run_wait trial=... shows its runs); a trial left "
                             "evaluating by a server that died is reopened when the server starts")
 
 

@@ -20,7 +20,7 @@ TERMINAL = ("succeeded", "failed", "timeout", "cancelled", "lost")
 def get_row(lab: Lab, run_id: int) -> dict:
     rows = list(lab.db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
     if not rows:
-        raise NotFound(f"no run with id {run_id}", hint="list runs with run_list")
+        raise NotFound(f"no run with id {run_id}", hint="list runs with run_wait")
     return rows[0]
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 from .. import ledger
 from ..errors import InvalidInput, LabError
 from ..home import Lab
-from ..paging import DEFAULT_LIMIT, MAX_LIMIT, select_page
+from ..paging import DEFAULT_LIMIT, MAX_LIMIT, refuse_list_arguments, select_page
 from ..registry import Progress, tool
 from . import logcap, queue
 from .environments import RunEnvironment, for_env_id
@@ -61,8 +61,18 @@ class RunRef(BaseModel):
     run: int
 
 
-class RunWaitIn(RunRef):
-    timeout_s: float = Field(30, ge=0, le=30, description="block at most this long; 0 reads the status")
+RunStatus = Literal["queued", "running", "succeeded", "failed", "timeout", "cancelled", "lost"]
+WAIT_S = 30  # run_wait's default and most timeout_s
+
+
+class RunWaitIn(BaseModel):
+    run: int | None = Field(None, description="omit to list runs")
+    timeout_s: float = Field(WAIT_S, ge=0, le=WAIT_S, description="with run: wait; 0 reads the status")
+    status: RunStatus | None = None
+    trial: int | None = None
+    campaign: int | None = None
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    cursor: str | None = None
 
 
 LOG_ONLY = ("lines", "pattern", "cursor", "max_bytes")  # what mode=metrics refuses
@@ -74,14 +84,6 @@ class RunLogsIn(RunRef):
     pattern: str | None = Field(None, max_length=500, description="grep: a regex")
     cursor: int | None = Field(None, ge=0, description="cursor: a next_cursor (0: start)")
     max_bytes: int = Field(16_000, ge=256, le=MAX_LOG_BYTES)
-
-
-class RunListIn(BaseModel):
-    status: Literal["queued", "running", "succeeded", "failed", "timeout", "cancelled", "lost"] | None = None
-    trial: int | None = None
-    campaign: int | None = None
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    cursor: str | None = None
 
 
 class RunInfo(BaseModel):
@@ -271,14 +273,27 @@ def run_start(lab: Lab, args: RunStartIn) -> RunInfo:
 
 
 @tool(read_only=True)
-def run_wait(lab: Lab, args: RunWaitIn, progress: Progress) -> RunInfo:
-    """A run's status, after waiting up to timeout_s for it to end (0: at once).
+def run_wait(lab: Lab, args: RunWaitIn, progress: Progress) -> RunInfo | RunPage:
+    """A run's status after waiting up to timeout_s for it to end, or without `run` runs, paged.
 
-    Wait up to timeout_s (at most 30) for a run to end, sending progress while it
-    waits (its last log line and current CPU/memory); returns its status either way:
+    With `run`: wait up to timeout_s (at most 30) for it to end, sending progress while
+    it waits (its last log line and current CPU/memory); returns its status either way:
     outcome and reason, exit code, placement, sandbox layers, budget, telemetry summary,
     and while it runs its newest telemetry sample (`latest`). timeout_s=0 reads the
-    status without waiting. Call again to keep waiting."""
+    status without waiting. Call again to keep waiting; list filters are refused.
+
+    Without `run`: the runs, newest first, filtered by status, trial or campaign, paged
+    with `cursor`; it never waits, so a timeout_s other than the default is refused."""
+    if args.run is None:
+        if args.timeout_s != WAIT_S:
+            raise InvalidInput("timeout_s waits for one run; without `run` run_wait lists runs at once",
+                               hint="give `run` to wait for it, or drop timeout_s to list")
+        queue.dispatch(lab)
+        rows, total, cursor = select_page(lab.db, "runs", {"status": args.status, "trial_id": args.trial,
+                                                           "campaign_id": args.campaign},
+                                          "id DESC", args.limit, args.cursor)
+        return RunPage(runs=[run_info(r) for r in rows], total=total, next_cursor=cursor)
+    refuse_list_arguments(args, "run", modes=("timeout_s",))
     started = [None]
 
     def tick(row):
@@ -417,13 +432,3 @@ def run_cancel(lab: Lab, args: RunRef) -> RunInfo:
     run_wait to see it end."""
     queue.cancel(lab, args.run)
     return run_info(queue.get_row(lab, args.run))
-
-
-@tool(read_only=True)
-def run_list(lab: Lab, args: RunListIn) -> RunPage:
-    """Runs, newest first, filtered by status, trial or campaign, paged."""
-    queue.dispatch(lab)
-    rows, total, cursor = select_page(lab.db, "runs", {"status": args.status, "trial_id": args.trial,
-                                                       "campaign_id": args.campaign},
-                                      "id DESC", args.limit, args.cursor)
-    return RunPage(runs=[run_info(r) for r in rows], total=total, next_cursor=cursor)
