@@ -261,7 +261,7 @@ def build(lab: Lab, campaign_id: int, max_trials: int = MAX_VIEW_TRIALS) -> Camp
 
 @tool(read_only=True)
 def campaign_view(lab: Lab, args: ViewIn) -> CampaignView:
-    """One campaign at a glance (the dashboard): baseline, best claim, spend, trials, audits, runs.
+    """A campaign at a glance (the dashboard): baseline, best claim, trials, audits, runs.
 
     At most ``max_trials`` trials, the newest, and the baseline (fewer when long ones fill
     the result; ``trials_omitted`` says how many are left out).

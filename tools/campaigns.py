@@ -132,7 +132,7 @@ class CampaignCreate(BaseModel):
     data_paths: list[str] = Field(default_factory=list, description="where trials may add data files")
     budgets: Budgets = Field(default_factory=Budgets)
     repo_url: str | None = None
-    overlay: overlays.Overlay | None = Field(None, description="files and data splits the repository lacks")
+    overlay: overlays.Overlay | None = Field(None, description="files and splits the repo lacks")
 
     _globs = field_validator("protected_paths", "held_out_paths", "label_paths", "data_paths")(_check_globs)
 

@@ -85,8 +85,8 @@ class Execution(BaseModel):
 class ExecutionSet(BaseModel):
     campaign: int | None = Field(None, description="omit: the lab's default")
     executor: Executor | None = None
-    slurm: SlurmSettings | None = Field(None, description="replaces them all")
-    ray: RaySettings | None = Field(None, description="replaces them all")
+    slurm: SlurmSettings | None = None
+    ray: RaySettings | None = None
 
 
 class ExecutionOut(BaseModel):
@@ -124,7 +124,8 @@ def execution_set(lab: Lab, args: ExecutionSet) -> ExecutionOut:
     Choose where runs execute, for the lab or one campaign: the executor (local,
     docker, slurm, ray) and the cluster settings (Slurm partition, account, QoS, extra
     sbatch flags, CPUs per run, the nodes' Python; the Ray address). A campaign's
-    settings override the lab's; runs already submitted keep theirs."""
+    settings override the lab's; runs already submitted keep theirs. Settings given for
+    slurm or ray replace that executor's settings as a whole."""
     changes = args.model_dump(exclude={"campaign"}, exclude_none=True)
     if not changes:
         raise InvalidInput("nothing to set", hint="pass executor, slurm or ray")

@@ -66,7 +66,7 @@ def load(lab: Lab, idea_id: int) -> Idea:
 
 @tool()
 def idea_set(lab: Lab, args: IdeaSet) -> Idea:
-    """Queue an idea for a campaign, or with `idea` change one's text, type, risk, priority or status.
+    """Queue an idea, or with `idea` change one's text, type, risk, priority or status.
 
     Without `idea`: a new open idea in `campaign`, which needs `title` and `type`; risk
     defaults to medium, priority to 0 (higher runs first), description to empty.

@@ -43,9 +43,9 @@ _finished: dict[int, threading.Event] = {}  # jobs this process runs, set when e
 
 
 class JobWaitIn(BaseModel):
-    job: int | None = Field(None, description="omit to list jobs")
+    job: int | None = Field(None, description="omit to list")
     timeout_s: float = Field(WAIT_S, ge=0, le=MAX_WAIT_S,
-                             description="with job: wait; 0 reads the status")
+                             description="0: at once")
     status: JobStatus | None = None
     tool: str | None = Field(None, max_length=100)
     campaign: int | None = None
@@ -193,7 +193,7 @@ def start(lab: Lab, name: str, arguments: dict[str, Any] | None, settle_s: float
 
 @tool(read_only=True)
 def job_wait(lab: Lab, args: JobWaitIn, progress: Progress) -> Job | JobPage:
-    """A job's result after waiting up to timeout_s for it to end, or without `job` jobs, paged.
+    """A job's result after waiting up to timeout_s for it to end; without `job`, jobs.
 
     With `job`: follow a job started by a long tool (env_build, repo_clone, paper_fetch, trial_evaluate, audits, finalize): wait up to timeout_s (at most 30) for it to end, relaying its progress, and return its status, with the tool's result or error once it ended. Call it again while status is running; timeout_s=0 only reads the status. List filters given with `job` are refused.
 

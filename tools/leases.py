@@ -103,7 +103,7 @@ def holder(lab: Lab, kind: str, item_id: int) -> str | None:
 
 @tool()
 def lease_take(lab: Lab, args: ClaimIn) -> Claim | ClaimReleased | IdeaNext:
-    """Claim an idea/trial by id, or a campaign's next free idea, for ttl_s seconds; ttl_s=0 gives up.
+    """Claim an idea/trial, or a campaign's next free idea, for ttl_s seconds (0: give up).
 
     With kind and id: claim that idea or trial for ttl_s seconds, so no other agent works
     on it; claim again to renew. Refused while another agent's claim lives; an expired

@@ -303,8 +303,8 @@ def to_html(blocks: list[Block], title: str) -> str:
 class ReportIn(BaseModel):
     campaign: int
     to: Literal["files", "mlflow", "png"] = "files"
-    plot: PlotKind = Field("progress", description="to=png: which picture")
-    run: int | None = Field(None, description="plot=telemetry: default the latest")
+    plot: PlotKind = Field("progress", description="to=png")
+    run: int | None = Field(None, description="plot=telemetry")
 
 
 class ReportOut(BaseModel):
@@ -324,7 +324,7 @@ def report_folder(lab: Lab, view: CampaignView) -> Path:
 
 @tool(idempotent=True)
 def campaign_report(lab: Lab, args: ReportIn) -> ReportOut | ExportOut | PlotOut:
-    """Write the campaign's report (report.md/html) or its MLflow runs, or show one plot as PNG.
+    """Write the campaign's report (report.md/html) or MLflow runs, or show a plot (png).
 
     Write the campaign's report into the lab home (reports/campaign-<id>/): the objective
     and the paper table its reported number came from, the reproduction and its gap,

@@ -38,7 +38,7 @@ class RepoCloneIn(BaseModel):
     ref: str | None = Field(None, max_length=250, description="default: the remote's HEAD")
     shallow: bool = False
     submodules: bool = True
-    replace: bool = Field(False, description="discard this campaign's clone (before any trial)")
+    replace: bool = Field(False, description="discard the existing clone")
     upstream: str | None = Field(None, max_length=2000, description="public URL of a local mirror or copy")
     upstream_commit: str | None = Field(None, pattern=r"^[0-9a-f]{40}$", description="of a plain directory")
 

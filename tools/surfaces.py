@@ -94,7 +94,7 @@ def enforce(lab: Lab, trial: trials.Trial, repo: Path, base: str, head: str) -> 
 
 @tool(idempotent=True)
 def surfaces_set(lab: Lab, args: SurfacesSetIn) -> Surfaces | TrialSurface:
-    """Declare a campaign's surfaces (campaign, surfaces) or an open trial's (trial, surface).
+    """Declare a campaign's surfaces, or the surface an open trial works on.
 
     With campaign and surfaces: declare the campaign's surfaces, named sets of paths a
     specialist may change (optimizer, architecture, data pipeline...): name -> globs of

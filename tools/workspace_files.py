@@ -173,7 +173,7 @@ def _listing(root: Path, start: Path, args: ReadIn) -> ListOut:
 
 @tool(destructive=True)
 def workspace_write(lab: Lab, args: WriteIn) -> WriteOut | PatchOut:
-    """Write a file (path, content) or apply a diff (patch, all or nothing) in a trial's worktree.
+    """Write a file (path, content) or apply a diff (patch) in a trial's worktree.
 
     With path (relative to the worktree) and content (the file's complete new text):
     create or overwrite that text file (parents created); answers

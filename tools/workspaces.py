@@ -378,7 +378,7 @@ class SnapshotOut(BaseModel):
 class DiffIn(BaseModel):
     trial: int
     against: Literal["parent", "baseline"] = "parent"
-    committed: bool = Field(False, description="the scored snapshot, not the worktree")
+    committed: bool = Field(False, description="the scored snapshot")
     cursor: str | None = None
     limit: int = Field(DIFF_PAGE_CHARS, ge=1000, le=60_000, description="characters")
 

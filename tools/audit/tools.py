@@ -302,7 +302,7 @@ def audit_trial(lab: Lab, args: AuditIn, progress: Progress) -> Audit:
 
 @tool(read_only=True)
 def audit_get(lab: Lab, args: AuditGetIn) -> Audit | AuditPage:
-    """One audit with its evidence, or without `audit` the matching audits, newest first.
+    """One audit with its evidence, or without `audit` the matching audits, paged.
 
     With `audit`: the stored audit's overall verdict and reason, and every check with its
     evidence. Without: a page of audit summaries matching the filters, followed with
@@ -394,7 +394,7 @@ def _count_finalize_call(lab: Lab, campaign_id: int) -> int:
 
 @tool(job=True)
 def campaign_finalize(lab: Lab, args: FinalizeIn, progress: Progress) -> Finalization:
-    """The held-out final evaluation of the best claim against the baseline (3 per campaign).
+    """Held-out final evaluation of the best claim against the baseline (3 per campaign).
 
     The held-out final evaluation: the best trial with a valid full audit and the
     baseline, each once per seed, with the held-out paths mounted - the only path that

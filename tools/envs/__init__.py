@@ -169,7 +169,7 @@ class EnvBuildIn(BaseModel):
     detect: bool = Field(True, description="false: only the overrides count")
     backend: Backend = "venv"
     overrides: Overrides = Field(default_factory=Overrides)
-    fixes: str | None = Field(None, description="the failed env it repairs; default: the last")
+    fixes: str | None = Field(None, description="the failed env it repairs")
     dry_run: bool = Field(False, description="only plan it")
 
 
@@ -376,7 +376,7 @@ def _refuse_after_score(lab: Lab, campaign: campaigns.Campaign, env_id: str) -> 
 
 @tool(idempotent=True, open_world=True, job=True)
 def env_build(lab: Lab, args: EnvBuildIn, progress: Progress) -> EnvBuildOut | EnvDetectOut:
-    """Build or reuse a uv venv or Docker environment from the code's requirements (or plan it).
+    """Build or reuse a uv venv or Docker environment from the code (dry_run: plan it).
 
     Build (or reuse) an environment: detect the spec from the code (requirements*.txt,
     pyproject.toml, setup.cfg/setup.py, environment.yml pip section, README pip line),
@@ -436,7 +436,7 @@ def _plan(lab: Lab, args: EnvBuildIn) -> EnvDetectOut:
 
 @tool(read_only=True)
 def env_get(lab: Lab, args: EnvGetIn) -> EnvStatusOut | EnvPage:
-    """One environment with its build log's tail, or without `env` the environments, paged.
+    """One environment with its build log's tail, or without `env` environments, paged.
 
     One environment: status, spec, location, build timings and the last `tail_lines` of
     its build log. Without `env`: environments, newest first, filtered by campaign,

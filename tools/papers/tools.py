@@ -40,7 +40,7 @@ IMAGE_BUDGET_BYTES = 55_000  # base64 makes it about 73k characters: one result 
 
 class PaperSearchIn(BaseModel):
     query: str = Field(..., min_length=1, max_length=500,
-                       description="e.g. 'sharpness aware minimization', 'ti:resnet AND au:he'")
+                       description="e.g. 'ti:resnet AND au:he'")
     max_results: int = Field(10, ge=1, le=50)
     sort: Literal["relevance", "submitted", "updated"] = "relevance"
 
@@ -84,8 +84,8 @@ def paper_search(lab: Lab, args: PaperSearchIn) -> PaperSearchOut:
 
 class PaperFetchIn(BaseModel):
     source: str = Field(..., min_length=1, max_length=2000,
-                        description="arXiv id, abs/pdf URL, PDF URL, or local PDF path")
-    campaign: int | None = Field(None, description="link the paper to this campaign")
+                        description="arXiv id, URL, or local PDF")
+    campaign: int | None = None
 
 
 class OutlineEntry(BaseModel):
@@ -295,7 +295,7 @@ class PaperTablesIn(BaseModel):
     limit: int = Field(5, ge=1, le=50)
     cursor: str | None = None
     max_rows: int = Field(200, ge=1, le=1000, description="per table")
-    cell_boxes: bool = Field(False, description="each cell's box on its page too")
+    cell_boxes: bool = False
 
 
 class Region(BaseModel):
@@ -441,7 +441,7 @@ def paper_results(lab: Lab, args: PaperResultsIn) -> PaperResultsOut:
 class PaperPageImageIn(BaseModel):
     paper: str = Field(..., min_length=1, max_length=2000)
     page: int | None = Field(None, ge=1)
-    region: list[float] | None = Field(None, min_length=4, max_length=4, description="a bbox, in PDF points")
+    region: list[float] | None = Field(None, min_length=4, max_length=4, description="bbox in PDF points")
     table: str | None = Field(None, max_length=20, description="a table id: its region")
     max_side: int = Field(1400, ge=200, le=2000, description="pixels")
 

@@ -37,15 +37,15 @@ class RunBudget(BaseModel):
 
 class RunStartIn(BaseModel):
     command: list[str] = Field(..., min_length=1, max_length=1000, description="argv, no shell")
-    trial: int | None = Field(None, description="an open trial: runs in its worktree")
-    cwd: str | None = Field(None, description="or a directory in an open trial's worktree")
+    trial: int | None = Field(None, description="an open trial's worktree")
+    cwd: str | None = Field(None, description="or a directory inside one")
     env: dict[str, str] = Field(default_factory=dict, description="extra variables")
-    environment: str | None = Field(None, max_length=200, description="env id or 'server'; default: the campaign's")
+    environment: str | None = Field(None, max_length=200, description="env id or 'server'")
     executor: Literal["local", "docker", "slurm", "ray"] | None = Field(None, description="default: the campaign's")
     cpus: int | None = Field(None, ge=1, le=512, description="slurm/ray")
-    image: str | None = Field(None, description="docker; default sotalab-base:bookworm")
+    image: str | None = Field(None, description="docker")
     gpus: int | list[int] | Literal["auto"] = Field(0, description="a count, indices, or 'auto'")
-    gpu_memory_gb: float | None = Field(None, gt=0, description="needed; lets runs share a GPU")
+    gpu_memory_gb: float | None = Field(None, gt=0, description="to share a GPU")
     budget: RunBudget = Field(default_factory=RunBudget)
     telemetry_hz: float = Field(1.0, ge=0.1, le=10)
 
@@ -66,8 +66,8 @@ WAIT_S = 30  # run_wait's default and most timeout_s
 
 
 class RunWaitIn(BaseModel):
-    run: int | None = Field(None, description="omit to list runs")
-    timeout_s: float = Field(WAIT_S, ge=0, le=WAIT_S, description="with run: wait; 0 reads the status")
+    run: int | None = Field(None, description="omit to list")
+    timeout_s: float = Field(WAIT_S, ge=0, le=WAIT_S, description="0: at once")
     status: RunStatus | None = None
     trial: int | None = None
     campaign: int | None = None
@@ -274,7 +274,7 @@ def run_start(lab: Lab, args: RunStartIn) -> RunInfo:
 
 @tool(read_only=True)
 def run_wait(lab: Lab, args: RunWaitIn, progress: Progress) -> RunInfo | RunPage:
-    """A run's status after waiting up to timeout_s for it to end, or without `run` runs, paged.
+    """A run's status after waiting up to timeout_s for it to end; without `run`, runs.
 
     With `run`: wait up to timeout_s (at most 30) for it to end, sending progress while
     it waits (its last log line and current CPU/memory); returns its status either way:
