@@ -26,7 +26,7 @@ AREAS: dict[str, tuple[str, ...]] = {
             "note_add", "note_search", "job_wait", "workspace_diff"),
     "papers": ("paper_search", "paper_fetch", "paper_read", "paper_tables", "paper_results", "paper_page_image"),
     "code": ("repo_clone", "workspace_read", "workspace_write", "workspace_diff", "trial_snapshot"),
-    "envs": ("env_build", "env_get", "env_diagnose", "env_fix_record"),
+    "envs": ("env_build", "env_get", "env_diagnose"),
     "runs": ("run_start", "run_wait", "run_logs", "run_cancel", "lab_status"),
     "evaluation": ("trial_evaluate", "audit_trial", "audit_get", "campaign_finalize", "campaign_report"),
     "team": ("lease_take", "campaign_view", "surfaces_set", "parent_pick"),

@@ -199,7 +199,9 @@ def test_run_log_diagnosis_and_recorded_fix(call, lab, campaign):
     assert "scikit-learn" in finding["fixes"][0]
     # Diagnosing again updates the same memory instead of piling up copies.
     assert call("env_diagnose", run=1)["findings"][0]["memory_id"] == finding["memory_id"]
-    call("env_fix_record", memory=finding["memory_id"], fix="added scikit-learn", worked=True)
+    recorded = call("env_diagnose", memory=finding["memory_id"], fix="added scikit-learn", worked=True)
+    assert recorded == {"memory": finding["memory_id"], "signature": "missing_module:sklearn",
+                        "fix": "added scikit-learn", "worked": True}
     later = call("env_diagnose", log="ModuleNotFoundError: No module named 'sklearn.metrics'")["findings"][0]
     assert later["known_fixes"][0] == later["known_fixes"][0] | {"fix": "added scikit-learn", "worked": True}
 
@@ -226,6 +228,28 @@ def test_signatures(call, line, signature):
 
 def test_clean_log_has_no_findings(call):
     assert call("env_diagnose", log="all good\n")["findings"] == []
+
+
+def test_diagnose_takes_exactly_one_mode(call, call_error, lab):
+    """env_diagnose diagnoses one of env, run or log, or records memory+fix+worked; nothing in between."""
+    [finding] = call("env_diagnose", log="ModuleNotFoundError: No module named 'cv2'\n")["findings"]
+    assert finding["memory_id"] is None  # a log given as text is not remembered
+    memory = lab.db["failure_memories"].insert({"signature": "missing_module:cv2", "detail": "", "evidence": "[]",
+                                                "fix": "", "created_at": "t", "updated_at": "t"}).last_pk
+    recorded = call("env_diagnose", memory=memory, fix="added opencv-python-headless", worked=False)
+    assert recorded == {"memory": memory, "signature": "missing_module:cv2", "fix": "added opencv-python-headless",
+                        "worked": False}
+    known = call("env_diagnose", log="ModuleNotFoundError: No module named 'cv2'\n")["findings"][0]["known_fixes"]
+    assert known[0] == known[0] | {"memory_id": memory, "fix": "added opencv-python-headless", "worked": False}
+    assert "exactly one of env, run or log" in call_error("env_diagnose")
+    assert "exactly one of env, run or log (got run, log)" in call_error("env_diagnose", run=1, log="x")
+    message = call_error("env_diagnose", log="x", memory=memory, fix="y", worked=True)
+    assert "give one or the other" in message and "memory, fix and worked" in message
+    message = call_error("env_diagnose", memory=memory, fix="y")
+    assert "missing worked" in message
+    assert "missing memory, fix" in call_error("env_diagnose", worked=True)
+    assert "no failure memory 999" in call_error("env_diagnose", memory=999, fix="y", worked=True)
+    assert lab.db["failure_memories"].get(memory)["fix"] == "added opencv-python-headless"
 
 
 # --- what detection says, index options, the frozen environment -------------------------------

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from . import ledger
 from .repo_project import own_project
@@ -330,23 +330,14 @@ class DiagnoseIn(BaseModel):
     env: str | None = Field(None, description="a failed build")
     run: int | None = Field(None, description="a failed run")
     log: str | None = Field(None, max_length=MAX_LOG_CHARS, description="a log (not remembered)")
-
-    @model_validator(mode="after")
-    def _one(self):
-        if sum(x is not None for x in (self.env, self.run, self.log)) != 1:
-            raise ValueError("give exactly one of env, run or log")
-        return self
+    memory: int | None = Field(None, description="failure memory id")
+    fix: str | None = Field(None, min_length=1, max_length=2000, description="what was changed")
+    worked: bool | None = None
 
 
 class Diagnosis(BaseModel):
     findings: list[Finding]
     summary: str = Field(description="one line: the signatures found, or that none matched")
-
-
-class FixRecordIn(BaseModel):
-    memory: int = Field(..., description="failure memory id (env_diagnose)")
-    fix: str = Field(..., min_length=1, max_length=2000, description="what was changed")
-    worked: bool
 
 
 class FixRecordOut(BaseModel):
@@ -356,22 +347,50 @@ class FixRecordOut(BaseModel):
     worked: bool
 
 
-@tool(idempotent=True)
-def env_diagnose(lab: Lab, args: DiagnoseIn) -> Diagnosis:
-    """Classify a failed build or run from its log, with evidence and fixes.
+def _mode(args: DiagnoseIn) -> str:
+    """Which of env_diagnose's modes the arguments ask for; InvalidInput unless exactly one."""
+    sources = [k for k in ("env", "run", "log") if getattr(args, k) is not None]
+    record = [k for k in ("memory", "fix", "worked") if getattr(args, k) is not None]
+    if record and sources:
+        raise InvalidInput(f"{', '.join(record)} record a fix; {', '.join(sources)} diagnose a log: give one or the other",
+                           hint="diagnose with exactly one of env, run or log; record with memory, fix and worked")
+    if record:
+        missing = [k for k in ("memory", "fix", "worked") if getattr(args, k) is None]
+        if missing:
+            raise InvalidInput(f"recording a fix needs memory, fix and worked; missing {', '.join(missing)}",
+                               hint="pass " + ", ".join(missing) + " (memory ids come from env_diagnose's findings)")
+        return "record"
+    if len(sources) != 1:
+        raise InvalidInput("give exactly one of env, run or log" + (f" (got {', '.join(sources)})" if sources else ""),
+                           hint="or memory, fix and worked to record whether a fix worked")
+    return sources[0]
 
-    Classify a failed environment build or run from its log: missing module, no
-    matching distribution, version conflict, missing compiler/header, CUDA/driver
-    mismatch, sandbox base image missing, network unreachable, disk full, out of memory.
-    Each finding has evidence lines and concrete fixes, plus fixes that worked before for
-    the same signature (in any campaign) - try those first. Findings are stored as
-    failure memories."""
-    if args.env is not None:
+
+@tool(idempotent=True)
+def env_diagnose(lab: Lab, args: DiagnoseIn) -> Diagnosis | FixRecordOut:
+    """Classify a failed build or run (env, run or log), or record whether a fix for a memory worked.
+
+    Diagnose (exactly one of env, run or log): classify a failed environment build or
+    run from its log: missing module, no matching distribution, version conflict,
+    missing compiler/header, CUDA/driver mismatch, sandbox base image missing, network
+    unreachable, disk full, out of memory. Each finding has evidence lines and concrete
+    fixes, plus fixes that worked before for the same signature (in any campaign) - try
+    those first. Findings from env or run are stored as failure memories (memory_id); a
+    log given as text is not remembered.
+
+    Record (memory, fix and worked, all three): the fix tried for a failure memory and
+    whether it worked, so the next diagnosis of the same signature (any campaign) offers
+    it first. (env_build records this on its own when it rebuilds a failed environment
+    with a changed spec.)"""
+    mode = _mode(args)
+    if mode == "record":
+        return _record_fix(lab, args.memory, args.fix, args.worked)
+    if mode == "env":
         row = lab.db.execute("SELECT status FROM environments WHERE id = ?", [args.env]).fetchone()
         if row is None:
             raise NotFound(f"no environment {args.env!r}", hint="list environments with env_get")
         findings = diagnose_env_failure(lab, args.env)
-    elif args.run is not None:
+    elif mode == "run":
         text, campaign_id = _run_log(lab, args.run)
         findings = classify(text)
         if campaign_id is not None:
@@ -385,16 +404,10 @@ def env_diagnose(lab: Lab, args: DiagnoseIn) -> Diagnosis:
     return Diagnosis(findings=findings, summary=summary)
 
 
-@tool(idempotent=True)
-def env_fix_record(lab: Lab, args: FixRecordIn) -> FixRecordOut:
-    """Record whether a fix worked (fixes that worked are offered first).
-
-    Record the fix tried for a failure memory and whether it worked, so the next
-    diagnosis of the same signature (any campaign) offers it first. (env_build records
-    this on its own when it rebuilds a failed environment with a changed spec.)"""
-    row = lab.db.execute("SELECT signature FROM failure_memories WHERE id = ?", [args.memory]).fetchone()
+def _record_fix(lab: Lab, memory: int, fix: str, worked: bool) -> FixRecordOut:
+    """Record the fix tried for a failure memory and whether it worked."""
+    row = lab.db.execute("SELECT signature FROM failure_memories WHERE id = ?", [memory]).fetchone()
     if row is None:
-        raise InvalidInput(f"no failure memory {args.memory}", hint="memory ids come from env_diagnose")
-    lab.db["failure_memories"].update(args.memory, {"fix": args.fix, "worked": int(args.worked),
-                                                    "updated_at": ledger.now()})
-    return FixRecordOut(memory=args.memory, signature=row[0], fix=args.fix, worked=args.worked)
+        raise InvalidInput(f"no failure memory {memory}", hint="memory ids come from env_diagnose")
+    lab.db["failure_memories"].update(memory, {"fix": fix, "worked": int(worked), "updated_at": ledger.now()})
+    return FixRecordOut(memory=memory, signature=row[0], fix=fix, worked=worked)
