@@ -10,7 +10,7 @@ slurm-wlm and munge, and root to start the daemons).
    of the same command with the same resources, to the last job COMPLETED.
 2. Agents under that load: while the runs go, ``--agents`` more clients (each its own
    official-SDK session over HTTP) call light tools in a loop (idea_list, note_add,
-   run_wait, leaderboard, trial_get); p50/p99 of their calls, against the same calls
+   run_wait, trial_get ranked=true, trial_get); p50/p99 of their calls, against the same calls
    on the same server with no run in flight.
 """
 
@@ -74,7 +74,7 @@ async def agent_loop(url: str, campaign: int, trial: int, stop: asyncio.Event, l
     async with http_session(f"{url}/mcp") as session:
         calls = [("idea_list", {"campaign": campaign, "limit": 10}),
                  ("note_add", {"campaign": campaign, "title": f"agent {n}", "body": "observation"}),
-                 ("run_wait", {"limit": 10}), ("leaderboard", {"campaign": campaign}),
+                 ("run_wait", {"limit": 10}), ("trial_get", {"campaign": campaign, "ranked": True}),
                  ("trial_get", {"trial": trial})]
         i = 0
         while not stop.is_set():

@@ -133,7 +133,7 @@ def campaign_state(lab: Lab, campaign_id: int) -> str:
              f"- Baseline trial: {c['baseline_trial_id'] or 'none yet'}; trials: {c['trial_count']}; "
              f"spent: {c['spent'] or 'nothing'}", ""]
 
-    board = invoke(lab, "leaderboard", {"campaign": campaign_id, "limit": STATE_ROWS})
+    board = invoke(lab, "trial_get", {"campaign": campaign_id, "ranked": True, "limit": STATE_ROWS})
     lines.append("### Best trials")
     lines += [f"{e['rank']}. trial {e['trial']['id']} ({e['trial']['kind']}, {e['trial']['label']}): "
               f"{_number(e['trial']['score'])}"

@@ -22,7 +22,7 @@ ALWAYS = ("job_wait",)
 
 AREAS: dict[str, tuple[str, ...]] = {
     "lab": ("lab_status", "campaign_create", "campaign_get", "campaign_update", "campaign_view",
-            "leaderboard", "trial_create", "trial_get", "idea_set", "idea_list",
+            "trial_create", "trial_get", "idea_set", "idea_list",
             "note_add", "note_search", "job_wait", "workspace_diff"),
     "papers": ("paper_search", "paper_fetch", "paper_read", "paper_tables", "paper_results", "paper_page_image"),
     "code": ("repo_clone", "workspace_read", "workspace_write", "workspace_diff", "trial_snapshot"),
@@ -34,7 +34,7 @@ AREAS: dict[str, tuple[str, ...]] = {
 }
 
 DEFAULT = (
-    "lab_status", "campaign_create", "campaign_get", "campaign_update", "leaderboard",
+    "lab_status", "campaign_create", "campaign_get", "campaign_update",
     "trial_create", "trial_get", "idea_set", "idea_list", "note_add",
     "campaign_view", "paper_fetch", "paper_read", "paper_results", "repo_clone", "workspace_read",
     "workspace_write", "workspace_diff", "trial_snapshot", "env_build",

@@ -98,8 +98,9 @@ def test_audits_are_stored_listed_and_feed_the_claims_leaderboard(tinynet):
     second = tinynet.call("audit_get", campaign=tinynet.id, limit=1, cursor=first["next_cursor"])
     assert second["audits"][0]["id"] < first["audits"][0]["id"]  # newest first
 
-    everything = [e["trial"]["id"] for e in tinynet.call("leaderboard", campaign=tinynet.id, limit=50)["entries"]]
-    claims = [e["trial"]["id"] for e in tinynet.call("leaderboard", campaign=tinynet.id, limit=50,
+    everything = [e["trial"]["id"]
+                  for e in tinynet.call("trial_get", ranked=True, campaign=tinynet.id, limit=50)["entries"]]
+    claims = [e["trial"]["id"] for e in tinynet.call("trial_get", ranked=True, campaign=tinynet.id, limit=50,
                                                          claims_only=True)["entries"]]
     assert cheat in everything and cheat not in claims  # its fake 0.9731 tops the raw board, never the claims
     assert honest in claims and tinynet.baseline not in claims
@@ -117,7 +118,7 @@ def test_finalize_evaluates_the_best_claim_and_baseline_on_held_out_data_a_limit
     for name in ("honest_normalise", "honest_learning_rate"):
         tinynet.call("audit_trial", trial=tinynet.trial(name), depth="full")
     final = tinynet.call("campaign_finalize", campaign=tinynet.id, seeds=2)
-    claims = tinynet.call("leaderboard", campaign=tinynet.id, claims_only=True, limit=50)["entries"]
+    claims = tinynet.call("trial_get", ranked=True, campaign=tinynet.id, claims_only=True, limit=50)["entries"]
     assert final["best"]["trial"] == claims[0]["trial"]["id"]  # the highest-scoring claim
     assert final["baseline"]["trial"] == tinynet.baseline
     assert len(final["best"]["scores"]) == 2 and final["best"]["scores"].keys() == final["baseline"]["scores"].keys()

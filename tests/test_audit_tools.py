@@ -36,17 +36,30 @@ def test_claims_leaderboard_counts_only_the_latest_full_audit(lab, call):
     store_audit(lab, campaign, b, "quick", "valid")    # quick audits never make a claim
     store_audit(lab, campaign, c, "full", "inconclusive")
     store_audit(lab, campaign, c, "full", "valid")
-    claims = call("leaderboard", campaign=campaign, claims_only=True)["entries"]
+    claims = call("trial_get", ranked=True, campaign=campaign, claims_only=True)["entries"]
     assert [e["trial"]["id"] for e in claims] == [c]
-    assert [e["trial"]["id"] for e in call("leaderboard", campaign=campaign)["entries"]] == [a, b, c, base]
+    assert [e["trial"]["id"] for e in call("trial_get", ranked=True, campaign=campaign)["entries"]] == [a, b, c, base]
 
 
 def test_a_claim_lapses_when_the_trials_code_changes_after_its_audit(lab, call):
     campaign, (_, a) = make_trials(lab, call, [0.5, 0.9])
     store_audit(lab, campaign, a, "full", "valid")
-    assert [e["trial"]["id"] for e in call("leaderboard", campaign=campaign, claims_only=True)["entries"]] == [a]
+    claims = call("trial_get", ranked=True, campaign=campaign, claims_only=True)["entries"]
+    assert [e["trial"]["id"] for e in claims] == [a]
     lab.db["trials"].update(a, {"commit_sha": "a-later-commit"})  # snapshot and re-evaluation after the audit
-    assert call("leaderboard", campaign=campaign, claims_only=True)["entries"] == []
+    assert call("trial_get", ranked=True, campaign=campaign, claims_only=True)["entries"] == []
+
+
+def test_ranked_claims_only_combines_with_kind(lab, call):
+    campaign, (base, a, b) = make_trials(lab, call, [0.5, 0.9, 0.7])
+    lab.db["trials"].update(b, {"kind": "code"})
+    for trial in (a, b):
+        store_audit(lab, campaign, trial, "full", "valid")
+    claims = call("trial_get", campaign=campaign, ranked=True, claims_only=True)["entries"]
+    assert [e["trial"]["id"] for e in claims] == [a, b]
+    coded = call("trial_get", campaign=campaign, ranked=True, claims_only=True, kind="code")["entries"]
+    assert [(e["rank"], e["trial"]["id"]) for e in coded] == [(1, b)]
+    assert base not in [e["trial"]["id"] for e in claims]
 
 
 def test_audit_get_one_or_a_page(lab, call, call_error):
@@ -92,7 +105,7 @@ def test_leaderboard_ranks_on_the_audited_multi_seed_mean(lab, call):
     # The lucky trial's single evaluation was 0.9; its audit measured 0.62 over 8 seeds.
     lab.db["trials"].update(lucky, {"audited_mean": 0.62, "audited": ledger.dumps(
         {"audit": 1, "mean": 0.62, "interval": [0.01, 0.2], "seeds": 8})})
-    entries = call("leaderboard", campaign=campaign)["entries"]
+    entries = call("trial_get", ranked=True, campaign=campaign)["entries"]
     assert [e["trial"]["id"] for e in entries] == [steady, lucky, base]
     assert entries[1]["audited_mean"] == 0.62 and entries[1]["audited_seeds"] == 8
 

@@ -60,7 +60,7 @@ def test_cheat_is_defeated(tinynet, name):
     if outcome.audit and outcome.audit["verdict"] == "invalid":
         assert outcome.label == "disqualified" or tinynet.call("trial_get", trial=outcome.trial)["label"] == \
             "disqualified"
-    claims = tinynet.call("leaderboard", campaign=tinynet.id, claims_only=True, limit=50)["entries"]
+    claims = tinynet.call("trial_get", ranked=True, campaign=tinynet.id, claims_only=True, limit=50)["entries"]
     assert outcome.trial not in [e["trial"]["id"] for e in claims]
 
 

@@ -157,7 +157,7 @@ def test_leaderboard_is_direction_aware_and_skips_unscored(lab, call):
     ids = [call("trial_create", campaign=cid, kind="param")["id"] for _ in range(3)]
     for trial_id, score in zip([base, *ids[:2]], [0.5, 0.9, 0.7]):
         lab.db["trials"].update(trial_id, {"score": score})  # as the evaluation path would
-    board = call("leaderboard", campaign=cid)
+    board = call("trial_get", ranked=True, campaign=cid)
     assert [e["trial"]["id"] for e in board["entries"]] == [ids[0], ids[1], base]
     assert ids[2] not in [e["trial"]["id"] for e in board["entries"]]
     loss = make_campaign(call, name="loss", objective={"metric": "loss", "direction": "min"})["id"]
@@ -165,7 +165,7 @@ def test_leaderboard_is_direction_aware_and_skips_unscored(lab, call):
     others = [call("trial_create", campaign=loss, kind="param")["id"] for _ in range(2)]
     for trial_id, score in zip([base, *others], [0.5, 0.9, 0.7]):
         lab.db["trials"].update(trial_id, {"score": score})
-    board = call("leaderboard", campaign=loss)
+    board = call("trial_get", ranked=True, campaign=loss)
     assert [e["trial"]["score"] for e in board["entries"]] == [0.5, 0.7, 0.9]
 
 
@@ -305,7 +305,7 @@ def test_lineage_and_leaderboard_bound_their_output(lab, call, n):
     lineage = call("trial_get", trial=base, lineage=True)
     assert lineage["descendants"] == trials.LINEAGE_NODES and lineage["truncated"]
     assert trials.lineage(lab, base, max_nodes=100).descendants == 100
-    assert len(call("leaderboard", campaign=cid, limit=200)["entries"]) == 200
+    assert len(call("trial_get", ranked=True, campaign=cid, limit=200)["entries"]) == 200
 
 
 def test_racing_for_the_baseline_and_the_last_trial_has_one_winner(tmp_path):
@@ -454,9 +454,41 @@ def test_leaderboard_ties_share_a_rank(lab, call):
     ids += [call("trial_create", campaign=cid, kind="param")["id"] for _ in range(4)]
     for trial_id, score in zip(ids, [0.5, 0.9, 0.7, 0.9, 0.7]):
         lab.db["trials"].update(trial_id, {"score": score})  # as the evaluation path would
-    board = call("leaderboard", campaign=cid)["entries"]
+    board = call("trial_get", ranked=True, campaign=cid)["entries"]
     assert [(e["rank"], e["trial"]["id"]) for e in board] == [
         (1, ids[1]), (1, ids[3]), (3, ids[2]), (3, ids[4]), (5, ids[0])]  # equal scores: older first, same rank
+
+
+def test_trial_get_ranked_is_the_leaderboard_and_refuses_what_it_cannot_honour(lab, call, call_error):
+    cid = make_campaign(call)["id"]
+    ids = [call("trial_create", campaign=cid, kind="baseline")["id"]]
+    ids += [call("trial_create", campaign=cid, kind="param" if i % 2 else "code")["id"] for i in range(14)]
+    unscored = call("trial_create", campaign=cid, kind="param")["id"]
+    for i, trial_id in enumerate(ids):
+        lab.db["trials"].update(trial_id, {"score": i / 100})  # as the evaluation path would
+    board = call("trial_get", campaign=cid, ranked=True)
+    assert (board["campaign"], board["metric"], board["direction"]) == (cid, "accuracy", "max")
+    assert [e["trial"]["id"] for e in board["entries"]] == ids[::-1][:trials.RANKED_LIMIT]  # best first, 10
+    assert [e["rank"] for e in board["entries"]] == list(range(1, 11))
+    every = call("trial_get", campaign=cid, ranked=True, limit=50)["entries"]
+    assert [e["trial"]["id"] for e in every] == ids[::-1] and unscored not in [e["trial"]["id"] for e in every]
+    code = call("trial_get", campaign=cid, ranked=True, kind="code", limit=3)["entries"]
+    assert [e["trial"]["kind"] for e in code] == ["code"] * 3
+    assert [e["trial"]["id"] for e in code] == [t for t in ids[::-1] if t in ids[1::2]][:3]
+    assert call("trial_get", campaign=cid, ranked=True, claims_only=True)["entries"] == []  # nothing audited
+    # The plain list is unchanged: oldest first, 50 by default.
+    assert [t["id"] for t in call("trial_get", campaign=cid)["trials"]] == [*ids, unscored]
+
+    assert "needs a campaign" in call_error("trial_get", ranked=True)
+    assert "with `trial`" in call_error("trial_get", trial=ids[0], ranked=True)
+    assert "goes with ranked=true" in call_error("trial_get", campaign=cid, claims_only=True)
+    assert "goes with ranked=true" in call_error("trial_get", trial=ids[0], claims_only=True)
+    for refused in ({"label": "keep"}, {"status": "open"}, {"parent": ids[0]}, {"scored": True}, {"cursor": "10"}):
+        message = call_error("trial_get", campaign=cid, ranked=True, **refused)
+        assert f"{next(iter(refused))} cannot go with ranked=true" in message
+    assert "label, cursor cannot" in call_error("trial_get", campaign=cid, ranked=True, label="keep", cursor="1")
+    # Explicit defaults of the ranking's flags do not trip the one-trial refusal.
+    assert call("trial_get", trial=ids[0], ranked=False, claims_only=False)["id"] == ids[0]
 
 
 def test_a_note_on_a_trial_belongs_to_the_trials_campaign(call, call_error):

@@ -93,7 +93,7 @@ def test_the_numbers_on_the_page_are_the_ledgers(lab_state, server, browser):
         assert shown["score"] == ("-" if score is None else f"{score:.4f}")
         for seed, value in (ledger.loads(rows[trial_id]["seed_scores"], {}) or {}).items():
             assert f"{seed}: {value:.4f}" in shown["seeds"]
-    claim = call(lab, "leaderboard", campaign=cid, claims_only=True, limit=1)["entries"][0]["trial"]
+    claim = call(lab, "trial_get", ranked=True, campaign=cid, claims_only=True, limit=1)["entries"][0]["trial"]
     assert number(page["claim"]) == pytest.approx(claim["score"], abs=5e-5)
     final = json.loads(lab.db.execute("SELECT result FROM finalizations WHERE campaign_id = ? ORDER BY id DESC",
                                       [cid]).fetchone()[0])
@@ -117,7 +117,7 @@ def test_a_hostile_hypothesis_stays_text(lab_state, server, browser):
 
 def test_a_lineage_click_shows_the_trials_committed_diff(lab_state, server, browser):
     lab, cid = lab_state["lab"], lab_state["campaign"]
-    winner = call(lab, "leaderboard", campaign=cid, claims_only=True, limit=1)["entries"][0]["trial"]["id"]
+    winner = call(lab, "trial_get", ranked=True, campaign=cid, claims_only=True, limit=1)["entries"][0]["trial"]["id"]
     show(browser, server, f"campaign/{cid}", f"document.querySelector('g.tree-node[data-trial=\"{winner}\"]')")
     click(browser, f'g.tree-node[data-trial="{winner}"]')
     diff = browser.wait_for("document.getElementById('diff')?.textContent")

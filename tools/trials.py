@@ -66,6 +66,8 @@ class TrialGetIn(BaseModel):
     trial: int | None = Field(None, description="omit to list")
     lineage: bool = False
     campaign: int | None = None
+    ranked: bool = False
+    claims_only: bool = Field(False, description="ranked: valid claims only")
     kind: Kind | None = None
     label: Label | None = None
     status: str | None = None
@@ -121,11 +123,8 @@ class Lineage(BaseModel):
                                         "call trial_get (lineage=true) on a listed descendant to see below it")
 
 
-class LeaderboardIn(BaseModel):
-    campaign: int
-    limit: int = Field(10, ge=1, le=MAX_LIMIT)
-    kind: Kind | None = None
-    claims_only: bool = Field(False, description="a valid full audit of the current commit")
+RANKED_LIMIT = 10  # ranked=true's page size when `limit` is not given
+RANKED_REFUSES = ("label", "status", "parent", "scored", "cursor")  # list filters a ranking cannot honour
 
 
 class LeaderboardEntry(BaseModel):
@@ -230,22 +229,38 @@ def trial_create(lab: Lab, args: TrialCreate) -> Trial:
 
 
 @tool(read_only=True)
-def trial_get(lab: Lab, args: TrialGetIn) -> Trial | TrialPage | Lineage:
-    """One trial in full or its lineage tree (lineage=true), or without `trial` a filtered page of trials.
+def trial_get(lab: Lab, args: TrialGetIn) -> Trial | TrialPage | Lineage | Leaderboard:
+    """One trial (or its lineage=true tree), or without `trial` trials filtered, or ranked=true best first.
 
     With `trial`: its hypothesis, lineage position, commit, evaluator-owned score and
     per-seed metrics, label, and cost (its evaluations', and its side runs' from run_start
-    under cost.side_runs). Without: a page of trial summaries, followed with `cursor`;
-    filters given together with `trial` are refused.
+    under cost.side_runs). Without: a page of trial summaries, oldest first, followed with
+    `cursor`; filters given together with `trial` are refused.
 
     With `trial` and lineage=true: the trial's ancestors (root first; on a deep chain the
     nearest 50) and its descendants as a tree, bounded by depth (3 levels), count (200)
-    and the result size; `truncated` says when the tree was cut."""
+    and the result size; `truncated` says when the tree was cut.
+
+    With `campaign` and ranked=true (no `trial`): the campaign's best trials in the
+    objective's direction (a leaderboard), ranked on the multi-seed mean of their latest
+    full audit where one measured them, else on their evaluator-owned score; unscored
+    trials never rank. ``limit`` defaults to 10 here (50 for a plain list); ``kind``
+    narrows the ranking; claims_only=true keeps only claims, trials whose latest full
+    audit (audit_trial depth=full) is valid and was of their current commit. The ranking
+    is one page, not paged: label, status, parent, scored and cursor are refused with it."""
     if args.lineage and args.trial is None:
         raise InvalidInput("lineage=true needs a trial: the tree around one trial",
                            hint="pass trial=<id>, or drop lineage to list trials")
+    if args.ranked and args.trial is not None:
+        raise InvalidInput("ranked=true ranks a campaign's trials; with `trial` the tool returns that one trial",
+                           hint="drop `trial` and pass campaign=<id>, or drop ranked")
+    if args.claims_only and not args.ranked:
+        raise InvalidInput("claims_only=true filters the ranking: it goes with ranked=true",
+                           hint="add ranked=true and campaign=<id>, or drop claims_only")
+    if args.ranked:
+        return ranking(lab, args)
     if args.trial is not None:
-        refuse_list_arguments(args, "trial", modes=("lineage",))
+        refuse_list_arguments(args, "trial", modes=("lineage", "ranked", "claims_only"))
         if args.lineage:
             return lineage(lab, args.trial)
         trial = load(lab, args.trial)
@@ -300,16 +315,17 @@ def lineage(lab: Lab, trial_id: int, max_depth: int = LINEAGE_DEPTH, max_nodes: 
                    tree=nodes[root.id], descendants=included, truncated=truncated)
 
 
-@tool(read_only=True)
-def leaderboard(lab: Lab, args: LeaderboardIn) -> Leaderboard:
-    """The campaign's best trials, ranked on their full-audit mean (else their score).
-
-    ``claims_only``: only claims, trials whose latest full audit (audit_trial depth=full)
-    is valid and was of the trial's current commit.
-
-    The campaign's best trials in the objective's direction, ranked on the multi-seed mean of their latest full
-    audit where one measured them, else on their evaluator-owned score. Unscored trials never rank; with
-    claims_only, only trials whose latest full audit is valid (for their current commit) do."""
+def ranking(lab: Lab, args: TrialGetIn) -> Leaderboard:
+    """trial_get's ranked=true: the campaign's scored trials, best first (see trial_get)."""
+    if args.campaign is None:
+        raise InvalidInput("ranked=true needs a campaign: it ranks one campaign's trials",
+                           hint="pass campaign=<id>")
+    refused = [k for k in RANKED_REFUSES if getattr(args, k) is not None]
+    if refused:
+        raise InvalidInput(f"{', '.join(refused)} cannot go with ranked=true: the ranking is one page of the "
+                           "campaign's scored trials, best first, narrowed only by kind and claims_only",
+                           hint=f"drop {', '.join(refused)}, or drop ranked to list trials oldest first")
+    limit = args.limit if "limit" in args.model_fields_set else RANKED_LIMIT
     campaign = campaigns.load(lab, args.campaign)
     order = "DESC" if campaign.objective.direction == "max" else "ASC"
     filters, params = ("AND kind = ?", [args.kind]) if args.kind else ("", [])
@@ -321,7 +337,7 @@ def leaderboard(lab: Lab, args: LeaderboardIn) -> Leaderboard:
         f"""SELECT {SUMMARY_COLUMNS}, score_std, delta_baseline, audited, COALESCE(audited_mean, score) AS ranking
             FROM trials WHERE campaign_id = ? AND score IS NOT NULL {filters}
             ORDER BY ranking {order}, id LIMIT ?""",
-        [campaign.id, *params, args.limit])
+        [campaign.id, *params, limit])
     entries: list[LeaderboardEntry] = []
     previous = None
     for i, r in enumerate(rows, start=1):

@@ -328,8 +328,9 @@ class Demo:
         return trial
 
     async def results(self) -> None:
-        board = await self.call("leaderboard", campaign=self.campaign["id"], limit=10)
-        claims = await self.call("leaderboard", campaign=self.campaign["id"], limit=10, claims_only=True)
+        board = await self.call("trial_get", campaign=self.campaign["id"], ranked=True, limit=10)
+        claims = await self.call("trial_get", campaign=self.campaign["id"], ranked=True, limit=10,
+                                 claims_only=True)
         lineage = await self.call("trial_get", trial=self.ids["baseline"], lineage=True)
         self.lab.say("\nLeaderboard (evaluator-owned validation accuracy):")
         for e in board["entries"]:
