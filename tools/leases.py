@@ -28,7 +28,7 @@ from .registry import tool
 
 ClaimKind = Literal["idea", "trial"]
 AGENT = Field(..., min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$",
-              description="a stable name, e.g. 'optimizer-1'")
+              description="a stable name")
 CLAIM_TTL = Field(600.0, ge=0, le=7 * 24 * 3600)
 CLAIMABLE = {"idea": ("open", "running"), "trial": ("open",)}
 

@@ -25,7 +25,7 @@ Label = Literal["keep", "discard", "crash", "preflight_crash", "timeout", "oom",
 class TrialCreate(BaseModel):
     campaign: int
     kind: Kind = Field(..., description="baseline: once, first, no parent")
-    hypothesis: str = Field("", max_length=4000, description="what it changes and why it should help")
+    hypothesis: str = Field("", max_length=4000)
     parent: int | None = Field(None, description="default: the baseline")
     idea: int | None = None
 
@@ -174,8 +174,8 @@ def trial_create(lab: Lab, args: TrialCreate) -> Trial:
     """Open a trial (the baseline first, then one per change) with its own git worktree.
 
     Open a new trial in a campaign's lineage: the baseline first (kind=baseline, no
-    parent), then one trial per change, branching from a parent (default: baseline).
-    The trial starts unscored; only trial_evaluate gives it a score. Once the campaign's
+    parent), then one trial per change, branching from a parent (default: baseline);
+    its hypothesis says what it changes and why that should help. The trial starts unscored; only trial_evaluate gives it a score. Once the campaign's
     code is cloned, the trial gets its own git worktree on branch trial/<id> at once."""
     campaign = campaigns.load(lab, args.campaign)
     if campaign.status != "active":

@@ -164,8 +164,8 @@ def build_env(lab: Lab, spec: EnvSpec, campaign_id: int | None, progress: Progre
 # --- tools -------------------------------------------------------------------------------
 
 class EnvBuildIn(BaseModel):
-    campaign: int | None = Field(None, description="its clone gives the spec; sets its env")
-    path: str | None = Field(None, description="or a directory to detect from")
+    campaign: int | None = Field(None, description="sets its env")
+    path: str | None = Field(None, description="or read this directory")
     detect: bool = Field(True, description="false: only the overrides count")
     backend: Backend = "venv"
     overrides: Overrides = Field(default_factory=Overrides)

@@ -80,9 +80,9 @@ LOG_ONLY = ("lines", "pattern", "cursor", "max_bytes")  # what mode=metrics refu
 
 class RunLogsIn(RunRef):
     mode: Literal["tail", "grep", "cursor", "metrics"] = "tail"
-    lines: int = Field(100, ge=1, le=2000, description="tail")
-    pattern: str | None = Field(None, max_length=500, description="grep: a regex")
-    cursor: int | None = Field(None, ge=0, description="cursor: a next_cursor (0: start)")
+    lines: int = Field(100, ge=1, le=2000)
+    pattern: str | None = Field(None, max_length=500, description="a regex")
+    cursor: int | None = Field(None, ge=0, description="0: the start")
     max_bytes: int = Field(16_000, ge=256, le=MAX_LOG_BYTES)
 
 
