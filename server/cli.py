@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--allowed-host", action="append", default=[], help="extra Host header value to accept")
     serve.add_argument("--allowed-origin", action="append", default=[], help="browser Origin to accept")
     serve.add_argument("--toolset", default=os.environ.get("SOTALAB_TOOLSET") or "default",
-                       help="which tools to offer, comma-separated: default (30 tools), all, an area (lab, papers, "
+                       help="which tools to offer, comma-separated: default (25 tools), all, an area (lab, papers, "
                             "code, envs, runs, evaluation) or a role (init, scheduler, ...); "
                             "default: $SOTALAB_TOOLSET, else 'default'")
     serve.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],

@@ -3,7 +3,7 @@
 Every tool a host lists costs context in every model request, and some hosts cap the
 number of tools, so a host sees what its work needs:
 
-- ``default``: the research loop end to end in 30 tools (what the shipped host configs serve),
+- ``default``: the research loop end to end in 25 tools (what the shipped host configs serve),
   ``campaign_view`` among them so that hosts with MCP Apps show the live dashboard;
 - an area (``lab``, ``papers``, ``code``, ``envs``, ``runs``, ``evaluation``, ``team``: leases, surfaces
   and parent choice for several agents on one campaign, ``cluster``: executors) to add to it;
