@@ -36,9 +36,9 @@ improvement trials, and audits every claimed gain. Scores come only from the ser
 own evaluation runs (trial_evaluate); no tool accepts a score from you. Start with
 lab_status, then campaign_create / campaign_get. Long work is start-and-poll: a tool
 that "returns a job" answers at once with its handle; follow it with job_wait(job=...)
-until its status is no longer running: the tool's result is there. Lists and long texts are paged:
-`limit` caps the items (fewer when long ones fill one bounded result) and `cursor` takes
-the previous answer's next_cursor."""
+until its status is no longer running: the tool's result is there. Lists and long texts
+are paged: `limit` caps the items (fewer when long ones fill one bounded result) and
+`cursor` takes the previous answer's next_cursor."""
 
 JOB_NOTE = " Returns a job: follow it with job_wait."
 

@@ -79,8 +79,7 @@ def shape_referents(names: set[str]) -> set[str]:
     """The tools whose schemas spell out a structure that one of ``names`` only refers to
     (campaign_update's objective is campaign_create's): they come along, so a model is
     never pointed at a shape it cannot see."""
-    from sotalab.tools.registry import SHAPE_IN, all_tools
+    from sotalab.tools.registry import all_tools
 
     specs = all_tools()
-    return {node[SHAPE_IN] for name in names if name in specs
-            for node in specs[name].input_model.model_json_schema().get("properties", {}).values() if SHAPE_IN in node}
+    return {other for name in names if name in specs for other in specs[name].shape_referents}

@@ -498,17 +498,23 @@ def _cells(page, x: float, y: float, widths: list[float], cells: list[str], size
             page.insert_text((left, y), text, fontname=font, fontsize=size)
 
 
-def _sub_table(page, x: float, y: float, table: DrawnTable) -> float:
-    """A booktabs table with its sub-caption centred under it; returns the y below."""
-    import pymupdf
-
+def _booktabs(page, x: float, y: float, table: DrawnTable) -> float:
+    """A table between booktabs rules (top, mid under the header, bottom); returns the y below."""
     width = sum(table.widths)
     _rule(page, x, x + width, y, 0.8)
     y = _draw_rows(page, x, y, table, table.header)
     _rule(page, x, x + width, y)
     y = _draw_rows(page, x, y, table, table.rows)
     _rule(page, x, x + width, y, 0.8)
-    y += 12
+    return y
+
+
+def _sub_table(page, x: float, y: float, table: DrawnTable) -> float:
+    """A booktabs table with its sub-caption centred under it; returns the y below."""
+    import pymupdf
+
+    width = sum(table.widths)
+    y = _booktabs(page, x, y, table) + 12
     label_w = pymupdf.get_text_length(table.caption, fontname=BODY, fontsize=8)
     page.insert_text((x + (width - label_w) / 2, y), table.caption, fontname=BODY, fontsize=8)
     return y + 10
@@ -590,13 +596,7 @@ def subtables_paper() -> bytes:
     for table in ABOVE:
         label_w = pymupdf.get_text_length(table.caption, fontname=BODY, fontsize=8)
         page.insert_text((x + (width - label_w) / 2, y + 10), table.caption, fontname=BODY, fontsize=8)
-        y += 13
-        _rule(page, x, x + width, y, 0.8)
-        y = _draw_rows(page, x, y, table, table.header)
-        _rule(page, x, x + width, y)
-        y = _draw_rows(page, x, y, table, table.rows)
-        _rule(page, x, x + width, y, 0.8)
-        y += 8
+        y = _booktabs(page, x, y + 13, table) + 8
     _prose(page, MARGIN, y + 20, PAGE_W - 2 * MARGIN, 20, "after above")
     data = doc.tobytes(garbage=3, deflate=True)
     doc.close()

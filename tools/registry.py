@@ -53,12 +53,15 @@ def no_progress(done: float, total: float | None = None, message: str | None = N
     """The progress sink used where nobody listens (tests, plain library calls)."""
 
 
+SHAPE_IN = "x-shape-in"  # json_schema_extra key: see shape_in()
+
+
 @dataclass(frozen=True)
 class ToolSpec:
     name: str
     fn: Callable[..., BaseModel]
     input_model: type[BaseModel]
-    output_model: type[BaseModel] | UnionType  # a union where one tool answers in two shapes (one item or a page)
+    output_model: type[BaseModel] | UnionType  # a union where one tool answers in several shapes (an item, a page)
     description: str  # the whole docstring, one paragraph per paragraph: `sotalab tools --json`
     summary: str  # its first paragraph: what hosts send a model
     read_only: bool
@@ -68,6 +71,12 @@ class ToolSpec:
     wants_progress: bool
     job: bool
 
+    @property
+    def shape_referents(self) -> set[str]:
+        """The tools whose schemas spell out a structure this one's parameters only refer to."""
+        return {field.json_schema_extra[SHAPE_IN] for field in self.input_model.model_fields.values()
+                if isinstance(field.json_schema_extra, dict) and SHAPE_IN in field.json_schema_extra}
+
     def call(self, lab, args: BaseModel, progress: Progress = no_progress) -> BaseModel:
         if self.wants_progress:
             return self.fn(lab, args, progress)
@@ -75,8 +84,6 @@ class ToolSpec:
 
 
 _SPECS: dict[str, ToolSpec] = {}
-
-SHAPE_IN = "x-shape-in"
 
 
 def shape_in(tool_name: str) -> dict:
