@@ -219,7 +219,7 @@ def test_probe_suite_as_an_unprivileged_user():
     shutil.chown(base, user.pw_uid, user.pw_gid)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(base), AS_USER_FLAG: "1",
            "PYTHONDONTWRITEBYTECODE": "1", "CI": os.environ.get("CI", ""), "LANG": "C.UTF-8"}
-    reach = subprocess.run(["runuser", "-u", UNPRIVILEGED_USER, "--", sys.executable, "-c", "import sotalab"],
+    reach = subprocess.run(["runuser", "-u", UNPRIVILEGED_USER, "--", sys.executable, "-c", "import sotalab.tools.errors"],
                            env=env, capture_output=True, text=True)
     require(reach.returncode == 0, f"{UNPRIVILEGED_USER} cannot run this interpreter ({reach.stderr.strip()[-200:]}); "
                                    ".ci/run makes its directories traversable")
